@@ -1,0 +1,65 @@
+"""cascade-engine: stress scenarios for leveraged crypto markets.
+
+The public API, loaded lazily so ``import engine`` stays fast (pydantic models and numba
+kernels load on first use)::
+
+    scenario = engine.load_scenario("scenarios/feb-2026-deleveraging.yaml", overrides=["n_paths=2000"])
+    compiled = engine.compile_scenario(scenario)
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from .errors import Problem, ScenarioError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "Problem",
+    "ScenarioError",
+    "Scenario",
+    "load_scenario",
+    "dump_scenario",
+    "scenario_json_schema",
+    "expand_grid",
+    "CompiledScenario",
+    "compile_scenario",
+    "list_scenarios",
+]
+
+_LAZY = {
+    "Scenario": ("engine.scenario.schema", "Scenario"),
+    "load_scenario": ("engine.scenario.loader", "load_scenario"),
+    "dump_scenario": ("engine.scenario.canonical", "dump_scenario"),
+    "scenario_json_schema": ("engine.scenario.canonical", "scenario_json_schema"),
+    "expand_grid": ("engine.scenario.grid", "expand_grid"),
+    "CompiledScenario": ("engine.compile.compiled", "CompiledScenario"),
+    "compile_scenario": ("engine.compile.compiler", "compile_scenario"),
+    "list_scenarios": ("engine.scenario.library", "list_scenarios"),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .compile.compiled import CompiledScenario
+    from .compile.compiler import compile_scenario
+    from .scenario.canonical import dump_scenario, scenario_json_schema
+    from .scenario.grid import expand_grid
+    from .scenario.library import list_scenarios
+    from .scenario.loader import load_scenario
+    from .scenario.schema import Scenario
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}") from None
+    value = getattr(import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

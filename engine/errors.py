@@ -1,0 +1,102 @@
+"""The project's exception classes.
+
+Every problem with user input is a :class:`ScenarioError`. It carries one or more
+:class:`Problem` records, each naming the file, line and column (when the YAML has one),
+the key path (``shocks[2].daily_flows_usd``), what was expected and what was found. All the
+problems of a file are collected and raised together, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Problem", "ScenarioError", "format_path"]
+
+
+def format_path(path: tuple) -> str:
+    """``('shocks', 2, 'daily_flows_usd')`` -> ``'shocks[2].daily_flows_usd'``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a scenario, located as precisely as the input allows."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: tuple = ()
+    expected: str | None = None
+    found: object = field(default=None, compare=False)
+    has_found: bool = False
+    hint: str | None = None
+
+    @property
+    def key(self) -> str:
+        return format_path(self.path)
+
+    def location(self) -> str:
+        loc = self.file or "<scenario>"
+        if self.line is not None:
+            loc += f":{self.line}"
+            if self.column is not None:
+                loc += f":{self.column}"
+        return loc
+
+    def __str__(self) -> str:
+        text = f"{self.location()}: "
+        if self.path:
+            text += f"{self.key}: "
+        text += self.message
+        if self.expected and self.expected not in self.message:
+            text += f"; expected {self.expected}"
+        if self.has_found and "got " not in self.message:
+            text += f", got {_short(self.found)}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ScenarioError(ValueError):
+    """A scenario file (or override) that cannot be used, with every problem found in it."""
+
+    def __init__(self, problems: list[Problem] | Problem | str, *, file: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem(problems, file=file)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        if not problems:
+            raise ValueError("ScenarioError needs at least one problem")
+        self.problems: list[Problem] = list(problems)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if len(self.problems) == 1:
+            return str(self.problems[0])
+        lines = [f"{len(self.problems)} problems:"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    @property
+    def file(self) -> str | None:
+        return self.problems[0].file
+
+    @property
+    def line(self) -> int | None:
+        return self.problems[0].line
+
+    @property
+    def path(self) -> tuple:
+        return self.problems[0].path

@@ -1,0 +1,49 @@
+"""A scenario as canonical YAML (``cascade show``) and the JSON Schema for editors (``cascade schema``)."""
+
+from __future__ import annotations
+
+import yaml
+
+__all__ = ["dump_scenario", "scenario_json_schema", "to_plain"]
+
+
+def to_plain(scenario) -> dict:
+    """Every field, defaults included, in the friendly units the loader reads back."""
+    return scenario.model_dump(mode="json")
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_scenario(scenario) -> str:
+    """Canonical YAML of the resolved scenario: ``extends`` merged, overrides applied, defaults shown.
+
+    Loading the output gives back an equal scenario.
+    """
+    header = f"# {scenario.name}: resolved by cascade-engine (extends merged, defaults filled in)\n"
+    return header + yaml.dump(to_plain(scenario), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def scenario_json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of scenario files, ``extends`` included."""
+    from .schema import Scenario
+
+    schema = Scenario.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://cascade-engine.dev/scenario.schema.json"
+    schema.setdefault("properties", {})["extends"] = {
+        "description": "Path (relative to this file) of a scenario to extend, or a list of them.",
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    }
+    # `key+` appends to the parent's list of the same name
+    schema["patternProperties"] = {r"^[a-z_]+\+$": {"type": "array"}}
+    return schema

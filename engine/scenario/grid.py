@@ -1,0 +1,62 @@
+"""Expanding a scenario's sweeps into grid points.
+
+Dimensions come from two places: sweep specs written inline in strategy parameters
+(``strategies[put_60k].strike_usd``) and the top-level ``sweep.parameters``. ``sweep.mode``
+combines them: ``product`` (default) takes every combination, ``zip`` pairs them element-wise
+and refuses unequal lengths.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from pydantic import BaseModel
+
+from .sweep import SweepSpec
+
+__all__ = ["inline_sweeps", "sweep_dimensions", "expand_grid"]
+
+
+def _walk(model: BaseModel, prefix: str):
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}.{name}"
+        if isinstance(value, SweepSpec):
+            yield key, value.expand()
+        elif isinstance(value, BaseModel):
+            yield from _walk(value, key)
+
+
+def inline_sweeps(scenario) -> list[tuple[str, list[float]]]:
+    """``[('strategies[put].strike_usd', [50000.0, ...]), ...]`` in file order."""
+    dims = []
+    for strategy in scenario.strategies:
+        dims += list(_walk(strategy, f"strategies[{strategy.label}]"))
+    return dims
+
+
+def sweep_dimensions(scenario) -> list[tuple[str, list]]:
+    """Every swept key with its values; raises ``ValueError`` for a zip of unequal lengths."""
+    dims = inline_sweeps(scenario)
+    if scenario.sweep is not None:
+        for key, spec in scenario.sweep.parameters.items():
+            dims.append((key, spec.expand() if isinstance(spec, SweepSpec) else list(spec)))
+    if scenario.sweep is not None and scenario.sweep.mode == "zip" and dims:
+        lengths = {key: len(values) for key, values in dims}
+        if len(set(lengths.values())) > 1:
+            listing = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+            raise ValueError(f"mode zip needs equally long value lists: {listing}")
+    return dims
+
+
+def expand_grid(scenario) -> list[dict]:
+    """One dict ``{key path: value}`` per grid point (``[{}]`` when nothing is swept)."""
+    dims = sweep_dimensions(scenario)
+    if not dims:
+        return [{}]
+    keys = [k for k, _ in dims]
+    if scenario.sweep is not None and scenario.sweep.mode == "zip":
+        rows = zip(*(values for _, values in dims))
+    else:
+        rows = itertools.product(*(values for _, values in dims))
+    return [dict(zip(keys, row)) for row in rows]

@@ -1,0 +1,405 @@
+"""From files to a validated :class:`Scenario`: ``extends``, ``--set`` overrides, and errors with lines.
+
+Steps: read YAML (:mod:`.yamlio`) -> resolve ``extends`` (deep merge, cycles refused) -> apply
+``--set key.path=value`` overrides -> validate with pydantic -> semantic checks that need the
+whole scenario (:mod:`.checks`). Every problem found on the way is turned into a
+:class:`~engine.errors.Problem` located at the file and line the value came from, and all of
+them are raised together as one :class:`~engine.errors.ScenarioError`.
+
+Merge rules for ``extends: base.yaml`` (a path relative to the file, or a list of them):
+mappings merge key by key, anything else (lists included) is replaced by the child's value;
+``key+: [...]`` appends to the parent's list (``shocks+:`` adds shocks); ``key: null``
+removes the parent's value so the default applies.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import Problem, ScenarioError
+from .yamlio import load_yaml, parse_yaml_text
+
+__all__ = ["Document", "read_document", "load_scenario", "parse_override", "set_path", "split_path"]
+
+Origin = tuple[str, int | None, int | None]  # file, line, column
+MAX_EXTENDS_DEPTH = 16
+
+
+class Document:
+    """Raw scenario data before validation, with the origin (file, line, column) of every value."""
+
+    def __init__(self, data: dict, origins: dict[tuple, Origin], file: str):
+        self.data = data
+        self.origins = origins
+        self.file = file
+
+    def locate(self, path: tuple) -> Origin:
+        """Origin of ``path``, or of its nearest ancestor that has one."""
+        for cut in range(len(path), -1, -1):
+            origin = self.origins.get(tuple(path[:cut]))
+            if origin is not None:
+                return origin
+        return (self.file, None, None)
+
+    def problem(self, path: tuple, message: str, **kw) -> Problem:
+        file, line, column = self.locate(path)
+        return Problem(message, file, line, column, tuple(path), **kw)
+
+
+# ----------------------------------------------------------------------------- extends
+def _origins_from_marks(marks: dict, file: str) -> dict[tuple, Origin]:
+    return {path: (file, line, col) for path, (line, col) in marks.items()}
+
+
+def _merge(base: dict, base_origins: dict, child: dict, child_origins: dict, prefix: tuple = ()):
+    """Deep-merge ``child`` into a copy of ``base``; origins follow the values."""
+    out = dict(base)
+    for key, value in child.items():
+        here = prefix + (key,)
+        if isinstance(key, str) and key.endswith("+") and len(key) > 1:
+            target = key[:-1]
+            there = prefix + (target,)
+            old = out.get(target, [])
+            if not isinstance(value, list) or not isinstance(old, list):
+                raise ScenarioError(
+                    Problem(f"'{key}' appends a list to a list; got {type(value).__name__}",
+                            *child_origins.get(here, (None, None, None)), here)
+                )
+            out[target] = list(old) + list(value)
+            for path, origin in child_origins.items():
+                if path[: len(here)] == here:
+                    rest = path[len(here):]
+                    if rest and isinstance(rest[0], int):
+                        rest = (rest[0] + len(old),) + rest[1:]
+                    base_origins[there + rest] = origin
+            base_origins.setdefault(there, child_origins.get(here))
+            continue
+        if value is None:
+            out.pop(key, None)
+            _drop(base_origins, here)
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], base_origins, value, child_origins, here)
+            base_origins[here] = child_origins.get(here, base_origins.get(here))
+            continue
+        out[key] = value
+        _drop(base_origins, here)
+        for path, origin in child_origins.items():
+            if path[: len(here)] == here:
+                base_origins[path] = origin
+    return out
+
+
+def _drop(origins: dict, prefix: tuple) -> None:
+    for path in [p for p in origins if p[: len(prefix)] == prefix]:
+        del origins[path]
+
+
+def read_document(path: str | Path, _stack: tuple = ()) -> Document:
+    """Read a scenario file and everything it ``extends``, merged."""
+    file = str(path)
+    resolved = Path(path).resolve()
+    data, marks = load_yaml(path)
+    origins = _origins_from_marks(marks, file)
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            Problem(f"a scenario must be a YAML mapping of sections, got a {type(data).__name__}",
+                    file, 1, 1)
+        )
+    parents = data.pop("extends", None)
+    if parents is None:
+        return Document(data, origins, file)
+    if isinstance(parents, str):
+        parents = [parents]
+    where = origins.get(("extends",), (file, None, None))
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise ScenarioError(Problem("extends must be a relative path or a list of them", *where, ("extends",),
+                                    found=parents, has_found=True))
+    stack = _stack + (resolved,)
+    if len(stack) > MAX_EXTENDS_DEPTH:
+        raise ScenarioError(Problem(f"extends chain deeper than {MAX_EXTENDS_DEPTH} files", *where, ("extends",)))
+    merged: dict = {}
+    merged_origins: dict[tuple, Origin] = {}
+    for parent in parents:
+        parent_path = (Path(path).parent / parent)
+        if parent_path.resolve() in stack:
+            chain = " -> ".join(p.name for p in stack + (parent_path.resolve(),))
+            raise ScenarioError(Problem(f"extends cycle: {chain}", *where, ("extends",)))
+        if not parent_path.exists():
+            raise ScenarioError(
+                Problem(f"extends {parent!r}: file not found (looked for {parent_path})", *where, ("extends",))
+            )
+        doc = read_document(parent_path, stack)
+        merged = _merge(merged, merged_origins, doc.data, doc.origins)
+    origins_out = dict(merged_origins)
+    result = _merge(merged, origins_out, data, origins)
+    return Document(result, origins_out, file)
+
+
+# ----------------------------------------------------------------------------- --set
+_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
+
+
+def split_path(text: str) -> tuple:
+    """``'shocks[etf_run].total_usd'`` -> ``('shocks', 'etf_run', 'total_usd')``; ``[2]`` -> ``2``."""
+    parts: list = []
+    pos = 0
+    for match in _TOKEN.finditer(text):
+        if match.start() != pos and text[pos:match.start()] != ".":
+            raise ValueError(f"cannot read key path {text!r}")
+        name, index = match.groups()
+        if name is not None:
+            parts.append(name)
+        else:
+            parts.append(int(index) if re.fullmatch(r"-?\d+", index) else index)
+        pos = match.end()
+    if pos != len(text) or not parts:
+        raise ValueError(f"cannot read key path {text!r}; write it like market.spot_usd or shocks[0].start")
+    return tuple(parts)
+
+
+def _list_index(items: list, key, done: tuple) -> int:
+    if isinstance(key, int):
+        if not -len(items) <= key < len(items):
+            raise KeyError(f"{_fmt(done)} has {len(items)} items; index {key} is out of range")
+        return key % len(items)
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and key in (item.get("id"), item.get("name"), item.get("rule"), item.get("type")):
+            return i
+    labels = [str(it.get("id") or it.get("name") or it.get("rule") or it.get("type"))
+              for it in items if isinstance(it, dict)]
+    raise KeyError(f"{_fmt(done)} has no item {key!r}; items: {', '.join(labels) or 'none'}")
+
+
+def _fmt(path: tuple) -> str:
+    from ..errors import format_path
+    return format_path(path) or "<top>"
+
+
+def set_path(data: dict, path: tuple, value: Any, *, create: bool = True) -> tuple:
+    """Set ``value`` at ``path`` in nested dicts/lists; returns the concrete (indexed) path."""
+    node: Any = data
+    concrete: tuple = ()
+    for i, key in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            key = _list_index(node, key, concrete)
+        elif isinstance(node, dict):
+            if key not in node:
+                if not create:
+                    raise KeyError(f"{_fmt(concrete + (key,))} is not set in this scenario")
+                if not last:
+                    node[key] = {}
+        else:
+            raise KeyError(f"{_fmt(concrete)} is a value, not a section; cannot set {key!r} inside it")
+        concrete += (key,)
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+    return concrete
+
+
+def parse_override(text: str) -> tuple[tuple, Any]:
+    """``'market.spot_usd=84k'`` -> ``(('market', 'spot_usd'), '84k')``; the value is read as YAML."""
+    if "=" not in text:
+        raise ScenarioError(Problem(f"--set expects key.path=value, got {text!r}", "--set"))
+    key, raw = text.split("=", 1)
+    try:
+        path = split_path(key.strip())
+    except ValueError as exc:
+        raise ScenarioError(Problem(str(exc), "--set")) from None
+    if raw.strip() == "":
+        return path, None
+    value, _ = parse_yaml_text(raw, f"--set {key.strip()}")
+    return path, value
+
+
+def apply_overrides(doc: Document, overrides) -> None:
+    problems = []
+    for text in overrides:
+        try:
+            path, value = parse_override(text)
+            concrete = set_path(doc.data, path, value)
+        except ScenarioError as exc:
+            problems += exc.problems
+            continue
+        except KeyError as exc:
+            problems.append(Problem(str(exc.args[0]), f"--set {text}"))
+            continue
+        _drop(doc.origins, concrete)
+        doc.origins[concrete] = (f"--set {text}", None, None)
+    if problems:
+        raise ScenarioError(problems)
+
+
+# ----------------------------------------------------------------------------- validation errors
+def _unwrap(tp: Any, node: Any) -> Any:
+    """Strip Annotated/Optional and pick the union member that ``node`` selects."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+            models = [a for a in typing.get_args(tp) if isinstance(a, type) and issubclass(a, BaseModel)]
+            others = [a for a in typing.get_args(tp) if a is not type(None)]
+            if isinstance(node, dict):
+                for member in models:
+                    for tag in ("type", "rule", "distribution"):
+                        field = member.model_fields.get(tag)
+                        if field is not None and node.get(tag) in typing.get_args(field.annotation):
+                            return member
+                if len(models) == 1:
+                    return models[0]
+            tp = others[0] if len(others) == 1 else (models[0] if len(models) == 1 else tp)
+            if typing.get_origin(tp) in (Union, typing.Annotated):
+                continue
+        return tp
+
+
+def _type_at(root: type, data: Any, path: tuple) -> Any:
+    tp, node = root, data
+    for part in path:
+        tp = _unwrap(tp, node)
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part)
+            if field is None:
+                return None
+            tp = field.annotation
+        elif origin in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return None
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return _unwrap(tp, node)
+
+
+_TYPE_MARKERS = {"sweep", "value", "float", "int", "str", "bool", "list", "dict", "tuple",
+                 "datetime", "timedelta", "date", "none", "[key]"}
+
+
+def _skip(node: dict, part: Any) -> bool:
+    if not isinstance(part, str):
+        return False
+    tags = {node.get(k) for k in ("type", "rule", "distribution")}
+    return (
+        part in tags
+        or part in _TYPE_MARKERS
+        or part.startswith(("function-", "tagged-union", "literal["))
+        or part[:1].isupper()
+        or "[" in part
+    )
+
+
+def _data_path(data: Any, loc: tuple) -> tuple:
+    """pydantic's ``loc`` includes union tags (``'margin_hike'``); keep only the real keys."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            if part in node:
+                path.append(part)
+                node = node[part]
+            elif not _skip(node, part):
+                path.append(part)  # a missing or unknown key
+                node = None
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+    return tuple(path)
+
+
+def _clean(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg
+
+
+def _did_you_mean(word: str, options) -> str | None:
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def validation_problems(root: type, doc: Document, exc: ValidationError) -> list[Problem]:
+    problems = []
+    seen = set()
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = _data_path(doc.data, loc)
+        kind = err["type"]
+        msg = _clean(err["msg"])
+        hint = None
+        found, has_found = err.get("input"), True
+        if kind == "extra_forbidden":
+            parent = _type_at(root, doc.data, path[:-1])
+            allowed = list(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+            msg = f"unknown key {path[-1]!r}"
+            hint = _did_you_mean(path[-1], allowed)
+            if allowed:
+                hint = (hint + " " if hint else "") + f"allowed here: {', '.join(allowed)}"
+            has_found = False
+        elif kind == "missing":
+            msg = f"required key {path[-1]!r} is missing"
+            has_found = False
+        elif kind == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            tags = re.findall(r"'([^']+)'", ctx.get("expected_tags", ""))
+            field = ctx.get("discriminator", "type").strip("'")
+            tag = ctx.get("tag")
+            msg = f"unknown {field} {tag!r}; expected one of {', '.join(tags)}"
+            hint = _did_you_mean(tag, tags)
+            path = path + (field,) if field not in path[-1:] else path
+            has_found = False
+        elif kind == "union_tag_not_found":
+            field = err.get("ctx", {}).get("discriminator", "type").strip("'")
+            msg = f"missing the {field!r} key that says which kind this is"
+            has_found = False
+        key = (path, msg)
+        if key in seen:
+            continue
+        seen.add(key)
+        if has_found and isinstance(found, (dict, list)):
+            has_found = False
+        problems.append(doc.problem(path, msg, found=found, has_found=has_found, hint=hint))
+    return problems
+
+
+def load_scenario(source, overrides=(), *, check: bool = True):
+    """Load, merge, override, validate and check a scenario file; raises :class:`ScenarioError`.
+
+    ``source`` is a path, or a mapping of raw scenario data (as a YAML file would hold it).
+    ``overrides`` are ``key.path=value`` strings, as with ``cascade ... --set``.
+    """
+    from .checks import semantic_problems
+    from .schema import Scenario
+
+    if isinstance(source, dict):
+        doc = Document(copy.deepcopy(source), {}, "<dict>")
+    else:
+        doc = read_document(source)
+    apply_overrides(doc, overrides)
+    try:
+        scenario = Scenario.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ScenarioError(validation_problems(Scenario, doc, exc)) from None
+    if check:
+        problems = semantic_problems(scenario, doc)
+        if problems:
+            raise ScenarioError(problems)
+    object.__setattr__(scenario, "_source", doc)
+    return scenario

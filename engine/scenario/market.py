@@ -1,0 +1,272 @@
+"""The ``market:`` section: the state of the market at ``horizon.start`` and how it behaves.
+
+Defaults describe a large, liquid BTC market of early 2026 (depth ~14M USD per 1%, ~20B daily
+spot volume, ~55% annual volatility); the shipped scenarios set what their facts say.
+Every parameter here reaches the compiled scenario (:mod:`engine.compile`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .types import Amount, Duration, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
+
+__all__ = ["Market"]
+
+
+class Jumps(StrictModel):
+    """Compound-Poisson jumps in the exogenous log return."""
+
+    intensity_per_day: Number = Field(0.05, ge=0, le=24, description="Expected jumps per day.")
+    mean: Rate = Field(-0.01, ge=-0.9, le=0.9, description="Mean jump log-size (e.g. -1%).")
+    stdev: Rate = Field(0.03, ge=0, le=1, description="Standard deviation of the jump log-size.")
+
+
+class Volatility(StrictModel):
+    annual: Rate = Field(0.55, gt=0, le=5, description="Annualised volatility of the diffusive part (55%).")
+    tail_dof: Number | None = Field(
+        4.0, gt=2, le=1000,
+        description="Degrees of freedom of the Student-t innovations (scaled to unit variance); "
+        "null for Gaussian.",
+    )
+    jumps: Jumps = Field(default_factory=Jumps, description="Jump component.")
+
+
+class Macro(StrictModel):
+    """The macro factor (a Nasdaq proxy) whose return enters BTC's with a beta."""
+
+    annual_vol: Rate = Field(0.22, ge=0, le=3, description="Annualised volatility of the factor.")
+    drift_annual: Rate = Field(0.0, ge=-5, le=5, description="Annualised drift of the factor.")
+    btc_beta: Number = Field(1.0, ge=-10, le=10, description="BTC log-return beta to the factor.")
+
+
+class Impact(StrictModel):
+    """How net flow moves the price (square-root law or linear depth) and how fast it heals."""
+
+    model: Literal["sqrt", "linear"] = Field(
+        "sqrt", description="sqrt: dlnS = Y*sigma_day*sqrt(|q|/V_day); linear: dlnS = q/(depth*100)."
+    )
+    sqrt_coefficient: Number = Field(0.7, gt=0, le=5, description="Y of the square-root law (0.5-1).")
+    daily_volume_usd: Amount = Field(20e9, gt=0, description="Daily traded volume V_day, USD.")
+    depth_usd_per_pct: Amount = Field(14e6, gt=0, description="Order-book depth within 1% of mid, USD.")
+    resilience_half_life: Duration = Field(
+        "30m", description="Half-life of the transient part of impact (Obizhaeva-Wang)."
+    )
+    permanent_fraction: Rate = Field(
+        0.5, ge=0, le=1, description="Share of each impact that never decays."
+    )
+
+    @model_validator(mode="after")
+    def _positive_half_life(self):
+        if self.resilience_half_life.total_seconds() <= 0:
+            raise ValueError("resilience_half_life must be positive, e.g. 30m")
+        return self
+
+
+class LognormalLeverage(StrictModel):
+    distribution: Literal["lognormal"] = "lognormal"
+    median: Number = Field(10.0, gt=1, le=200, description="Median leverage.")
+    dispersion: Number = Field(0.6, gt=0, le=3, description="Standard deviation of log-leverage.")
+    min: Number = Field(1.5, ge=1, le=200, description="Lowest leverage held.")
+    max: Number = Field(100.0, gt=1, le=200, description="Highest leverage held.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.min < self.median < self.max:
+            raise ValueError(
+                f"leverage must satisfy min < median < max, got {self.min} < {self.median} < {self.max}"
+            )
+        return self
+
+
+class TableLeverage(StrictModel):
+    distribution: Literal["table"]
+    weights: dict[Number, Rate] = Field(
+        ..., min_length=1, description="Leverage -> share of notional, e.g. {3: 20%, 10: 50%, 25: 30%}."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self):
+        if any(lev < 1 or lev > 200 for lev in self.weights):
+            raise ValueError("leverage keys must be between 1 and 200")
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError("weights must be non-negative with a positive sum")
+        return self
+
+
+Leverage = Annotated[LognormalLeverage | TableLeverage, Field(discriminator="distribution")]
+
+
+class UniformEntry(StrictModel):
+    distribution: Literal["uniform"] = "uniform"
+    low_usd: Amount = Field(..., gt=0, description="Lowest entry price.")
+    high_usd: Amount = Field(..., gt=0, description="Highest entry price.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low_usd < self.high_usd:
+            raise ValueError(f"low_usd must be below high_usd, got {self.low_usd} >= {self.high_usd}")
+        return self
+
+
+class LognormalEntry(StrictModel):
+    distribution: Literal["lognormal"]
+    center_usd: Amount | None = Field(None, gt=0, description="Median entry price; null = spot.")
+    dispersion: Rate = Field(0.05, gt=0, le=2, description="Standard deviation of log entry price.")
+
+
+class TableEntry(StrictModel):
+    distribution: Literal["table"]
+    weights: dict[Amount, Rate] = Field(..., min_length=1, description="Entry price -> share of notional.")
+
+    @model_validator(mode="after")
+    def _valid(self):
+        if any(p <= 0 for p in self.weights) or any(w < 0 for w in self.weights.values()):
+            raise ValueError("prices must be positive and weights non-negative")
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("weights must have a positive sum")
+        return self
+
+
+EntryPrice = Annotated[UniformEntry | LognormalEntry | TableEntry, Field(discriminator="distribution")]
+
+
+class BookSide(StrictModel):
+    """One side (long or short) of the leveraged perpetuals book."""
+
+    notional_usd: Amount = Field(..., ge=0, description="Open notional at spot, USD.")
+    leverage: Leverage = Field(default_factory=LognormalLeverage, description="Leverage distribution.")
+    entry_price: EntryPrice = Field(
+        default_factory=lambda: LognormalEntry(distribution="lognormal"),
+        description="Entry-price distribution (default: lognormal around spot, 5%).",
+    )
+
+
+class Funding(StrictModel):
+    interval: Duration = Field("8h", description="Funding interval.")
+    base_rate: Rate = Field(0.0001, ge=-0.01, le=0.01, description="Rate per interval with a balanced book.")
+    imbalance_sensitivity: Rate = Field(
+        0.0005, ge=0, le=0.05,
+        description="Added rate per interval per unit of (long-short)/(long+short) imbalance.",
+    )
+    cap: Rate = Field(0.003, gt=0, le=0.05, description="Absolute cap per interval (Binance clamps 0.3%).")
+
+
+class Liquidation(StrictModel):
+    fill_slippage: Rate = Field(0.001, ge=0, le=0.5, description="Extra cost of a liquidation fill.")
+    max_cascade_rounds: int = Field(50, ge=1, le=10_000, description="Cap on cascade rounds per step.")
+
+
+class Perpetuals(StrictModel):
+    long: BookSide = Field(..., description="Leveraged longs.")
+    short: BookSide = Field(..., description="Leveraged shorts.")
+    maintenance_margin_rate: Rate = Field(0.005, gt=0, lt=0.5, description="Maintenance margin, share of notional.")
+    initial_margin_rate: Rate = Field(0.01, gt=0, le=1, description="Initial margin; 1/rate is the max leverage.")
+    venues: dict[Name, Rate] = Field(
+        default_factory=lambda: {"all": 1.0},
+        description="Share of the book per venue (sums to 1); margin hikes and failures target venues.",
+    )
+    funding: Funding = Field(default_factory=Funding)
+    insurance_fund_usd: Amount = Field(1e9, ge=0, description="Absorbs bad debt before auto-deleveraging.")
+    liquidation: Liquidation = Field(default_factory=Liquidation)
+    book_cells: int = Field(200, ge=16, le=5000, description="Cells of the log grid of bankruptcy prices.")
+    grid_span: Number = Field(
+        10.0, gt=1.5, le=1000, description="Grid covers spot/span .. spot*span (log-spaced)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.initial_margin_rate <= self.maintenance_margin_rate:
+            raise ValueError(
+                f"initial_margin_rate ({self.initial_margin_rate:g}) must exceed "
+                f"maintenance_margin_rate ({self.maintenance_margin_rate:g})"
+            )
+        total = sum(self.venues.values())
+        if any(v <= 0 for v in self.venues.values()) or abs(total - 1) > 1e-6:
+            raise ValueError(f"venue shares must be positive and sum to 100%, got {total:.6g}")
+        if self.funding.interval.total_seconds() <= 0:
+            raise ValueError("funding.interval must be positive")
+        return self
+
+
+class EtfReflexivity(StrictModel):
+    lookback: Duration = Field("5d", description="Window of the trailing loss.")
+    loss_sensitivity: Number = Field(
+        0.02, ge=0, le=10,
+        description="Share of holdings redeemed per day per 100% trailing loss.",
+    )
+    below_cost_basis_sensitivity: Number = Field(
+        0.01, ge=0, le=10,
+        description="Share of holdings redeemed per day per 100% of price below cost basis.",
+    )
+
+
+class ExecutionWindow(StrictModel):
+    start: TimeOfDay = Field("14:30", description="UTC start (US cash open).")
+    end: TimeOfDay = Field("21:00", description="UTC end (US close).")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end <= self.start:
+            raise ValueError("execution window end must be after its start (same UTC day)")
+        return self
+
+
+class Etf(StrictModel):
+    holdings_btc: Amount = Field(1.28e6, ge=0, description="BTC held by spot ETFs.")
+    cost_basis_usd: Amount = Field(81_600, gt=0, description="Holders' average cost basis.")
+    reflexivity: EtfReflexivity = Field(default_factory=EtfReflexivity)
+    execution_window: ExecutionWindow = Field(
+        default_factory=ExecutionWindow, description="When creations/redemptions hit the market."
+    )
+
+
+class OptionOpenInterest(StrictModel):
+    kind: Literal["put", "call"]
+    strike_usd: Amount = Field(..., gt=0)
+    expiry: Timestamp
+    size_btc: Amount = Field(..., ge=0, description="Open interest, BTC.")
+
+
+class Options(StrictModel):
+    open_interest: list[OptionOpenInterest] = Field(default_factory=list, description="OI by strike and expiry.")
+    dealer_short_share: Rate = Field(
+        0.6, ge=0, le=1, description="Share of the OI dealers are short (they hedge its delta)."
+    )
+    atm_iv: Rate = Field(0.55, gt=0, le=5, description="At-the-money implied volatility (30d).")
+    risk_reversal_25d: Rate = Field(-0.03, ge=-1, le=1, description="25-delta call IV minus put IV.")
+    term_structure_slope: Rate = Field(
+        0.05, ge=-2, le=2, description="ATM IV change per year of tenor (negative = inverted)."
+    )
+
+
+class Miners(StrictModel):
+    hashrate_eh_per_s: Number = Field(1000.0, gt=0, le=1e6, description="Network hashrate, EH/s.")
+    breakeven_hash_price_usd_per_ph_day: Amount = Field(40.0, gt=0, description="All-in breakeven.")
+    reserves_btc: Amount = Field(90_000, ge=0, description="Miners' sellable reserves, BTC.")
+    block_subsidy_btc: Number = Field(3.125, ge=0, le=50, description="Block subsidy.")
+    fee_share: Rate = Field(0.01, ge=0, le=1, description="Fees as a share of the subsidy.")
+    next_difficulty_adjustment: When | None = Field(
+        None, description="Next retarget (absolute or +offset); null = one period after the start."
+    )
+    difficulty_period: Duration = Field("14d", description="Time between retargets.")
+    sell_sensitivity: Number = Field(
+        0.05, ge=0, le=10, description="Share of reserves sold per day per 100% shortfall below breakeven."
+    )
+    hashrate_sensitivity: Number = Field(
+        0.5, ge=0, le=10, description="Hashrate lost per 100% shortfall, applied at each retarget."
+    )
+
+
+class Market(StrictModel):
+    spot_usd: Amount = Field(..., gt=0, description="BTC price at horizon.start.")
+    drift_annual: Rate = Field(0.0, ge=-50, le=50, description="Annualised drift of the log price.")
+    volatility: Volatility = Field(default_factory=Volatility)
+    macro: Macro = Field(default_factory=Macro)
+    impact: Impact = Field(default_factory=Impact)
+    perpetuals: Perpetuals
+    etf: Etf = Field(default_factory=Etf)
+    options: Options = Field(default_factory=Options)
+    miners: Miners = Field(default_factory=Miners)

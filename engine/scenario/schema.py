@@ -1,0 +1,168 @@
+"""The scenario schema: the top level and its small sections.
+
+``Scenario`` is what :func:`engine.load_scenario` returns: immutable, validated, with every
+friendly value already converted (amounts to floats, durations to ``timedelta``, times to aware
+UTC ``datetime``). Field descriptions are the schema reference (``docs/scenario-reference.md``
+is generated from them, and a test keeps it in sync).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from strategies import Strategy
+
+from .market import Market
+from .shocks import Shock
+from .sweep import SweepSpec
+from .types import Amount, Duration, Name, Number, Rate, StrictModel, Timestamp
+
+__all__ = ["Scenario", "Horizon", "Portfolio", "Outputs", "Sweep", "Regression", "MAX_STEPS"]
+
+MAX_STEPS = 1_000_000
+
+
+class Horizon(StrictModel):
+    start: Timestamp = Field(..., description="First instant simulated (UTC).")
+    duration: Duration = Field(..., description="Length of the simulation, e.g. 14d.")
+    step: Duration = Field("1h", description="Time step, from 1m to 1d.")
+
+    @model_validator(mode="after")
+    def _steps(self):
+        step = self.step.total_seconds()
+        if not 60 <= step <= 86400:
+            raise ValueError(f"step must be between 1m and 1d, got {self.step}")
+        if step % 60:
+            raise ValueError("step must be a whole number of minutes")
+        total = self.duration.total_seconds()
+        if total <= 0:
+            raise ValueError("duration must be positive")
+        if total % step:
+            raise ValueError(f"duration {self.duration} is not a whole number of {self.step} steps")
+        if total / step > MAX_STEPS:
+            raise ValueError(f"horizon has {total / step:,.0f} steps, more than {MAX_STEPS:,}")
+        return self
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.duration
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.duration.total_seconds() // self.step.total_seconds())
+
+    def resolve(self, when: datetime | timedelta) -> datetime:
+        """An absolute time for a ``When`` value (offsets count from ``start``)."""
+        return self.start + when if isinstance(when, timedelta) else when
+
+
+class PerpPosition(StrictModel):
+    size_btc: Amount = Field(..., description="Signed size: long > 0, short < 0.")
+    leverage: Number = Field(..., ge=1, le=200, description="Leverage at entry.")
+    entry_price_usd: Amount | None = Field(None, gt=0, description="Null = market.spot_usd.")
+    venue: Name | None = Field(None, description="Venue (for its margin schedule); null = the first venue.")
+
+
+class HeldOption(StrictModel):
+    kind: Literal["put", "call"]
+    strike_usd: Amount = Field(..., gt=0)
+    expiry: Timestamp
+    size_btc: Amount = Field(..., description="Signed: bought > 0, sold < 0.")
+
+
+class Portfolio(StrictModel):
+    """The book under stress: spot, cash, a perp position and options already held."""
+
+    spot_btc: Amount = Field(0.0, ge=0, description="BTC held spot.")
+    cash_usd: Amount = Field(0.0, description="Cash, USD (may be negative for borrowing).")
+    perp: PerpPosition | None = None
+    options: list[HeldOption] = Field(default_factory=list)
+
+
+class Sweep(StrictModel):
+    mode: Literal["product", "zip"] = Field("product", description="How swept parameters combine.")
+    parameters: dict[str, SweepSpec | list] = Field(
+        default_factory=dict,
+        description="Key path -> values, e.g. {'shocks[etf_run].generated.total_usd': [-1B, -3B]}.",
+    )
+
+
+Percentile = Annotated[float, Field(gt=0, lt=100)]
+
+
+class Outputs(StrictModel):
+    quantiles: list[Percentile] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 75.0, 95.0], min_length=1, description="Fan percentiles."
+    )
+    price_levels_usd: list[Amount] = Field(
+        default_factory=lambda: [73_600.0, 70_600.0, 66_900.0, 60_000.0, 56_100.0, 50_000.0],
+        description="Levels whose touch probability is reported.",
+    )
+    sample_paths: int = Field(10, ge=0, le=10_000, description="Full paths kept for plots.")
+    report: bool = Field(True, description="Write the HTML report.")
+    figures: bool = Field(True, description="Write PNG figures.")
+
+    @model_validator(mode="after")
+    def _sorted(self):
+        if list(self.quantiles) != sorted(set(self.quantiles)):
+            raise ValueError("quantiles must be increasing and distinct")
+        if any(level <= 0 for level in self.price_levels_usd):
+            raise ValueError("price levels must be positive")
+        return self
+
+
+class Tolerance(StrictModel):
+    abs: Number | None = Field(None, ge=0, description="Absolute tolerance.")
+    rel: Rate | None = Field(None, ge=0, description="Relative tolerance.")
+    n_se: Number | None = Field(None, gt=0, description="Tolerance in Monte Carlo standard errors.")
+
+    @model_validator(mode="after")
+    def _some(self):
+        if self.abs is None and self.rel is None and self.n_se is None:
+            raise ValueError("give at least one of abs, rel, n_se")
+        return self
+
+
+MetricName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]*$")]
+
+
+class Regression(StrictModel):
+    metrics: dict[MetricName, Tolerance] = Field(default_factory=dict, description="Metric -> tolerance.")
+    default_n_se: Number = Field(4.0, gt=0, description="Tolerance, in standard errors, of unlisted metrics.")
+
+
+_NAME = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+class Scenario(StrictModel):
+    """A stress scenario: a market, its shocks, and optionally a book and hedges to test."""
+
+    name: Annotated[str, StringConstraints(pattern=_NAME, max_length=80)] = Field(
+        ..., description="Identifier (lower case, digits, . _ -); names the results folder."
+    )
+    description: str = Field("", description="One line shown by `cascade list`, then details.")
+    seed: int = Field(0, ge=0, lt=2**63, description="Root of every random stream.")
+    n_paths: int = Field(10_000, ge=1, le=1_000_000, description="Monte Carlo paths.")
+    horizon: Horizon
+    market: Market
+    shocks: list[Shock] = Field(default_factory=list, description="Shocks, applied in order.")
+    portfolio: Portfolio | None = Field(None, description="The book to stress (optional).")
+    strategies: list[Strategy] = Field(default_factory=list, description="Hedging rules to compare.")
+    sweep: Sweep | None = Field(None, description="Grid of parameter values.")
+    outputs: Outputs = Field(default_factory=Outputs)
+    regression: Regression | None = Field(None, description="Tolerances for `cascade check`.")
+
+    def shock_by_id(self, key: str):
+        for shock in self.shocks:
+            if shock.id == key:
+                return shock
+        raise KeyError(key)
+
+    @property
+    def summary_line(self) -> str:
+        return re.split(r"(?<=[.!?])\s", self.description.strip(), maxsplit=1)[0] if self.description else ""
+

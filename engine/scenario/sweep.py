@@ -1,0 +1,127 @@
+"""Sweep specifications: a parameter that holds several values, and how grids are expanded.
+
+A sweepable parameter takes a single value or one of::
+
+    {values: [50k, 55k, 60k]}            explicit list (a bare YAML list works too in `sweep.parameters`)
+    {range: [50k, 60k, 2k]}              start, stop (inclusive when on the grid), step
+    {linspace: [0.25, 1.0, 4]}           start, stop, count (both ends included)
+    {logspace: [1M, 100M, 5]}            start, stop, count, evenly spaced in log
+
+Every expanded value is validated against the parameter's own type and bounds. Grids combine the
+inline sweeps of strategies and the entries of the top-level ``sweep.parameters`` with
+``sweep.mode``: ``product`` (every combination) or ``zip`` (element-wise; lengths must match).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from . import units
+from .types import StrictModel
+
+__all__ = ["SweepSpec", "sweepable", "parse_value", "MAX_SWEEP_VALUES"]
+
+MAX_SWEEP_VALUES = 100_000
+
+
+def parse_value(value: Any) -> Any:
+    """A number in any friendly spelling: ``15%`` and ``50bp`` as rates, ``61B`` as amounts."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("%", "bp", "bps")):
+            return units.parse_rate(text)
+        try:
+            return units.parse_amount(text)
+        except units.UnitError:
+            return value
+    return value
+
+
+def _value(v: Any) -> float:
+    v = parse_value(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"sweep values must be finite numbers (61B, 15%, 0.5), got {v!r}")
+    return float(v)
+
+
+SweepNumber = Annotated[float, BeforeValidator(_value), WithJsonSchema({"type": ["number", "string"]})]
+
+
+class SweepSpec(StrictModel):
+    values: list[SweepNumber] | None = Field(None, min_length=1)
+    range: tuple[SweepNumber, SweepNumber, SweepNumber] | None = None
+    linspace: tuple[SweepNumber, SweepNumber, int] | None = None
+    logspace: tuple[SweepNumber, SweepNumber, int] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in ("values", "range", "linspace", "logspace") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a sweep spec needs exactly one of values, range, linspace, logspace"
+                + (f"; got {', '.join(given)}" if given else "")
+            )
+        if self.range is not None:
+            start, stop, step = self.range
+            if step == 0 or (stop - start) * step < 0:
+                raise ValueError(f"range [{start:g}, {stop:g}, {step:g}] never reaches its stop")
+            if abs(stop - start) / abs(step) + 1 > MAX_SWEEP_VALUES:
+                raise ValueError(f"range has more than {MAX_SWEEP_VALUES:,} values")
+        for key in ("linspace", "logspace"):
+            spec = getattr(self, key)
+            if spec is not None and not 1 <= spec[2] <= MAX_SWEEP_VALUES:
+                raise ValueError(f"{key} count must be between 1 and {MAX_SWEEP_VALUES:,}")
+        if self.logspace is not None and (self.logspace[0] <= 0 or self.logspace[1] <= 0):
+            raise ValueError("logspace bounds must be positive")
+        return self
+
+    def expand(self) -> list[float]:
+        if self.values is not None:
+            return list(self.values)
+        if self.range is not None:
+            start, stop, step = self.range
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            return [start + i * step for i in range(count)]
+        if self.linspace is not None:
+            return np.linspace(*self.linspace).tolist()
+        lo, hi, count = self.logspace
+        return np.geomspace(lo, hi, count).tolist()
+
+
+def sweepable(tp: Any, **constraints: Any) -> Any:
+    """``tp`` (with ``constraints`` such as ``gt=0``) or a :class:`SweepSpec` whose every value is one."""
+    if constraints:
+        tp = Annotated[tp, Field(**constraints)]
+    adapter = TypeAdapter(tp)
+
+    def check(value):
+        if isinstance(value, SweepSpec):
+            for item in value.expand():
+                try:
+                    adapter.validate_python(item)
+                except ValidationError as exc:
+                    raise ValueError(f"sweep value {item:g}: {exc.errors()[0]['msg']}") from None
+        return value
+
+    def which(value):
+        return "sweep" if isinstance(value, (dict, SweepSpec)) else "value"
+
+    return Annotated[
+        Annotated[SweepSpec, Tag("sweep")] | Annotated[tp, Tag("value")],
+        Discriminator(which),
+        AfterValidator(check),
+    ]

@@ -1,0 +1,153 @@
+"""Annotated field types of the scenario schema: units parsed on the way in, documented on the way out.
+
+Each type accepts the friendly spellings of :mod:`engine.scenario.units` and publishes a JSON
+Schema that accepts exactly those spellings, so an editor with a YAML language server flags the
+same values the loader refuses.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+from . import units
+
+__all__ = [
+    "StrictModel",
+    "Amount",
+    "Rate",
+    "Duration",
+    "Timestamp",
+    "When",
+    "TimeOfDay",
+    "Number",
+    "Name",
+    "parse_when",
+]
+
+
+class StrictModel(BaseModel):
+    """Base of every schema section: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _wrap(parser):
+    def validate(value: Any):
+        try:
+            return parser(value)
+        except units.UnitError as exc:
+            raise ValueError(str(exc)) from None
+
+    return BeforeValidator(validate)
+
+
+def _finite_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise units.UnitError(f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise units.UnitError(f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _num_schema(pattern: str, example: str) -> dict:
+    return {
+        "anyOf": [
+            {"type": "number"},
+            {"type": "string", "pattern": pattern, "examples": [example]},
+        ]
+    }
+
+
+Amount = Annotated[
+    float,
+    _wrap(units.parse_amount),
+    WithJsonSchema(_num_schema(units.AMOUNT_PATTERN, "61B")),
+]
+"""USD or BTC quantity; accepts ``61B``, ``689.2M``, ``32.5k``."""
+
+Rate = Annotated[
+    float,
+    _wrap(units.parse_rate),
+    WithJsonSchema(_num_schema(units.RATE_PATTERN, "15%")),
+]
+"""A fraction; accepts ``15%``, ``-13%``, ``50bp`` or ``0.15``."""
+
+Number = Annotated[float, _wrap(_finite_number), WithJsonSchema({"type": "number"})]
+"""A plain finite number (NaN and infinities refused)."""
+
+Duration = Annotated[
+    timedelta,
+    _wrap(units.parse_duration),
+    PlainSerializer(units.format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": units.DURATION_PATTERN, "examples": ["4h"]}),
+]
+"""A length of time with its unit: ``10d``, ``4h``, ``30m``, ``1d12h``."""
+
+Timestamp = Annotated[
+    datetime,
+    _wrap(units.parse_timestamp),
+    PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-02-05T14:30:00Z"]}),
+]
+"""An instant, read as UTC: ``2026-02-05`` or ``2026-02-05T14:30:00Z``."""
+
+
+def parse_when(value: Any) -> datetime | timedelta:
+    """A point in time: absolute (ISO date/datetime) or an offset from the horizon start (``+2d``)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\+?\s*" + units.DURATION_PATTERN[1:], value):
+        return units.parse_duration(value.strip().lstrip("+").strip())
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return units.parse_timestamp(value)
+    except units.UnitError:
+        raise units.UnitError(
+            "must be a UTC date/datetime like 2026-02-05T14:30:00Z or an offset from the "
+            f"horizon start like +2d or +36h, got {value!r}"
+        ) from None
+
+
+def _serialize_when(value: datetime | timedelta) -> str:
+    if isinstance(value, timedelta):
+        return "+" + units.format_duration(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+When = Annotated[
+    datetime | timedelta,
+    _wrap(parse_when),
+    PlainSerializer(_serialize_when, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": r"^\+?" + units.DURATION_PATTERN[1:]},
+            ],
+            "examples": ["2026-02-05T14:30:00Z", "+2d"],
+        }
+    ),
+]
+"""An absolute UTC time, or an offset from ``horizon.start`` such as ``+2d``."""
+
+TimeOfDay = Annotated[
+    int,
+    _wrap(units.parse_time_of_day),
+    PlainSerializer(lambda m: f"{m // 60:02d}:{m % 60:02d}", return_type=str),
+    WithJsonSchema({"type": "string", "pattern": units.TIME_OF_DAY_PATTERN, "examples": ["14:30"]}),
+]
+"""A UTC time of day ``"HH:MM"`` (quote it in YAML), stored as minutes after midnight."""
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
+"""An identifier: letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit."""

@@ -1,0 +1,191 @@
+"""Friendly values in scenario files: amounts, rates, durations, timestamps.
+
+Every parser takes what YAML produced (a number, a string, a date) and returns a plain Python
+value, or raises :class:`UnitError` with a message that says what form was expected. The
+pydantic schema wires them in as ``BeforeValidator``; the JSON Schema of each type says the
+same thing to editors.
+
+=================  =========================================  ==========================
+kind               accepted                                    result
+=================  =========================================  ==========================
+amount             ``61B`` ``689.2M`` ``32.5k`` ``-544.9M``    float (``61e9`` ...)
+                   ``1.2T`` ``$250M`` ``1_000`` ``1.5e9``
+rate / fraction    ``15%`` ``-13%`` ``50bp`` ``0.15``          float (``0.15``)
+duration           ``10d`` ``4h`` ``30m`` ``45s`` ``2w``       ``datetime.timedelta``
+                   ``1d12h`` ``1.5h``
+timestamp          ``2026-01-29`` ``2026-01-29T14:30:00Z``     aware UTC ``datetime``
+                   (naive times are read as UTC)
+time of day        ``"14:30"`` ``"21:00"``                     minutes after midnight
+=================  =========================================  ==========================
+
+Amount suffixes: ``k``/``K`` thousand, ``m``/``M``/``mn`` million, ``b``/``B``/``bn``
+billion, ``t``/``T`` trillion. A duration always needs its unit: a bare number is refused,
+since ``4`` could mean hours or days.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, timedelta, timezone
+
+__all__ = [
+    "UnitError",
+    "parse_amount",
+    "parse_rate",
+    "parse_duration",
+    "parse_timestamp",
+    "parse_time_of_day",
+    "format_duration",
+    "format_amount",
+    "AMOUNT_PATTERN",
+    "RATE_PATTERN",
+    "DURATION_PATTERN",
+    "TIME_OF_DAY_PATTERN",
+]
+
+
+class UnitError(ValueError):
+    """A value that does not parse; the message says which form was expected."""
+
+
+_SUFFIX = {
+    "": 1.0,
+    "k": 1e3,
+    "m": 1e6,
+    "mn": 1e6,
+    "b": 1e9,
+    "bn": 1e9,
+    "t": 1e12,
+}
+_NUMBER = r"[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_UNSIGNED = r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+AMOUNT_PATTERN = rf"^\s*[-+]?\s*\$?\s*{_UNSIGNED}\s*(?:[kKmMbBtT]|[mM][nN]|[bB][nN])?\s*$"
+_AMOUNT_RE = re.compile(rf"^\s*([-+])?\s*\$?\s*({_NUMBER})\s*([a-zA-Z]*)\s*$")
+RATE_PATTERN = rf"^\s*{_NUMBER}\s*(%|bps?)?\s*$"
+_RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*(%|bps?|)\s*$")
+_DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(w|d|h|min|m|s)\s*)+$"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|min|m|s)")
+TIME_OF_DAY_PATTERN = r"^([01]?\d|2[0-4]):[0-5]\d$"
+_TIME_OF_DAY_RE = re.compile(TIME_OF_DAY_PATTERN)
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise UnitError(f"must be a finite {what}, got {value!r}")
+    return value
+
+
+def parse_amount(value: object) -> float:
+    """``'61B'`` -> ``61e9``; numbers pass through (must be finite)."""
+    if isinstance(value, bool):
+        raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
+    if isinstance(value, (int, float)):
+        return _finite(float(value), "amount")
+    if not isinstance(value, str):
+        raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
+    match = _AMOUNT_RE.match(value)
+    if not match:
+        raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
+    sign, number, suffix = match.groups()
+    scale = _SUFFIX.get(suffix.lower())
+    if scale is None:
+        raise UnitError(
+            f"unknown amount suffix {suffix!r} in {value!r}; use k (thousand), M (million), "
+            "B (billion) or T (trillion)"
+        )
+    result = float(number.replace("_", "")) * scale
+    return _finite(-result if sign == "-" else result, "amount")
+
+
+def parse_rate(value: object) -> float:
+    """``'15%'`` -> ``0.15``; ``'50bp'`` -> ``0.005``; plain numbers are fractions already."""
+    if isinstance(value, bool):
+        raise UnitError(f"must be a rate like 15%, 50bp or 0.15, got {value!r}")
+    if isinstance(value, (int, float)):
+        return _finite(float(value), "rate")
+    if not isinstance(value, str):
+        raise UnitError(f"must be a rate like 15%, 50bp or 0.15, got {value!r}")
+    match = _RATE_RE.match(value)
+    if not match:
+        raise UnitError(f"must be a rate like 15%, -13%, 50bp or 0.15, got {value!r}")
+    number, unit = match.groups()
+    scale = {"%": 0.01, "bp": 1e-4, "bps": 1e-4, "": 1.0}[unit]
+    return _finite(float(number.replace("_", "")) * scale, "rate")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``'10d'``, ``'4h'``, ``'30m'``, ``'1d12h'`` -> ``timedelta``; bare numbers are refused."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(DURATION_PATTERN, text):
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+            return timedelta(seconds=seconds)
+    raise UnitError(
+        f"must be a duration with a unit like 10d, 4h, 30m, 45s or 1d12h, got {value!r}"
+    )
+
+
+def parse_timestamp(value: object) -> datetime:
+    """ISO date or datetime (YAML may already have parsed it) -> aware UTC ``datetime``."""
+    if isinstance(value, datetime):
+        result = value
+    elif isinstance(value, date):
+        result = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            result = datetime.fromisoformat(text)
+        except ValueError:
+            raise UnitError(
+                f"must be an ISO date or UTC datetime like 2026-02-05 or 2026-02-05T14:30:00Z, "
+                f"got {value!r}"
+            ) from None
+    else:
+        raise UnitError(
+            f"must be an ISO date or UTC datetime like 2026-02-05 or 2026-02-05T14:30:00Z, "
+            f"got {value!r}"
+        )
+    if result.tzinfo is None:
+        return result.replace(tzinfo=timezone.utc)
+    return result.astimezone(timezone.utc)
+
+
+def parse_time_of_day(value: object) -> int:
+    """``'14:30'`` -> minutes after midnight UTC (870). ``'24:00'`` is the end of the day."""
+    if isinstance(value, str) and _TIME_OF_DAY_RE.match(value.strip()):
+        hours, minutes = (int(x) for x in value.strip().split(":"))
+        total = hours * 60 + minutes
+        if total <= 24 * 60:
+            return total
+    raise UnitError(f"must be a UTC time of day like \"14:30\" (quoted), got {value!r}")
+
+
+def format_duration(value: timedelta) -> str:
+    """Inverse of :func:`parse_duration`: ``timedelta(hours=36)`` -> ``'1d12h'``."""
+    seconds = value.total_seconds()
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{int(count)}{unit}")
+    if seconds:
+        parts.append(f"{seconds:g}s")
+    return sign + "".join(parts)
+
+
+def format_amount(value: float) -> str:
+    """A compact human form used in tables: ``61e9`` -> ``'61B'``, ``689.2e6`` -> ``'689.2M'``."""
+    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.4g}{suffix}"
+    return f"{value:.6g}"
