@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from .types import Amount, Duration, Name, Number, Rate, StrictModel, When
-from .market import EtfReflexivity, ExecutionWindow, OptionOpenInterest
+from .market import ExecutionWindow, OptionOpenInterest
 
 __all__ = ["Shock", "SHOCK_TYPES"]
 
@@ -126,6 +126,15 @@ class MarginHike(_Shock):
 
 
 # --------------------------------------------------------------------------- ETF flows
+class ReflexivityOverride(StrictModel):
+    """New reflexive-redemption sensitivities from the shock's start (the lookback stays the market's)."""
+
+    loss_sensitivity: Number = Field(..., ge=0, le=10, description="Share of holdings per day per 100% loss.")
+    below_cost_basis_sensitivity: Number = Field(
+        ..., ge=0, le=10, description="Share of holdings per day per 100% below cost basis."
+    )
+
+
 class GeneratedRun(StrictModel):
     """A run of daily flows drawn once at compile time (the same on every path)."""
 
@@ -151,7 +160,7 @@ class EtfFlows(_Shock):
     )
     generated: GeneratedRun | None = Field(None, description="A generated run starting at `start`.")
     execution_window: ExecutionWindow | None = Field(None, description="Overrides market.etf.execution_window.")
-    reflexivity: EtfReflexivity | None = Field(None, description="Overrides market.etf.reflexivity from start.")
+    reflexivity: ReflexivityOverride | None = Field(None, description="Overrides market.etf.reflexivity from start.")
     reflexivity_multiplier: Number = Field(1.0, ge=0, le=100, description="Scales reflexive redemptions from start.")
 
     @model_validator(mode="after")
@@ -197,6 +206,11 @@ class CrossAssetMove(StrictModel):
     def _beta(self):
         if self.btc_beta is None and not self.is_macro_factor:
             raise ValueError(f"btc_beta is required for {self.asset!r} (or set is_macro_factor: true)")
+        if self.btc_beta is not None and self.is_macro_factor:
+            raise ValueError(
+                "the macro factor's beta is market.macro.btc_beta (or a tightening's macro_beta); "
+                "remove btc_beta here"
+            )
         return self
 
 

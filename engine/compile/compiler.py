@@ -1,0 +1,210 @@
+"""Scenario -> CompiledScenario: base arrays from ``market``, then each shock in order.
+
+Usage::
+
+    compiled = engine.compile_scenario("scenarios/feb-2026-deleveraging.yaml")
+    compiled.step("DEPTH_MULT")          # per-step depth multiplier
+    compiled.venue("IMR", "cross_margined")
+
+The arrays and their units are the kernel ABI documented in :mod:`engine.compile.layout`; what
+each shock writes is documented in :mod:`engine.compile.shocks`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Problem, ScenarioError
+from . import layout
+from .book import build_book
+from .compiled import CompiledScenario, OptionBook, OutputPlan, PortfolioArrays, RngPlan
+from .layout import Param, Step, Venue
+from .shocks import APPLY, Context
+from .timeline import Timeline
+
+__all__ = ["compile_scenario", "RNG_BLOCK_SIZE"]
+
+RNG_BLOCK_SIZE = 256  # paths per random stream; fixed so that chunking never changes a number
+
+
+def _base_steps(scenario, timeline: Timeline) -> np.ndarray:
+    m = scenario.market
+    n = timeline.n_steps
+    s = np.zeros((layout.N_STEP_FIELDS, n))
+    dt = timeline.dt_years
+    s[Step.DRIFT] = m.drift_annual * dt
+    s[Step.VOL] = m.volatility.annual * math.sqrt(dt)
+    s[Step.JUMP_PROB] = -math.expm1(-m.volatility.jumps.intensity_per_day * timeline.dt_days)
+    s[Step.MACRO_BETA] = m.macro.btc_beta
+    s[Step.MACRO_DRIFT] = m.macro.drift_annual * dt
+    s[Step.MACRO_VOL] = m.macro.annual_vol * math.sqrt(dt)
+    s[Step.DEPTH_MULT] = 1.0
+    s[Step.RESILIENCE_MULT] = 1.0
+    window = m.etf.execution_window
+    s[Step.ETF_WINDOW] = _us_session_share(timeline, window.start, window.end)
+    s[Step.ETF_LOSS_SENS] = m.etf.reflexivity.loss_sensitivity
+    s[Step.ETF_BASIS_SENS] = m.etf.reflexivity.below_cost_basis_sensitivity
+    s[Step.ETF_REFLEX_MULT] = 1.0
+    s[Step.MINER_BREAKEVEN] = m.miners.breakeven_hash_price_usd_per_ph_day
+    s[Step.MINER_HASHRATE_MULT] = 1.0
+    first = (scenario.horizon.resolve(m.miners.next_difficulty_adjustment)
+             if m.miners.next_difficulty_adjustment is not None
+             else scenario.horizon.start + m.miners.difficulty_period)
+    s[Step.DIFFICULTY_ADJUST] = np.minimum(timeline.events(first, m.miners.difficulty_period), 1.0)
+    epoch = datetime(1970, 1, 1, tzinfo=scenario.horizon.start.tzinfo)
+    s[Step.FUNDING_EVENTS] = timeline.events(epoch, m.perpetuals.funding.interval)
+    s[Step.ATM_IV] = m.options.atm_iv
+    s[Step.RISK_REVERSAL_25D] = m.options.risk_reversal_25d
+    s[Step.TERM_SLOPE] = m.options.term_structure_slope
+    s[Step.DEALER_SHORT_SHARE] = m.options.dealer_short_share
+    return s
+
+
+def _us_session_share(timeline: Timeline, start_min: int, end_min: int) -> np.ndarray:
+    """Share of each weekday's execution window inside each step (weekends: 0)."""
+    from datetime import timedelta, timezone
+
+    out = np.zeros(timeline.n_steps)
+    first = timeline.start.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = first
+    end = timeline.start + timeline.step * timeline.n_steps
+    while day < end:
+        if day.weekday() < 5:
+            out += timeline.window_share(day + timedelta(minutes=start_min), day + timedelta(minutes=end_min))
+        day += timedelta(days=1)
+    return out
+
+
+def _base_venues(scenario, timeline: Timeline) -> np.ndarray:
+    perps = scenario.market.perpetuals
+    v = np.zeros((layout.N_VENUE_FIELDS, len(perps.venues), timeline.n_steps))
+    v[Venue.MMR] = perps.maintenance_margin_rate
+    v[Venue.IMR] = perps.initial_margin_rate
+    v[Venue.LIQ_FILL_PENALTY] = perps.liquidation.fill_slippage
+    return v
+
+
+def _params(scenario, timeline: Timeline) -> np.ndarray:
+    m = scenario.market
+    p = np.zeros(layout.N_PARAMS)
+    p[Param.SPOT0] = m.spot_usd
+    p[Param.DT_YEARS] = timeline.dt_years
+    p[Param.TAIL_DOF] = m.volatility.tail_dof or 0.0
+    p[Param.JUMP_MEAN] = m.volatility.jumps.mean
+    p[Param.JUMP_STDEV] = m.volatility.jumps.stdev
+    p[Param.IMPACT_MODEL] = layout.IMPACT_SQRT if m.impact.model == "sqrt" else layout.IMPACT_LINEAR
+    p[Param.SQRT_COEFFICIENT] = m.impact.sqrt_coefficient
+    p[Param.SIGMA_DAY] = m.volatility.annual / math.sqrt(365.25)
+    p[Param.DAILY_VOLUME_USD] = m.impact.daily_volume_usd
+    p[Param.DEPTH_USD_PER_PCT] = m.impact.depth_usd_per_pct
+    p[Param.RESILIENCE_DECAY] = math.exp(-math.log(2) * timeline.step_seconds
+                                         / m.impact.resilience_half_life.total_seconds())
+    p[Param.PERMANENT_FRACTION] = m.impact.permanent_fraction
+    p[Param.INSURANCE_FUND_USD] = m.perpetuals.insurance_fund_usd
+    p[Param.MAX_CASCADE_ROUNDS] = m.perpetuals.liquidation.max_cascade_rounds
+    p[Param.FUNDING_BASE] = m.perpetuals.funding.base_rate
+    p[Param.FUNDING_SENSITIVITY] = m.perpetuals.funding.imbalance_sensitivity
+    p[Param.FUNDING_CAP] = m.perpetuals.funding.cap
+    p[Param.ETF_HOLDINGS_BTC] = m.etf.holdings_btc
+    p[Param.ETF_COST_BASIS_USD] = m.etf.cost_basis_usd
+    p[Param.ETF_LOOKBACK_STEPS] = max(1, round(m.etf.reflexivity.lookback.total_seconds() / timeline.step_seconds))
+    p[Param.MINER_HASHRATE_PH] = m.miners.hashrate_eh_per_s * 1000.0
+    p[Param.MINER_RESERVES_BTC] = m.miners.reserves_btc
+    p[Param.MINER_REVENUE_BTC_PER_DAY] = m.miners.block_subsidy_btc * 144 * (1 + m.miners.fee_share)
+    p[Param.MINER_SELL_SENSITIVITY] = m.miners.sell_sensitivity
+    p[Param.MINER_HASHRATE_SENSITIVITY] = m.miners.hashrate_sensitivity
+    return p
+
+
+def _years(scenario, when: datetime) -> float:
+    return (when - scenario.horizon.start).total_seconds() / (365.25 * 86400)
+
+
+def _option_book(scenario, timeline: Timeline, oi: dict) -> OptionBook:
+    keys = sorted(oi, key=lambda k: (k[2], k[0], k[1]))
+    n = timeline.n_steps
+    return OptionBook(
+        kind=np.array([layout.OPTION_PUT if k[0] == "put" else layout.OPTION_CALL for k in keys], dtype=np.int8),
+        strike_usd=np.array([k[1] for k in keys], dtype=float),
+        expiry_years=np.array([_years(scenario, k[2]) for k in keys], dtype=float),
+        expiry_step=np.array([min(timeline.index(k[2]), n) for k in keys], dtype=np.int64),
+        open_interest_btc=(np.stack([oi[k] for k in keys], axis=1) if keys else np.zeros((n, 0))),
+    )
+
+
+def _portfolio(scenario, venue_names) -> PortfolioArrays | None:
+    pf = scenario.portfolio
+    if pf is None:
+        return None
+    perp = pf.perp
+    return PortfolioArrays(
+        spot_btc=pf.spot_btc,
+        cash_usd=pf.cash_usd,
+        perp_size_btc=perp.size_btc if perp else 0.0,
+        perp_leverage=perp.leverage if perp else 0.0,
+        perp_entry_usd=(perp.entry_price_usd or scenario.market.spot_usd) if perp else 0.0,
+        perp_venue=venue_names.index(perp.venue) if perp and perp.venue else 0,
+        option_kind=np.array([layout.OPTION_PUT if o.kind == "put" else layout.OPTION_CALL
+                              for o in pf.options], dtype=np.int8),
+        option_strike_usd=np.array([o.strike_usd for o in pf.options], dtype=float),
+        option_expiry_years=np.array([_years(scenario, o.expiry) for o in pf.options], dtype=float),
+        option_size_btc=np.array([o.size_btc for o in pf.options], dtype=float),
+    )
+
+
+def rng_plan(seed: int, n_paths: int, block_size: int = RNG_BLOCK_SIZE) -> RngPlan:
+    n_blocks = -(-n_paths // block_size)
+    seeds = np.array(
+        [np.random.SeedSequence(seed, spawn_key=(b,)).generate_state(2, np.uint64) for b in range(n_blocks)],
+        dtype=np.uint64,
+    ).reshape(n_blocks, 2)
+    return RngPlan(seed, n_paths, block_size, seeds)
+
+
+def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None = None) -> CompiledScenario:
+    """Turn a validated scenario (or a path to one) into the frozen arrays the kernels read.
+
+    ``n_paths`` and ``seed`` override the scenario's own values.
+    """
+    if isinstance(scenario, (str, Path)):
+        from ..scenario.loader import load_scenario
+
+        scenario = load_scenario(scenario)
+    timeline = Timeline.of(scenario.horizon)
+    venue_names = tuple(scenario.market.perpetuals.venues)
+    option_oi: dict = {}
+    for oi in scenario.market.options.open_interest:
+        row = option_oi.setdefault((oi.kind, oi.strike_usd, oi.expiry), np.zeros(timeline.n_steps))
+        row += oi.size_btc
+    ctx = Context(scenario, timeline, _base_steps(scenario, timeline), _base_venues(scenario, timeline),
+                  venue_names, option_oi)
+    for index, shock in enumerate(scenario.shocks):
+        APPLY[shock.type](shock, ctx, index)
+    try:
+        book = build_book(scenario.market)
+    except ValueError as exc:
+        raise ScenarioError(Problem(str(exc), path=("market", "perpetuals"))) from None
+    outputs = scenario.outputs
+    return CompiledScenario(
+        name=scenario.name,
+        timeline=timeline.times(),
+        step_seconds=timeline.step_seconds,
+        params=_params(scenario, timeline),
+        steps=ctx.steps,
+        venue_names=venue_names,
+        venue_steps=ctx.venue_steps,
+        book_bankruptcy_usd=book.bankruptcy_usd,
+        book_long_btc=book.long_btc,
+        book_short_btc=book.short_btc,
+        options=_option_book(scenario, timeline, option_oi),
+        portfolio=_portfolio(scenario, venue_names),
+        rng=rng_plan(scenario.seed if seed is None else seed,
+                     scenario.n_paths if n_paths is None else n_paths),
+        outputs=OutputPlan(np.array(outputs.quantiles, dtype=float),
+                           np.array(outputs.price_levels_usd, dtype=float), outputs.sample_paths),
+        notes=tuple(ctx.notes),
+    )

@@ -1,0 +1,147 @@
+"""The kernel's ABI: names and row indices of every compiled array.
+
+The compiler (:mod:`engine.compile.compiler`) writes these arrays; the numba kernels
+(``engine/nb``) read them by the integer constants below, and nothing else. Time is always the
+last axis. All arrays are float64 unless stated.
+
+``steps[Step.X, t]``: drivers of step ``t`` (the interval ``[t, t+1)``):
+
+=========================  ====================================================================
+row                        meaning (units)
+=========================  ====================================================================
+DRIFT                      deterministic log-return drift over the step
+VOL                        diffusive volatility over the step (sigma * sqrt(dt), shocks applied)
+JUMP_PROB                  probability of a random jump in the step (intensity * dt)
+MACRO_BETA                 BTC log-return beta to the macro factor
+MACRO_DRIFT                deterministic macro-factor log return over the step (cross-asset,
+                           relief-rally moves); enters BTC multiplied by MACRO_BETA
+MACRO_VOL                  macro-factor volatility over the step
+CROSS_ASSET_RETURN         BTC log return from other assets' moves (beta already applied)
+SCHEDULED_JUMP             deterministic log-return jump at the step (price_jump, announcements)
+SCHEDULED_JUMP_SPREAD      cross-path standard deviation of that jump
+DEPTH_MULT                 multiplier of market depth (1 = the market's depth_usd_per_pct)
+RESILIENCE_MULT            multiplier of the impact decay rate (0 = transient impact never heals)
+CIRCUIT_BREAKER_MOVE       move within a step that pauses liquidations (0 = no breaker)
+CIRCUIT_BREAKER_STEPS      steps a triggered breaker lasts
+ETF_FLOW_USD               scheduled ETF net flow executed in the step (USD, sell < 0)
+ETF_WINDOW                 share of the day's US execution window inside the step (0 at weekends)
+ETF_LOSS_SENS              reflexive redemptions: share of holdings per day per 100% trailing loss
+ETF_BASIS_SENS             share of holdings per day per 100% of price below cost basis
+ETF_REFLEX_MULT            multiplier of reflexive redemptions (tightening, overrides)
+FORCED_FLOW_USD            other scheduled flows: cross-margined forced selling, momentum buying
+MINER_BREAKEVEN            breakeven hash price (USD per PH/s per day)
+MINER_HASHRATE_MULT        multiplier of the network hashrate
+MINER_FORCED_SALE_BTC      reserves dumped in the step (BTC, capitulation)
+DIFFICULTY_ADJUST          1 at steps where the difficulty retargets
+FUNDING_EVENTS             number of funding timestamps in the step
+NEW_SHORT_NOTIONAL_USD     fresh shorts opened at the step (relief-rally fuel)
+NEW_SHORT_LEVERAGE         their leverage
+ATM_IV                     at-the-money implied vol (30d)
+RISK_REVERSAL_25D          25-delta call IV minus put IV
+TERM_SLOPE                 ATM IV change per year of tenor
+DEALER_SHORT_SHARE         share of option OI dealers are short
+=========================  ====================================================================
+
+``venue_steps[Venue.X, v, t]``: per-venue margin and failure state.
+
+=========================  ====================================================================
+MMR                        maintenance margin rate (used when MM_USD_PER_BTC is 0)
+IMR                        initial margin rate (used when IM_USD_PER_BTC is 0)
+MM_USD_PER_BTC             fixed maintenance margin, USD per BTC; converted to a rate at the
+                           price of the step it takes effect (a MARGIN_CHANGE step) and held
+IM_USD_PER_BTC             fixed initial margin, USD per BTC; same conversion
+MARGIN_CHANGE              1 at steps where the requirement changes (a hike step or a revert)
+TOP_UP_FRACTION            at MARGIN_CHANGE steps: share of over-levered cells that add margin
+LIQ_FILL_PENALTY           extra cost of liquidation fills on the venue (base slippage included)
+=========================  ====================================================================
+
+``params[Param.X]``: scalars, listed in :data:`PARAM_FIELDS`.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+STEP_FIELDS = (
+    "DRIFT",
+    "VOL",
+    "JUMP_PROB",
+    "MACRO_BETA",
+    "MACRO_DRIFT",
+    "MACRO_VOL",
+    "CROSS_ASSET_RETURN",
+    "SCHEDULED_JUMP",
+    "SCHEDULED_JUMP_SPREAD",
+    "DEPTH_MULT",
+    "RESILIENCE_MULT",
+    "CIRCUIT_BREAKER_MOVE",
+    "CIRCUIT_BREAKER_STEPS",
+    "ETF_FLOW_USD",
+    "ETF_WINDOW",
+    "ETF_LOSS_SENS",
+    "ETF_BASIS_SENS",
+    "ETF_REFLEX_MULT",
+    "FORCED_FLOW_USD",
+    "MINER_BREAKEVEN",
+    "MINER_HASHRATE_MULT",
+    "MINER_FORCED_SALE_BTC",
+    "DIFFICULTY_ADJUST",
+    "FUNDING_EVENTS",
+    "NEW_SHORT_NOTIONAL_USD",
+    "NEW_SHORT_LEVERAGE",
+    "ATM_IV",
+    "RISK_REVERSAL_25D",
+    "TERM_SLOPE",
+    "DEALER_SHORT_SHARE",
+)
+
+VENUE_FIELDS = (
+    "MMR",
+    "IMR",
+    "MM_USD_PER_BTC",
+    "IM_USD_PER_BTC",
+    "MARGIN_CHANGE",
+    "TOP_UP_FRACTION",
+    "LIQ_FILL_PENALTY",
+)
+
+PARAM_FIELDS = (
+    "SPOT0",  # price at the start, USD
+    "DT_YEARS",  # step length in years (365.25-day years)
+    "TAIL_DOF",  # Student-t degrees of freedom; 0 = Gaussian
+    "JUMP_MEAN",  # mean log-size of random jumps
+    "JUMP_STDEV",  # standard deviation of their log-size
+    "IMPACT_MODEL",  # 0 = square-root law, 1 = linear depth
+    "SQRT_COEFFICIENT",  # Y of the square-root law
+    "SIGMA_DAY",  # daily volatility used by the square-root law
+    "DAILY_VOLUME_USD",
+    "DEPTH_USD_PER_PCT",
+    "RESILIENCE_DECAY",  # share of transient impact left after one step (exp(-ln2 dt / half-life))
+    "PERMANENT_FRACTION",
+    "INSURANCE_FUND_USD",
+    "MAX_CASCADE_ROUNDS",
+    "FUNDING_BASE",  # per funding interval
+    "FUNDING_SENSITIVITY",  # per interval per unit of book imbalance
+    "FUNDING_CAP",
+    "ETF_HOLDINGS_BTC",
+    "ETF_COST_BASIS_USD",
+    "ETF_LOOKBACK_STEPS",
+    "MINER_HASHRATE_PH",  # PH/s at the start
+    "MINER_RESERVES_BTC",
+    "MINER_REVENUE_BTC_PER_DAY",  # subsidy * 144 * (1 + fee share)
+    "MINER_SELL_SENSITIVITY",  # share of reserves per day per 100% shortfall
+    "MINER_HASHRATE_SENSITIVITY",
+)
+
+SIDE_LONG, SIDE_SHORT = 0, 1
+IMPACT_SQRT, IMPACT_LINEAR = 0, 1
+OPTION_PUT, OPTION_CALL = 0, 1
+
+# Row indices as named constants, vectorbt-enum style: ``Step.DEPTH_MULT``, ``Venue.IMR``,
+# ``Param.SPOT0``. Numba reads these namedtuples as compile-time constants.
+Step = namedtuple("Step", STEP_FIELDS)(*range(len(STEP_FIELDS)))
+Venue = namedtuple("Venue", VENUE_FIELDS)(*range(len(VENUE_FIELDS)))
+Param = namedtuple("Param", PARAM_FIELDS)(*range(len(PARAM_FIELDS)))
+N_STEP_FIELDS = len(STEP_FIELDS)
+N_VENUE_FIELDS = len(VENUE_FIELDS)
+N_PARAMS = len(PARAM_FIELDS)
