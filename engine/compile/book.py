@@ -101,7 +101,13 @@ def _side(side, grid, spot, mmr, is_long) -> tuple[np.ndarray, float]:
         )
     size_btc = side.notional_usd / spot
     sizes = np.where(alive, weights, 0.0) / alive_share * size_btc
-    return _deposit(grid, bankruptcy.ravel(), sizes.ravel()), 1 - alive_share
+    cells = _deposit(grid, bankruptcy.ravel(), sizes.ravel())
+    # interpolation may put part of a node just past spot's liquidation boundary: keep it alive
+    dead = grid / (1 - mmr) >= spot if is_long else grid / (1 + mmr) <= spot
+    edge = np.flatnonzero(~dead)[-1 if is_long else 0]
+    cells[edge] += cells[dead].sum()
+    cells[dead] = 0.0
+    return cells, 1 - alive_share
 
 
 def build_book(market) -> Book:

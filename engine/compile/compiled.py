@@ -56,6 +56,8 @@ class OutputPlan:
     quantiles: np.ndarray  # percentiles in (0, 100)
     price_levels_usd: np.ndarray
     sample_paths: int
+    report: bool
+    figures: bool
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
         rng=rng_plan(scenario.seed if seed is None else seed,
                      scenario.n_paths if n_paths is None else n_paths),
         outputs=OutputPlan(np.array(outputs.quantiles, dtype=float),
-                           np.array(outputs.price_levels_usd, dtype=float), outputs.sample_paths),
+                           np.array(outputs.price_levels_usd, dtype=float), outputs.sample_paths,
+                           outputs.report, outputs.figures),
         notes=tuple(ctx.notes),
     )

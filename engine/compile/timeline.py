@@ -26,47 +26,49 @@ def _seconds(t: datetime) -> float:
 
 @dataclass(frozen=True)
 class Envelope:
-    """Piecewise-linear strength: 0 -> 1 over [start, start+ramp], 1 until ``full_end``, -> 0 over ramp_out.
+    """Piecewise-linear strength: 0 -> 1 over ``ramp``, 1 for ``hold``, then -> 0 over ``ramp_out``.
 
-    Times are seconds since the epoch; ``full_end`` may be ``inf`` (lasts to the end).
+    ``start`` is in seconds (since the epoch, or from an origin after :meth:`shifted`); the
+    lengths are seconds; ``hold`` may be ``inf`` (lasts to the end).
     """
 
     start: float
     ramp: float = 0.0
-    full_end: float = np.inf
+    hold: float = np.inf
     ramp_out: float = 0.0
 
     @classmethod
     def of(cls, start: datetime, ramp: timedelta | None = None, duration: timedelta | None = None,
            ramp_out: timedelta | None = None) -> Envelope:
-        s = _seconds(start)
-        r = ramp.total_seconds() if ramp else 0.0
-        full_end = np.inf if duration is None else s + r + duration.total_seconds()
-        return cls(s, r, full_end, ramp_out.total_seconds() if ramp_out else 0.0)
+        return cls(
+            _seconds(start),
+            ramp.total_seconds() if ramp else 0.0,
+            np.inf if duration is None else duration.total_seconds(),
+            ramp_out.total_seconds() if ramp_out else 0.0,
+        )
 
     def integral(self, t: np.ndarray) -> np.ndarray:
         """``W(t) = integral of w from -inf to t``."""
-        t = np.asarray(t, dtype=float)
-        a, r, e, ro = self.start, self.ramp, self.full_end, self.ramp_out
-        out = np.zeros_like(t)
-        # ramp-in: w = (t - a) / r on [a, a + r]
-        if r > 0:
-            x = np.clip(t - a, 0.0, r)
-            out += x * x / (2 * r)
-        # full strength on [a + r, e]
-        out += np.clip(np.minimum(t, e) - (a + r), 0.0, None)
-        # ramp-out: w = 1 - (t - e) / ro on [e, e + ro]
-        if ro > 0 and np.isfinite(e):
-            x = np.clip(t - e, 0.0, ro)
-            out += x - x * x / (2 * ro)
+        x = np.asarray(t, dtype=float) - self.start
+        r, h, ro = self.ramp, self.hold, self.ramp_out
+        out = np.zeros_like(x)
+        if r > 0:  # ramp-in: w = x / r on [0, r]
+            y = np.clip(x, 0.0, r)
+            out += y * y / (2 * r)
+        out += np.clip(np.minimum(x - r, h), 0.0, None)  # full strength on [r, r + h]
+        if ro > 0 and np.isfinite(h):  # ramp-out: w = 1 - y / ro on [r + h, r + h + ro]
+            y = np.clip(x - r - h, 0.0, ro)
+            out += y - y * y / (2 * ro)
         return out
+
+    def shifted(self, origin: float) -> Envelope:
+        """The same envelope with time counted from ``origin`` (keeps the arithmetic exact)."""
+        return Envelope(self.start - origin, self.ramp, self.hold, self.ramp_out)
 
     @property
     def area(self) -> float:
         """Total integral of ``w`` (``inf`` when it never ends)."""
-        if not np.isfinite(self.full_end):
-            return np.inf
-        return self.ramp / 2 + (self.full_end - self.start - self.ramp) + self.ramp_out / 2
+        return self.ramp / 2 + self.hold + self.ramp_out / 2
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,15 @@ class Timeline:
     @property
     def edges(self) -> np.ndarray:
         """Step boundaries in seconds since the epoch, ``n_steps + 1`` values."""
-        return _seconds(self.start) + self.step_seconds * np.arange(self.n_steps + 1, dtype=float)
+        return _seconds(self.start) + self._offsets
+
+    @property
+    def _offsets(self) -> np.ndarray:
+        return self.step_seconds * np.arange(self.n_steps + 1, dtype=float)
+
+    def _mass(self, envelope: Envelope) -> np.ndarray:
+        """Envelope integral over each step, computed in seconds from the timeline start."""
+        return np.diff(envelope.shifted(_seconds(self.start)).integral(self._offsets))
 
     def times(self) -> np.ndarray:
         """Step start times as ``datetime64[ns]`` (UTC, naive numpy)."""
@@ -103,15 +113,14 @@ class Timeline:
 
     def average(self, envelope: Envelope) -> np.ndarray:
         """Mean of the envelope over each step (values in [0, 1])."""
-        w = self.edges
-        return np.diff(envelope.integral(w)) / self.step_seconds
+        return self._mass(envelope) / self.step_seconds
 
     def share_of(self, envelope: Envelope) -> np.ndarray:
         """Share of the envelope's total area that falls in each step (sums to 1 if inside).
 
         For an open-ended envelope the area inside the horizon is used.
         """
-        mass = np.diff(envelope.integral(self.edges))
+        mass = self._mass(envelope)
         area = envelope.area
         if not np.isfinite(area):
             area = mass.sum()
@@ -119,7 +128,7 @@ class Timeline:
 
     def window_share(self, start: datetime, end: datetime) -> np.ndarray:
         """Share of the window ``[start, end)`` inside each step (uniform over the window)."""
-        return self.share_of(Envelope(_seconds(start), 0.0, _seconds(end), 0.0))
+        return self.share_of(Envelope(_seconds(start), 0.0, (end - start).total_seconds(), 0.0))
 
     def index(self, when: datetime) -> int:
         """The step containing ``when`` (``n_steps`` if at or after the end, -1 if before)."""

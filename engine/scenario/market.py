@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .types import Amount, Duration, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
+from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
 
 __all__ = ["Market"]
 
@@ -156,7 +156,7 @@ class Funding(StrictModel):
 
 class Liquidation(StrictModel):
     fill_slippage: Rate = Field(0.001, ge=0, le=0.5, description="Extra cost of a liquidation fill.")
-    max_cascade_rounds: int = Field(50, ge=1, le=10_000, description="Cap on cascade rounds per step.")
+    max_cascade_rounds: Integer = Field(50, ge=1, le=10_000, description="Cap on cascade rounds per step.")
 
 
 class Perpetuals(StrictModel):
@@ -168,10 +168,10 @@ class Perpetuals(StrictModel):
         default_factory=lambda: {"all": 1.0},
         description="Share of the book per venue (sums to 1); margin hikes and failures target venues.",
     )
-    funding: Funding = Field(default_factory=Funding)
+    funding: Funding = Field(default_factory=Funding, description="Funding payments between longs and shorts.")
     insurance_fund_usd: Amount = Field(1e9, ge=0, description="Absorbs bad debt before auto-deleveraging.")
-    liquidation: Liquidation = Field(default_factory=Liquidation)
-    book_cells: int = Field(200, ge=16, le=5000, description="Cells of the log grid of bankruptcy prices.")
+    liquidation: Liquidation = Field(default_factory=Liquidation, description="How liquidations fill.")
+    book_cells: Integer = Field(200, ge=16, le=5000, description="Cells of the log grid of bankruptcy prices.")
     grid_span: Number = Field(
         10.0, gt=1.5, le=1000, description="Grid covers spot/span .. spot*span (log-spaced)."
     )
@@ -217,16 +217,18 @@ class ExecutionWindow(StrictModel):
 class Etf(StrictModel):
     holdings_btc: Amount = Field(1.28e6, ge=0, description="BTC held by spot ETFs.")
     cost_basis_usd: Amount = Field(81_600, gt=0, description="Holders' average cost basis.")
-    reflexivity: EtfReflexivity = Field(default_factory=EtfReflexivity)
+    reflexivity: EtfReflexivity = Field(
+        default_factory=EtfReflexivity, description="Redemptions driven by losses and by price below cost basis."
+    )
     execution_window: ExecutionWindow = Field(
         default_factory=ExecutionWindow, description="When creations/redemptions hit the market."
     )
 
 
 class OptionOpenInterest(StrictModel):
-    kind: Literal["put", "call"]
-    strike_usd: Amount = Field(..., gt=0)
-    expiry: Timestamp
+    kind: Literal["put", "call"] = Field(..., description="Option type.")
+    strike_usd: Amount = Field(..., gt=0, description="Strike price.")
+    expiry: Timestamp = Field(..., description="Expiry (UTC).")
     size_btc: Amount = Field(..., ge=0, description="Open interest, BTC.")
 
 
@@ -263,10 +265,10 @@ class Miners(StrictModel):
 class Market(StrictModel):
     spot_usd: Amount = Field(..., gt=0, description="BTC price at horizon.start.")
     drift_annual: Rate = Field(0.0, ge=-50, le=50, description="Annualised drift of the log price.")
-    volatility: Volatility = Field(default_factory=Volatility)
-    macro: Macro = Field(default_factory=Macro)
-    impact: Impact = Field(default_factory=Impact)
-    perpetuals: Perpetuals
-    etf: Etf = Field(default_factory=Etf)
-    options: Options = Field(default_factory=Options)
-    miners: Miners = Field(default_factory=Miners)
+    volatility: Volatility = Field(default_factory=Volatility, description="Exogenous volatility and jumps.")
+    macro: Macro = Field(default_factory=Macro, description="The macro factor (a Nasdaq proxy).")
+    impact: Impact = Field(default_factory=Impact, description="Price impact of net flow.")
+    perpetuals: Perpetuals = Field(..., description="The leveraged perpetuals book, margins and funding.")
+    etf: Etf = Field(default_factory=Etf, description="Spot ETF holders.")
+    options: Options = Field(default_factory=Options, description="Option open interest and the vol surface.")
+    miners: Miners = Field(default_factory=Miners, description="Miner economics and reserves.")

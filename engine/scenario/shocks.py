@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .types import Amount, Duration, Name, Number, Rate, StrictModel, When
+from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, When
 from .market import ExecutionWindow, OptionOpenInterest
 
 __all__ = ["Shock", "SHOCK_TYPES"]
@@ -40,14 +40,20 @@ class _Regime(_Shock):
 
 
 # --------------------------------------------------------------------------- margin hike
+_IM_RATE = "New initial margin, share of notional (1/rate is the max leverage)."
+_IM_USD = "New initial margin, USD per contract (converted to a rate at the price when it applies)."
+_MM_RATE = "New maintenance margin, share of notional."
+_MM_USD = "New maintenance margin, USD per contract (converted like the initial margin)."
+
+
 class MarginStep(StrictModel):
     """One change of a margin schedule; each requirement as a rate or as USD per contract."""
 
     at: When | None = Field(None, description="When this step applies; null = the shock's start.")
-    initial_margin_rate: Rate | None = Field(None, gt=0, le=1)
-    initial_margin_usd_per_contract: Amount | None = Field(None, gt=0)
-    maintenance_margin_rate: Rate | None = Field(None, gt=0, lt=1)
-    maintenance_margin_usd_per_contract: Amount | None = Field(None, gt=0)
+    initial_margin_rate: Rate | None = Field(None, gt=0, le=1, description=_IM_RATE)
+    initial_margin_usd_per_contract: Amount | None = Field(None, gt=0, description=_IM_USD)
+    maintenance_margin_rate: Rate | None = Field(None, gt=0, lt=1, description=_MM_RATE)
+    maintenance_margin_usd_per_contract: Amount | None = Field(None, gt=0, description=_MM_USD)
 
     @model_validator(mode="after")
     def _one_form_each(self):
@@ -79,10 +85,10 @@ class MarginHike(_Shock):
     """
 
     type: Literal["margin_hike"]
-    initial_margin_rate: Rate | None = Field(None, gt=0, le=1)
-    initial_margin_usd_per_contract: Amount | None = Field(None, gt=0)
-    maintenance_margin_rate: Rate | None = Field(None, gt=0, lt=1)
-    maintenance_margin_usd_per_contract: Amount | None = Field(None, gt=0)
+    initial_margin_rate: Rate | None = Field(None, gt=0, le=1, description=_IM_RATE)
+    initial_margin_usd_per_contract: Amount | None = Field(None, gt=0, description=_IM_USD)
+    maintenance_margin_rate: Rate | None = Field(None, gt=0, lt=1, description=_MM_RATE)
+    maintenance_margin_usd_per_contract: Amount | None = Field(None, gt=0, description=_MM_USD)
     schedule: list[MarginStep] = Field(default_factory=list, description="Step schedule.")
     contract_size_btc: Number = Field(5.0, gt=0, le=1e6, description="BTC per contract (CME: 5).")
     venues: list[Name] | None = Field(None, description="Venues it applies to; null = every venue.")
@@ -108,6 +114,16 @@ class MarginHike(_Shock):
             raise ValueError(
                 "a margin_hike needs initial_margin_rate, maintenance_margin_rate, "
                 "*_usd_per_contract or a schedule"
+            )
+        in_usd = any(
+            getattr(step, f"{w}_margin_usd_per_contract") is not None
+            for step in self.steps()
+            for w in ("initial", "maintenance")
+        )
+        if "contract_size_btc" in self.model_fields_set and not in_usd:
+            raise ValueError(
+                "contract_size_btc converts *_usd_per_contract requirements; this hike has none, "
+                "so remove it"
             )
         return self
 
@@ -138,11 +154,11 @@ class ReflexivityOverride(StrictModel):
 class GeneratedRun(StrictModel):
     """A run of daily flows drawn once at compile time (the same on every path)."""
 
-    days: int = Field(..., ge=1, le=3650, description="Number of US trading days (weekends skipped).")
+    days: Integer = Field(..., ge=1, le=3650, description="Number of US trading days (weekends skipped).")
     total_usd: Amount | None = Field(None, description="Total over the run (sign: outflow < 0).")
     mean_per_day_usd: Amount | None = Field(None, description="Mean daily flow (alternative to total).")
     dispersion: Rate = Field(0.5, ge=0, le=10, description="Day-to-day coefficient of variation.")
-    seed: int | None = Field(None, ge=0, description="Seed of the draw; null = derived from the scenario seed.")
+    seed: Integer | None = Field(None, ge=0, description="Seed of the draw; null = derived from the scenario seed.")
 
     @model_validator(mode="after")
     def _one_size(self):
@@ -188,7 +204,9 @@ class BalanceSheetTightening(_Regime):
     vol_multiplier: Number = Field(1.2, gt=0, le=20, description="Volatility scale at full strength.")
     macro_beta: Number | None = Field(None, ge=-10, le=10, description="BTC beta to the macro factor at full strength.")
     etf_reflexivity_multiplier: Number = Field(1.5, ge=0, le=100, description="Scales reflexive ETF redemptions.")
-    announcement_jump: AnnouncementJump | None = None
+    announcement_jump: AnnouncementJump | None = Field(
+        None, description="A one-off jump when the regime is announced."
+    )
 
 
 class CrossAssetMove(StrictModel):
@@ -219,7 +237,7 @@ class CrossAssetShock(_Shock):
 
     type: Literal["cross_asset_shock"]
     duration: Duration = Field(..., description="Window over which the moves happen.")
-    moves: list[CrossAssetMove] = Field(..., min_length=1)
+    moves: list[CrossAssetMove] = Field(..., min_length=1, description="The assets that move, with their betas.")
     macro_vol_multiplier: Number = Field(1.0, gt=0, le=20, description="Macro factor vol scale in the window.")
     forced_selling_usd: Amount = Field(
         0.0, le=0, description="BTC sold by cross-margined funds over the window (negative, USD)."
@@ -276,7 +294,9 @@ class OptionsPositioning(_Regime):
     atm_iv: Rate | None = Field(None, gt=0, le=5, description="ATM implied vol at full strength.")
     risk_reversal_25d: Rate | None = Field(None, ge=-1, le=1, description="25d risk reversal at full strength.")
     term_structure_slope: Rate | None = Field(None, ge=-2, le=2, description="Slope at full strength.")
-    dealer_short_share: Rate | None = Field(None, ge=0, le=1)
+    dealer_short_share: Rate | None = Field(
+        None, ge=0, le=1, description="Dealers' short share of the OI at full strength."
+    )
 
 
 Shock = Annotated[
