@@ -35,7 +35,7 @@ def test_book_holds_the_stated_notional_and_no_dead_positions(raw):
     m = perps.maintenance_margin_rate
     assert c.book_long_btc[:, grid / (1 - m) >= spot].sum() == 0
     assert c.book_short_btc[:, grid / (1 + m) <= spot].sum() == 0
-    shares = np.array(list(perps.venues.values()))
+    shares = np.array([v.share for v in perps.venues.values()])
     np.testing.assert_allclose(c.book_long_btc.sum(axis=1) / c.book_long_btc.sum(), shares)
 
 
@@ -64,6 +64,25 @@ def test_longs_already_liquidated_at_spot_are_dropped_and_the_rest_rescaled():
     assert c.book_long_btc.sum() * 88_000 == pytest.approx(38e9, rel=1e-12)
     bankrupt = c.book_bankruptcy_usd[c.book_long_btc.sum(0) > 0]
     assert bankrupt.max() / (1 - 0.005) < 88_000  # no cell is past its liquidation price at spot
+
+
+def test_venue_margins_cap_leverage_and_set_the_starting_rates():
+    """A CME-like venue (11% initial margin) holds no position above 1/0.11 = 9.1x leverage."""
+    data = copy.deepcopy(RICH)
+    perps = data["market"]["perpetuals"]
+    perps["venues"] = {"main": "70%", "cme": {"share": "30%", "initial_margin_rate": "11%",
+                                             "maintenance_margin_rate": "8%"}}
+    perps["long"]["entry_price"] = {"distribution": "table", "weights": {88000: 1.0}}
+    c = engine.compile_scenario(engine.load_scenario(data))
+    assert c.venue("IMR", "cme")[0] == 0.11 and c.venue("MMR", "cme")[0] == 0.08
+    assert c.venue("IMR", "main")[0] == 0.01
+    spot, grid = 88_000, c.book_bankruptcy_usd
+    cme = c.book_long_btc[1]
+    # entries at spot: leverage L puts P_b at spot*(1-1/L); CME holds nothing above 1/0.11 = 9.1x
+    limit = spot * (1 - 0.11) * grid[1] / grid[0]  # one cell of interpolation
+    assert cme[grid > limit].sum() == 0 and cme[grid <= limit].sum() > 0
+    assert c.book_long_btc[0][grid > limit].sum() > 0
+    assert cme.sum() * spot == pytest.approx(0.3 * 38e9, rel=1e-12)
 
 
 def test_a_book_that_cannot_exist_is_a_scenario_error():

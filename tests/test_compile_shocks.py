@@ -149,12 +149,20 @@ def test_exchange_failure_depth_resilience_penalty_breaker(base):
                   "liquidation_fill_penalty": "3%", "venues": ["main"], "circuit_breaker_move": "8%",
                   "circuit_breaker_pause": "2h"})
     on = slice(48, 54)
-    assert np.allclose(c.step("DEPTH_MULT")[on], 0.1) and c.step("DEPTH_MULT")[54] == 1
-    assert (c.step("RESILIENCE_MULT")[on] == 0).all() and c.step("RESILIENCE_MULT")[47] == 1
+    # "main" holds 70% of the book: it takes 70% of the depth down to 10%, and 70% of the healing
+    assert np.allclose(c.step("DEPTH_MULT")[on], 1 - 0.7 * 0.9) and c.step("DEPTH_MULT")[54] == 1
+    assert np.allclose(c.step("RESILIENCE_MULT")[on], 0.3) and c.step("RESILIENCE_MULT")[47] == 1
     assert np.allclose(c.venue("LIQ_FILL_PENALTY", "main")[on], 0.031)
     np.testing.assert_array_equal(c.venue("LIQ_FILL_PENALTY", "cme"), base.venue("LIQ_FILL_PENALTY", "cme"))
     assert (c.step("CIRCUIT_BREAKER_MOVE")[on] == 0.08).all() and c.step("CIRCUIT_BREAKER_MOVE")[54] == 0
     assert (c.step("CIRCUIT_BREAKER_STEPS")[on] == 2).all()
+
+
+def test_exchange_failure_on_one_venue_takes_its_share_of_depth():
+    c = compiled({"type": "exchange_failure", "start": "+2d", "duration": "6h", "depth_fraction": "10%",
+                  "venues": ["cme"], "market_makers_gone": True})
+    assert c.step("DEPTH_MULT")[50] == pytest.approx(1 - 0.3 * 0.9)
+    assert c.step("RESILIENCE_MULT")[50] == pytest.approx(0.7)
 
 
 def test_miner_capitulation_sells_the_stated_share_of_reserves():

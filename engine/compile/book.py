@@ -8,8 +8,9 @@ total size exactly. The grid alone then gives each cell's liquidation price for 
 maintenance-margin rate ``m`` (mark-price convention, as Binance USDT-M:
 ``P_liq = P_b/(1-m)`` long, ``P_b/(1+m)`` short), its effective leverage and its loss.
 
-Positions that would already be past their liquidation price at ``spot`` cannot exist at the
-start: they are dropped and the rest rescaled so each side still holds its stated notional.
+Positions that would already be past their liquidation price at ``spot``, or levered beyond
+what their venue's initial margin allows, cannot exist at the start: they are dropped and the
+rest rescaled so each venue still holds its share of each side's stated notional.
 Nodes beyond the grid go to its end cells (they are at most ``1/span`` away from bankruptcy).
 """
 
@@ -79,12 +80,12 @@ def _deposit(grid: np.ndarray, prices: np.ndarray, sizes: np.ndarray) -> np.ndar
     return out
 
 
-def _side(side, grid, spot, mmr, is_long) -> tuple[np.ndarray, float]:
+def _side(side, grid, spot, mmr, max_leverage, is_long) -> tuple[np.ndarray, float]:
     entry, w_entry = entry_nodes(side.entry_price, spot)
     lev, w_lev = leverage_nodes(side.leverage)
     e = entry[:, None]
     l = lev[None, :]
-    weights = w_entry[:, None] * w_lev[None, :]
+    weights = w_entry[:, None] * np.where(lev <= max_leverage * (1 + 1e-12), w_lev, 0.0)[None, :]
     if is_long:
         bankruptcy = e * (1 - 1 / l)
         alive = bankruptcy / (1 - mmr) < spot
@@ -97,7 +98,7 @@ def _side(side, grid, spot, mmr, is_long) -> tuple[np.ndarray, float]:
     if alive_share <= 0:
         raise ValueError(
             f"every {'long' if is_long else 'short'} position of the entry/leverage distributions "
-            f"would already be liquidated at spot {spot:,.0f}"
+            f"up to {max_leverage:g}x would already be liquidated at spot {spot:,.0f}"
         )
     size_btc = side.notional_usd / spot
     sizes = np.where(alive, weights, 0.0) / alive_share * size_btc
@@ -111,10 +112,18 @@ def _side(side, grid, spot, mmr, is_long) -> tuple[np.ndarray, float]:
 
 
 def build_book(market) -> Book:
+    """Both sides on every venue: the venue's share of each side's notional, its leverage
+    distribution truncated at the venue's maximum (1 / initial margin rate), its maintenance rate."""
     perps = market.perpetuals
     spot = market.spot_usd
     grid = spot * np.geomspace(1 / perps.grid_span, perps.grid_span, perps.book_cells)
-    long_cells, dropped_long = _side(perps.long, grid, spot, perps.maintenance_margin_rate, True)
-    short_cells, dropped_short = _side(perps.short, grid, spot, perps.maintenance_margin_rate, False)
-    shares = np.array(list(perps.venues.values()), dtype=float)[:, None]
-    return Book(grid, shares * long_cells, shares * short_cells, dropped_long, dropped_short)
+    longs, shorts, dropped_long, dropped_short = [], [], 0.0, 0.0
+    for name, venue in perps.venues.items():
+        mmr, imr = perps.margin_rates(name)
+        cells, dropped = _side(perps.long, grid, spot, mmr, 1 / imr, True)
+        longs.append(venue.share * cells)
+        dropped_long += venue.share * dropped
+        cells, dropped = _side(perps.short, grid, spot, mmr, 1 / imr, False)
+        shorts.append(venue.share * cells)
+        dropped_short += venue.share * dropped
+    return Book(grid, np.array(longs), np.array(shorts), dropped_long, dropped_short)

@@ -82,8 +82,8 @@ def _us_session_share(timeline: Timeline, start_min: int, end_min: int) -> np.nd
 def _base_venues(scenario, timeline: Timeline) -> np.ndarray:
     perps = scenario.market.perpetuals
     v = np.zeros((layout.N_VENUE_FIELDS, len(perps.venues), timeline.n_steps))
-    v[Venue.MMR] = perps.maintenance_margin_rate
-    v[Venue.IMR] = perps.initial_margin_rate
+    for i, name in enumerate(perps.venues):
+        v[Venue.MMR, i], v[Venue.IMR, i] = perps.margin_rates(name)
     v[Venue.LIQ_FILL_PENALTY] = perps.liquidation.fill_slippage
     return v
 
@@ -96,7 +96,8 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.TAIL_DOF] = m.volatility.tail_dof or 0.0
     p[Param.JUMP_MEAN] = m.volatility.jumps.mean
     p[Param.JUMP_STDEV] = m.volatility.jumps.stdev
-    p[Param.IMPACT_MODEL] = layout.IMPACT_SQRT if m.impact.model == "sqrt" else layout.IMPACT_LINEAR
+    p[Param.IMPACT_MODEL] = {"sqrt": layout.IMPACT_SQRT, "linear": layout.IMPACT_LINEAR,
+                             "both": layout.IMPACT_BOTH}[m.impact.model]
     p[Param.SQRT_COEFFICIENT] = m.impact.sqrt_coefficient
     p[Param.SIGMA_DAY] = m.volatility.annual / math.sqrt(365.25)
     p[Param.DAILY_VOLUME_USD] = m.impact.daily_volume_usd

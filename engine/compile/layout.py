@@ -19,7 +19,8 @@ MACRO_VOL                  macro-factor volatility over the step
 CROSS_ASSET_RETURN         BTC log return from other assets' moves (beta already applied)
 SCHEDULED_JUMP             deterministic log-return jump at the step (price_jump, announcements)
 SCHEDULED_JUMP_SPREAD      cross-path standard deviation of that jump
-DEPTH_MULT                 multiplier of market depth (1 = the market's depth_usd_per_pct)
+DEPTH_MULT                 multiplier of liquidity (1 = the market's): scales depth_usd_per_pct in
+                           the linear law and daily_volume_usd in the square-root law
 RESILIENCE_MULT            multiplier of the impact decay rate (0 = transient impact never heals)
 CIRCUIT_BREAKER_MOVE       move within a step that pauses liquidations (0 = no breaker)
 CIRCUIT_BREAKER_STEPS      steps a triggered breaker lasts
@@ -111,7 +112,7 @@ PARAM_FIELDS = (
     "TAIL_DOF",  # Student-t degrees of freedom; 0 = Gaussian
     "JUMP_MEAN",  # mean log-size of random jumps
     "JUMP_STDEV",  # standard deviation of their log-size
-    "IMPACT_MODEL",  # 0 = square-root law, 1 = linear depth
+    "IMPACT_MODEL",  # 0 = square-root law, 1 = linear depth, 2 = both (their sum)
     "SQRT_COEFFICIENT",  # Y of the square-root law
     "SIGMA_DAY",  # daily volatility used by the square-root law
     "DAILY_VOLUME_USD",
@@ -134,7 +135,7 @@ PARAM_FIELDS = (
 )
 
 SIDE_LONG, SIDE_SHORT = 0, 1
-IMPACT_SQRT, IMPACT_LINEAR = 0, 1
+IMPACT_SQRT, IMPACT_LINEAR, IMPACT_BOTH = 0, 1, 2
 OPTION_PUT, OPTION_CALL = 0, 1
 
 # Row indices as named constants, vectorbt-enum style: ``Step.DEPTH_MULT``, ``Venue.IMR``,

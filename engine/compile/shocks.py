@@ -197,10 +197,14 @@ def cross_asset_shock(shock, ctx: Context) -> None:
 
 
 def exchange_failure(shock, ctx: Context) -> None:
+    """Depth and healing are market-wide: a failure of venues holding share ``h`` of the book takes
+    ``h*(1 - depth_fraction)`` of the depth away and stops ``h`` of the healing."""
     s, w = ctx.steps, ctx.envelope(shock)
-    _scale(s[Step.DEPTH_MULT], w, shock.depth_fraction)
+    venues = ctx.scenario.market.perpetuals.venues
+    hit = sum(venues[ctx.venue_names[v]].share for v in ctx.venue_index(shock.venues))
+    _scale(s[Step.DEPTH_MULT], w * hit, shock.depth_fraction)
     if shock.market_makers_gone:
-        s[Step.RESILIENCE_MULT] *= 1.0 - w
+        s[Step.RESILIENCE_MULT] *= 1.0 - w * hit
     for v in ctx.venue_index(shock.venues):
         ctx.venue_steps[Venue.LIQ_FILL_PENALTY, v] += w * shock.liquidation_fill_penalty
     if shock.circuit_breaker_move is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
 
@@ -45,8 +45,10 @@ class Macro(StrictModel):
 class Impact(StrictModel):
     """How net flow moves the price (square-root law or linear depth) and how fast it heals."""
 
-    model: Literal["sqrt", "linear"] = Field(
-        "sqrt", description="sqrt: dlnS = Y*sigma_day*sqrt(|q|/V_day); linear: dlnS = q/(depth*100)."
+    model: Literal["sqrt", "linear", "both"] = Field(
+        "sqrt",
+        description="sqrt: dlnS = Y*sigma_day*sqrt(|q|/(V_day*d)); linear: dlnS = q/(depth*d*100); "
+        "both: their sum. d is the shocks' depth multiplier, so depth shocks move either law.",
     )
     sqrt_coefficient: Number = Field(0.7, gt=0, le=5, description="Y of the square-root law (0.5-1).")
     daily_volume_usd: Amount = Field(20e9, gt=0, description="Daily traded volume V_day, USD.")
@@ -159,14 +161,35 @@ class Liquidation(StrictModel):
     max_cascade_rounds: Integer = Field(50, ge=1, le=10_000, description="Cap on cascade rounds per step.")
 
 
+class VenueSpec(StrictModel):
+    """A venue's share of the book and, optionally, its own margin rates (CME is not Binance)."""
+
+    share: Rate = Field(..., gt=0, le=1, description="Share of both sides of the book on this venue.")
+    maintenance_margin_rate: Rate | None = Field(
+        None, gt=0, lt=0.5, description="Null = the book's maintenance_margin_rate."
+    )
+    initial_margin_rate: Rate | None = Field(
+        None, gt=0, le=1,
+        description="Null = the book's initial_margin_rate; positions above 1/rate leverage are not held here.",
+    )
+
+
+def _venue(value):
+    return value if isinstance(value, (dict, VenueSpec)) else {"share": value}
+
+
+VenueEntry = Annotated[VenueSpec, BeforeValidator(_venue)]
+
+
 class Perpetuals(StrictModel):
     long: BookSide = Field(..., description="Leveraged longs.")
     short: BookSide = Field(..., description="Leveraged shorts.")
     maintenance_margin_rate: Rate = Field(0.005, gt=0, lt=0.5, description="Maintenance margin, share of notional.")
     initial_margin_rate: Rate = Field(0.01, gt=0, le=1, description="Initial margin; 1/rate is the max leverage.")
-    venues: dict[Name, Rate] = Field(
+    venues: dict[Name, VenueEntry] = Field(
         default_factory=lambda: {"all": 1.0},
-        description="Share of the book per venue (sums to 1); margin hikes and failures target venues.",
+        description="Venue -> share of the book (sums to 1), or {share, maintenance_margin_rate, "
+        "initial_margin_rate}; margin hikes and failures target venues.",
     )
     funding: Funding = Field(default_factory=Funding, description="Funding payments between longs and shorts.")
     insurance_fund_usd: Amount = Field(1e9, ge=0, description="Absorbs bad debt before auto-deleveraging.")
@@ -176,6 +199,13 @@ class Perpetuals(StrictModel):
         10.0, gt=1.5, le=1000, description="Grid covers spot/span .. spot*span (log-spaced)."
     )
 
+    def margin_rates(self, venue: str) -> tuple[float, float]:
+        """(maintenance, initial) margin rates of a venue at the start."""
+        spec = self.venues[venue]
+        mmr = spec.maintenance_margin_rate if spec.maintenance_margin_rate is not None else self.maintenance_margin_rate
+        imr = spec.initial_margin_rate if spec.initial_margin_rate is not None else self.initial_margin_rate
+        return mmr, imr
+
     @model_validator(mode="after")
     def _consistent(self):
         if self.initial_margin_rate <= self.maintenance_margin_rate:
@@ -183,9 +213,12 @@ class Perpetuals(StrictModel):
                 f"initial_margin_rate ({self.initial_margin_rate:g}) must exceed "
                 f"maintenance_margin_rate ({self.maintenance_margin_rate:g})"
             )
-        total = sum(self.venues.values())
-        if any(v <= 0 for v in self.venues.values()) or abs(total - 1) > 1e-6:
-            raise ValueError(f"venue shares must be positive and sum to 100%, got {total:.6g}")
+        total = sum(v.share for v in self.venues.values())
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"venue shares must sum to 100%, got {total:.6g}")
+        for name, venue in self.venues.items():
+            if self.margin_rates(name)[1] <= self.margin_rates(name)[0]:
+                raise ValueError(f"venue {name!r}: initial margin rate must exceed its maintenance margin rate")
         if self.funding.interval.total_seconds() <= 0:
             raise ValueError("funding.interval must be positive")
         return self
