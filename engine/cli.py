@@ -63,7 +63,10 @@ def _cmd_validate(args) -> int:
             scenario = load_scenario(file, args.overrides)
         except ScenarioError as exc:
             failed += 1
-            print(str(exc), file=sys.stderr)
+            message = str(exc)
+            if not any(p.file == str(file) for p in exc.problems):  # all in a parent file or a --set
+                message = f"in {file}:\n  " + message.replace("\n", "\n  ")
+            print(message, file=sys.stderr)
             continue
         if not args.quiet:
             print(f"ok  {file}  ({scenario.name}: {len(scenario.shocks)} shocks, "

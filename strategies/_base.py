@@ -19,7 +19,7 @@ class Costs(StrictModel):
 
 class Rule(StrictModel):
     name: Name | None = Field(None, description="Label in results; defaults to the rule name (must be unique).")
-    costs: Costs = Field(default_factory=Costs)
+    costs: Costs = Field(default_factory=Costs, description="Trading costs of the rule.")
 
     @property
     def label(self) -> str:

@@ -9,7 +9,20 @@ __all__ = ["dump_scenario", "scenario_json_schema", "to_plain"]
 
 def to_plain(scenario) -> dict:
     """Every field, defaults included, in the friendly units the loader reads back."""
-    return scenario.model_dump(mode="json")
+    return _number_keys(scenario.model_dump(mode="json"), scenario.model_dump())
+
+
+def _number_keys(plain, python):
+    """JSON mode turns number keys (``weights: {3: 20%}``) into text; put the numbers back."""
+    if isinstance(plain, dict) and isinstance(python, dict):
+        return {
+            (key if isinstance(key, (int, float)) and not isinstance(key, bool) else text):
+                _number_keys(value, python[key])
+            for (text, value), key in zip(plain.items(), python)
+        }
+    if isinstance(plain, list) and isinstance(python, (list, tuple)):
+        return [_number_keys(a, b) for a, b in zip(plain, python)]
+    return plain
 
 
 class _Dumper(yaml.SafeDumper):

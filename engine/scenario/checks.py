@@ -7,17 +7,19 @@ Each check appends :class:`~engine.errors.Problem` records located through the l
 from __future__ import annotations
 
 import copy
+import math
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
 from .grid import sweep_dimensions
 from .shocks import EtfFlows, ExchangeFailure, MarginHike, OptionsPositioning, BalanceSheetTightening
-from .sweep import SweepSpec
+from .sweep import SweepSpec, parse_value
 
 __all__ = ["semantic_problems", "MAX_GRID_POINTS"]
 
 MAX_GRID_POINTS = 10_000_000
+MAX_PROBES = 64  # swept values validated one by one; longer lists are checked at their extremes
 
 
 def _fmt(t: datetime) -> str:
@@ -115,6 +117,26 @@ def _check_strategies(scenario, doc, problems) -> None:
         seen[strategy.label] = i
 
 
+def _probes(values: list) -> list:
+    """The values a swept parameter is validated with: all of a short list; of a long one, both
+    ends and the smallest and largest number (bounds are intervals, so these stand for the rest)."""
+    if len(values) <= MAX_PROBES:
+        return list(values)
+    numbers = []
+    for i, value in enumerate(values):
+        try:
+            number = parse_value(value)
+        except ValueError:
+            number = None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            return list(values[:MAX_PROBES])  # not all numbers: no extremes to pick
+        if not math.isfinite(number):
+            return [value]  # refused anyway; report it
+        numbers.append((number, i))
+    picks = {0, len(values) - 1, min(numbers)[1], max(numbers)[1]}
+    return [values[i] for i in sorted(picks)]
+
+
 def _check_sweep(scenario, doc, problems) -> None:
     from .loader import set_path, split_path
 
@@ -132,7 +154,7 @@ def _check_sweep(scenario, doc, problems) -> None:
         if not values:
             problems.append(doc.problem(here, "a swept parameter needs at least one value"))
             continue
-        for value in {0: values[0], len(values) - 1: values[-1]}.values():
+        for value in _probes(values):
             trial = copy.deepcopy(doc.data)
             try:
                 set_path(trial, path, value)

@@ -149,19 +149,21 @@ _TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
 
 def split_path(text: str) -> tuple:
     """``'shocks[etf_run].total_usd'`` -> ``('shocks', 'etf_run', 'total_usd')``; ``[2]`` -> ``2``."""
+    error = f"cannot read key path {text!r}; write it like market.spot_usd or shocks[0].start"
     parts: list = []
     pos = 0
     for match in _TOKEN.finditer(text):
-        if match.start() != pos and text[pos:match.start()] != ".":
-            raise ValueError(f"cannot read key path {text!r}")
         name, index = match.groups()
+        gap = text[pos:match.start()]  # a name after the first needs a '.', an [index] nothing
+        if gap != ("." if parts and name is not None else ""):
+            raise ValueError(error)
         if name is not None:
             parts.append(name)
         else:
             parts.append(int(index) if re.fullmatch(r"-?\d+", index) else index)
         pos = match.end()
     if pos != len(text) or not parts:
-        raise ValueError(f"cannot read key path {text!r}; write it like market.spot_usd or shocks[0].start")
+        raise ValueError(error)
     return tuple(parts)
 
 
@@ -195,6 +197,9 @@ def set_path(data: dict, path: tuple, value: Any, *, create: bool = True) -> tup
             if key not in node:
                 if not create:
                     raise KeyError(f"{_fmt(concrete + (key,))} is not set in this scenario")
+                if not last and isinstance(path[i + 1], int):
+                    raise KeyError(f"{_fmt(concrete + (key,))} is not set in this scenario, "
+                                   f"so it has no item [{path[i + 1]}]")
                 if not last:
                     node[key] = {}
         else:
@@ -235,7 +240,8 @@ def apply_overrides(doc: Document, overrides) -> None:
             problems.append(Problem(str(exc.args[0]), f"--set {text}"))
             continue
         _drop(doc.origins, concrete)
-        doc.origins[concrete] = (f"--set {text}", None, None)
+        for cut in range(1, len(concrete) + 1):  # sections the override created come from it too
+            doc.origins.setdefault(concrete[:cut], (f"--set {text}", None, None))
     if problems:
         raise ScenarioError(problems)
 
@@ -311,6 +317,8 @@ def _data_path(data: Any, loc: tuple) -> tuple:
     node = data
     for part in loc:
         if isinstance(node, dict):
+            if part not in node:  # pydantic spells a date key 2026-01-30 as 'datetime.date(2026, 1, 30)'
+                part = next((k for k in node if not isinstance(k, str) and part in (repr(k), str(k))), part)
             if part in node:
                 path.append(part)
                 node = node[part]

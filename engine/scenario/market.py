@@ -178,7 +178,8 @@ def _venue(value):
     return value if isinstance(value, (dict, VenueSpec)) else {"share": value}
 
 
-VenueEntry = Annotated[VenueSpec, BeforeValidator(_venue)]
+# the JSON Schema (editors) accepts both spellings, as the validator does
+VenueEntry = Annotated[VenueSpec, BeforeValidator(_venue, json_schema_input_type=Rate | VenueSpec)]
 
 
 class Perpetuals(StrictModel):

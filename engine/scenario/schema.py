@@ -12,14 +12,14 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, WithJsonSchema, model_validator
 
 from strategies import Strategy
 
 from .market import Market
 from .shocks import Shock
 from .sweep import SweepSpec
-from .types import Amount, Duration, Name, Number, Rate, StrictModel, Timestamp
+from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, Timestamp
 
 __all__ = ["Scenario", "Horizon", "Portfolio", "Outputs", "Sweep", "Regression", "MAX_STEPS"]
 
@@ -68,9 +68,9 @@ class PerpPosition(StrictModel):
 
 
 class HeldOption(StrictModel):
-    kind: Literal["put", "call"]
-    strike_usd: Amount = Field(..., gt=0)
-    expiry: Timestamp
+    kind: Literal["put", "call"] = Field(..., description="Option type.")
+    strike_usd: Amount = Field(..., gt=0, description="Strike price.")
+    expiry: Timestamp = Field(..., description="Expiry (UTC).")
     size_btc: Amount = Field(..., description="Signed: bought > 0, sold < 0.")
 
 
@@ -79,8 +79,8 @@ class Portfolio(StrictModel):
 
     spot_btc: Amount = Field(0.0, ge=0, description="BTC held spot.")
     cash_usd: Amount = Field(0.0, description="Cash, USD (may be negative for borrowing).")
-    perp: PerpPosition | None = None
-    options: list[HeldOption] = Field(default_factory=list)
+    perp: PerpPosition | None = Field(None, description="A perpetual position (optional).")
+    options: list[HeldOption] = Field(default_factory=list, description="Options held.")
 
 
 class Sweep(StrictModel):
@@ -91,7 +91,9 @@ class Sweep(StrictModel):
     )
 
 
-Percentile = Annotated[float, Field(gt=0, lt=100)]
+Percentile = Annotated[
+    Number, Field(gt=0, lt=100), WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100})
+]
 
 
 class Outputs(StrictModel):
@@ -102,7 +104,7 @@ class Outputs(StrictModel):
         default_factory=lambda: [73_600.0, 70_600.0, 66_900.0, 60_000.0, 56_100.0, 50_000.0],
         description="Levels whose touch probability is reported.",
     )
-    sample_paths: int = Field(10, ge=0, le=10_000, description="Full paths kept for plots.")
+    sample_paths: Integer = Field(10, ge=0, le=10_000, description="Full paths kept for plots.")
     report: bool = Field(True, description="Write the HTML report.")
     figures: bool = Field(True, description="Write PNG figures.")
 
@@ -145,15 +147,15 @@ class Scenario(StrictModel):
         ..., description="Identifier (lower case, digits, . _ -); names the results folder."
     )
     description: str = Field("", description="One line shown by `cascade list`, then details.")
-    seed: int = Field(0, ge=0, lt=2**63, description="Root of every random stream.")
-    n_paths: int = Field(10_000, ge=1, le=1_000_000, description="Monte Carlo paths.")
-    horizon: Horizon
-    market: Market
+    seed: Integer = Field(0, ge=0, lt=2**63, description="Root of every random stream.")
+    n_paths: Integer = Field(10_000, ge=1, le=1_000_000, description="Monte Carlo paths.")
+    horizon: Horizon = Field(..., description="The simulated period and its time step.")
+    market: Market = Field(..., description="The market at horizon.start and how it behaves.")
     shocks: list[Shock] = Field(default_factory=list, description="Shocks, applied in order.")
     portfolio: Portfolio | None = Field(None, description="The book to stress (optional).")
     strategies: list[Strategy] = Field(default_factory=list, description="Hedging rules to compare.")
     sweep: Sweep | None = Field(None, description="Grid of parameter values.")
-    outputs: Outputs = Field(default_factory=Outputs)
+    outputs: Outputs = Field(default_factory=Outputs, description="What a run records and writes.")
     regression: Regression | None = Field(None, description="Tolerances for `cascade check`.")
 
     def shock_by_id(self, key: str):

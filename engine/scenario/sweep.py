@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-import numpy as np
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -31,7 +30,7 @@ from pydantic import (
 )
 
 from . import units
-from .types import StrictModel
+from .types import Integer, StrictModel
 
 __all__ = ["SweepSpec", "sweepable", "parse_value", "MAX_SWEEP_VALUES"]
 
@@ -53,19 +52,34 @@ def parse_value(value: Any) -> Any:
 
 def _value(v: Any) -> float:
     v = parse_value(v)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"sweep values must be finite numbers (61B, 15%, 0.5), got {v!r}")
-    return float(v)
+    message = f"sweep values must be finite numbers (61B, 15%, 0.5), got {v!r}"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(message)
+    try:
+        number = float(v)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ValueError("sweep values must be finite numbers; got an integer too large for a float") from None
+    if not math.isfinite(number):
+        raise ValueError(message)
+    return number
 
 
 SweepNumber = Annotated[float, BeforeValidator(_value), WithJsonSchema({"type": ["number", "string"]})]
 
 
 class SweepSpec(StrictModel):
-    values: list[SweepNumber] | None = Field(None, min_length=1)
-    range: tuple[SweepNumber, SweepNumber, SweepNumber] | None = None
-    linspace: tuple[SweepNumber, SweepNumber, int] | None = None
-    logspace: tuple[SweepNumber, SweepNumber, int] | None = None
+    """The values of a swept parameter: exactly one of ``values``, ``range``, ``linspace``, ``logspace``."""
+
+    values: list[SweepNumber] | None = Field(None, min_length=1, description="Explicit list of values.")
+    range: tuple[SweepNumber, SweepNumber, SweepNumber] | None = Field(
+        None, description="[start, stop, step]; stop included when on the grid."
+    )
+    linspace: tuple[SweepNumber, SweepNumber, Integer] | None = Field(
+        None, description="[start, stop, count], both ends included."
+    )
+    logspace: tuple[SweepNumber, SweepNumber, Integer] | None = Field(
+        None, description="[start, stop, count], evenly spaced in log."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -96,6 +110,8 @@ class SweepSpec(StrictModel):
             start, stop, step = self.range
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
             return [start + i * step for i in range(count)]
+        import numpy as np  # here, not at the top: `cascade validate` starts faster without numpy
+
         if self.linspace is not None:
             return np.linspace(*self.linspace).tolist()
         lo, hi, count = self.logspace

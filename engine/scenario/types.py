@@ -32,6 +32,7 @@ __all__ = [
     "When",
     "TimeOfDay",
     "Number",
+    "Integer",
     "Name",
     "parse_when",
 ]
@@ -56,9 +57,13 @@ def _wrap(parser):
 def _finite_number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise units.UnitError(f"must be a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        result = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise units.UnitError("must be a finite number, got a number too large for a float") from None
+    if not math.isfinite(result):
         raise units.UnitError(f"must be a finite number, got {value!r}")
-    return float(value)
+    return result
 
 
 def _num_schema(pattern: str, example: str) -> dict:
@@ -68,6 +73,14 @@ def _num_schema(pattern: str, example: str) -> dict:
             {"type": "string", "pattern": pattern, "examples": [example]},
         ]
     }
+
+
+# A pattern, not ``"format": "date-time"``: editors check that format as strict RFC 3339, which
+# refuses the plain dates (``2026-02-05``) and naive times the loader reads as UTC.
+_TIMESTAMP_PATTERN = (
+    r"^\s*\d{4}-\d{2}-\d{2}"
+    r"(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?\s*$"
+)
 
 
 Amount = Annotated[
@@ -87,6 +100,16 @@ Rate = Annotated[
 Number = Annotated[float, _wrap(_finite_number), WithJsonSchema({"type": "number"})]
 """A plain finite number (NaN and infinities refused)."""
 
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise units.UnitError(f"must be a whole number, got {value!r}")
+    return value
+
+
+Integer = Annotated[int, _wrap(_integer)]
+"""A whole number; ``true``/``false`` are refused (pydantic alone would read them as 1 and 0)."""
+
 Duration = Annotated[
     timedelta,
     _wrap(units.parse_duration),
@@ -99,7 +122,7 @@ Timestamp = Annotated[
     datetime,
     _wrap(units.parse_timestamp),
     PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-02-05T14:30:00Z"]}),
+    WithJsonSchema({"type": "string", "pattern": _TIMESTAMP_PATTERN, "examples": ["2026-02-05T14:30:00Z"]}),
 ]
 """An instant, read as UTC: ``2026-02-05`` or ``2026-02-05T14:30:00Z``."""
 
@@ -132,7 +155,7 @@ When = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": _TIMESTAMP_PATTERN},
                 {"type": "string", "pattern": r"^\+?" + units.DURATION_PATTERN[1:]},
             ],
             "examples": ["2026-02-05T14:30:00Z", "+2d"],

@@ -61,7 +61,7 @@ _SUFFIX = {
 _NUMBER = r"[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _UNSIGNED = r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 AMOUNT_PATTERN = rf"^\s*[-+]?\s*\$?\s*{_UNSIGNED}\s*(?:[kKmMbBtT]|[mM][nN]|[bB][nN])?\s*$"
-_AMOUNT_RE = re.compile(rf"^\s*([-+])?\s*\$?\s*({_NUMBER})\s*([a-zA-Z]*)\s*$")
+_AMOUNT_RE = re.compile(rf"^\s*([-+])?\s*\$?\s*({_UNSIGNED})\s*([a-zA-Z]*)\s*$")
 RATE_PATTERN = rf"^\s*{_NUMBER}\s*(%|bps?)?\s*$"
 _RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*(%|bps?|)\s*$")
 _DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
@@ -72,9 +72,13 @@ _TIME_OF_DAY_RE = re.compile(TIME_OF_DAY_PATTERN)
 
 
 def _finite(value: float, what: str) -> float:
-    if not math.isfinite(value):
+    try:
+        result = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise UnitError(f"must be a finite {what}, got a number too large for a float") from None
+    if not math.isfinite(result):
         raise UnitError(f"must be a finite {what}, got {value!r}")
-    return value
+    return result
 
 
 def parse_amount(value: object) -> float:
@@ -82,7 +86,7 @@ def parse_amount(value: object) -> float:
     if isinstance(value, bool):
         raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
     if isinstance(value, (int, float)):
-        return _finite(float(value), "amount")
+        return _finite(value, "amount")
     if not isinstance(value, str):
         raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
     match = _AMOUNT_RE.match(value)
@@ -104,7 +108,7 @@ def parse_rate(value: object) -> float:
     if isinstance(value, bool):
         raise UnitError(f"must be a rate like 15%, 50bp or 0.15, got {value!r}")
     if isinstance(value, (int, float)):
-        return _finite(float(value), "rate")
+        return _finite(value, "rate")
     if not isinstance(value, str):
         raise UnitError(f"must be a rate like 15%, 50bp or 0.15, got {value!r}")
     match = _RATE_RE.match(value)
@@ -168,18 +172,18 @@ def parse_time_of_day(value: object) -> int:
 
 def format_duration(value: timedelta) -> str:
     """Inverse of :func:`parse_duration`: ``timedelta(hours=36)`` -> ``'1d12h'``."""
-    seconds = value.total_seconds()
-    if seconds == 0:
+    micro = value // timedelta(microseconds=1)  # exact: a timedelta is a whole number of microseconds
+    if micro == 0:
         return "0s"
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
+    sign = "-" if micro < 0 else ""
+    micro = abs(micro)
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, seconds = divmod(seconds, size)
+    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000)):
+        count, micro = divmod(micro, size)
         if count:
-            parts.append(f"{int(count)}{unit}")
-    if seconds:
-        parts.append(f"{seconds:g}s")
+            parts.append(f"{count}{unit}")
+    if micro:
+        parts.append(f"{micro // 1_000_000}.{micro % 1_000_000:06d}".rstrip("0").rstrip(".") + "s")
     return sign + "".join(parts)
 
 
