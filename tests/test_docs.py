@@ -1,0 +1,344 @@
+"""The docs stay honest: the schema reference, the JSON Schema editors use, and the README.
+
+* ``docs/scenario-reference.md`` is exactly what ``cascade schema --markdown`` prints, and it
+  documents every field of every model a scenario can reach (derived from the models here).
+* ``cascade schema`` is a valid JSON Schema that accepts the shipped scenarios and refuses what
+  the loader refuses, checked the way a YAML language server checks (RFC 3339 formats).
+* The README opens with the install+run and test commands, CI runs that test command, every
+  ``cascade`` command it shows parses and runs, and the output it pastes is the real output.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import typing
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from pydantic import BaseModel
+
+from engine.cli import build_parser, main
+from engine.errors import ScenarioError
+from engine.scenario.canonical import to_plain
+from engine.scenario.loader import load_scenario
+from engine.scenario.reference import REGENERATE, schema_markdown
+from engine.scenario.schema import Scenario
+from engine.scenario.shocks import SHOCK_TYPES
+from strategies import RULES
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "docs" / "scenario-reference.md"
+README = ROOT / "README.md"
+FLAGSHIP = ROOT / "scenarios" / "feb-2026-deleveraging.yaml"
+SCENARIOS = sorted(ROOT.glob("scenarios/*.yaml")) + sorted(ROOT.glob("scenarios/ci/*.yaml"))
+
+# The README's first two code blocks. The install takes the [test] extras so that the test
+# command, run straight after it, finds pytest, hypothesis and jsonschema.
+INSTALL_AND_RUN = 'pip install -e ".[test]" && cascade validate scenarios/feb-2026-deleveraging.yaml'
+TEST_COMMAND = "python -m pytest -q"
+
+
+def _cascade(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CASCADE_SCENARIOS"}
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+# ----------------------------------------------------------------------------- the reference
+def _rows_by_section(text: str) -> dict[str, list[list[str]]]:
+    """``{'### title': [[key, type, default, bounds, description], ...]}`` from the Markdown tables."""
+    sections: dict[str, list[list[str]]] = {}
+    title = None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            title = line
+            sections[title] = []
+        elif title and line.startswith("| `"):
+            sections[title].append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return sections
+
+
+def _leaf(key_cell: str) -> str:
+    """```shocks[margin_hike].schedule[].at``` -> ``at``."""
+    return re.split(r"[.\]]", key_cell.strip("`"))[-1]
+
+
+def _reachable_models(tp, seen: set) -> set:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if tp not in seen:
+            seen.add(tp)
+            for field in tp.model_fields.values():
+                _reachable_models(field.annotation, seen)
+        return seen
+    for arg in typing.get_args(tp):
+        _reachable_models(arg, seen)
+    return seen
+
+
+MODELS = sorted(_reachable_models(Scenario, set()), key=lambda m: f"{m.__module__}.{m.__qualname__}")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace("\\", "").replace("``", "`").split())
+
+
+def test_reference_file_is_up_to_date():
+    committed = REFERENCE.read_text(encoding="utf-8") if REFERENCE.exists() else ""
+    generated = schema_markdown()
+    if committed != generated:
+        diff = list(difflib.unified_diff(committed.splitlines(), generated.splitlines(),
+                                         "committed", "generated", lineterm="", n=1))
+        pytest.fail(f"{REFERENCE.relative_to(ROOT)} is out of date with the schema; regenerate it "
+                    f"with:\n    {REGENERATE}\nfirst differences:\n" + "\n".join(diff[:30]))
+
+
+def test_cli_prints_the_reference(capsys):
+    assert main(["schema", "--markdown"]) == 0
+    assert capsys.readouterr().out == schema_markdown()
+
+
+def test_the_walk_reaches_every_shock_and_rule():
+    for tag, shock in SHOCK_TYPES.items():
+        assert shock in MODELS, f"shock type {tag!r} is not reachable from Scenario"
+    for rule, module in RULES.items():
+        assert module.Params in MODELS, f"strategy rule {rule!r} is not reachable from Scenario"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__qualname__)
+def test_every_field_is_in_the_reference(model):
+    sections = _rows_by_section(schema_markdown())
+    fields = set(model.model_fields)
+    tables = [title for title, rows in sections.items() if {_leaf(r[0]) for r in rows} - {"extends"} == fields]
+    assert tables, f"no table in the reference documents exactly the keys of {model.__qualname__}: {sorted(fields)}"
+    text = _norm(schema_markdown())
+    for name, field in model.model_fields.items():
+        if field.description:
+            assert _norm(field.description) in text, f"{model.__qualname__}.{name}: description missing"
+
+
+def test_every_shock_type_and_rule_has_its_section():
+    titles = set(_rows_by_section(schema_markdown()))
+    for tag in SHOCK_TYPES:
+        assert f"### `shocks[{tag}]`" in titles
+    for rule in RULES:
+        assert f"### `strategies[{rule}]`" in titles
+
+
+def test_every_key_has_a_type_a_default_and_a_description():
+    for title, rows in _rows_by_section(schema_markdown()).items():
+        for key, type_text, default, _bounds, description in rows:
+            assert type_text and default, f"{title}: {key} has no type or default"
+            assert description, f"{title}: {key} has no description; give its Field a description="
+
+
+def test_reference_shows_friendly_defaults():
+    rows = {r[0]: r for rs in _rows_by_section(schema_markdown()).values() for r in rs}
+    assert rows["`market.impact.depth_usd_per_pct`"][1:3] == ["amount, USD per 1%", "`14M`"]
+    assert rows["`market.impact.resilience_half_life`"][1:3] == ["duration", "`30m`"]
+    assert rows["`market.perpetuals.maintenance_margin_rate`"][2:4] == ["`0.5%`", "> 0%, < 50%"]
+    assert rows["`horizon.start`"][2] == "required"
+
+
+# ----------------------------------------------------------------------------- the JSON Schema
+_EDITOR_FORMATS = {  # what yaml-language-server accepts for these formats (RFC 3339)
+    "date-time": r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+    "date": r"\d{4}-\d{2}-\d{2}",
+}
+
+
+def _editor_validator(schema: dict) -> Draft202012Validator:
+    checker = FormatChecker(formats=())
+    for name, pattern in _EDITOR_FORMATS.items():
+        checker.checks(name)(lambda v, p=pattern: not isinstance(v, str) or re.fullmatch(p, v, re.I) is not None)
+    return Draft202012Validator(schema, format_checker=checker)
+
+
+def _as_editor_sees(value):
+    """``yaml.safe_load`` output as JSON: YAML 1.2 editors see dates and times as strings."""
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(_as_editor_sees(k)): _as_editor_sees(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_editor_sees(v) for v in value]
+    return value
+
+
+def _errors(validator: Draft202012Validator, data) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message[:200]}"
+            for e in validator.iter_errors(data)]
+
+
+@pytest.fixture(scope="module")
+def json_schema() -> dict:
+    out = _cascade("schema")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_schema_is_a_valid_draft_2020_12_schema(json_schema):
+    Draft202012Validator.check_schema(json_schema)
+    assert json_schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+STANDALONE = [p for p in SCENARIOS if "extends" not in (yaml.safe_load(p.read_text()) or {})]
+
+
+def test_the_flagship_is_checked_standalone():
+    assert FLAGSHIP in STANDALONE
+
+
+@pytest.mark.parametrize("path", STANDALONE, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_shipped_scenario_matches_the_schema(json_schema, path):
+    data = _as_editor_sees(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert _errors(_editor_validator(json_schema), data) == []
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_resolved_scenario_matches_the_schema(json_schema, path):
+    """What ``cascade show`` prints (extends merged, defaults filled in) is valid too."""
+    data = _as_editor_sees(to_plain(load_scenario(path)))
+    assert _errors(_editor_validator(json_schema), data) == []
+
+
+def _flagship() -> dict:
+    return yaml.safe_load(FLAGSHIP.read_text(encoding="utf-8"))
+
+
+def _unknown_key(d):
+    d["market"]["volatility"]["anual"] = "60%"
+
+
+def _bad_unit(d):
+    d["market"]["spot_usd"] = "61X"
+
+
+def _unknown_shock_type(d):
+    d["shocks"][0]["type"] = "margin_hikes"
+
+
+def _duration_without_unit(d):
+    d["horizon"]["duration"] = 14
+
+
+@pytest.mark.parametrize("breakage", [_unknown_key, _bad_unit, _unknown_shock_type, _duration_without_unit],
+                         ids=lambda f: f.__name__.lstrip("_"))
+def test_schema_refuses_what_the_loader_refuses(json_schema, breakage):
+    data = _flagship()
+    breakage(data)
+    assert _errors(_editor_validator(json_schema), _as_editor_sees(data)), "the JSON Schema accepted it"
+    with pytest.raises(ScenarioError):
+        load_scenario(copy.deepcopy(data))
+
+
+# ----------------------------------------------------------------------------- the README
+def _blocks(text: str) -> list[tuple[str, str]]:
+    return re.findall(r"^```(\w*)\n(.*?)^```\s*$", text, re.M | re.S)
+
+
+def _named_yaml(text: str) -> dict[str, str]:
+    """YAML examples whose first line names their file: ``# my-scenario.yaml``."""
+    return {m.group(1): body for lang, body in _blocks(text) if lang == "yaml"
+            for m in [re.match(r"# ([\w.-]+\.ya?ml)\n", body)] if m}
+
+
+def _sessions(text: str) -> list[tuple[str, str]]:
+    """``(command, expected output)`` from ```console blocks (``$ `` marks a command)."""
+    out = []
+    for lang, body in _blocks(text):
+        if lang == "console":
+            for chunk in re.split(r"^\$ ", body, flags=re.M)[1:]:
+                command, _, expected = chunk.partition("\n")
+                out.append((command, expected.rstrip("\n")))
+    return out
+
+
+def _command_lines(text: str) -> list[str]:
+    """Every ``cascade ...`` command shown in a shell or console block, split at ``&&``/``|``/``;``."""
+    commands = []
+    for lang, body in _blocks(text):
+        if lang not in ("bash", "sh", "shell", "console"):
+            continue
+        for line in body.splitlines():
+            if lang == "console":
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+            for part in re.split(r"&&|\|\|?|;", line):
+                if part.strip().startswith("cascade"):
+                    commands.append(part.strip())
+    return commands
+
+
+README_TEXT = README.read_text(encoding="utf-8") if README.exists() else ""
+
+
+def test_readme_opens_with_install_and_test_commands():
+    blocks = _blocks(README_TEXT)
+    assert len(blocks) >= 2, "README needs the install+run and test commands in code blocks"
+    assert blocks[0][1].strip() == INSTALL_AND_RUN
+    assert blocks[1][1].strip() == TEST_COMMAND
+    first_section = README_TEXT.find("\n## ")
+    assert first_section == -1 or README_TEXT.find(TEST_COMMAND) < first_section, "put both commands at the top"
+
+
+def test_ci_runs_the_readme_test_command():
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert TEST_COMMAND in lines
+
+
+@pytest.mark.parametrize("command", _command_lines(README_TEXT))
+def test_readme_command_parses(command):
+    argv = shlex.split(command, comments=True)
+    if any(re.search(r"<[^>]*>|\.\.\.", token) for token in argv):
+        pytest.skip("placeholder")
+    assert argv[0] == "cascade"
+    try:
+        build_parser().parse_args(argv[1:])
+    except SystemExit as exc:
+        assert exc.code == 0, f"`{command}` does not parse"
+
+
+@pytest.fixture
+def readme_dir(tmp_path) -> Path:
+    """A folder holding the README's example files, with the shipped scenarios beside them."""
+    for name, body in _named_yaml(README_TEXT).items():
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios", target_is_directory=True)
+    return tmp_path
+
+
+def test_readme_shows_real_output(readme_dir):
+    sessions = _sessions(README_TEXT)
+    assert sessions, "the README shows no console session"
+    for command, expected in sessions:
+        out = _cascade(*shlex.split(command)[1:], cwd=readme_dir)
+        assert (out.stdout + out.stderr).rstrip("\n") == expected, f"output of `{command}` changed"
+
+
+def test_readme_commands_run(readme_dir):
+    shown = {command for command, _ in _sessions(README_TEXT)}
+    for command in _command_lines(README_TEXT):
+        if command in shown:
+            continue  # compared with its output above
+        out = _cascade(*shlex.split(command, comments=True)[1:], cwd=readme_dir)
+        assert out.returncode == 0, f"`{command}` failed:\n{out.stderr}"
+
+
+def test_readme_examples_load(readme_dir):
+    shown = " ".join(command for command, _ in _sessions(README_TEXT))
+    examples = _named_yaml(README_TEXT)
+    assert "my-scenario.yaml" in examples
+    for name in examples:
+        if name not in shown:  # files in a console session are judged by its output
+            load_scenario(readme_dir / name)
