@@ -62,7 +62,7 @@ class Problem:
         text += self.message
         if self.expected and self.expected not in self.message:
             text += f"; expected {self.expected}"
-        if self.has_found and "got " not in self.message:
+        if self.has_found and "got " not in self.message and repr(self.found) not in self.message:
             text += f", got {_short(self.found)}"
         if self.hint:
             text += f" ({self.hint})"

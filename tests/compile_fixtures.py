@@ -100,7 +100,7 @@ shocks:
   - type: etf_flows
     id: run
     start: +3d
-    generated: {days: 3, total_usd: -1.5B, dispersion: 40%, seed: 11}
+    generated: {days: 2, total_usd: -1.5B, dispersion: 40%, seed: 11}
     reflexivity: {loss_sensitivity: 0.03, below_cost_basis_sensitivity: 0.02}
   - type: etf_flows
     id: run_mean

@@ -12,6 +12,7 @@ import yaml
 import engine
 from engine.scenario.canonical import dump_scenario
 from engine.scenario.grid import expand_grid, inline_sweeps, sweep_dimensions
+from engine.errors import ScenarioError
 from engine.scenario.loader import load_scenario, parse_override, set_path, split_path
 from engine.scenario.yamlio import parse_yaml_text
 
@@ -125,6 +126,71 @@ def test_extends_null_removes_the_parent_value(base, write_yaml):
     s = load_scenario(child)
     assert s.market.volatility.annual == 0.55  # the default again
     assert s.outputs.sample_paths == 10
+
+
+def test_extends_replaces_a_mapping_whose_kind_changes(base, write_yaml):
+    """Lognormal -> table leverage keeps none of the lognormal's keys (median, dispersion...)."""
+    child = write_yaml("child.yaml", """
+        extends: base.yaml
+        market:
+          perpetuals:
+            long:
+              leverage: {distribution: table, weights: {3: 50%, 10: 50%}}
+    """)
+    leverage = load_scenario(child).market.perpetuals.long.leverage
+    assert leverage.distribution == "table" and leverage.weights == {3.0: 0.5, 10.0: 0.5}
+
+
+def test_overrides_section_changes_one_inherited_item(base, write_yaml):
+    child = write_yaml("child.yaml", """
+        extends: base.yaml
+        overrides:
+          shocks[warsh].depth_multiplier: 0.5
+          shocks[jump].size: -4%
+    """)
+    s = load_scenario(child)
+    assert s.shock_by_id("warsh").depth_multiplier == 0.5 and s.shock_by_id("jump").size == -0.04
+    assert [sh.id for sh in s.shocks] == ["jump", "warsh"]
+
+
+def test_overrides_section_errors_point_at_its_line(base, write_yaml):
+    child = write_yaml("child.yaml", """
+        extends: base.yaml
+        overrides:
+          shocks[warsh].depth_multiplier: 0.5
+          shocks[nope].size: -4%
+    """)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(child)
+    problem = info.value.problems[0]
+    assert problem.file == str(child) and problem.line == 4 and "no item 'nope'" in problem.message
+
+
+def test_overrides_reach_date_keys_and_value_errors_point_at_the_override(write_yaml, tiny_scenario):
+    tiny_scenario["shocks"] = [{"type": "etf_flows", "id": "etf", "start": "2026-01-29",
+                                "daily_flows_usd": {"2026-01-29": "-800M", "2026-01-30": "-500M"}}]
+    write_yaml("parent.yaml", tiny_scenario)
+    child = write_yaml("child.yaml", """
+        extends: parent.yaml
+        overrides:
+          shocks[etf].daily_flows_usd.2026-01-30: -1B
+    """)
+    flows = load_scenario(child).shocks[0].daily_flows_usd
+    assert list(flows.values()) == [-800e6, -1e9]
+    bad = write_yaml("bad.yaml", """
+        extends: parent.yaml
+        overrides:
+          shocks[etf].daily_flows_usd.2026-01-30: lots
+    """)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(bad)
+    assert info.value.problems[0].file == str(bad) and info.value.problems[0].line == 3
+
+
+def test_extends_refuses_absolute_paths(base, write_yaml):
+    child = write_yaml("child.yaml", f"extends: {base}\n")
+    with pytest.raises(ScenarioError, match="relative to this file"):
+        load_scenario(child)
 
 
 def test_extends_several_levels_relative_to_each_file(base, write_yaml):
@@ -364,7 +430,7 @@ def test_set_bad_path_or_value(base, override, fragment):
     "override, key, fragment",
     [
         ("market.spot_prise=61k", "market.spot_prise", "did you mean 'spot_usd'?"),
-        ("n_paths=many", "n_paths", "valid integer"),
+        ("n_paths=many", "n_paths", "must be a whole number"),
         ("n_paths=true", "n_paths", "must be a whole number"),
         ("market.volatility.annual=.nan", "market.volatility.annual", "must be a finite rate"),
         ("market.macro.new_section.x=1", "market.macro.new_section", "unknown key 'new_section'"),

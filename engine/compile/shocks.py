@@ -122,15 +122,6 @@ def margin_hike(shock, ctx: Context) -> None:
 
 
 # ----------------------------------------------------------------------------- ETF flows
-def _trading_days(first: datetime, count: int) -> list[datetime]:
-    days, day = [], datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
-    while len(days) < count:
-        if day.weekday() < 5:
-            days.append(day)
-        day += timedelta(days=1)
-    return days
-
-
 def generated_flows(shock, start: datetime, scenario_seed: int, index: int) -> dict[datetime, float]:
     """The daily flows of a generated run from ``start``: drawn once, identical on every path.
 
@@ -144,7 +135,7 @@ def generated_flows(shock, start: datetime, scenario_seed: int, index: int) -> d
     flows = mean * (1.0 + g.dispersion * rng.standard_normal(g.days))
     if g.total_usd is not None:
         flows += (g.total_usd - flows.sum()) / g.days
-    return dict(zip(_trading_days(start, g.days), flows.tolist()))
+    return dict(zip(shock.generated_days(start), flows.tolist()))
 
 
 def etf_flows(shock, ctx: Context, index: int) -> None:

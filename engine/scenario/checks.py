@@ -61,6 +61,15 @@ def _check_shocks(scenario, doc, problems) -> None:
             times = [scenario.horizon.resolve(s.at or shock.start) for s in shock.steps()]
             if times != sorted(times):
                 problems.append(doc.problem(base + ("schedule",), "schedule steps must be in time order"))
+        if isinstance(shock, EtfFlows) and shock.generated is not None:
+            window = shock.execution_window or scenario.market.etf.execution_window
+            last = shock.generated_days(scenario.horizon.resolve(shock.start))[-1]
+            if last + timedelta(minutes=window.start) >= scenario.horizon.end:
+                problems.append(doc.problem(
+                    base + ("generated", "days"),
+                    f"the run's {shock.generated.days} trading days (weekends skipped) end on "
+                    f"{last:%Y-%m-%d}, after the horizon ends {_fmt(scenario.horizon.end)}",
+                    hint="shorten the run or lengthen horizon.duration"))
         if isinstance(shock, EtfFlows) and shock.daily_flows_usd:
             window = shock.execution_window or scenario.market.etf.execution_window
             for day in shock.daily_flows_usd:

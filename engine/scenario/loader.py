@@ -6,10 +6,20 @@ whole scenario (:mod:`.checks`). Every problem found on the way is turned into a
 :class:`~engine.errors.Problem` located at the file and line the value came from, and all of
 them are raised together as one :class:`~engine.errors.ScenarioError`.
 
-Merge rules for ``extends: base.yaml`` (a path relative to the file, or a list of them):
-mappings merge key by key, anything else (lists included) is replaced by the child's value;
-``key+: [...]`` appends to the parent's list (``shocks+:`` adds shocks); ``key: null``
-removes the parent's value so the default applies.
+Merge rules for ``extends: base.yaml`` (a path relative to the file, or a list of them: the first
+is the base, each later one and then the file itself patch it in order): mappings merge key by key, anything else (lists included) is replaced by the child's
+value; a mapping whose ``type``, ``rule`` or ``distribution`` changes is replaced whole (a
+lognormal leverage becoming a table keeps none of the lognormal's keys); ``key+: [...]``
+appends to the parent's list (``shocks+:`` adds shocks); ``key: null`` removes the parent's
+value so the default applies (RFC 7396 merge-patch semantics).
+
+To change one item of an inherited list, a file may carry an ``overrides:`` mapping of key paths
+to values, applied after its merge exactly like ``--set``::
+
+    extends: ../feb-2026-deleveraging.yaml
+    overrides:
+      shocks[warsh].depth_multiplier: 0.5
+      shocks[farside_days].daily_flows_usd.2026-02-04: -1B
 """
 
 from __future__ import annotations
@@ -58,6 +68,13 @@ def _origins_from_marks(marks: dict, file: str) -> dict[tuple, Origin]:
     return {path: (file, line, col) for path, (line, col) in marks.items()}
 
 
+_DISCRIMINATORS = ("type", "rule", "distribution")
+
+
+def _same_kind(a: dict, b: dict) -> bool:
+    return all(b.get(k, a.get(k)) == a.get(k) for k in _DISCRIMINATORS)
+
+
 def _merge(base: dict, base_origins: dict, child: dict, child_origins: dict, prefix: tuple = ()):
     """Deep-merge ``child`` into a copy of ``base``; origins follow the values."""
     out = dict(base)
@@ -85,8 +102,8 @@ def _merge(base: dict, base_origins: dict, child: dict, child_origins: dict, pre
             out.pop(key, None)
             _drop(base_origins, here)
             continue
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], base_origins, value, child_origins, here)
+        if isinstance(value, dict) and isinstance(out.get(key, {}), dict) and _same_kind(out.get(key, {}), value):
+            out[key] = _merge(out.get(key, {}), base_origins, value, child_origins, here)
             base_origins[here] = child_origins.get(here, base_origins.get(here))
             continue
         out[key] = value
@@ -113,9 +130,11 @@ def read_document(path: str | Path, _stack: tuple = ()) -> Document:
             Problem(f"a scenario must be a YAML mapping of sections, got a {type(data).__name__}",
                     file, 1, 1)
         )
+    patches = data.pop("overrides", None)
+    patch_origins = {p: o for p, o in origins.items() if p[:1] == ("overrides",)}
     parents = data.pop("extends", None)
     if parents is None:
-        return Document(data, origins, file)
+        return _patched(Document(data, origins, file), patches, patch_origins)
     if isinstance(parents, str):
         parents = [parents]
     where = origins.get(("extends",), (file, None, None))
@@ -128,6 +147,9 @@ def read_document(path: str | Path, _stack: tuple = ()) -> Document:
     merged: dict = {}
     merged_origins: dict[tuple, Origin] = {}
     for parent in parents:
+        if Path(parent).is_absolute():
+            raise ScenarioError(Problem(f"extends {parent!r}: give a path relative to this file",
+                                        *where, ("extends",)))
         parent_path = (Path(path).parent / parent)
         if parent_path.resolve() in stack:
             chain = " -> ".join(p.name for p in stack + (parent_path.resolve(),))
@@ -137,10 +159,43 @@ def read_document(path: str | Path, _stack: tuple = ()) -> Document:
                 Problem(f"extends {parent!r}: file not found (looked for {parent_path})", *where, ("extends",))
             )
         doc = read_document(parent_path, stack)
-        merged = _merge(merged, merged_origins, doc.data, doc.origins)
+        if not merged_origins and not merged:  # the first parent is the base: its nulls stay nulls
+            merged, merged_origins = doc.data, dict(doc.origins)
+        else:  # later parents patch it, like the child does
+            merged = _merge(merged, merged_origins, doc.data, doc.origins)
     origins_out = dict(merged_origins)
     result = _merge(merged, origins_out, data, origins)
-    return Document(result, origins_out, file)
+    return _patched(Document(result, origins_out, file), patches, patch_origins)
+
+
+def _patched(doc: Document, patches, patch_origins: dict) -> Document:
+    """Apply a file's ``overrides:`` (key path -> value) to its merged data."""
+    if patches is None:
+        return doc
+    doc.origins.update(patch_origins)
+    where = doc.origins.get(("overrides",), (doc.file, None, None))
+    if not isinstance(patches, dict):
+        raise ScenarioError(Problem("overrides must map key paths to values, e.g. "
+                                    "{shocks[warsh].depth_multiplier: 0.5}", *where, ("overrides",)))
+    problems = []
+    for key, value in patches.items():
+        origin = doc.origins.get(("overrides", key), where)
+        try:
+            concrete = set_path(doc.data, split_path(str(key)), value)
+        except (ValueError, KeyError) as exc:
+            problems.append(Problem(str(exc.args[0]), *origin, ("overrides", key)))
+            continue
+        _drop(doc.origins, concrete)
+        for path, mark in list(doc.origins.items()):
+            if path[:2] == ("overrides", key):
+                doc.origins[concrete + path[2:]] = mark
+        for cut in range(1, len(concrete) + 1):
+            doc.origins.setdefault(concrete[:cut], origin)
+    for path in [p for p in doc.origins if p[:1] == ("overrides",)]:
+        del doc.origins[path]
+    if problems:
+        raise ScenarioError(problems)
+    return doc
 
 
 # ----------------------------------------------------------------------------- --set
@@ -194,6 +249,8 @@ def set_path(data: dict, path: tuple, value: Any, *, create: bool = True) -> tup
         if isinstance(node, list):
             key = _list_index(node, key, concrete)
         elif isinstance(node, dict):
+            if key not in node:  # 'shocks[x].daily_flows_usd.2026-02-04' names a date key
+                key = next((k for k in node if str(k) == str(key)), key)
             if key not in node:
                 if not create:
                     raise KeyError(f"{_fmt(concrete + (key,))} is not set in this scenario")

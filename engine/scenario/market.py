@@ -24,12 +24,17 @@ class Jumps(StrictModel):
     stdev: Rate = Field(0.03, ge=0, le=1, description="Standard deviation of the jump log-size.")
 
 
+def _gaussian(value):
+    """``tail_dof: gaussian`` is the spelling that survives ``extends`` (where null means "unset")."""
+    return None if isinstance(value, str) and value.strip().lower() in ("gaussian", "normal") else value
+
+
 class Volatility(StrictModel):
     annual: Rate = Field(0.55, gt=0, le=5, description="Annualised volatility of the diffusive part (55%).")
-    tail_dof: Number | None = Field(
+    tail_dof: Annotated[Number | None, BeforeValidator(_gaussian)] = Field(
         4.0, gt=2, le=1000,
         description="Degrees of freedom of the Student-t innovations (scaled to unit variance); "
-        "null for Gaussian.",
+        "'gaussian' (or null) for normal innovations.",
     )
     jumps: Jumps = Field(default_factory=Jumps, description="Jump component.")
 
@@ -68,7 +73,7 @@ class Impact(StrictModel):
 
 
 class LognormalLeverage(StrictModel):
-    distribution: Literal["lognormal"] = "lognormal"
+    distribution: Literal["lognormal"]
     median: Number = Field(10.0, gt=1, le=200, description="Median leverage.")
     dispersion: Number = Field(0.6, gt=0, le=3, description="Standard deviation of log-leverage.")
     min: Number = Field(1.5, ge=1, le=200, description="Lowest leverage held.")
@@ -102,7 +107,7 @@ Leverage = Annotated[LognormalLeverage | TableLeverage, Field(discriminator="dis
 
 
 class UniformEntry(StrictModel):
-    distribution: Literal["uniform"] = "uniform"
+    distribution: Literal["uniform"]
     low_usd: Amount = Field(..., gt=0, description="Lowest entry price.")
     high_usd: Amount = Field(..., gt=0, description="Highest entry price.")
 
@@ -139,7 +144,9 @@ class BookSide(StrictModel):
     """One side (long or short) of the leveraged perpetuals book."""
 
     notional_usd: Amount = Field(..., ge=0, description="Open notional at spot, USD.")
-    leverage: Leverage = Field(default_factory=LognormalLeverage, description="Leverage distribution.")
+    leverage: Leverage = Field(
+        default_factory=lambda: LognormalLeverage(distribution="lognormal"), description="Leverage distribution."
+    )
     entry_price: EntryPrice = Field(
         default_factory=lambda: LognormalEntry(distribution="lognormal"),
         description="Entry-price distribution (default: lognormal around spot, 5%).",

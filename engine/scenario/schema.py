@@ -19,7 +19,7 @@ from strategies import Strategy
 from .market import Market
 from .shocks import Shock
 from .sweep import SweepSpec
-from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, Timestamp
+from .types import Amount, Duration, Flag, Integer, Name, Number, Rate, StrictModel, Timestamp
 
 __all__ = ["Scenario", "Horizon", "Portfolio", "Outputs", "Sweep", "Regression", "MAX_STEPS"]
 
@@ -105,8 +105,8 @@ class Outputs(StrictModel):
         description="Levels whose touch probability is reported.",
     )
     sample_paths: Integer = Field(10, ge=0, le=10_000, description="Full paths kept for plots.")
-    report: bool = Field(True, description="Write the HTML report.")
-    figures: bool = Field(True, description="Write PNG figures.")
+    report: Flag = Field(True, description="Write the HTML report.")
+    figures: Flag = Field(True, description="Write PNG figures.")
 
     @model_validator(mode="after")
     def _sorted(self):

@@ -9,12 +9,12 @@ How each one is compiled into per-step arrays is documented in :mod:`engine.comp
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, When
+from .types import Amount, Duration, Flag, Integer, Name, Number, Rate, StrictModel, When
 from .market import ExecutionWindow, OptionOpenInterest
 
 __all__ = ["Shock", "SHOCK_TYPES"]
@@ -179,6 +179,15 @@ class EtfFlows(_Shock):
     reflexivity: ReflexivityOverride | None = Field(None, description="Overrides market.etf.reflexivity from start.")
     reflexivity_multiplier: Number = Field(1.0, ge=0, le=100, description="Scales reflexive redemptions from start.")
 
+    def generated_days(self, start: datetime) -> list[datetime]:
+        """The US trading days (weekdays, UTC midnight) of the generated run from ``start``."""
+        days, day = [], datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+        while len(days) < self.generated.days:
+            if day.weekday() < 5:
+                days.append(day)
+            day += timedelta(days=1)
+        return days
+
     @model_validator(mode="after")
     def _one_source(self):
         if self.daily_flows_usd is None and self.generated is None and self.reflexivity is None \
@@ -216,7 +225,7 @@ class CrossAssetMove(StrictModel):
         None, ge=-10, le=10,
         description="BTC beta to this asset; null only for the macro factor itself (market.macro).",
     )
-    is_macro_factor: bool = Field(
+    is_macro_factor: Flag = Field(
         False, description="True if this is the macro factor (its move scales with the live beta)."
     )
 
@@ -249,7 +258,7 @@ class ExchangeFailure(_Regime):
 
     type: Literal["exchange_failure"]
     depth_fraction: Rate = Field(0.2, gt=0, le=1, description="Depth left at full strength.")
-    market_makers_gone: bool = Field(True, description="Impact stops healing while it lasts.")
+    market_makers_gone: Flag = Field(True, description="Impact stops healing while it lasts.")
     liquidation_fill_penalty: Rate = Field(0.02, ge=0, le=0.9, description="Extra cost of liquidation fills.")
     venues: list[Name] | None = Field(None, description="Venues hit; null = every venue.")
     circuit_breaker_move: Rate | None = Field(

@@ -109,7 +109,8 @@ class SweepSpec(StrictModel):
         if self.range is not None:
             start, stop, step = self.range
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            return [start + i * step for i in range(count)]
+            # 12 significant digits: [10%, 100%, 30%] ends at 1.0, not 0.9999999999999999
+            return [float(f"{start + i * step:.12g}") for i in range(count)]
         import numpy as np  # here, not at the top: `cascade validate` starts faster without numpy
 
         if self.linspace is not None:

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
+    Strict,
     StringConstraints,
     WithJsonSchema,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "TimeOfDay",
     "Number",
     "Integer",
+    "Flag",
     "Name",
     "parse_when",
 ]
@@ -101,14 +103,31 @@ Number = Annotated[float, _wrap(_finite_number), WithJsonSchema({"type": "number
 """A plain finite number (NaN and infinities refused)."""
 
 
-def _integer(value: Any) -> Any:
+def _integer(value: Any) -> int:
     if isinstance(value, bool):
         raise units.UnitError(f"must be a whole number, got {value!r}")
-    return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, str)):
+        try:
+            number = units.parse_amount(value) if isinstance(value, str) else value
+        except units.UnitError:
+            number = math.nan
+        if math.isfinite(number) and float(number).is_integer():
+            return int(number)
+    raise units.UnitError(f"must be a whole number like 2000, 1e4 or 10k, got {value!r}")
 
 
-Integer = Annotated[int, _wrap(_integer)]
-"""A whole number; ``true``/``false`` are refused (pydantic alone would read them as 1 and 0)."""
+Integer = Annotated[
+    int,
+    _wrap(_integer),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "pattern": units.AMOUNT_PATTERN}]}),
+]
+"""A whole number: ``2000``, ``1e4`` or ``10k``; ``true``/``false`` and ``2.5`` are refused
+(pydantic alone would read booleans as 1 and 0)."""
+
+Flag = Annotated[bool, Strict()]
+"""``true`` or ``false`` only (not ``yes``, ``1`` or ``"true"``)."""
 
 Duration = Annotated[
     timedelta,
