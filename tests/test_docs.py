@@ -231,7 +231,16 @@ def _duration_without_unit(d):
     d["horizon"]["duration"] = 14
 
 
-@pytest.mark.parametrize("breakage", [_unknown_key, _bad_unit, _unknown_shock_type, _duration_without_unit],
+def _zero_paths(d):
+    d["n_paths"] = 0
+
+
+def _negative_depth(d):
+    d["market"]["impact"]["depth_usd_per_pct"] = -5e6
+
+
+@pytest.mark.parametrize("breakage", [_unknown_key, _bad_unit, _unknown_shock_type, _duration_without_unit,
+                                      _zero_paths, _negative_depth],
                          ids=lambda f: f.__name__.lstrip("_"))
 def test_schema_refuses_what_the_loader_refuses(json_schema, breakage):
     data = _flagship()

@@ -57,6 +57,62 @@ def scenario_json_schema() -> dict:
         "description": "Path (relative to this file) of a scenario to extend, or a list of them.",
         "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
     }
+    schema["properties"]["overrides"] = {
+        "description": "Key paths (as --set takes them) -> values, applied after the extends merge.",
+        "type": "object",
+    }
     # `key+` appends to the parent's list of the same name
     schema["patternProperties"] = {r"^[a-z_]+\+$": {"type": "array"}}
+    _add_bounds(schema, _models(Scenario))
     return schema
+
+
+_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def _models(root) -> list:
+    """Every pydantic model reachable from ``root``'s field annotations."""
+    import typing
+
+    from pydantic import BaseModel
+
+    seen: list = []
+
+    def walk(tp):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp not in seen:
+                seen.append(tp)
+                for field in tp.model_fields.values():
+                    walk(field.annotation)
+                    for meta in field.metadata:
+                        walk(meta)
+        for arg in typing.get_args(tp):
+            walk(arg)
+
+    walk(root)
+    return seen
+
+
+def _number_branches(prop: dict):
+    if prop.get("type") in ("number", "integer"):
+        yield prop
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in prop.get(key, []):
+            yield from _number_branches(sub)
+
+
+def _add_bounds(schema: dict, models: list) -> None:
+    """Our unit types publish their own schema, which drops pydantic's bounds: put them back on
+    the numeric branch, so editors flag ``n_paths: 0`` or ``depth_multiplier: -1`` as you type."""
+    targets = [schema, *schema.get("$defs", {}).values()]
+    for model in models:
+        names = set(model.model_fields)
+        for target in targets:
+            if target.get("title") != model.__name__ or set(target.get("properties", {})) - {"extends", "overrides"} != names:
+                continue
+            for name, field in model.model_fields.items():
+                bounds = {key: getattr(meta, attr) for meta in field.metadata
+                          for attr, key in _BOUNDS.items() if getattr(meta, attr, None) is not None}
+                if bounds:
+                    for branch in _number_branches(target["properties"][name]):
+                        branch.update(bounds)
