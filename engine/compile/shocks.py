@@ -30,6 +30,7 @@ options_positioning         option OI from start, ATM_IV, RISK_REVERSAL_25D, TER
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -129,8 +130,11 @@ def generated_flows(shock, start: datetime, scenario_seed: int, index: int) -> d
     given, the draws are shifted equally so they add up to it exactly.
     """
     g = shock.generated
-    seed = g.seed if g.seed is not None else np.random.SeedSequence([scenario_seed, 0xE7F, index]).entropy
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    # without its own seed, a run is keyed by the scenario seed and its id (or position), so
+    # adding another shock does not redraw it
+    key = zlib.crc32(shock.id.encode()) if shock.id else index
+    entropy = g.seed if g.seed is not None else [scenario_seed, 0xE7F, key]
+    rng = np.random.default_rng(np.random.SeedSequence(entropy))
     mean = g.total_usd / g.days if g.total_usd is not None else g.mean_per_day_usd
     flows = mean * (1.0 + g.dispersion * rng.standard_normal(g.days))
     if g.total_usd is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any, Union
@@ -311,7 +312,7 @@ def _unwrap(tp: Any, node: Any) -> Any:
         if origin is typing.Annotated:
             tp = typing.get_args(tp)[0]
             continue
-        if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+        if origin in (Union, types.UnionType):
             models = [a for a in typing.get_args(tp) if isinstance(a, type) and issubclass(a, BaseModel)]
             others = [a for a in typing.get_args(tp) if a is not type(None)]
             if isinstance(node, dict):
