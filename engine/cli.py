@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check scenario files; exit 0 if all are valid, 2 otherwise")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per file (for CI annotations and editors)")
     _add_set(p)
 
     p = sub.add_parser("show", help="print the resolved scenario as canonical YAML")
@@ -63,12 +65,18 @@ def _cmd_validate(args) -> int:
             scenario = load_scenario(file, args.overrides)
         except ScenarioError as exc:
             failed += 1
+            if args.json:
+                print(json.dumps({"file": str(file), "valid": False,
+                                  "problems": [problem.to_dict() for problem in exc.problems]}))
+                continue
             message = str(exc)
             if not any(p.file == str(file) for p in exc.problems):  # all in a parent file or a --set
                 message = f"in {file}:\n  " + message.replace("\n", "\n  ")
             print(message, file=sys.stderr)
             continue
-        if not args.quiet:
+        if args.json:
+            print(json.dumps({"file": str(file), "valid": True, "name": scenario.name, "problems": []}))
+        elif not args.quiet:
             print(f"ok  {file}  ({scenario.name}: {len(scenario.shocks)} shocks, "
                   f"{scenario.horizon.n_steps} steps x {scenario.n_paths} paths)")
     if failed:

@@ -47,6 +47,18 @@ class Problem:
     def key(self) -> str:
         return format_path(self.path)
 
+    def to_dict(self) -> dict:
+        """A JSON-ready record: file, line, column, key, message (and expected/found/hint)."""
+        out = {"file": self.file, "line": self.line, "column": self.column, "key": self.key,
+               "message": self.message}
+        if self.expected:
+            out["expected"] = self.expected
+        if self.has_found:
+            out["found"] = repr(self.found)
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
     def location(self) -> str:
         loc = self.file or "<scenario>"
         if self.line is not None:

@@ -92,3 +92,16 @@ def test_user_errors_exit_2_without_traceback(args, fragment):
 def test_version():
     result = cascade("--version")
     assert result.returncode == 0 and "cascade-engine" in result.stdout
+
+
+def test_validate_json_reports_each_file_with_located_problems(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nn_paths: 0\nhorizon: {start: 2026-01-29, duration: 1d}\n")
+    result = cascade("validate", "--json", str(FLAGSHIP), str(bad))
+    assert result.returncode == 2
+    good, broken = (json.loads(line) for line in result.stdout.splitlines())
+    assert good == {"file": str(FLAGSHIP), "valid": True, "name": "feb-2026-deleveraging", "problems": []}
+    assert broken["valid"] is False
+    by_key = {p["key"]: p for p in broken["problems"]}
+    assert by_key["n_paths"]["line"] == 2 and by_key["n_paths"]["file"] == str(bad)
+    assert "market" in by_key and "greater than or equal to 1" in by_key["n_paths"]["message"]
