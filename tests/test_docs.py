@@ -144,7 +144,8 @@ def test_every_key_has_a_type_a_default_and_a_description():
 def test_reference_shows_friendly_defaults():
     rows = {r[0]: r for rs in _rows_by_section(schema_markdown()).values() for r in rs}
     assert rows["`market.impact.depth_usd_per_pct`"][1:3] == ["amount, USD per 1%", "`14M`"]
-    assert rows["`market.impact.resilience_half_life`"][1:3] == ["duration", "`30m`"]
+    half_life = rows["`market.impact.resilience_half_life`"]
+    assert half_life[1:3] == ["duration", "`30m`"]
     assert rows["`market.perpetuals.maintenance_margin_rate`"][2:4] == ["`0.5%`", "> 0%, < 50%"]
     assert rows["`horizon.start`"][2] == "required"
 

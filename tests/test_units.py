@@ -149,7 +149,8 @@ def test_parse_rate_refuses(value):
     ],
 )
 def test_parse_duration_accepts(text, expected):
-    assert parse_duration(text) == expected
+    parsed = parse_duration(text)
+    assert parsed == expected
     if isinstance(text, str):
         assert re.match(DURATION_PATTERN, text)
 
@@ -178,8 +179,10 @@ def test_parse_duration_refuses(value):
     ],
 )
 def test_format_duration(value, text):
-    assert format_duration(value) == text
-    assert parse_duration(text) == value
+    written = format_duration(value)
+    assert written == text
+    parsed = parse_duration(text)
+    assert parsed == value
 
 
 # ----------------------------------------------------------------------------- timestamps
@@ -250,7 +253,8 @@ finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_v
 def test_duration_round_trip_from_timedelta(value):
     text = format_duration(value)
     assert re.match(DURATION_PATTERN, text)
-    assert parse_duration(text) == value
+    back = parse_duration(text)
+    assert back == value
 
 
 @settings(deadline=None)
@@ -258,8 +262,10 @@ def test_duration_round_trip_from_timedelta(value):
 def test_duration_round_trip_from_text(text):
     value = parse_duration(text)
     canonical = format_duration(value)
-    assert parse_duration(canonical) == value
-    assert format_duration(parse_duration(canonical)) == canonical
+    back = parse_duration(canonical)
+    assert back == value
+    again = format_duration(back)
+    assert again == canonical
 
 
 @settings(deadline=None)
