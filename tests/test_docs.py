@@ -146,7 +146,8 @@ def test_reference_shows_friendly_defaults():
     assert rows["`market.impact.depth_usd_per_pct`"][1:3] == ["amount, USD per 1%", "`14M`"]
     half_life = rows["`market.impact.resilience_half_life`"]
     kind, default = half_life[1:3]
-    assert (kind, default) == ("duration", "`30m`")
+    expected_kind = "duration"
+    assert kind == expected_kind and default == "`30m`"
     assert rows["`market.perpetuals.maintenance_margin_rate`"][2:4] == ["`0.5%`", "> 0%, < 50%"]
     assert rows["`horizon.start`"][2] == "required"
 
