@@ -72,6 +72,15 @@ market:
     difficulty_period: 2d
     sell_sensitivity: 0.05
     hashrate_sensitivity: 0.5
+  behaviour:
+    deleveraging:
+      base_hazard_per_day: 0.01
+      drawdown_sensitivity: 1.0
+      volatility_sensitivity: 0.2
+      reference_volatility: 50%
+      funding_sensitivity: 5
+      volatility_half_life: 1d
+    momentum: {lookback: 6h, open_rate: 0.5, leverage: 15}
 shocks:
   - type: margin_hike
     id: direct

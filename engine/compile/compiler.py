@@ -118,6 +118,18 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.MINER_REVENUE_BTC_PER_DAY] = m.miners.block_subsidy_btc * 144 * (1 + m.miners.fee_share)
     p[Param.MINER_SELL_SENSITIVITY] = m.miners.sell_sensitivity
     p[Param.MINER_HASHRATE_SENSITIVITY] = m.miners.hashrate_sensitivity
+    delev, momentum = m.behaviour.deleveraging, m.behaviour.momentum
+    p[Param.DELEV_BASE] = delev.base_hazard_per_day
+    p[Param.DELEV_DRAWDOWN] = delev.drawdown_sensitivity
+    p[Param.DELEV_VOLATILITY] = delev.volatility_sensitivity
+    p[Param.DELEV_VOL_REFERENCE] = delev.reference_volatility
+    p[Param.DELEV_FUNDING] = delev.funding_sensitivity
+    p[Param.VOL_EWMA_DECAY] = math.exp(-math.log(2) * timeline.step_seconds
+                                       / max(delev.volatility_half_life.total_seconds(), 1.0))
+    p[Param.MOMENTUM_LOOKBACK_STEPS] = max(1, round(momentum.lookback.total_seconds() / timeline.step_seconds))
+    p[Param.MOMENTUM_RATE] = momentum.open_rate
+    p[Param.MOMENTUM_LEVERAGE] = momentum.leverage
+    p[Param.FUNDING_INTERVALS_PER_DAY] = 86400 / m.perpetuals.funding.interval.total_seconds()
     return p
 
 

@@ -132,6 +132,16 @@ PARAM_FIELDS = (
     "MINER_REVENUE_BTC_PER_DAY",  # subsidy * 144 * (1 + fee share)
     "MINER_SELL_SENSITIVITY",  # share of reserves per day per 100% shortfall
     "MINER_HASHRATE_SENSITIVITY",
+    "DELEV_BASE",  # voluntary deleveraging hazard per day when calm
+    "DELEV_DRAWDOWN",  # per day per 100% drawdown
+    "DELEV_VOLATILITY",  # per day per unit of annual realised vol above the reference
+    "DELEV_VOL_REFERENCE",
+    "DELEV_FUNDING",  # per day per unit of daily funding paid
+    "VOL_EWMA_DECAY",  # weight of the old realised-variance estimate per step
+    "MOMENTUM_LOOKBACK_STEPS",
+    "MOMENTUM_RATE",  # share of OI opened per day per 100% lookback return
+    "MOMENTUM_LEVERAGE",
+    "FUNDING_INTERVALS_PER_DAY",
 )
 
 SIDE_LONG, SIDE_SHORT = 0, 1

@@ -303,6 +303,44 @@ class Miners(StrictModel):
     )
 
 
+class Deleveraging(StrictModel):
+    """Voluntary deleveraging: a hazard of closing positions that rises with stress.
+
+    Per day, longs close at ``base + drawdown_sensitivity*drawdown + volatility_sensitivity*
+    max(0, vol - reference_volatility) + funding_sensitivity*max(0, funding)*intervals per day``
+    (shorts mirror it: draw-up from the trough, negative funding); closing longs sell, shorts buy.
+    """
+
+    base_hazard_per_day: Number = Field(0.01, ge=0, le=10, description="Share of a side closed per day when calm.")
+    drawdown_sensitivity: Number = Field(
+        1.0, ge=0, le=100, description="Added daily hazard per 100% drawdown from the running peak."
+    )
+    volatility_sensitivity: Number = Field(
+        0.2, ge=0, le=100, description="Added daily hazard per unit of annualised realised vol above the reference."
+    )
+    reference_volatility: Rate = Field(0.5, ge=0, le=5, description="Realised vol (annual) above which the hazard rises.")
+    funding_sensitivity: Number = Field(
+        5.0, ge=0, le=1000, description="Added daily hazard per unit of daily funding paid by the side."
+    )
+    volatility_half_life: Duration = Field("1d", description="Half-life of the realised-vol estimate (EWMA).")
+
+
+class Momentum(StrictModel):
+    """Momentum traders open shorts into a fall and longs into a rise: the fuel of squeezes."""
+
+    lookback: Duration = Field("6h", description="Window of the return they follow.")
+    open_rate: Number = Field(
+        0.5, ge=0, le=100,
+        description="Share of open interest opened per day per 100% return over the lookback.",
+    )
+    leverage: Number = Field(15.0, gt=1, le=200, description="Leverage of the positions they open.")
+
+
+class Behaviour(StrictModel):
+    deleveraging: Deleveraging = Field(default_factory=Deleveraging, description="Voluntary deleveraging.")
+    momentum: Momentum = Field(default_factory=Momentum, description="Positions opened by momentum traders.")
+
+
 class Market(StrictModel):
     spot_usd: Amount = Field(..., gt=0, description="BTC price at horizon.start.")
     drift_annual: Rate = Field(0.0, ge=-50, le=50, description="Annualised drift of the log price.")
@@ -313,3 +351,4 @@ class Market(StrictModel):
     etf: Etf = Field(default_factory=Etf, description="Spot ETF holders.")
     options: Options = Field(default_factory=Options, description="Option open interest and the vol surface.")
     miners: Miners = Field(default_factory=Miners, description="Miner economics and reserves.")
+    behaviour: Behaviour = Field(default_factory=Behaviour, description="Voluntary deleveraging and momentum.")
