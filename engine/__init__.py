@@ -28,6 +28,8 @@ __all__ = [
     "CompiledScenario",
     "compile_scenario",
     "list_scenarios",
+    "run",
+    "SimulationResult",
 ]
 
 _LAZY = {
@@ -39,6 +41,8 @@ _LAZY = {
     "CompiledScenario": ("engine.compile.compiled", "CompiledScenario"),
     "compile_scenario": ("engine.compile.compiler", "compile_scenario"),
     "list_scenarios": ("engine.scenario.library", "list_scenarios"),
+    "run": ("engine.simulate", "run"),
+    "SimulationResult": ("engine.result", "SimulationResult"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .scenario.grid import expand_grid
     from .scenario.library import list_scenarios
     from .scenario.loader import load_scenario
+    from .result import SimulationResult
     from .scenario.schema import Scenario
+    from .simulate import run
 
 
 def __getattr__(name: str):

@@ -21,6 +21,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"cascade: error: {message}\n")
 
 
+def _count(text: str) -> int:
+    """A whole number in any friendly spelling: ``2000``, ``1e4``, ``10k``."""
+    from .scenario.units import UnitError, parse_amount
+
+    try:
+        value = parse_amount(text)
+    except UnitError:
+        value = float("nan")
+    if not value == value or value != int(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number like 2000 or 10k, got {text!r}")
+    return int(value)
+
+
+def _positive_int(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+_non_negative_int = _count
+
+
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -46,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     _add_set(p)
     p.add_argument("--compiled", action="store_true", help="print a summary of the compiled arrays instead")
+
+    p = sub.add_parser("run", help="simulate a scenario and print its market metrics")
+    p.add_argument("file", type=Path)
+    p.add_argument("--paths", type=_positive_int, default=None, help="number of paths (default: the scenario's)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="seed (default: the scenario's)")
+    p.add_argument("--jobs", type=_positive_int, default=None,
+                   help="kernel threads (default: all cores); results do not depend on it")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_set(p)
 
     p = sub.add_parser("list", help="the shipped scenarios with one-line descriptions")
     p.add_argument("--dir", type=Path, default=None, help="scenario folder (default: ./scenarios)")
@@ -99,6 +132,25 @@ def _cmd_show(args) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args) -> int:
+    import os
+
+    from .report_text import render_run
+    from .scenario.loader import load_scenario
+    from .simulate import run
+
+    scenario = load_scenario(args.file, args.overrides)
+    jobs = args.jobs or os.cpu_count() or 1
+    show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
+    result = run(scenario, n_paths=args.paths, seed=args.seed, n_jobs=jobs, progress=show_bar,
+                 keep_steps=False)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(render_run(result))
+    return EXIT_OK
+
+
 def _cmd_list(args) -> int:
     from .scenario.library import list_scenarios, scenarios_dir
 
@@ -129,7 +181,8 @@ def _cmd_schema(args) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "list": _cmd_list, "schema": _cmd_schema}
+_COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "list": _cmd_list,
+             "schema": _cmd_schema}
 
 
 def main(argv: list[str] | None = None) -> int:

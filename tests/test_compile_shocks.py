@@ -101,7 +101,7 @@ def test_etf_generated_run_total_weekdays_and_seed():
 def test_etf_reflexivity_override_and_multiplier_from_start(base):
     c = compiled({"type": "etf_flows", "start": "+2d", "reflexivity_multiplier": 2,
                   "reflexivity": {"loss_sensitivity": 0.05, "below_cost_basis_sensitivity": 0.03}})
-    assert (c.step("ETF_LOSS_SENS")[:48] == 0.02).all() and (c.step("ETF_LOSS_SENS")[48:] == 0.05).all()
+    assert (c.step("ETF_LOSS_SENS")[:48] == 0.01).all() and (c.step("ETF_LOSS_SENS")[48:] == 0.05).all()
     assert (c.step("ETF_BASIS_SENS")[48:] == 0.03).all()
     assert (c.step("ETF_REFLEX_MULT")[:48] == 1).all() and (c.step("ETF_REFLEX_MULT")[48:] == 2).all()
 

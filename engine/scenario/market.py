@@ -235,11 +235,11 @@ class Perpetuals(StrictModel):
 class EtfReflexivity(StrictModel):
     lookback: Duration = Field("5d", description="Window of the trailing loss.")
     loss_sensitivity: Number = Field(
-        0.02, ge=0, le=10,
+        0.01, ge=0, le=10,
         description="Share of holdings redeemed per day per 100% trailing loss.",
     )
     below_cost_basis_sensitivity: Number = Field(
-        0.01, ge=0, le=10,
+        0.005, ge=0, le=10,
         description="Share of holdings redeemed per day per 100% of price below cost basis.",
     )
 
@@ -311,16 +311,16 @@ class Deleveraging(StrictModel):
     (shorts mirror it: draw-up from the trough, negative funding); closing longs sell, shorts buy.
     """
 
-    base_hazard_per_day: Number = Field(0.01, ge=0, le=10, description="Share of a side closed per day when calm.")
+    base_hazard_per_day: Number = Field(0.002, ge=0, le=10, description="Share of a side closed per day when calm.")
     drawdown_sensitivity: Number = Field(
-        1.0, ge=0, le=100, description="Added daily hazard per 100% drawdown from the running peak."
+        0.1, ge=0, le=100, description="Added daily hazard per 100% drawdown from the running peak."
     )
     volatility_sensitivity: Number = Field(
-        0.2, ge=0, le=100, description="Added daily hazard per unit of annualised realised vol above the reference."
+        0.05, ge=0, le=100, description="Added daily hazard per unit of annualised realised vol above the reference."
     )
     reference_volatility: Rate = Field(0.5, ge=0, le=5, description="Realised vol (annual) above which the hazard rises.")
     funding_sensitivity: Number = Field(
-        5.0, ge=0, le=1000, description="Added daily hazard per unit of daily funding paid by the side."
+        2.0, ge=0, le=1000, description="Added daily hazard per unit of daily funding paid by the side."
     )
     volatility_half_life: Duration = Field("1d", description="Half-life of the realised-vol estimate (EWMA).")
 

@@ -1,0 +1,175 @@
+"""One path's position book: liquidation crossings, margin changes, new positions.
+
+The book is ``long[v, c]`` and ``short[v, c]``: *unscaled* sizes (BTC) per venue ``v`` and cell
+``c`` of the bankruptcy-price grid ``grid[c]`` (increasing, log-uniform; the array passed here
+carries two more values at its end: ``log(grid[0])`` and cells per unit of log price, see
+:func:`engine.simulate.prepare`). Three lazy factors keep the
+per-step work O(1):
+
+* ``scale[0]`` / ``scale[1]``: long / short size multipliers (voluntary deleveraging and ADL
+  shrink a whole side at once); a cell's size is ``long[v, c] * scale[0]``.
+* ``pb_mult``: funding payments shift every bankruptcy price by the factor ``(1 + f)``; a
+  cell's bankruptcy price is ``grid[c] * pb_mult``.
+
+A long cell liquidates when the price falls to ``P_b/(1 - m)`` (``m`` the venue's maintenance
+rate), a short when it rises to ``P_b/(1 + m)`` (Binance USDT-M mark-price convention).
+``top[v]`` is the highest long cell holding size on venue ``v`` (-1 if none), ``bottom[v]`` the
+lowest short cell (``n_cells`` if none): crossings are found by walking these pointers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import inline, jit
+
+
+@jit
+def cell_of_nb(grid, log_price):
+    """Lower cell index and interpolation weight of a log price on the log-uniform grid (clamped).
+
+    The grid is ``geomspace``: the cell follows from the log price in O(1), no search. ``grid``
+    carries two extra trailing values: ``log(grid[0])`` and cells per unit of log price.
+    """
+    n = grid.shape[0] - 2
+    x = (log_price - grid[n]) * grid[n + 1]
+    if x <= 0.0:
+        return 0, 0.0
+    if x >= n - 1:
+        return n - 2, 1.0
+    lo = int(x)
+    return lo, x - lo
+
+
+@jit
+def add_long_nb(long, top, grid, v, log_bankruptcy, size):
+    """Deposit ``size`` (unscaled BTC) at the grid log bankruptcy price on venue ``v``."""
+    lo, w = cell_of_nb(grid, log_bankruptcy)
+    long[v, lo] += size * (1.0 - w)
+    long[v, lo + 1] += size * w
+    hi = lo + 1 if w > 0.0 else lo
+    if hi > top[v]:
+        top[v] = hi
+
+
+@jit
+def add_short_nb(short, bottom, grid, v, log_bankruptcy, size):
+    lo, w = cell_of_nb(grid, log_bankruptcy)
+    short[v, lo] += size * (1.0 - w)
+    short[v, lo + 1] += size * w
+    first = lo if w < 1.0 else lo + 1
+    if first < bottom[v]:
+        bottom[v] = first
+
+
+@jit
+def init_pointers_nb(long, short, top, bottom):
+    n_venues, n_cells = long.shape
+    for v in range(n_venues):
+        top[v] = -1
+        for c in range(n_cells - 1, -1, -1):
+            if long[v, c] > 0.0:
+                top[v] = c
+                break
+        bottom[v] = n_cells
+        for c in range(n_cells):
+            if short[v, c] > 0.0:
+                bottom[v] = c
+                break
+
+
+@jit
+def side_size_nb(cells):
+    return cells.sum()
+
+
+@jit
+def liquidate_longs_nb(long, top, grid, price, pb_mult, mmr, v):
+    """Remove every long cell of venue ``v`` whose liquidation price is at or above ``price``.
+
+    Returns (unscaled size removed, sum of size * bankruptcy grid price) for the accounting.
+    """
+    size = 0.0
+    size_pb = 0.0
+    threshold = price * (1.0 - mmr[v]) / pb_mult
+    c = top[v]
+    while c >= 0 and grid[c] >= threshold:
+        x = long[v, c]
+        size += x
+        size_pb += x * grid[c]
+        long[v, c] = 0.0
+        c -= 1
+    while c >= 0 and long[v, c] <= 0.0:
+        c -= 1
+    top[v] = c
+    return size, size_pb
+
+
+@jit
+def liquidate_shorts_nb(short, bottom, grid, price, pb_mult, mmr, v):
+    size = 0.0
+    size_pb = 0.0
+    n = grid.shape[0] - 2
+    threshold = price * (1.0 + mmr[v]) / pb_mult
+    c = bottom[v]
+    while c < n and grid[c] <= threshold:
+        x = short[v, c]
+        size += x
+        size_pb += x * grid[c]
+        short[v, c] = 0.0
+        c += 1
+    while c < n and short[v, c] <= 0.0:
+        c += 1
+    bottom[v] = c
+    return size, size_pb
+
+
+@jit
+def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, max_leverage, top_up, v):
+    """An initial-margin hike: cells above ``max_leverage`` at ``price`` top up (share ``top_up``)
+    or cut size; both end at the new maximum leverage. Returns (long BTC cut, short BTC cut), unscaled.
+
+    A long at bankruptcy ``P_b`` has leverage ``S/(S - P_b)``; it is over the limit when
+    ``P_b > S(1 - 1/L)``. Cutting at constant equity keeps ``size * L_max / l`` of it.
+    """
+    n = grid.shape[0] - 2
+    long_cut = 0.0
+    target = price * (1.0 - 1.0 / max_leverage) / pb_mult
+    moved = 0.0
+    c = top[v]
+    while c >= 0 and grid[c] > target:
+        x = long[v, c]
+        if x > 0.0:
+            pb = grid[c] * pb_mult
+            lev = price / max(price - pb, price * 1e-9)
+            keep = top_up + (1.0 - top_up) * max_leverage / lev
+            moved += x * keep
+            long_cut += x * (1.0 - keep)
+            long[v, c] = 0.0
+        c -= 1
+    top[v] = c
+    while top[v] >= 0 and long[v, top[v]] <= 0.0:
+        top[v] -= 1
+    if moved > 0.0:
+        add_long_nb(long, top, grid, v, np.log(target), moved)
+
+    short_cut = 0.0
+    target = price * (1.0 + 1.0 / max_leverage) / pb_mult
+    moved = 0.0
+    c = bottom[v]
+    while c < n and grid[c] < target:
+        x = short[v, c]
+        if x > 0.0:
+            pb = grid[c] * pb_mult
+            lev = price / max(pb - price, price * 1e-9)
+            keep = top_up + (1.0 - top_up) * max_leverage / lev
+            moved += x * keep
+            short_cut += x * (1.0 - keep)
+            short[v, c] = 0.0
+        c += 1
+    bottom[v] = c
+    while bottom[v] < n and short[v, bottom[v]] <= 0.0:
+        bottom[v] += 1
+    if moved > 0.0:
+        add_short_nb(short, bottom, grid, v, np.log(target), moved)
+    return long_cut, short_cut

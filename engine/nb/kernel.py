@@ -1,0 +1,569 @@
+"""The cascade kernel: many paths of the leveraged market, path-major, blocks of paths in ``prange``.
+
+Contract
+--------
+Inputs are the compiled arrays of :mod:`engine.compile.layout`, transposed so that one step's
+drivers sit side by side in memory (``steps[t, Step.X]``, ``venue_steps[t, v, Venue.X]``), plus
+the tables :mod:`engine.simulate` builds once per scenario (dealer hedge by step x log price, the
+Student-t scale table). Paths ``[first_path, first_path + n_paths)`` are simulated; ``first_path``
+and ``n_paths`` are multiples of ``block_size`` except for the last block, so any chunking of a
+run reproduces the same numbers. Outputs are preallocated by the caller.
+
+One step ``t`` of one path (``S`` the price at the start of the step)
+------------------------------------------------------------------
+Six uniforms are drawn in this order: ``u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor,
+``u3`` jump occurrence, ``u4`` jump size, ``u5`` scheduled-jump spread.
+
+1. Transient impact decays: ``I *= decay[t]`` (``decay = RESILIENCE_DECAY ** RESILIENCE_MULT[t]``).
+2. Exogenous log return ``r = DRIFT + MACRO_BETA*(MACRO_DRIFT + MACRO_VOL*x) + CROSS_ASSET_RETURN
+   + VOL*s*z (+ JUMP_MEAN + JUMP_STDEV*z4 if u3 < JUMP_PROB) (+ SCHEDULED_JUMP + SPREAD*z5)``,
+   ``z = Phi^-1(u0)``, ``x = Phi^-1(u2)``, ``s`` the unit-variance Student-t scale (1 if Gaussian).
+3. Margin changes (venue rows with MARGIN_CHANGE): new maintenance/initial rates (USD-per-BTC
+   requirements converted at ``S``); a higher initial rate makes over-levered cells top up or cut
+   (cuts are forced flow).
+4. Flows in USD at ``S`` (sell < 0): scheduled ETF flow; reflexive ETF redemptions
+   ``holdings*S*(LOSS_SENS*loss + BASIS_SENS*below_basis)*ETF_WINDOW*ETF_REFLEX_MULT``; miner
+   sales (rule below breakeven hash price + forced); dealer re-hedging toward the tabulated hedge;
+   voluntary deleveraging (hazard from drawdown, realised vol and funding); momentum traders
+   opening positions along the lookback return; relief-rally shorts; forced flows; margin cuts.
+5. Impact of the net flow ``q``: ``F(q)`` (square-root law, linear depth, or both); a share
+   PERMANENT_FRACTION is permanent, the rest transient.
+6. Funding payments (FUNDING_EVENTS): every bankruptcy price moves by ``(1 + f)``.
+7. Liquidation cascade, unless a circuit breaker pauses it: cells crossed by the new price are
+   closed at market; their flow adds ``F(q + liq) - F(q)`` of impact; repeated until nothing
+   crosses (rounds recorded). Fills pay LIQ_FILL_PENALTY; equity left goes to the insurance
+   fund, losses beyond it are bad debt paid by the fund, then by auto-deleveraging the other side.
+8. Records: price, open interest, liquidations; running min/max, drawdown, realised vol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numba
+
+from ..compile.layout import Param, Step, Venue
+from . import book as bk
+from .config import inline, jit, pjit
+from .rng import next_uniform_nb, norm_ppf_nb, seed_path_nb, table_ppf_nb
+
+# per-path summary columns
+SUMMARY_FIELDS = (
+    "min_price",
+    "max_price",
+    "terminal_price",
+    "max_drawdown",
+    "trough_step",
+    "long_liquidations_usd",
+    "short_liquidations_usd",
+    "peak_step_liquidations_usd",
+    "max_cascade_rounds",
+    "open_interest_start_usd",
+    "open_interest_end_usd",
+    "etf_flow_usd",
+    "etf_reflexive_usd",
+    "miner_sales_usd",
+    "dealer_flow_usd",
+    "deleveraging_flow_usd",
+    "momentum_flow_usd",
+    "margin_cut_usd",
+    "forced_flow_usd",
+    "bad_debt_usd",
+    "adl_usd",
+    "insurance_fund_end_usd",
+    "liquidation_surplus_usd",
+    "min_funding_rate",
+    "max_funding_rate",
+    "paused_steps",
+)
+# flow decomposition per step (sum over paths), USD, sell < 0
+FLOW_FIELDS = (
+    "etf",
+    "long_liquidations",
+    "short_liquidations",
+    "deleveraging",
+    "dealers",
+    "miners",
+    "momentum",
+    "forced",
+    "margin_cuts",
+)
+N_SUMMARY = len(SUMMARY_FIELDS)
+N_FLOWS = len(FLOW_FIELDS)
+
+S_MIN_PRICE, S_MAX_PRICE, S_TERMINAL, S_MAX_DD, S_TROUGH = 0, 1, 2, 3, 4
+S_LIQ_LONG, S_LIQ_SHORT, S_PEAK_LIQ, S_ROUNDS, S_OI0, S_OI1 = 5, 6, 7, 8, 9, 10
+S_ETF, S_ETF_REFLEX, S_MINERS, S_DEALERS, S_DELEV, S_MOMENTUM, S_CUTS, S_FORCED = 11, 12, 13, 14, 15, 16, 17, 18
+S_BAD_DEBT, S_ADL, S_FUND, S_SURPLUS, S_MIN_FUNDING, S_MAX_FUNDING, S_PAUSED = 19, 20, 21, 22, 23, 24, 25
+F_ETF, F_LIQ_LONG, F_LIQ_SHORT, F_DELEV, F_DEALERS, F_MINERS, F_MOMENTUM, F_FORCED, F_CUTS = range(9)
+
+LOG_FLOOR = 20.0  # the price never goes below spot * exp(-20): the book is gone long before
+
+
+@jit
+def impact_nb(q, model, y_sigma_day, volume, depth):
+    """Log-price impact of a net flow ``q`` (USD, sell < 0) at the step's liquidity."""
+    out = 0.0
+    if model != 1:  # square-root law
+        out += np.sign(q) * y_sigma_day * np.sqrt(abs(q) / volume)
+    if model != 0:  # linear depth: q / (depth per 1% * 100)
+        out += q / (depth * 100.0)
+    return out
+
+
+@jit
+def dealer_hedge_nb(table, t, log_price, lo, inv_step):
+    """Dealers' hedge (BTC) at step ``t`` and ``log_price``, interpolated in the tabulated grid."""
+    n = table.shape[1]
+    x = (log_price - lo) * inv_step
+    if x <= 0.0:
+        return table[t, 0]
+    if x >= n - 1:
+        return table[t, n - 1]
+    k = int(x)
+    w = x - k
+    return table[t, k] + w * (table[t, k + 1] - table[t, k])
+
+
+@jit
+def _settle_nb(fund, bad_debt, adl, surplus, equity):
+    """Liquidation equity: a surplus feeds the insurance fund, a deficit draws on it, then ADL."""
+    if equity >= 0.0:
+        return fund + equity, bad_debt, adl, surplus + equity, 0.0
+    debt = -equity
+    fund -= debt
+    adl_now = 0.0
+    if fund < 0.0:
+        adl_now = -fund
+        fund = 0.0
+    return fund, bad_debt + debt, adl + adl_now, surplus, adl_now
+
+
+@jit
+def _triggers_nb(grid, top, bottom, mmr, pb_mult):
+    """The highest price at which a long liquidates and the lowest at which a short does.
+
+    Between book changes the cascade check is two comparisons against these.
+    """
+    n = grid.shape[0] - 2
+    long_trigger = 0.0
+    short_trigger = np.inf
+    for v in range(top.shape[0]):
+        if top[v] >= 0:
+            long_trigger = max(long_trigger, grid[top[v]] * pb_mult / (1.0 - mmr[v]))
+        if bottom[v] < n:
+            short_trigger = min(short_trigger, grid[bottom[v]] * pb_mult / (1.0 + mmr[v]))
+    return long_trigger, short_trigger
+
+
+@jit
+def _open_nb(cells, pointer, grid, venue_share, ln_bankrupt, scale, notional_btc, is_long):
+    """Open ``notional_btc`` of new positions, spread over venues by their share, each at the log
+    bankruptcy price ``ln_bankrupt[v]``; returns the unscaled size added."""
+    added = 0.0
+    for v in range(cells.shape[0]):
+        size = notional_btc * venue_share[v] / scale
+        if size <= 0.0:
+            continue
+        if is_long:
+            bk.add_long_nb(cells, pointer, grid, v, ln_bankrupt[v], size)
+        else:
+            bk.add_short_nb(cells, pointer, grid, v, ln_bankrupt[v], size)
+        added += size
+    return added
+
+
+@jit
+def _leverage_offsets_nb(out_long, out_short, imr, leverage):
+    """``log(1 -/+ 1/L)`` per venue, L capped at the venue's maximum leverage: new positions'
+    log bankruptcy price is the log price plus this offset."""
+    for v in range(imr.shape[0]):
+        lev = min(leverage, 0.999 / imr[v])
+        out_long[v] = np.log1p(-1.0 / lev)
+        out_short[v] = np.log1p(1.0 / lev)
+
+
+@jit
+def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
+             tail_table, tail_power, tail_scale, decay, state, long, short, top, bottom, mmr, imr, ring,
+             summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
+    n_steps = steps.shape[0]
+    n_venues = long.shape[0]
+    spot = params[Param.SPOT0]
+    dt_days = params[Param.DT_YEARS] * 365.25
+    dof = params[Param.TAIL_DOF]
+    model = int(params[Param.IMPACT_MODEL])
+    y_sigma = params[Param.SQRT_COEFFICIENT] * params[Param.SIGMA_DAY]
+    volume0 = params[Param.DAILY_VOLUME_USD]
+    depth0 = params[Param.DEPTH_USD_PER_PCT]
+    perm = params[Param.PERMANENT_FRACTION]
+    max_rounds = int(params[Param.MAX_CASCADE_ROUNDS])
+    ring_n = ring.shape[0]
+    etf_lb = int(params[Param.ETF_LOOKBACK_STEPS])
+    mom_lb = int(params[Param.MOMENTUM_LOOKBACK_STEPS])
+    ewma = params[Param.VOL_EWMA_DECAY]
+    ln_floor = np.log(spot) - LOG_FLOOR
+
+    long[:, :] = long0
+    short[:, :] = short0
+    bk.init_pointers_nb(long, short, top, bottom)
+    long_size = long.sum()
+    short_size = short.sum()
+    for v in range(n_venues):
+        mmr[v] = venue_steps[0, v, Venue.MMR]
+        imr[v] = venue_steps[0, v, Venue.IMR]
+    mom_long = np.empty(n_venues)
+    mom_short = np.empty(n_venues)
+    fuel_short = np.empty(n_venues)
+    ln_new = np.empty(n_venues)
+    _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
+    scale_l = 1.0
+    scale_s = 1.0
+    pb_mult = 1.0
+    ln_pb = 0.0
+    long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+    ln_f = np.log(spot)
+    trans = 0.0
+    price = spot
+    ln_price = ln_f
+    peak = spot
+    trough = spot
+    var_step = steps[0, Step.VOL] ** 2
+    fund = params[Param.INSURANCE_FUND_USD]
+    holdings = params[Param.ETF_HOLDINGS_BTC]
+    basis = params[Param.ETF_COST_BASIS_USD]
+    reserves = params[Param.MINER_RESERVES_BTC]
+    hashrate = params[Param.MINER_HASHRATE_PH]
+    revenue = params[Param.MINER_REVENUE_BTC_PER_DAY]
+    hedge = dealer_hedge_nb(dealer_table, 0, ln_price, dealer_lo, dealer_inv)
+    paused_until = -1
+    for k in range(ring_n):
+        ring[k] = spot
+
+    s_min = spot
+    s_max = spot
+    max_dd = 0.0
+    trough_step = 0
+    liq_long_total = 0.0
+    liq_short_total = 0.0
+    peak_liq = 0.0
+    max_rounds_seen = 0
+    oi0 = (long_size + short_size) * spot
+    etf_total = 0.0
+    etf_reflex_total = 0.0
+    miners_total = 0.0
+    dealers_total = 0.0
+    delev_total = 0.0
+    mom_total = 0.0
+    cuts_total = 0.0
+    forced_total = 0.0
+    bad_debt = 0.0
+    adl = 0.0
+    surplus = 0.0
+    min_f = 1e300
+    max_f = -1e300
+    paused_steps = 0
+
+    for t in range(n_steps):
+        u0 = next_uniform_nb(state)
+        u1 = next_uniform_nb(state)
+        u2 = next_uniform_nb(state)
+        u3 = next_uniform_nb(state)
+        u4 = next_uniform_nb(state)
+        u5 = next_uniform_nb(state)
+        s_prev = price
+        ln_prev = ln_price
+
+        # 1-2. transient impact heals; exogenous return
+        trans *= decay[t]
+        z = norm_ppf_nb(u0)
+        scale = table_ppf_nb(u1, tail_table, tail_power, tail_scale) if dof > 0.0 else 1.0
+        r = (steps[t, Step.DRIFT]
+             + steps[t, Step.MACRO_BETA] * (steps[t, Step.MACRO_DRIFT] + steps[t, Step.MACRO_VOL] * norm_ppf_nb(u2))
+             + steps[t, Step.CROSS_ASSET_RETURN] + steps[t, Step.VOL] * scale * z)
+        if u3 < steps[t, Step.JUMP_PROB]:
+            r += params[Param.JUMP_MEAN] + params[Param.JUMP_STDEV] * norm_ppf_nb(u4)
+        if steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0:
+            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_ppf_nb(u5)
+        ln_f += r
+
+        # 3. margin changes
+        cut_usd = 0.0
+        for v in range(n_venues):
+            if venue_steps[t, v, Venue.MARGIN_CHANGE] != 0.0:
+                mm_usd = venue_steps[t, v, Venue.MM_USD_PER_BTC]
+                im_usd = venue_steps[t, v, Venue.IM_USD_PER_BTC]
+                mmr[v] = mm_usd / s_prev if mm_usd > 0.0 else venue_steps[t, v, Venue.MMR]
+                new_imr = im_usd / s_prev if im_usd > 0.0 else venue_steps[t, v, Venue.IMR]
+                new_imr = min(max(new_imr, mmr[v] * 1.0001), 1.0)
+                if new_imr > imr[v]:
+                    lc, sc = bk.enforce_initial_margin_nb(long, short, top, bottom, grid, s_prev, pb_mult,
+                                                          1.0 / new_imr, venue_steps[t, v, Venue.TOP_UP_FRACTION], v)
+                    long_size -= lc
+                    short_size -= sc
+                    cut_usd += (sc * scale_s - lc * scale_l) * s_prev
+                imr[v] = new_imr
+                _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
+                long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+
+        # 4. flows
+        loss = max(0.0, 1.0 - s_prev / ring[(t - etf_lb) % ring_n])
+        below = max(0.0, 1.0 - s_prev / basis)
+        reflex = -holdings * s_prev * (steps[t, Step.ETF_LOSS_SENS] * loss + steps[t, Step.ETF_BASIS_SENS] * below) \
+            * steps[t, Step.ETF_WINDOW] * steps[t, Step.ETF_REFLEX_MULT]
+        etf = steps[t, Step.ETF_FLOW_USD] + reflex
+        holdings = max(0.0, holdings + etf / s_prev)
+
+        hash_price = revenue * s_prev / max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9)
+        shortfall = max(0.0, 1.0 - hash_price / steps[t, Step.MINER_BREAKEVEN])
+        sold = min(reserves, reserves * params[Param.MINER_SELL_SENSITIVITY] * shortfall * dt_days
+                   + steps[t, Step.MINER_FORCED_SALE_BTC])
+        reserves -= sold
+        miners = -sold * s_prev
+        if steps[t, Step.DIFFICULTY_ADJUST] != 0.0:
+            hashrate = params[Param.MINER_HASHRATE_PH] * max(
+                0.05, 1.0 - params[Param.MINER_HASHRATE_SENSITIVITY] * shortfall)
+
+        target = dealer_hedge_nb(dealer_table, t, ln_prev, dealer_lo, dealer_inv)
+        dealers = (target - hedge) * s_prev
+        hedge = target
+
+        long_notional = long_size * scale_l * s_prev
+        short_notional = short_size * scale_s * s_prev
+        total_notional = long_notional + short_notional
+        imbalance = (long_notional - short_notional) / total_notional if total_notional > 0.0 else 0.0
+        cap = params[Param.FUNDING_CAP]
+        funding = min(cap, max(-cap, params[Param.FUNDING_BASE] + params[Param.FUNDING_SENSITIVITY] * imbalance))
+        min_f = min(min_f, funding)
+        max_f = max(max_f, funding)
+
+        vol_ann = np.sqrt(var_step / params[Param.DT_YEARS])
+        vol_excess = max(0.0, vol_ann - params[Param.DELEV_VOL_REFERENCE])
+        fund_day = funding * params[Param.FUNDING_INTERVALS_PER_DAY]
+        h_long = (params[Param.DELEV_BASE] + params[Param.DELEV_DRAWDOWN] * (1.0 - s_prev / peak)
+                  + params[Param.DELEV_VOLATILITY] * vol_excess + params[Param.DELEV_FUNDING] * max(0.0, fund_day))
+        h_short = (params[Param.DELEV_BASE] + params[Param.DELEV_DRAWDOWN] * (1.0 - trough / s_prev)
+                   + params[Param.DELEV_VOLATILITY] * vol_excess + params[Param.DELEV_FUNDING] * max(0.0, -fund_day))
+        close_l = min(1.0, h_long * dt_days)
+        close_s = min(1.0, h_short * dt_days)
+        delev = (close_s * short_notional - close_l * long_notional)
+        scale_l *= 1.0 - close_l
+        scale_s *= 1.0 - close_s
+
+        momentum = 0.0
+        ret = s_prev / ring[(t - mom_lb) % ring_n] - 1.0
+        opened = params[Param.MOMENTUM_RATE] * abs(ret) * dt_days * total_notional
+        if opened > 0.0:
+            if ret < 0.0:
+                for v in range(n_venues):
+                    ln_new[v] = ln_prev + mom_short[v] - ln_pb
+                short_size += _open_nb(short, bottom, grid, venue_share, ln_new, scale_s, opened / s_prev, False)
+                momentum = -opened
+            else:
+                for v in range(n_venues):
+                    ln_new[v] = ln_prev + mom_long[v] - ln_pb
+                long_size += _open_nb(long, top, grid, venue_share, ln_new, scale_l, opened / s_prev, True)
+                momentum = opened
+        fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD]
+        if fuel > 0.0:
+            _leverage_offsets_nb(ln_new, fuel_short, imr, steps[t, Step.NEW_SHORT_LEVERAGE])
+            for v in range(n_venues):
+                ln_new[v] = ln_prev + fuel_short[v] - ln_pb
+            short_size += _open_nb(short, bottom, grid, venue_share, ln_new, scale_s, fuel / s_prev, False)
+            momentum -= fuel
+        if opened > 0.0 or fuel > 0.0:
+            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+        forced = steps[t, Step.FORCED_FLOW_USD]
+
+        q = etf + miners + dealers + delev + momentum + forced + cut_usd
+
+        # 5. impact
+        d_mult = steps[t, Step.DEPTH_MULT]
+        volume = volume0 * d_mult
+        depth = depth0 * d_mult
+        f_q = impact_nb(q, model, y_sigma, volume, depth)
+        ln_f += perm * f_q
+        trans += (1.0 - perm) * f_q
+        ln_price = max(ln_f + trans, ln_floor)
+        price = np.exp(ln_price)
+
+        # 6. funding payments move every bankruptcy price
+        events = steps[t, Step.FUNDING_EVENTS]
+        if events != 0.0:
+            pb_mult *= 1.0 + funding * events
+            ln_pb = np.log(pb_mult)
+            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+
+        # 7. liquidation cascade
+        rounds = 0
+        liq_l_usd = 0.0
+        liq_s_usd = 0.0
+        if t < paused_until:
+            paused_steps += 1
+        elif price <= long_trigger or price >= short_trigger:
+            q_total = q
+            while rounds < max_rounds:
+                size_l = 0.0
+                size_s = 0.0
+                for v in range(n_venues):
+                    xl, xl_pb = bk.liquidate_longs_nb(long, top, grid, price, pb_mult, mmr, v)
+                    xs, xs_pb = bk.liquidate_shorts_nb(short, bottom, grid, price, pb_mult, mmr, v)
+                    if xl > 0.0:
+                        penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
+                        equity = scale_l * (xl * price * (1.0 - penalty) - pb_mult * xl_pb)
+                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, equity)
+                        if adl_now > 0.0 and short_size * scale_s > 0.0:
+                            scale_s *= max(0.0, 1.0 - adl_now / (short_size * scale_s * price))
+                        size_l += xl
+                    if xs > 0.0:
+                        penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
+                        equity = scale_s * (pb_mult * xs_pb - xs * price * (1.0 + penalty))
+                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, equity)
+                        if adl_now > 0.0 and long_size * scale_l > 0.0:
+                            scale_l *= max(0.0, 1.0 - adl_now / (long_size * scale_l * price))
+                        size_s += xs
+                if size_l == 0.0 and size_s == 0.0:
+                    break
+                rounds += 1
+                long_size -= size_l
+                short_size -= size_s
+                usd_l = size_l * scale_l * price
+                usd_s = size_s * scale_s * price
+                liq_l_usd += usd_l
+                liq_s_usd += usd_s
+                q_next = q_total - usd_l + usd_s
+                d = impact_nb(q_next, model, y_sigma, volume, depth) - impact_nb(q_total, model, y_sigma, volume, depth)
+                q_total = q_next
+                ln_f += perm * d
+                trans += (1.0 - perm) * d
+                ln_price = max(ln_f + trans, ln_floor)
+                price = np.exp(ln_price)
+                move = steps[t, Step.CIRCUIT_BREAKER_MOVE]
+                if move > 0.0 and abs(ln_price - ln_prev) > move:
+                    paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
+                    break
+
+            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+
+        # 8. records
+        r_total = ln_price - ln_prev
+        var_step = ewma * var_step + (1.0 - ewma) * r_total * r_total
+        ring[(t + 1) % ring_n] = price  # ring[k % n]: the price at the start of step k
+        if price > peak:
+            peak = price
+        if price < trough:
+            trough = price
+        if price < s_min:
+            s_min = price
+            trough_step = t
+        if price > s_max:
+            s_max = price
+        dd = 1.0 - price / peak
+        if dd > max_dd:
+            max_dd = dd
+        liq_long_total += liq_l_usd
+        liq_short_total += liq_s_usd
+        if liq_l_usd + liq_s_usd > peak_liq:
+            peak_liq = liq_l_usd + liq_s_usd
+        if rounds > max_rounds_seen:
+            max_rounds_seen = rounds
+        etf_total += etf
+        etf_reflex_total += reflex
+        miners_total += miners
+        dealers_total += dealers
+        delev_total += delev
+        mom_total += momentum
+        cuts_total += cut_usd
+        forced_total += forced
+        oi = (long_size * scale_l + short_size * scale_s) * price
+        if keep_steps:
+            price_out[t] = price
+            oi_out[t] = oi
+            liq_long_out[t] = liq_l_usd
+            liq_short_out[t] = liq_s_usd
+        flows[F_ETF, t] += etf
+        flows[F_LIQ_LONG, t] -= liq_l_usd
+        flows[F_LIQ_SHORT, t] += liq_s_usd
+        flows[F_DELEV, t] += delev
+        flows[F_DEALERS, t] += dealers
+        flows[F_MINERS, t] += miners
+        flows[F_MOMENTUM, t] += momentum
+        flows[F_FORCED, t] += forced
+        flows[F_CUTS, t] += cut_usd
+
+    summary[S_MIN_PRICE] = s_min
+    summary[S_MAX_PRICE] = s_max
+    summary[S_TERMINAL] = price
+    summary[S_MAX_DD] = max_dd
+    summary[S_TROUGH] = trough_step
+    summary[S_LIQ_LONG] = liq_long_total
+    summary[S_LIQ_SHORT] = liq_short_total
+    summary[S_PEAK_LIQ] = peak_liq
+    summary[S_ROUNDS] = max_rounds_seen
+    summary[S_OI0] = oi0
+    summary[S_OI1] = (long_size * scale_l + short_size * scale_s) * price
+    summary[S_ETF] = etf_total
+    summary[S_ETF_REFLEX] = etf_reflex_total
+    summary[S_MINERS] = miners_total
+    summary[S_DEALERS] = dealers_total
+    summary[S_DELEV] = delev_total
+    summary[S_MOMENTUM] = mom_total
+    summary[S_CUTS] = cuts_total
+    summary[S_FORCED] = forced_total
+    summary[S_BAD_DEBT] = bad_debt
+    summary[S_ADL] = adl
+    summary[S_FUND] = fund
+    summary[S_SURPLUS] = surplus
+    summary[S_MIN_FUNDING] = min_f
+    summary[S_MAX_FUNDING] = max_f
+    summary[S_PAUSED] = paused_steps
+
+
+@pjit
+def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
+                tail_table, tail_power, tail_scale, decay, block_seeds, block_size, first_path,
+                summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
+    """Simulate ``summary.shape[0]`` paths from ``first_path``; ``flows`` is per local block."""
+    n_paths = summary.shape[0]
+    n_venues, n_cells = long0.shape
+    n_blocks = (n_paths + block_size - 1) // block_size
+    ring_n = int(max(params[Param.ETF_LOOKBACK_STEPS], params[Param.MOMENTUM_LOOKBACK_STEPS])) + 2
+    for b in numba.prange(n_blocks):
+        state = np.empty(4, dtype=np.uint64)
+        long = np.empty((n_venues, n_cells))
+        short = np.empty((n_venues, n_cells))
+        top = np.empty(n_venues, dtype=np.int64)
+        bottom = np.empty(n_venues, dtype=np.int64)
+        mmr = np.empty(n_venues)
+        imr = np.empty(n_venues)
+        ring = np.empty(ring_n)
+        global_block = (first_path // block_size) + b
+        for j in range(block_size):
+            i = b * block_size + j
+            if i >= n_paths:
+                break
+            seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], j)
+            row = i if keep_steps else 0
+            _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
+                     tail_table, tail_power, tail_scale, decay, state, long, short, top, bottom, mmr, imr, ring,
+                     summary[i], price_out[row], oi_out[row], liq_long_out[row], liq_short_out[row], flows[b],
+                     keep_steps)
+
+
+@pjit
+def gbm_floor_nb(n_paths, n_steps, sigma, seed):
+    """The floor of this machine: one normal, one ``exp`` and a running minimum per path-step.
+
+    Uses numba's own per-thread generator; for ``bench/`` only (it is not chunk-invariant).
+    """
+    out = np.empty(n_paths)
+    for p in numba.prange(n_paths):
+        np.random.seed(seed + p)
+        s = 1.0
+        low = 1.0
+        for t in range(n_steps):
+            s *= np.exp(sigma * np.random.standard_normal())
+            if s < low:
+                low = s
+        out[p] = low
+    return out
+

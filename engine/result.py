@@ -1,0 +1,158 @@
+"""``SimulationResult``: the pandas face of a simulation (per-path table, fans, flows, summary)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+
+__all__ = ["SimulationResult", "FAN_QUANTILES"]
+
+FAN_QUANTILES = (5, 25, 50, 75, 95)
+# market metrics reported by summary() and `cascade run`, with how to read them
+SUMMARY_METRICS = {
+    "min_price": "lowest price on the path (USD)",
+    "terminal_price": "price at the end of the horizon (USD)",
+    "max_drawdown": "largest fall from a running peak",
+    "long_liquidations_usd": "long positions liquidated (USD)",
+    "short_liquidations_usd": "short positions liquidated (USD)",
+    "peak_step_liquidations_usd": "largest liquidations in one step (USD)",
+    "open_interest_change": "open interest at the end over the start, minus 1",
+    "max_cascade_rounds": "most liquidation rounds in one step",
+    "etf_flow_usd": "ETF net flow, scheduled and reflexive (USD)",
+    "bad_debt_usd": "liquidation losses beyond margin (USD)",
+    "adl_usd": "bad debt left to auto-deleveraging (USD)",
+}
+
+
+class SimulationResult:
+    """Outcome of :func:`engine.run`.
+
+    * ``per_path``: one row per path (the kernel's summary fields, ``trough_time``,
+      ``open_interest_change``).
+    * ``fan``: per-step quantiles (5/25/50/75/95 by default) of price, open interest,
+      liquidations and depth; columns ``(metric, quantile)``.
+    * ``flows``: mean flow per step by who traded (USD, sell < 0).
+    * ``sample_paths``: full price paths of the first ``outputs.sample_paths`` paths.
+    * ``summary()``: market metrics with p05/p50/p95 and touch probabilities.
+    """
+
+    def __init__(self, compiled, scenario, prepared, raw: dict, flows: np.ndarray, timings: dict):
+        self.compiled = compiled
+        self.scenario = scenario
+        self.prepared = prepared
+        self._raw = raw
+        self._flows = flows
+        self.timings = timings
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def name(self) -> str:
+        return self.compiled.name
+
+    @property
+    def n_paths(self) -> int:
+        return self.compiled.n_paths
+
+    @property
+    def n_steps(self) -> int:
+        return self.compiled.n_steps
+
+    @property
+    def seed(self) -> int:
+        return self.compiled.rng.seed
+
+    @cached_property
+    def timeline(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.compiled.timeline, tz="UTC", name="time")
+
+    @property
+    def path_steps_per_second(self) -> float:
+        return self.n_paths * self.n_steps / max(self.timings["simulate_s"], 1e-12)
+
+    # ------------------------------------------------------------------ tables
+    @cached_property
+    def per_path(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self._raw["summary"], columns=list(SUMMARY_FIELDS))
+        frame.index.name = "path"
+        frame["trough_step"] = frame["trough_step"].astype(np.int64)
+        frame["max_cascade_rounds"] = frame["max_cascade_rounds"].astype(np.int64)
+        frame["paused_steps"] = frame["paused_steps"].astype(np.int64)
+        frame["trough_time"] = self.timeline[frame["trough_step"].to_numpy()]
+        start = frame["open_interest_start_usd"].to_numpy()
+        frame["open_interest_change"] = np.where(start > 0, frame["open_interest_end_usd"] / np.where(start > 0, start, 1) - 1, 0.0)
+        return frame
+
+    @cached_property
+    def fan(self) -> pd.DataFrame:
+        if self._raw["price"].shape[0] == 0:
+            raise ValueError("this run kept no per-step values (keep_steps=False): no fan")
+        qs = np.asarray(self.compiled.outputs.quantiles if self.compiled.outputs.quantiles.size else FAN_QUANTILES)
+        liq = self._raw["liq_long"].astype(np.float64) + self._raw["liq_short"]
+        series = {
+            "price": self._raw["price"],
+            "open_interest_usd": self._raw["open_interest"],
+            "liquidations_usd": liq,
+            "long_liquidations_usd": self._raw["liq_long"],
+            "short_liquidations_usd": self._raw["liq_short"],
+        }
+        columns = {}
+        for metric, values in series.items():
+            q = np.percentile(values, qs, axis=0)
+            for i, level in enumerate(qs):
+                columns[(metric, f"p{level:g}")] = q[i]
+        depth = self.compiled.param("DEPTH_USD_PER_PCT") * self.compiled.step("DEPTH_MULT")
+        for level in qs:  # depth is the same on every path: shocks scale it, flows do not
+            columns[("depth_usd_per_pct", f"p{level:g}")] = depth
+        frame = pd.DataFrame(columns, index=self.timeline)
+        frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["metric", "quantile"])
+        return frame
+
+    @cached_property
+    def flows(self) -> pd.DataFrame:
+        return pd.DataFrame(self._flows.T / self.n_paths, index=self.timeline, columns=list(FLOW_FIELDS))
+
+    @cached_property
+    def sample_paths(self) -> pd.DataFrame:
+        k = min(self.compiled.outputs.sample_paths, self._raw["price"].shape[0])
+        return pd.DataFrame(self._raw["price"][:k].T.astype(np.float64), index=self.timeline,
+                            columns=pd.RangeIndex(k, name="path"))
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> pd.DataFrame:
+        """Market metrics: p05/p50/p95 over paths, mean, and probabilities of touching levels."""
+        pp = self.per_path
+        rows = {}
+        for metric in SUMMARY_METRICS:
+            values = pp[metric].to_numpy(dtype=np.float64)
+            p05, p50, p95 = np.percentile(values, [5, 50, 95])
+            rows[metric] = {"p05": p05, "p50": p50, "p95": p95, "mean": values.mean()}
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "metric"
+        return frame
+
+    def touch_probabilities(self) -> dict[str, float]:
+        """P(price touches each of ``outputs.price_levels_usd``) over the horizon."""
+        low = self.per_path["min_price"].to_numpy()
+        return {f"prob_touch_{level:g}": float((low <= level).mean()) for level in self.compiled.outputs.price_levels_usd}
+
+    def probabilities(self) -> dict[str, float]:
+        pp = self.per_path
+        out = self.touch_probabilities()
+        out["prob_adl"] = float((pp["adl_usd"] > 0).mean())
+        out["prob_bad_debt"] = float((pp["bad_debt_usd"] > 0).mean())
+        return out
+
+    def to_dict(self) -> dict:
+        """The ``cascade run --json`` object."""
+        market: dict = {m: {k: float(v) for k, v in row.items() if k != "mean"}
+                        for m, row in self.summary().to_dict(orient="index").items()}
+        market.update(self.probabilities())
+        return {"scenario": self.name, "n_paths": self.n_paths, "n_steps": self.n_steps, "seed": self.seed,
+                "market": market}
+
+    def __repr__(self) -> str:
+        return f"<SimulationResult {self.name}: {self.n_paths} paths x {self.n_steps} steps>"

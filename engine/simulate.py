@@ -1,0 +1,229 @@
+"""prepare -> kernel -> wrap: ``engine.run`` turns a scenario into a :class:`SimulationResult`.
+
+Preparation tabulates, once per scenario, what depends only on (step, price): the dealers' hedge
+of the option book on a (step x log-price) grid (Black-Scholes deltas on the step's vol surface),
+the Student-t scale table and the per-step impact decay. The kernel (:mod:`engine.nb.kernel`)
+then runs paths in fixed blocks of ``RNG_BLOCK_SIZE``: chunks are whole blocks, so the numbers do
+not depend on ``n_jobs`` or ``chunk_paths``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .compile.compiled import CompiledScenario
+from .compile.layout import OPTION_PUT
+from .errors import ScenarioError
+
+__all__ = ["run", "prepare", "Prepared", "tail_scale_table", "dealer_hedge_table", "DEALER_GRID"]
+
+DEALER_GRID = 256  # log-price points of the dealer hedge table
+TAIL_TABLE = 4097  # quantiles of the Student-t scale
+SKEW_25D = 0.6744897501960817  # |d1| of a 25-delta option: RR25 / (2 * this) is the skew slope
+
+
+def tail_scale_table(dof: float, n: int = TAIL_TABLE) -> tuple[np.ndarray, float, float]:
+    """Quantiles of ``s = sqrt((dof-2)/W)``, ``W ~ chi2(dof)``: ``z*s`` is a unit-variance Student-t.
+
+    Returns ``(table, tail_power, tail_scale)`` for :func:`engine.nb.rng.table_ppf_nb`: the table
+    holds the quantiles at ``u = k/(n-1)``; the last cell is the exact power-law tail
+    ``s ~ (1-u)^(-1/dof)``. The table is rescaled so that ``E[s^2] = 1`` exactly for the
+    distribution it defines.
+    """
+    from scipy import stats
+
+    if dof <= 0:
+        return np.ones(2), 0.0, 1.0
+    u = np.arange(n) / (n - 1)
+    with np.errstate(divide="ignore"):
+        table = np.sqrt((dof - 2.0) / stats.chi2.isf(u, dof))
+    table[0] = 0.0
+    u_join = (n - 2) / (n - 1)
+    power = 1.0 / dof
+    scale = table[n - 2] * (1.0 - u_join) ** power
+    # E[s^2] of the piecewise-linear part (exact for linear segments) plus the tail's integral
+    a, b = table[:-2], table[1:-1]
+    body = ((a * a + a * b + b * b) / 3.0).sum() / (n - 1)
+    tail = scale**2 * (1.0 - u_join) ** (1.0 - 2.0 * power) / (1.0 - 2.0 * power)
+    norm = math.sqrt(body + tail)
+    return table / norm, power, scale / norm
+
+
+def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, float]:
+    """Dealers' hedge in BTC by step and log price: ``sum_k share * OI_k * delta_k(S, t)``.
+
+    Dealers are short the share DEALER_SHORT_SHARE of the open interest and hold its delta:
+    short BTC against puts, long against calls, so they sell into a fall (short gamma). Implied
+    vol: ``ATM_IV + TERM_SLOPE*(T - 30d) + RR25/(2*0.674) * ln(K/S)/(ATM_IV*sqrt(T))``, floored at 5%.
+    Returns ``(table[n_steps, DEALER_GRID], log-price of column 0, columns per unit log price)``.
+    """
+    from scipy.special import ndtr
+
+    spot = compiled.param("SPOT0")
+    span = math.log(max(compiled.book_bankruptcy_usd[-1] / spot, 2.0))
+    lo = math.log(spot) - span
+    step = 2.0 * span / (DEALER_GRID - 1)
+    n_steps = compiled.n_steps
+    table = np.zeros((n_steps, DEALER_GRID))
+    opts = compiled.options
+    if opts.kind.size == 0:
+        return table, lo, 1.0 / step
+    log_s = lo + step * np.arange(DEALER_GRID)
+    years = np.arange(n_steps) * compiled.param("DT_YEARS")
+    atm = compiled.step("ATM_IV")[:, None, None]
+    rr = compiled.step("RISK_REVERSAL_25D")[:, None, None]
+    slope = compiled.step("TERM_SLOPE")[:, None, None]
+    share = compiled.step("DEALER_SHORT_SHARE")[:, None]
+    tau = np.maximum(opts.expiry_years[None, None, :] - years[:, None, None], 0.0)
+    alive = tau > 0.0
+    tau = np.where(alive, tau, 1.0)
+    moneyness = np.log(opts.strike_usd)[None, None, :] - log_s[None, :, None]
+    vol = np.maximum(atm + slope * (tau - 30.0 / 365.25) + rr / (2 * SKEW_25D) * moneyness / (atm * np.sqrt(tau)), 0.05)
+    d1 = (-moneyness + 0.5 * vol * vol * tau) / (vol * np.sqrt(tau))
+    delta = ndtr(d1) - (opts.kind == OPTION_PUT)[None, None, :]
+    delta = np.where(alive, delta, 0.0)
+    table = share * np.einsum("tgk,tk->tg", delta, opts.open_interest_btc)
+    return table, lo, 1.0 / step
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the kernel reads besides the compiled arrays; built once per compiled scenario."""
+
+    compiled: CompiledScenario
+    dealer_table: np.ndarray
+    dealer_lo: float
+    dealer_inv: float
+    tail_table: np.ndarray
+    tail_power: float
+    tail_scale: float
+    decay: np.ndarray
+    venue_share: np.ndarray
+    steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
+    venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
+    grid: np.ndarray  # the bankruptcy grid + [log(grid[0]), cells per unit log price]
+
+
+def prepare(compiled: CompiledScenario) -> Prepared:
+    table, lo, inv = dealer_hedge_table(compiled)
+    tail, power, scale = tail_scale_table(compiled.param("TAIL_DOF"))
+    decay = compiled.param("RESILIENCE_DECAY") ** compiled.step("RESILIENCE_MULT")
+    sizes = compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1)
+    share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
+    g = compiled.book_bankruptcy_usd
+    grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
+    return Prepared(compiled, table, lo, inv, tail, power, scale, np.ascontiguousarray(decay), share,
+                    np.ascontiguousarray(compiled.steps.T), np.ascontiguousarray(compiled.venue_steps.transpose(2, 1, 0)),
+                    grid)
+
+
+@contextlib.contextmanager
+def _threads(n_jobs: int):
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_jobs, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: dict) -> None:
+    from .nb.kernel import simulate_nb
+
+    c = prep.compiled
+    n_steps = c.n_steps
+    block = c.rng.block_size
+    rows = slice(first, first + count)
+    flows = np.zeros(((count + block - 1) // block, out["flows"].shape[1], n_steps))
+    if keep_steps:
+        views = [out[k][rows] for k in ("price", "open_interest", "liq_long", "liq_short")]
+    else:
+        views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(4)]
+    simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
+                prep.venue_share, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
+                prep.tail_power, prep.tail_scale, prep.decay, c.rng.block_seeds, block, first,
+                out["summary"][rows], *views, flows, keep_steps)
+    out["flows"][first // block: first // block + flows.shape[0]] = flows
+
+
+def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: int = 1, *,
+        overrides=(), chunk_paths: int | None = None, keep_steps: bool = True, progress: bool = False):
+    """Simulate a scenario (object, path, or compiled) and return a :class:`SimulationResult`.
+
+    ``n_paths``/``seed`` override the scenario's; ``n_jobs`` is the number of kernel threads;
+    ``chunk_paths`` (rounded to whole RNG blocks) sets the granularity of the progress bar; neither
+    changes a number. ``keep_steps=False`` skips the per-step fans (per-path summaries only).
+    """
+    from .compile.compiler import compile_scenario
+    from .nb.kernel import FLOW_FIELDS, N_SUMMARY
+    from .result import SimulationResult
+
+    started = time.perf_counter()
+    if isinstance(scenario, CompiledScenario):
+        compiled, spec = scenario, None
+        if n_paths is not None or seed is not None:
+            raise ValueError("pass n_paths/seed to compile_scenario for a compiled scenario")
+    else:
+        if isinstance(scenario, (str, Path)):
+            from .scenario.loader import load_scenario
+
+            scenario = load_scenario(scenario, overrides)
+        spec = scenario
+        compiled = compile_scenario(scenario, n_paths=n_paths, seed=seed)
+    if compiled.n_paths < 1:
+        raise ScenarioError("n_paths must be at least 1")
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
+    prep = prepare(compiled)
+    n, n_steps, block = compiled.n_paths, compiled.n_steps, compiled.rng.block_size
+    step_shape = (n, n_steps) if keep_steps else (0, n_steps)
+    out = {
+        "summary": np.zeros((n, N_SUMMARY)),
+        "price": np.zeros(step_shape, dtype=np.float32),
+        "open_interest": np.zeros(step_shape, dtype=np.float32),
+        "liq_long": np.zeros(step_shape, dtype=np.float32),
+        "liq_short": np.zeros(step_shape, dtype=np.float32),
+        "flows": np.zeros((compiled.rng.block_seeds.shape[0], len(FLOW_FIELDS), n_steps)),
+    }
+    # default: ~20 progress updates, and never fewer blocks per chunk than threads to keep busy
+    chunk = chunk_paths or max(n // 20, 4 * block * max(1, n_jobs))
+    chunk = max(block, chunk // block * block)
+    starts = list(range(0, n, chunk))
+    bar = _progress(progress, n)
+    prepared_at = time.perf_counter()
+    with _threads(n_jobs):
+        for first in starts:
+            count = min(chunk, n - first)
+            _run_chunk(prep, first, count, keep_steps, out)
+            bar.update(count)
+    bar.close()
+    flows = np.zeros((len(FLOW_FIELDS), n_steps))
+    for b in range(out["flows"].shape[0]):  # fixed block order: identical whatever the chunking
+        flows += out["flows"][b]
+    timings = {"prepare_s": prepared_at - started, "simulate_s": time.perf_counter() - prepared_at}
+    return SimulationResult(compiled, spec, prep, out, flows, timings)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="path", desc="simulating", leave=False, dynamic_ncols=True)
+
