@@ -25,6 +25,7 @@ __all__ = ["run", "prepare", "Prepared", "tail_scale_table", "dealer_hedge_table
 
 DEALER_GRID = 256  # log-price points of the dealer hedge table
 TAIL_TABLE = 4097  # quantiles of the Student-t scale
+NORMAL_TABLE = 4097  # quantiles of the standard normal
 SKEW_25D = 0.6744897501960817  # |d1| of a 25-delta option: RR25 / (2 * this) is the skew slope
 
 
@@ -53,6 +54,17 @@ def tail_scale_table(dof: float, n: int = TAIL_TABLE) -> tuple[np.ndarray, float
     tail = scale**2 * (1.0 - u_join) ** (1.0 - 2.0 * power) / (1.0 - 2.0 * power)
     norm = math.sqrt(body + tail)
     return table / norm, power, scale / norm
+
+
+def normal_table(n: int = NORMAL_TABLE) -> np.ndarray:
+    """Standard normal quantiles at ``u = k/(n-1)`` (the ends, +-inf, are never read: the kernel
+    uses Acklam's approximation in the first and last cells)."""
+    from scipy.special import ndtri
+
+    u = np.arange(n) / (n - 1)
+    table = ndtri(u)
+    table[0], table[-1] = table[1], table[-2]
+    return table
 
 
 def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, float]:
@@ -103,6 +115,7 @@ class Prepared:
     tail_table: np.ndarray
     tail_power: float
     tail_scale: float
+    normal_table: np.ndarray
     decay: np.ndarray
     venue_share: np.ndarray
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
@@ -118,7 +131,7 @@ def prepare(compiled: CompiledScenario) -> Prepared:
     share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
-    return Prepared(compiled, table, lo, inv, tail, power, scale, np.ascontiguousarray(decay), share,
+    return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), np.ascontiguousarray(decay), share,
                     np.ascontiguousarray(compiled.steps.T), np.ascontiguousarray(compiled.venue_steps.transpose(2, 1, 0)),
                     grid)
 
@@ -149,7 +162,7 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
         views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(4)]
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
                 prep.venue_share, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
-                prep.tail_power, prep.tail_scale, prep.decay, c.rng.block_seeds, block, first,
+                prep.tail_power, prep.tail_scale, prep.normal_table, prep.decay, c.rng.block_seeds, block, first,
                 out["summary"][rows], *views, flows, keep_steps)
     out["flows"][first // block: first // block + flows.shape[0]] = flows
 

@@ -11,8 +11,9 @@ run reproduces the same numbers. Outputs are preallocated by the caller.
 
 One step ``t`` of one path (``S`` the price at the start of the step)
 ------------------------------------------------------------------
-Six uniforms are drawn in this order: ``u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor,
-``u3`` jump occurrence, ``u4`` jump size, ``u5`` scheduled-jump spread.
+Six uniforms are drawn in this order: ```u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor,
+``u3`` jump occurrence, ``u4`` jump size, ``u5`` scheduled-jump spread (three 64-bit draws,
+two 32-bit uniforms each).
 
 1. Transient impact decays: ``I *= decay[t]`` (``decay = RESILIENCE_DECAY ** RESILIENCE_MULT[t]``).
 2. Exogenous log return ``r = DRIFT + MACRO_BETA*(MACRO_DRIFT + MACRO_VOL*x) + CROSS_ASSET_RETURN
@@ -44,7 +45,7 @@ import numba
 from ..compile.layout import Param, Step, Venue
 from . import book as bk
 from .config import inline, jit, pjit
-from .rng import next_uniform_nb, norm_ppf_nb, seed_path_nb, table_ppf_nb
+from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, table_ppf_nb
 
 # per-path summary columns
 SUMMARY_FIELDS = (
@@ -139,19 +140,22 @@ def _settle_nb(fund, bad_debt, adl, surplus, equity):
 
 
 @jit
-def _triggers_nb(grid, top, bottom, mmr, pb_mult):
+def _triggers_nb(grid, top, bottom, mmr, pb_mult, trig):
     """The highest price at which a long liquidates and the lowest at which a short does.
 
-    Between book changes the cascade check is two comparisons against these.
+    Also refreshes ``trig``: per venue, the factors ``pb_mult/(1 -+ m)`` that turn a cell's grid
+    price into its liquidation price. Between book changes the cascade check is two comparisons.
     """
     n = grid.shape[0] - 2
     long_trigger = 0.0
     short_trigger = np.inf
     for v in range(top.shape[0]):
+        trig[0, v] = pb_mult / (1.0 - mmr[v])
+        trig[1, v] = pb_mult / (1.0 + mmr[v])
         if top[v] >= 0:
-            long_trigger = max(long_trigger, grid[top[v]] * pb_mult / (1.0 - mmr[v]))
+            long_trigger = max(long_trigger, grid[top[v]] * trig[0, v])
         if bottom[v] < n:
-            short_trigger = min(short_trigger, grid[bottom[v]] * pb_mult / (1.0 + mmr[v]))
+            short_trigger = min(short_trigger, grid[bottom[v]] * trig[1, v])
     return long_trigger, short_trigger
 
 
@@ -184,10 +188,10 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 
 @jit
 def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-             tail_table, tail_power, tail_scale, decay, state, long, short, top, bottom, mmr, imr, ring,
+             tail_table, tail_power, tail_scale, normal_table, decay, state, long, short, top, bottom, mmr, imr, ring,
              summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
     n_steps = steps.shape[0]
-    n_venues = long.shape[0]
+    n_venues, n_cells = long.shape
     spot = params[Param.SPOT0]
     dt_days = params[Param.DT_YEARS] * 365.25
     dof = params[Param.TAIL_DOF]
@@ -215,29 +219,32 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     mom_short = np.empty(n_venues)
     fuel_short = np.empty(n_venues)
     ln_new = np.empty(n_venues)
+    trig = np.empty((2, n_venues))
     _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
     scale_l = 1.0
     scale_s = 1.0
     pb_mult = 1.0
     ln_pb = 0.0
-    long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+    long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
     ln_f = np.log(spot)
     trans = 0.0
     price = spot
     ln_price = ln_f
     peak = spot
+    inv_peak = 1.0 / spot
     trough = spot
+    inv_s = 1.0 / spot
     var_step = steps[0, Step.VOL] ** 2
     fund = params[Param.INSURANCE_FUND_USD]
     holdings = params[Param.ETF_HOLDINGS_BTC]
-    basis = params[Param.ETF_COST_BASIS_USD]
+    inv_basis = 1.0 / params[Param.ETF_COST_BASIS_USD]
     reserves = params[Param.MINER_RESERVES_BTC]
     hashrate = params[Param.MINER_HASHRATE_PH]
     revenue = params[Param.MINER_REVENUE_BTC_PER_DAY]
     hedge = dealer_hedge_nb(dealer_table, 0, ln_price, dealer_lo, dealer_inv)
     paused_until = -1
     for k in range(ring_n):
-        ring[k] = spot
+        ring[k] = 1.0 / spot  # ring[k % n]: 1 / the price at the start of step k
 
     s_min = spot
     s_max = spot
@@ -263,27 +270,42 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     max_f = -1e300
     paused_steps = 0
 
+    # parameters as locals: the compiler cannot keep array reads in registers across stores
+    p_delev_base = params[Param.DELEV_BASE]
+    p_delev_drawdown = params[Param.DELEV_DRAWDOWN]
+    p_delev_funding = params[Param.DELEV_FUNDING]
+    p_delev_volatility = params[Param.DELEV_VOLATILITY]
+    p_delev_vol_reference = params[Param.DELEV_VOL_REFERENCE]
+    p_dt_years = params[Param.DT_YEARS]
+    p_funding_base = params[Param.FUNDING_BASE]
+    p_funding_cap = params[Param.FUNDING_CAP]
+    p_funding_intervals_per_day = params[Param.FUNDING_INTERVALS_PER_DAY]
+    p_funding_sensitivity = params[Param.FUNDING_SENSITIVITY]
+    p_jump_mean = params[Param.JUMP_MEAN]
+    p_jump_stdev = params[Param.JUMP_STDEV]
+    p_miner_hashrate_ph = params[Param.MINER_HASHRATE_PH]
+    p_miner_hashrate_sensitivity = params[Param.MINER_HASHRATE_SENSITIVITY]
+    p_miner_sell_sensitivity = params[Param.MINER_SELL_SENSITIVITY]
+    p_momentum_leverage = params[Param.MOMENTUM_LEVERAGE]
+    p_momentum_rate = params[Param.MOMENTUM_RATE]
     for t in range(n_steps):
-        u0 = next_uniform_nb(state)
-        u1 = next_uniform_nb(state)
-        u2 = next_uniform_nb(state)
-        u3 = next_uniform_nb(state)
-        u4 = next_uniform_nb(state)
-        u5 = next_uniform_nb(state)
+        u0, u1 = next_pair_nb(state)
+        u2, u3 = next_pair_nb(state)
+        u4, u5 = next_pair_nb(state)
         s_prev = price
         ln_prev = ln_price
 
         # 1-2. transient impact heals; exogenous return
         trans *= decay[t]
-        z = norm_ppf_nb(u0)
+        z = norm_table_ppf_nb(u0, normal_table)
         scale = table_ppf_nb(u1, tail_table, tail_power, tail_scale) if dof > 0.0 else 1.0
         r = (steps[t, Step.DRIFT]
-             + steps[t, Step.MACRO_BETA] * (steps[t, Step.MACRO_DRIFT] + steps[t, Step.MACRO_VOL] * norm_ppf_nb(u2))
+             + steps[t, Step.MACRO_BETA] * (steps[t, Step.MACRO_DRIFT] + steps[t, Step.MACRO_VOL] * norm_table_ppf_nb(u2, normal_table))
              + steps[t, Step.CROSS_ASSET_RETURN] + steps[t, Step.VOL] * scale * z)
         if u3 < steps[t, Step.JUMP_PROB]:
-            r += params[Param.JUMP_MEAN] + params[Param.JUMP_STDEV] * norm_ppf_nb(u4)
+            r += p_jump_mean + p_jump_stdev * norm_table_ppf_nb(u4, normal_table)
         if steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0:
-            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_ppf_nb(u5)
+            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u5, normal_table)
         ln_f += r
 
         # 3. margin changes
@@ -302,26 +324,30 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     short_size -= sc
                     cut_usd += (sc * scale_s - lc * scale_l) * s_prev
                 imr[v] = new_imr
-                _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
-                long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+                _leverage_offsets_nb(mom_long, mom_short, imr, p_momentum_leverage)
+                long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 4. flows
-        loss = max(0.0, 1.0 - s_prev / ring[(t - etf_lb) % ring_n])
-        below = max(0.0, 1.0 - s_prev / basis)
-        reflex = -holdings * s_prev * (steps[t, Step.ETF_LOSS_SENS] * loss + steps[t, Step.ETF_BASIS_SENS] * below) \
-            * steps[t, Step.ETF_WINDOW] * steps[t, Step.ETF_REFLEX_MULT]
+        reflex = 0.0
+        if steps[t, Step.ETF_WINDOW] != 0.0:  # ETFs trade in the US session only
+            loss = max(0.0, 1.0 - s_prev * ring[(t - etf_lb) % ring_n])
+            below = max(0.0, 1.0 - s_prev * inv_basis)
+            reflex = -holdings * s_prev * (steps[t, Step.ETF_LOSS_SENS] * loss + steps[t, Step.ETF_BASIS_SENS] * below) \
+                * steps[t, Step.ETF_WINDOW] * steps[t, Step.ETF_REFLEX_MULT]
         etf = steps[t, Step.ETF_FLOW_USD] + reflex
-        holdings = max(0.0, holdings + etf / s_prev)
+        holdings = max(0.0, holdings + etf * inv_s)
 
-        hash_price = revenue * s_prev / max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9)
-        shortfall = max(0.0, 1.0 - hash_price / steps[t, Step.MINER_BREAKEVEN])
-        sold = min(reserves, reserves * params[Param.MINER_SELL_SENSITIVITY] * shortfall * dt_days
+        network = max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9)
+        shortfall = 0.0
+        if revenue * s_prev < steps[t, Step.MINER_BREAKEVEN] * network:  # hash price below breakeven
+            shortfall = 1.0 - revenue * s_prev / network / steps[t, Step.MINER_BREAKEVEN]
+        sold = min(reserves, reserves * p_miner_sell_sensitivity * shortfall * dt_days
                    + steps[t, Step.MINER_FORCED_SALE_BTC])
         reserves -= sold
         miners = -sold * s_prev
         if steps[t, Step.DIFFICULTY_ADJUST] != 0.0:
-            hashrate = params[Param.MINER_HASHRATE_PH] * max(
-                0.05, 1.0 - params[Param.MINER_HASHRATE_SENSITIVITY] * shortfall)
+            hashrate = p_miner_hashrate_ph * max(
+                0.05, 1.0 - p_miner_hashrate_sensitivity * shortfall)
 
         target = dealer_hedge_nb(dealer_table, t, ln_prev, dealer_lo, dealer_inv)
         dealers = (target - hedge) * s_prev
@@ -331,18 +357,20 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         short_notional = short_size * scale_s * s_prev
         total_notional = long_notional + short_notional
         imbalance = (long_notional - short_notional) / total_notional if total_notional > 0.0 else 0.0
-        cap = params[Param.FUNDING_CAP]
-        funding = min(cap, max(-cap, params[Param.FUNDING_BASE] + params[Param.FUNDING_SENSITIVITY] * imbalance))
+        cap = p_funding_cap
+        funding = min(cap, max(-cap, p_funding_base + p_funding_sensitivity * imbalance))
         min_f = min(min_f, funding)
         max_f = max(max_f, funding)
 
-        vol_ann = np.sqrt(var_step / params[Param.DT_YEARS])
-        vol_excess = max(0.0, vol_ann - params[Param.DELEV_VOL_REFERENCE])
-        fund_day = funding * params[Param.FUNDING_INTERVALS_PER_DAY]
-        h_long = (params[Param.DELEV_BASE] + params[Param.DELEV_DRAWDOWN] * (1.0 - s_prev / peak)
-                  + params[Param.DELEV_VOLATILITY] * vol_excess + params[Param.DELEV_FUNDING] * max(0.0, fund_day))
-        h_short = (params[Param.DELEV_BASE] + params[Param.DELEV_DRAWDOWN] * (1.0 - trough / s_prev)
-                   + params[Param.DELEV_VOLATILITY] * vol_excess + params[Param.DELEV_FUNDING] * max(0.0, -fund_day))
+        vol_excess = 0.0
+        vol_ref = p_delev_vol_reference
+        if var_step > vol_ref * vol_ref * p_dt_years:  # realised vol above the reference
+            vol_excess = np.sqrt(var_step / p_dt_years) - vol_ref
+        fund_day = funding * p_funding_intervals_per_day
+        h_long = (p_delev_base + p_delev_drawdown * (1.0 - s_prev * inv_peak)
+                  + p_delev_volatility * vol_excess + p_delev_funding * max(0.0, fund_day))
+        h_short = (p_delev_base + p_delev_drawdown * (1.0 - trough * inv_s)
+                   + p_delev_volatility * vol_excess + p_delev_funding * max(0.0, -fund_day))
         close_l = min(1.0, h_long * dt_days)
         close_s = min(1.0, h_short * dt_days)
         delev = (close_s * short_notional - close_l * long_notional)
@@ -350,19 +378,22 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         scale_s *= 1.0 - close_s
 
         momentum = 0.0
-        ret = s_prev / ring[(t - mom_lb) % ring_n] - 1.0
-        opened = params[Param.MOMENTUM_RATE] * abs(ret) * dt_days * total_notional
+        ret = s_prev * ring[(t - mom_lb) % ring_n] - 1.0
+        opened = p_momentum_rate * abs(ret) * dt_days * total_notional
         if opened > 0.0:
-            if ret < 0.0:
-                for v in range(n_venues):
-                    ln_new[v] = ln_prev + mom_short[v] - ln_pb
-                short_size += _open_nb(short, bottom, grid, venue_share, ln_new, scale_s, opened / s_prev, False)
-                momentum = -opened
-            else:
-                for v in range(n_venues):
-                    ln_new[v] = ln_prev + mom_long[v] - ln_pb
-                long_size += _open_nb(long, top, grid, venue_share, ln_new, scale_l, opened / s_prev, True)
-                momentum = opened
+            btc = opened * inv_s / (scale_s if ret < 0.0 else scale_l)
+            for v in range(n_venues):
+                if venue_share[v] <= 0.0:
+                    continue
+                if ret < 0.0:
+                    size = btc * venue_share[v]
+                    bk.add_short_nb(short, bottom, grid, v, ln_prev + mom_short[v] - ln_pb, size)
+                    short_size += size
+                else:
+                    size = btc * venue_share[v]
+                    bk.add_long_nb(long, top, grid, v, ln_prev + mom_long[v] - ln_pb, size)
+                    long_size += size
+            momentum = -opened if ret < 0.0 else opened
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD]
         if fuel > 0.0:
             _leverage_offsets_nb(ln_new, fuel_short, imr, steps[t, Step.NEW_SHORT_LEVERAGE])
@@ -370,11 +401,15 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 ln_new[v] = ln_prev + fuel_short[v] - ln_pb
             short_size += _open_nb(short, bottom, grid, venue_share, ln_new, scale_s, fuel / s_prev, False)
             momentum -= fuel
-        if opened > 0.0 or fuel > 0.0:
-            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+        if opened > 0.0 or fuel > 0.0:  # new positions can only bring a trigger closer
+            for v in range(n_venues):
+                if top[v] >= 0:
+                    long_trigger = max(long_trigger, grid[top[v]] * trig[0, v])
+                if bottom[v] < n_cells:
+                    short_trigger = min(short_trigger, grid[bottom[v]] * trig[1, v])
         forced = steps[t, Step.FORCED_FLOW_USD]
 
-        q = etf + miners + dealers + delev + momentum + forced + cut_usd
+        q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
 
         # 5. impact
         d_mult = steps[t, Step.DEPTH_MULT]
@@ -391,7 +426,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         if events != 0.0:
             pb_mult *= 1.0 + funding * events
             ln_pb = np.log(pb_mult)
-            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 7. liquidation cascade
         rounds = 0
@@ -442,14 +477,16 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
                     break
 
-            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult)
+            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 8. records
         r_total = ln_price - ln_prev
         var_step = ewma * var_step + (1.0 - ewma) * r_total * r_total
-        ring[(t + 1) % ring_n] = price  # ring[k % n]: the price at the start of step k
+        inv_s = np.exp(-ln_price)  # in parallel with exp(ln_price), off the step-to-step chain
+        ring[(t + 1) % ring_n] = inv_s
         if price > peak:
             peak = price
+            inv_peak = inv_s
         if price < trough:
             trough = price
         if price < s_min:
@@ -457,7 +494,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             trough_step = t
         if price > s_max:
             s_max = price
-        dd = 1.0 - price / peak
+        dd = 1.0 - price * inv_peak
         if dd > max_dd:
             max_dd = dd
         liq_long_total += liq_l_usd
@@ -520,7 +557,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
 @pjit
 def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                tail_table, tail_power, tail_scale, decay, block_seeds, block_size, first_path,
+                tail_table, tail_power, tail_scale, normal_table, decay, block_seeds, block_size, first_path,
                 summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
     """Simulate ``summary.shape[0]`` paths from ``first_path``; ``flows`` is per local block."""
     n_paths = summary.shape[0]
@@ -544,7 +581,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], j)
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                     tail_table, tail_power, tail_scale, decay, state, long, short, top, bottom, mmr, imr, ring,
+                     tail_table, tail_power, tail_scale, normal_table, decay, state, long, short, top, bottom, mmr, imr, ring,
                      summary[i], price_out[row], oi_out[row], liq_long_out[row], liq_short_out[row], flows[b],
                      keep_steps)
 

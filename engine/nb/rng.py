@@ -2,9 +2,11 @@
 
 Each path owns a xoshiro256** generator seeded (through splitmix64) from its RNG block's seed
 pair and its offset inside the block, so a path's numbers depend on (scenario seed, path index)
-only: never on threads, chunks or job counts. Normals come from Acklam's inverse-normal
-approximation (relative error < 1.2e-9; no transcendental call for 95% of draws); the Student-t
-scale comes from an inverse-CDF table (see :func:`engine.simulate.tail_scale_table`).
+only: never on threads, chunks or job counts. Each 64-bit output gives two uniforms of 32 bits
+(``(k + 0.5) / 2**32``: never 0 or 1; the normal tail they reach is 6.2 sigma). Normals come from
+an inverse-CDF table with linear interpolation (:func:`engine.simulate.normal_table`), with
+Acklam's approximation (relative error < 1.2e-9) in the outermost cells; the Student-t scale
+comes from its own table (:func:`engine.simulate.tail_scale_table`).
 
 ``UNIFORMS_PER_STEP`` uniforms are drawn at every step in a fixed order, whether used or not, so
 the stream layout never depends on the path: see :mod:`engine.nb.kernel` for the order.
@@ -19,6 +21,8 @@ from .config import inline, jit
 UNIFORMS_PER_STEP = 6
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _TWO53 = 1.0 / 9007199254740992.0
+_TWO32 = 1.0 / 4294967296.0
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 @jit
@@ -59,6 +63,20 @@ def next_uniform_nb(state):
     return ((result >> np.uint64(11)) + 0.5) * _TWO53
 
 
+@jit
+def next_pair_nb(state):
+    """Two uniforms in (0, 1) of 32 bits each from one xoshiro256** output."""
+    result = _rotl(state[1] * np.uint64(5), 7) * np.uint64(9)
+    t = state[1] << np.uint64(17)
+    state[2] ^= state[0]
+    state[3] ^= state[1]
+    state[1] ^= state[2]
+    state[0] ^= state[3]
+    state[2] ^= t
+    state[3] = _rotl(state[3], 45)
+    return ((result >> np.uint64(32)) + 0.5) * _TWO32, ((result & _LOW32) + 0.5) * _TWO32
+
+
 # Acklam's coefficients
 _A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
       1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
@@ -88,6 +106,17 @@ def norm_ppf_nb(p):
 
 
 @jit
+def norm_table_ppf_nb(u, table):
+    """Inverse normal CDF from ``table`` (quantiles at ``k/(n-1)``), Acklam in the end cells."""
+    n = table.shape[0]
+    x = u * (n - 1)
+    k = int(x)
+    if k == 0 or k >= n - 2:
+        return norm_ppf_nb(u)
+    return table[k] + (x - k) * (table[k + 1] - table[k])
+
+
+@jit
 def table_ppf_nb(u, table, tail_power, tail_scale):
     """Inverse CDF from a table of quantiles at ``u = k/(n-1)``; power-law upper tail in the last cell.
 
@@ -113,6 +142,6 @@ def draw_uniforms_nb(block_seeds, block_size, first_path, n_paths, n_steps):
         b = p // block_size
         seed_path_nb(state, block_seeds[b, 0], block_seeds[b, 1], p - b * block_size)
         for t in range(n_steps):
-            for k in range(UNIFORMS_PER_STEP):
-                out[i, t, k] = next_uniform_nb(state)
+            for k in range(0, UNIFORMS_PER_STEP, 2):
+                out[i, t, k], out[i, t, k + 1] = next_pair_nb(state)
     return out
