@@ -6,8 +6,8 @@ carries two more values at its end: ``log(grid[0])`` and cells per unit of log p
 :func:`engine.simulate.prepare`). Three lazy factors keep the
 per-step work O(1):
 
-* ``scale[0]`` / ``scale[1]``: long / short size multipliers (voluntary deleveraging and ADL
-  shrink a whole side at once); a cell's size is ``long[v, c] * scale[0]``.
+* ``scale_l`` / ``scale_s`` (kernel locals): long / short size multipliers (voluntary
+  deleveraging and ADL shrink a whole side at once); a cell's size is ``long[v, c] * scale_l``.
 * ``pb_mult``: funding payments shift every bankruptcy price by the factor ``(1 + f)``; a
   cell's bankruptcy price is ``grid[c] * pb_mult``.
 
@@ -33,7 +33,7 @@ def cell_of_nb(grid, log_price):
     """
     n = grid.shape[0] - 2
     x = (log_price - grid[n]) * grid[n + 1]
-    if x <= 0.0:
+    if not x > 0.0:
         return 0, 0.0
     if x >= n - 1:
         return n - 2, 1.0
@@ -81,47 +81,6 @@ def init_pointers_nb(long, short, top, bottom):
 @jit
 def side_size_nb(cells):
     return cells.sum()
-
-
-@jit
-def liquidate_longs_nb(long, top, grid, price, pb_mult, mmr, v):
-    """Remove every long cell of venue ``v`` whose liquidation price is at or above ``price``.
-
-    Returns (unscaled size removed, sum of size * bankruptcy grid price) for the accounting.
-    """
-    size = 0.0
-    size_pb = 0.0
-    threshold = price * (1.0 - mmr[v]) / pb_mult
-    c = top[v]
-    while c >= 0 and grid[c] >= threshold:
-        x = long[v, c]
-        size += x
-        size_pb += x * grid[c]
-        long[v, c] = 0.0
-        c -= 1
-    while c >= 0 and long[v, c] <= 0.0:
-        c -= 1
-    top[v] = c
-    return size, size_pb
-
-
-@jit
-def liquidate_shorts_nb(short, bottom, grid, price, pb_mult, mmr, v):
-    size = 0.0
-    size_pb = 0.0
-    n = grid.shape[0] - 2
-    threshold = price * (1.0 + mmr[v]) / pb_mult
-    c = bottom[v]
-    while c < n and grid[c] <= threshold:
-        x = short[v, c]
-        size += x
-        size_pb += x * grid[c]
-        short[v, c] = 0.0
-        c += 1
-    while c < n and short[v, c] <= 0.0:
-        c += 1
-    bottom[v] = c
-    return size, size_pb
 
 
 @jit
@@ -173,3 +132,49 @@ def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, ma
     if moved > 0.0:
         add_short_nb(short, bottom, grid, v, np.log(target), moved)
     return long_cut, short_cut
+
+
+@jit
+def liquidate_split_nb(cells, ptr, grid, price, pb_mult, mmr, v, fill, is_long):
+    """Close every cell of venue ``v`` on one side whose liquidation price the price has reached.
+
+    Returns (unscaled size closed, sum of positive equities, sum of deficits) at the fill price
+    ``fill``: surpluses feed the insurance fund and deficits are bad debt, position by position
+    (cell by cell), never netted against each other.
+    """
+    n = grid.shape[0] - 2
+    size = 0.0
+    pos = 0.0
+    neg = 0.0
+    if is_long:
+        threshold = price * (1.0 - mmr[v]) / pb_mult
+        c = ptr[v]
+        while c >= 0 and grid[c] >= threshold:
+            x = cells[v, c]
+            size += x
+            e = x * (fill - pb_mult * grid[c])
+            if e >= 0.0:
+                pos += e
+            else:
+                neg -= e
+            cells[v, c] = 0.0
+            c -= 1
+        while c >= 0 and cells[v, c] <= 0.0:
+            c -= 1
+    else:
+        threshold = price * (1.0 + mmr[v]) / pb_mult
+        c = ptr[v]
+        while c < n and grid[c] <= threshold:
+            x = cells[v, c]
+            size += x
+            e = x * (pb_mult * grid[c] - fill)
+            if e >= 0.0:
+                pos += e
+            else:
+                neg -= e
+            cells[v, c] = 0.0
+            c += 1
+        while c < n and cells[v, c] <= 0.0:
+            c += 1
+    ptr[v] = c
+    return size, pos, neg

@@ -11,7 +11,7 @@ run reproduces the same numbers. Outputs are preallocated by the caller.
 
 One step ``t`` of one path (``S`` the price at the start of the step)
 ------------------------------------------------------------------
-Six uniforms are drawn in this order: ```u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor,
+Six uniforms are drawn in this order: ``u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor,
 ``u3`` jump occurrence, ``u4`` jump size, ``u5`` scheduled-jump spread (three 64-bit draws,
 two 32-bit uniforms each).
 
@@ -177,12 +177,20 @@ def _open_nb(cells, pointer, grid, venue_share, ln_bankrupt, scale, notional_btc
 
 
 @jit
+def _wipe_nb(cells, pointer, empty):
+    """A side whose scale factor reached 0 holds nothing: empty its cells; (size, scale) = (0, 1)."""
+    cells[:, :] = 0.0
+    pointer[:] = empty
+    return 0.0, 1.0
+
+
+@jit
 def _leverage_offsets_nb(out_long, out_short, imr, leverage):
     """``log(1 -/+ 1/L)`` per venue, L capped at the venue's maximum leverage: new positions'
     log bankruptcy price is the log price plus this offset."""
     for v in range(imr.shape[0]):
         lev = min(leverage, 0.999 / imr[v])
-        out_long[v] = np.log1p(-1.0 / lev)
+        out_long[v] = np.log1p(-1.0 / lev) if lev > 1.0 else -np.inf
         out_short[v] = np.log1p(1.0 / lev)
 
 
@@ -376,6 +384,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         delev = (close_s * short_notional - close_l * long_notional)
         scale_l *= 1.0 - close_l
         scale_s *= 1.0 - close_s
+        if scale_l == 0.0:
+            long_size, scale_l = _wipe_nb(long, top, -1)
+        if scale_s == 0.0:
+            short_size, scale_s = _wipe_nb(short, bottom, n_cells)
 
         momentum = 0.0
         ret = s_prev * ring[(t - mom_lb) % ring_n] - 1.0
@@ -439,30 +451,35 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             while rounds < max_rounds:
                 size_l = 0.0
                 size_s = 0.0
+                usd_l = 0.0
+                usd_s = 0.0
                 for v in range(n_venues):
-                    xl, xl_pb = bk.liquidate_longs_nb(long, top, grid, price, pb_mult, mmr, v)
-                    xs, xs_pb = bk.liquidate_shorts_nb(short, bottom, grid, price, pb_mult, mmr, v)
+                    penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
+                    xl, pos, neg = bk.liquidate_split_nb(long, top, grid, price, pb_mult, mmr, v, price * (1.0 - penalty), True)
                     if xl > 0.0:
-                        penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
-                        equity = scale_l * (xl * price * (1.0 - penalty) - pb_mult * xl_pb)
-                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, equity)
+                        long_size -= xl
+                        usd_l += xl * scale_l * price
+                        size_l += xl
+                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, scale_l * pos)
+                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, -scale_l * neg)
                         if adl_now > 0.0 and short_size * scale_s > 0.0:
                             scale_s *= max(0.0, 1.0 - adl_now / (short_size * scale_s * price))
-                        size_l += xl
+                            if scale_s == 0.0:
+                                short_size, scale_s = _wipe_nb(short, bottom, n_cells)
+                    xs, pos, neg = bk.liquidate_split_nb(short, bottom, grid, price, pb_mult, mmr, v, price * (1.0 + penalty), False)
                     if xs > 0.0:
-                        penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
-                        equity = scale_s * (pb_mult * xs_pb - xs * price * (1.0 + penalty))
-                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, equity)
+                        short_size -= xs
+                        usd_s += xs * scale_s * price
+                        size_s += xs
+                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, scale_s * pos)
+                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, -scale_s * neg)
                         if adl_now > 0.0 and long_size * scale_l > 0.0:
                             scale_l *= max(0.0, 1.0 - adl_now / (long_size * scale_l * price))
-                        size_s += xs
+                            if scale_l == 0.0:
+                                long_size, scale_l = _wipe_nb(long, top, -1)
                 if size_l == 0.0 and size_s == 0.0:
                     break
                 rounds += 1
-                long_size -= size_l
-                short_size -= size_s
-                usd_l = size_l * scale_l * price
-                usd_s = size_s * scale_s * price
                 liq_l_usd += usd_l
                 liq_s_usd += usd_s
                 q_next = q_total - usd_l + usd_s
@@ -477,6 +494,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
                     break
 
+            if top.max() < 0:
+                long_size = 0.0  # no cell left: drop the rounding residual of the running sum
+            if bottom.min() >= n_cells:
+                short_size = 0.0
             long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 8. records

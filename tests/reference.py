@@ -1,0 +1,598 @@
+"""A slow, plain-Python reference of the cascade model: one path, written to be read.
+
+Stumpy keeps a ``tests/naive.py`` beside every fast kernel; this is ours for
+:mod:`engine.nb.kernel`. It simulates one path of the model stated in the kernel's docstring from
+the same inputs (a :class:`engine.simulate.Prepared`) and the same innovations (the path's
+uniforms, ``engine.nb.rng.draw_uniforms_nb``), and returns what the kernel returns for that path:
+the summary (``SUMMARY_FIELDS``), the per-step price, open interest and liquidations, and the
+per-step flow decomposition (``FLOW_FIELDS``).
+
+It is deliberately *not* the kernel's algorithm:
+
+* the book holds each cell's actual size in BTC in plain per-venue lists; voluntary
+  deleveraging and auto-deleveraging shrink the cells themselves (the kernel keeps lazy scale
+  factors per side);
+* liquidations scan every cell of every venue for a crossing, each round (the kernel walks
+  pointers from the best cell and gates the cascade with cached trigger prices);
+* totals (open interest, side sizes) are summed from the cells when needed (the kernel keeps
+  running sums);
+* the trailing prices are a plain list of step-start prices (the kernel keeps a ring buffer).
+
+What it shares with the kernel is the model's own numerics: ``Phi^-1`` is the engine's (linear in
+the prepared normal quantile table, Acklam's approximation, written out again below, in its end
+cells), the Student-t scale and the dealers' hedge are read from the tables
+:func:`engine.simulate.prepare` builds, and new sizes are spread over the two neighbouring grid
+cells linearly in log price, clamped at the grid's ends.
+
+Where the kernel does something else, the reference does what the model says, and a strict
+``xfail`` test in ``tests/test_reference.py`` shows the difference:
+
+* bad debt and liquidation surplus are counted per position (the kernel nets the equity of all
+  the positions closed together on one side of one venue in one round; the fund and ADL agree);
+* an ADL shrinks the positions still open, at the moment it happens (the kernel spreads it over
+  a side size that still holds cells closed earlier in the round, and values those at the
+  post-ADL scale);
+* a side that ADL or a full voluntary deleveraging wipes out is simply empty (the kernel's scale
+  factor becomes 0 and a later position on that side is sized ``x / 0``), and an empty book has
+  no imbalance (the kernel's running sizes keep a rounding residual);
+* a long at 1x leverage or less (new positions under a 100% initial margin) cannot go bankrupt
+  and sits in the lowest cell (the kernel computes ``log1p(-1/L)`` = NaN there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.compile.layout import IMPACT_LINEAR, IMPACT_SQRT, PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS
+from engine.nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+from engine.nb.rng import draw_uniforms_nb
+
+__all__ = ["PathResult", "simulate_path", "path_uniforms", "standard_normal", "inverse_normal_cdf", "LOG_FLOOR"]
+
+LOG_FLOOR = 20.0  # the price never goes below spot * exp(-20)
+LONG, SHORT = "long", "short"
+
+
+# ----------------------------------------------------------------------------- draws
+_ACKLAM_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+             1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
+_ACKLAM_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+             6.680131188771972e01, -1.328068155288572e01)
+_ACKLAM_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+             -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
+_ACKLAM_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+_ACKLAM_TAIL = 0.02425
+
+
+def _horner(coefficients, x):
+    out = 0.0
+    for c in coefficients:
+        out = out * x + c
+    return out
+
+
+def inverse_normal_cdf(p: float) -> float:
+    """``Phi^-1(p)`` by Acklam's rational approximation (relative error < 1.2e-9)."""
+    if p < _ACKLAM_TAIL:
+        q = math.sqrt(-2.0 * math.log(p))
+        return _horner(_ACKLAM_C, q) / (_horner(_ACKLAM_D, q) * q + 1.0)
+    if p > 1.0 - _ACKLAM_TAIL:
+        q = math.sqrt(-2.0 * math.log(1.0 - p))
+        return -_horner(_ACKLAM_C, q) / (_horner(_ACKLAM_D, q) * q + 1.0)
+    q = p - 0.5
+    r = q * q
+    return _horner(_ACKLAM_A, r) * q / (_horner(_ACKLAM_B, r) * r + 1.0)
+
+
+def standard_normal(prep, u: float) -> float:
+    """``Phi^-1(u)`` as the engine computes it: linear in the prepared quantile table
+    (``prep.normal_table``, quantiles at ``k/(n-1)``), Acklam's approximation in its end cells."""
+    table = prep.normal_table
+    n = len(table)
+    x = u * (n - 1)
+    k = int(x)
+    if k == 0 or k >= n - 2:
+        return inverse_normal_cdf(u)
+    return float(table[k] + (x - k) * (table[k + 1] - table[k]))
+
+
+def student_t_scale(prep, u: float) -> float:
+    """The unit-variance Student-t scale ``s`` at quantile ``u``: linear in the prepared quantile
+    table, an exact power law ``tail_scale * (1 - u)^-tail_power`` in its last cell."""
+    table = prep.tail_table
+    n = len(table)
+    x = u * (n - 1)
+    k = int(x)
+    if k >= n - 2:
+        return float(prep.tail_scale * (1.0 - u) ** (-prep.tail_power))
+    return float(table[k] + (x - k) * (table[k + 1] - table[k]))
+
+
+def dealer_hedge(prep, t: int, log_price: float) -> float:
+    """Dealers' hedge (BTC) at step ``t``: the prepared table, linear in log price, flat beyond it."""
+    row = prep.dealer_table[t]
+    x = (log_price - prep.dealer_lo) * prep.dealer_inv
+    if x <= 0.0:
+        return float(row[0])
+    if x >= len(row) - 1:
+        return float(row[-1])
+    k = int(x)
+    return float(row[k] + (x - k) * (row[k + 1] - row[k]))
+
+
+def path_uniforms(compiled, path: int) -> np.ndarray:
+    """The ``(n_steps, 6)`` uniforms the kernel draws for ``path`` (same streams, same order)."""
+    rng = compiled.rng
+    return draw_uniforms_nb(rng.block_seeds, rng.block_size, path, 1, compiled.n_steps)[0]
+
+
+# ----------------------------------------------------------------------------- the book
+class Book:
+    """Leveraged positions by venue on the bankruptcy-price grid, as plain lists of BTC sizes.
+
+    Cell ``c`` holds positions whose bankruptcy price is ``grid[c] * funding_shift``: funding
+    payments move every bankruptcy price by the same factor. A long liquidates when the price
+    falls to ``P_b / (1 - m)``, a short when it rises to ``P_b / (1 + m)``.
+    """
+
+    def __init__(self, grid, long_btc, short_btc):
+        self.grid = [float(g) for g in grid]
+        self.cells = {LONG: [[float(x) for x in row] for row in long_btc],
+                      SHORT: [[float(x) for x in row] for row in short_btc]}
+        self.funding_shift = 1.0
+        n = len(self.grid)
+        self.log_grid0 = math.log(self.grid[0])
+        self.cells_per_log = (n - 1) / math.log(self.grid[-1] / self.grid[0])
+
+    @property
+    def n_venues(self) -> int:
+        return len(self.cells[LONG])
+
+    def bankruptcy(self, c: int) -> float:
+        return self.grid[c] * self.funding_shift
+
+    def size(self, side: str) -> float:
+        return sum(sum(row) for row in self.cells[side])
+
+    def open_interest_btc(self) -> float:
+        return self.size(LONG) + self.size(SHORT)
+
+    def shrink(self, side: str, keep: float) -> None:
+        """Every position of a side keeps the share ``keep`` (voluntary deleveraging, ADL)."""
+        for row in self.cells[side]:
+            for c in range(len(row)):
+                row[c] *= keep
+
+    def deposit(self, side: str, venue: int, log_bankruptcy: float, size: float) -> None:
+        """Add ``size`` BTC at a bankruptcy price: split over the two neighbouring cells linearly in
+        log price; prices beyond the grid go to its end cells."""
+        row = self.cells[side][venue]
+        n = len(row)
+        x = (log_bankruptcy - math.log(self.funding_shift) - self.log_grid0) * self.cells_per_log
+        if x <= 0.0:
+            lo, w = 0, 0.0
+        elif x >= n - 1:
+            lo, w = n - 2, 1.0
+        else:
+            lo = int(x)
+            w = x - lo
+        row[lo] += size * (1.0 - w)
+        row[lo + 1] += size * w
+
+    def crossed(self, side: str, venue: int, price: float, mmr: float) -> list[int]:
+        """Cells of ``venue`` whose liquidation price the ``price`` has reached (full scan)."""
+        row = self.cells[side][venue]
+        if side == LONG:
+            return [c for c in range(len(row)) if row[c] > 0.0 and price <= self.bankruptcy(c) / (1.0 - mmr)]
+        return [c for c in range(len(row)) if row[c] > 0.0 and price >= self.bankruptcy(c) / (1.0 + mmr)]
+
+    def over_levered(self, side: str, venue: int, price: float, max_leverage: float) -> list[int]:
+        """Cells above ``max_leverage`` at ``price``: a long at ``P_b`` has leverage ``S/(S - P_b)``,
+        a short ``S/(P_b - S)``."""
+        row = self.cells[side][venue]
+        if side == LONG:
+            limit = price * (1.0 - 1.0 / max_leverage)
+            return [c for c in range(len(row)) if row[c] > 0.0 and self.bankruptcy(c) > limit]
+        limit = price * (1.0 + 1.0 / max_leverage)
+        return [c for c in range(len(row)) if row[c] > 0.0 and self.bankruptcy(c) < limit]
+
+
+def log_bankruptcy(log_price: float, sign: float, leverage: float) -> float:
+    """Log bankruptcy price of a position opened at ``leverage``: ``log(S * (1 + sign/L))``, sign -1
+    for a long, +1 for a short. A long at 1x or less can never go bankrupt: ``-inf``, which
+    :meth:`Book.deposit` puts in the grid's lowest cell."""
+    ratio = sign / leverage
+    return log_price + math.log1p(ratio) if ratio > -1.0 else -math.inf
+
+
+def enforce_initial_margin(book: Book, venue: int, price: float, max_leverage: float, top_up: float) -> dict:
+    """A higher initial margin: every over-levered position ends at ``max_leverage``. The share
+    ``top_up`` adds margin (keeps its size); the rest cuts size at constant equity, keeping
+    ``max_leverage / leverage`` of it. Returns the BTC cut per side (sold or bought at market)."""
+    cut = {}
+    for side, sign in ((LONG, -1.0), (SHORT, 1.0)):
+        row = book.cells[side][venue]
+        kept = 0.0
+        cut[side] = 0.0
+        for c in book.over_levered(side, venue, price, max_leverage):
+            distance = max(sign * (book.bankruptcy(c) - price), price * 1e-9)
+            leverage = price / distance
+            keep = top_up + (1.0 - top_up) * max_leverage / leverage
+            kept += row[c] * keep
+            cut[side] += row[c] * (1.0 - keep)
+            row[c] = 0.0
+        if kept > 0.0:
+            book.deposit(side, venue, log_bankruptcy(math.log(price), sign, max_leverage), kept)
+    return cut
+
+
+# ----------------------------------------------------------------------------- one path
+@dataclass
+class PathResult:
+    summary: dict  # SUMMARY_FIELDS -> float
+    price: list  # per step, at the end of the step
+    open_interest: list  # USD
+    liq_long: list  # USD liquidated per step
+    liq_short: list
+    flows: dict  # FLOW_FIELDS -> per-step list, USD, sell < 0
+    rounds: list  # liquidation rounds per step
+
+
+class _Path:
+    """The state of one path, and one method per mechanism of a step (kernel docstring, 1-8)."""
+
+    def __init__(self, prep):
+        c = prep.compiled
+        self.prep = prep
+        self.p = {name: c.param(name) for name in PARAM_FIELDS}
+        self.drv = {name: c.step(name).tolist() for name in STEP_FIELDS}
+        self.venue = [{name: c.venue(name, v).tolist() for name in VENUE_FIELDS} for v in range(c.n_venues)]
+        self.n_steps = c.n_steps
+        self.dt_days = self.p["DT_YEARS"] * 365.25
+        self.book = Book(c.book_bankruptcy_usd, c.book_long_btc, c.book_short_btc)
+        self.venue_share = [float(x) for x in prep.venue_share]
+        self.mmr = [self.venue[v]["MMR"][0] for v in range(c.n_venues)]
+        self.imr = [self.venue[v]["IMR"][0] for v in range(c.n_venues)]
+
+        spot = self.p["SPOT0"]
+        self.ln_floor = math.log(spot) - LOG_FLOOR
+        self.ln_fundamental = math.log(spot)  # exogenous returns + permanent impact
+        self.transient = 0.0  # transient impact (log)
+        self.ln_price = math.log(spot)
+        self.price = spot
+        self.start_price, self.start_ln_price = spot, self.ln_price  # the current step's start
+        self.start_prices = [spot]  # start_prices[t]: the price at the start of step t
+        self.peak = self.trough = spot
+        self.realised_var = self.drv["VOL"][0] ** 2  # EWMA of squared step log returns
+        self.fund = self.p["INSURANCE_FUND_USD"]
+        self.etf_holdings = self.p["ETF_HOLDINGS_BTC"]
+        self.miner_reserves = self.p["MINER_RESERVES_BTC"]
+        self.hashrate = self.p["MINER_HASHRATE_PH"]
+        self.hedge = dealer_hedge(prep, 0, self.ln_price)
+        self.paused_until = -1
+
+        self.totals = dict.fromkeys(SUMMARY_FIELDS, 0.0)
+        self.totals.update(min_price=spot, max_price=spot, min_funding_rate=math.inf, max_funding_rate=-math.inf,
+                           insurance_fund_end_usd=self.fund,
+                           open_interest_start_usd=self.book.open_interest_btc() * spot)
+        self.out = PathResult({}, [], [], [], [], {k: [] for k in FLOW_FIELDS}, [])
+
+    # -- helpers
+    def lookback_price(self, t: int, steps: float) -> float:
+        """The price at the start of step ``t - steps`` (spot before the horizon)."""
+        k = t - int(steps)
+        return self.start_prices[k] if k >= 0 else self.start_prices[0]
+
+    def impact(self, q: float, t: int) -> float:
+        """Log-price impact of a net flow ``q`` (USD): square-root law and/or linear depth."""
+        model = int(self.p["IMPACT_MODEL"])
+        liquidity = self.drv["DEPTH_MULT"][t]
+        out = 0.0
+        if model != IMPACT_LINEAR:
+            volume = self.p["DAILY_VOLUME_USD"] * liquidity
+            y_sigma = self.p["SQRT_COEFFICIENT"] * self.p["SIGMA_DAY"]
+            out += math.copysign(y_sigma * math.sqrt(abs(q) / volume), q)
+        if model != IMPACT_SQRT:
+            out += q / (self.p["DEPTH_USD_PER_PCT"] * liquidity * 100.0)
+        return out
+
+    def move_price(self, d_log: float) -> None:
+        """Add an impact: the permanent share moves the fundamental, the rest is transient."""
+        perm = self.p["PERMANENT_FRACTION"]
+        self.ln_fundamental += perm * d_log
+        self.transient += (1.0 - perm) * d_log
+        self.ln_price = max(self.ln_fundamental + self.transient, self.ln_floor)
+        self.price = math.exp(self.ln_price)
+
+    # -- 1-2
+    def exogenous_return(self, t: int, u) -> float:
+        """Drift, the macro factor, cross-asset moves, fat-tailed diffusion and jumps (log)."""
+        d = self.drv
+        z = standard_normal(self.prep, u[0])
+        s = student_t_scale(self.prep, u[1]) if self.p["TAIL_DOF"] > 0.0 else 1.0
+        x = standard_normal(self.prep, u[2])
+        r = (d["DRIFT"][t] + d["MACRO_BETA"][t] * (d["MACRO_DRIFT"][t] + d["MACRO_VOL"][t] * x)
+             + d["CROSS_ASSET_RETURN"][t] + d["VOL"][t] * s * z)
+        if u[3] < d["JUMP_PROB"][t]:
+            r += self.p["JUMP_MEAN"] + self.p["JUMP_STDEV"] * standard_normal(self.prep, u[4])
+        if d["SCHEDULED_JUMP"][t] != 0.0 or d["SCHEDULED_JUMP_SPREAD"][t] != 0.0:
+            r += d["SCHEDULED_JUMP"][t] + d["SCHEDULED_JUMP_SPREAD"][t] * standard_normal(self.prep, u[5])
+        return r
+
+    # -- 3
+    def margin_changes(self, t: int, s: float) -> float:
+        """New margin rates at their change steps (USD-per-BTC requirements converted at ``s``);
+        a higher initial rate makes over-levered positions top up or cut. Returns the cut flow."""
+        cut_usd = 0.0
+        for v, venue in enumerate(self.venue):
+            if venue["MARGIN_CHANGE"][t] == 0.0:
+                continue
+            mm_usd, im_usd = venue["MM_USD_PER_BTC"][t], venue["IM_USD_PER_BTC"][t]
+            self.mmr[v] = mm_usd / s if mm_usd > 0.0 else venue["MMR"][t]
+            imr = im_usd / s if im_usd > 0.0 else venue["IMR"][t]
+            imr = min(max(imr, self.mmr[v] * 1.0001), 1.0)
+            if imr > self.imr[v]:
+                cut = enforce_initial_margin(self.book, v, s, 1.0 / imr, venue["TOP_UP_FRACTION"][t])
+                cut_usd += (cut[SHORT] - cut[LONG]) * s
+            self.imr[v] = imr
+        return cut_usd
+
+    # -- 4
+    def etf_flow(self, t: int, s: float) -> tuple[float, float]:
+        """Scheduled ETF flow plus reflexive redemptions (trailing loss, price below cost basis)."""
+        d = self.drv
+        loss = max(0.0, 1.0 - s / self.lookback_price(t, self.p["ETF_LOOKBACK_STEPS"]))
+        below_basis = max(0.0, 1.0 - s / self.p["ETF_COST_BASIS_USD"])
+        reflexive = -self.etf_holdings * s * (d["ETF_LOSS_SENS"][t] * loss + d["ETF_BASIS_SENS"][t] * below_basis) \
+            * d["ETF_WINDOW"][t] * d["ETF_REFLEX_MULT"][t]
+        etf = d["ETF_FLOW_USD"][t] + reflexive
+        self.etf_holdings = max(0.0, self.etf_holdings + etf / s)
+        return etf, reflexive
+
+    def miner_sales(self, t: int, s: float) -> float:
+        """Miners sell reserves when the hash price is below breakeven, plus forced sales."""
+        d = self.drv
+        network = max(self.hashrate * d["MINER_HASHRATE_MULT"][t], 1e-9)
+        hash_price = self.p["MINER_REVENUE_BTC_PER_DAY"] * s / network
+        shortfall = max(0.0, 1.0 - hash_price / d["MINER_BREAKEVEN"][t])
+        sold = min(self.miner_reserves,
+                   self.miner_reserves * self.p["MINER_SELL_SENSITIVITY"] * shortfall * self.dt_days
+                   + d["MINER_FORCED_SALE_BTC"][t])
+        self.miner_reserves -= sold
+        if d["DIFFICULTY_ADJUST"][t] != 0.0:
+            drop = self.p["MINER_HASHRATE_SENSITIVITY"] * shortfall
+            self.hashrate = self.p["MINER_HASHRATE_PH"] * max(0.05, 1.0 - drop)
+        return -sold * s
+
+    def dealer_rehedge(self, t: int) -> float:
+        """Dealers trade toward the tabulated hedge at the step-start price."""
+        target = dealer_hedge(self.prep, t, self.start_ln_price)
+        flow = (target - self.hedge) * self.start_price
+        self.hedge = target
+        return flow
+
+    def funding_rate(self, s: float) -> float:
+        """Base rate plus a share of the book's long/short imbalance, capped (per interval)."""
+        longs, shorts = self.book.size(LONG) * s, self.book.size(SHORT) * s
+        imbalance = (longs - shorts) / (longs + shorts) if longs + shorts > 0.0 else 0.0
+        cap = self.p["FUNDING_CAP"]
+        return min(cap, max(-cap, self.p["FUNDING_BASE"] + self.p["FUNDING_SENSITIVITY"] * imbalance))
+
+    def voluntary_deleveraging(self, s: float, funding: float) -> float:
+        """Each side closes a share ``hazard * dt`` of itself: the hazard rises with the side's
+        drawdown (from the peak for longs, from the trough for shorts), realised vol above the
+        reference and the funding it pays. Returns the flow (longs sell, shorts buy)."""
+        p = self.p
+        vol_annual = math.sqrt(self.realised_var / p["DT_YEARS"])
+        vol_excess = max(0.0, vol_annual - p["DELEV_VOL_REFERENCE"])
+        funding_day = funding * p["FUNDING_INTERVALS_PER_DAY"]
+        common = p["DELEV_BASE"] + p["DELEV_VOLATILITY"] * vol_excess
+        hazard_long = (common + p["DELEV_DRAWDOWN"] * (1.0 - s / self.peak)
+                       + p["DELEV_FUNDING"] * max(0.0, funding_day))
+        hazard_short = (common + p["DELEV_DRAWDOWN"] * (1.0 - self.trough / s)
+                        + p["DELEV_FUNDING"] * max(0.0, -funding_day))
+        close_long = min(1.0, hazard_long * self.dt_days)
+        close_short = min(1.0, hazard_short * self.dt_days)
+        flow = close_short * self.book.size(SHORT) * s - close_long * self.book.size(LONG) * s
+        self.book.shrink(LONG, 1.0 - close_long)
+        self.book.shrink(SHORT, 1.0 - close_short)
+        return flow
+
+    def open_positions(self, side: str, notional_usd: float, leverage: float) -> None:
+        """New positions at ``leverage`` (capped by each venue's initial margin) at the step-start
+        price, spread over venues by their share of the initial book."""
+        sign = -1.0 if side == LONG else 1.0
+        for v in range(self.book.n_venues):
+            size = notional_usd / self.start_price * self.venue_share[v]
+            if size <= 0.0:
+                continue
+            lev = min(leverage, 0.999 / self.imr[v])
+            self.book.deposit(side, v, log_bankruptcy(self.start_ln_price, sign, lev), size)
+
+    def momentum_and_fuel(self, t: int, s: float, notional_before: float) -> float:
+        """Momentum traders open along the lookback return (shorts into a fall, longs into a rise),
+        a share ``rate * |return| * dt`` of the open interest; relief-rally shorts are added."""
+        ret = s / self.lookback_price(t, self.p["MOMENTUM_LOOKBACK_STEPS"]) - 1.0
+        opened = self.p["MOMENTUM_RATE"] * abs(ret) * self.dt_days * notional_before
+        flow = 0.0
+        if opened > 0.0:
+            side = SHORT if ret < 0.0 else LONG
+            self.open_positions(side, opened, self.p["MOMENTUM_LEVERAGE"])
+            flow = -opened if side == SHORT else opened
+        fuel = self.drv["NEW_SHORT_NOTIONAL_USD"][t]
+        if fuel > 0.0:
+            self.open_positions(SHORT, fuel, self.drv["NEW_SHORT_LEVERAGE"][t])
+            flow -= fuel
+        return flow
+
+    # -- 6
+    def pay_funding(self, t: int, funding: float) -> None:
+        """Longs pay ``funding`` per interval to shorts out of margin: every bankruptcy price moves
+        by ``1 + f`` per payment (``1 + f * events`` for several in one step)."""
+        events = self.drv["FUNDING_EVENTS"][t]
+        if events != 0.0:
+            self.book.funding_shift *= 1.0 + funding * events
+
+    # -- 7
+    def settle(self, surplus: float, debt: float) -> float:
+        """Settle one batch of liquidations (one side of one venue in one round): the equity left
+        in the positions closed above their bankruptcy price feeds the insurance fund, then the
+        losses beyond margin of those closed below it (bad debt) draw on the fund; what it cannot
+        pay is left to ADL. Returns the ADL amount (USD)."""
+        tot = self.totals
+        tot["liquidation_surplus_usd"] += surplus
+        tot["bad_debt_usd"] += debt
+        self.fund += surplus - debt
+        if self.fund >= 0.0:
+            return 0.0
+        adl = -self.fund
+        self.fund = 0.0
+        tot["adl_usd"] += adl
+        return adl
+
+    def auto_deleverage(self, side: str, usd: float) -> None:
+        """ADL: the other side's open positions shrink by ``usd`` of notional at the current price."""
+        notional = self.book.size(side) * self.price
+        if notional > 0.0:
+            self.book.shrink(side, max(0.0, 1.0 - usd / notional))
+
+    def liquidate(self, side: str, venue: int, penalty: float) -> float:
+        """Close every crossed cell of ``side`` on ``venue`` at market (the fill pays ``penalty``),
+        settle their equity and return the BTC closed."""
+        row = self.book.cells[side][venue]
+        crossed = self.book.crossed(side, venue, self.price, self.mmr[venue])
+        closed = surplus = debt = 0.0
+        for c in crossed:
+            if side == LONG:
+                equity = row[c] * (self.price * (1.0 - penalty) - self.book.bankruptcy(c))
+            else:
+                equity = row[c] * (self.book.bankruptcy(c) - self.price * (1.0 + penalty))
+            surplus += max(equity, 0.0)
+            debt += max(-equity, 0.0)
+            closed += row[c]
+            row[c] = 0.0
+        if crossed:
+            adl = self.settle(surplus, debt)
+            if adl > 0.0:
+                self.auto_deleverage(SHORT if side == LONG else LONG, adl)
+        return closed
+
+    def cascade(self, t: int, q: float) -> tuple[float, float, int]:
+        """Crossed positions close at market, their flow moves the price ``F(q + liq) - F(q)``,
+        which may cross more: repeated until nothing crosses or the round cap. A circuit breaker
+        (a move beyond CIRCUIT_BREAKER_MOVE since the step's start) stops it and pauses the next
+        CIRCUIT_BREAKER_STEPS steps. Returns (long USD, short USD, rounds)."""
+        liq_long = liq_short = 0.0
+        rounds = 0
+        q_total = q
+        for _ in range(int(self.p["MAX_CASCADE_ROUNDS"])):
+            closed = {LONG: 0.0, SHORT: 0.0}
+            for v in range(self.book.n_venues):
+                penalty = self.venue[v]["LIQ_FILL_PENALTY"][t]
+                closed[LONG] += self.liquidate(LONG, v, penalty)
+                closed[SHORT] += self.liquidate(SHORT, v, penalty)
+            if closed[LONG] == 0.0 and closed[SHORT] == 0.0:
+                break
+            rounds += 1
+            usd_long, usd_short = closed[LONG] * self.price, closed[SHORT] * self.price
+            liq_long += usd_long
+            liq_short += usd_short
+            q_next = q_total - usd_long + usd_short
+            self.move_price(self.impact(q_next, t) - self.impact(q_total, t))
+            q_total = q_next
+            breaker = self.drv["CIRCUIT_BREAKER_MOVE"][t]
+            if breaker > 0.0 and abs(self.ln_price - self.start_ln_price) > breaker:
+                self.paused_until = t + 1 + int(self.drv["CIRCUIT_BREAKER_STEPS"][t])
+                break
+        return liq_long, liq_short, rounds
+
+    # -- one step
+    def step(self, t: int, u) -> None:
+        s = self.start_price = self.price
+        self.start_ln_price = self.ln_price
+
+        # 1-2. transient impact heals; exogenous return
+        self.transient *= self.p["RESILIENCE_DECAY"] ** self.drv["RESILIENCE_MULT"][t]
+        self.ln_fundamental += self.exogenous_return(t, u)
+
+        # 3. margin changes; 4. flows, at the step-start price
+        cuts = self.margin_changes(t, s)
+        etf, reflexive = self.etf_flow(t, s)
+        miners = self.miner_sales(t, s)
+        dealers = self.dealer_rehedge(t)
+        notional = self.book.open_interest_btc() * s
+        funding = self.funding_rate(s)
+        delev = self.voluntary_deleveraging(s, funding)
+        momentum = self.momentum_and_fuel(t, s, notional)
+        forced = self.drv["FORCED_FLOW_USD"][t]
+        q = etf + miners + dealers + delev + momentum + forced + cuts
+
+        # 5. impact of the net flow; 6. funding payments
+        self.move_price(self.impact(q, t))
+        self.pay_funding(t, funding)
+
+        # 7. liquidation cascade, unless a circuit breaker pauses it
+        if t < self.paused_until:
+            self.totals["paused_steps"] += 1
+            liq_long = liq_short = 0.0
+            rounds = 0
+        else:
+            liq_long, liq_short, rounds = self.cascade(t, q)
+
+        # 8. records
+        self.record(t, liq_long, liq_short, rounds, funding,
+                    dict(etf=etf, long_liquidations=-liq_long, short_liquidations=liq_short, deleveraging=delev,
+                         dealers=dealers, miners=miners, momentum=momentum, forced=forced, margin_cuts=cuts),
+                    reflexive)
+
+    def record(self, t, liq_long, liq_short, rounds, funding, flows, reflexive) -> None:
+        """Step-end records: price path statistics, totals, per-step values."""
+        price, tot, out = self.price, self.totals, self.out
+        step_return = self.ln_price - self.start_ln_price
+        ewma = self.p["VOL_EWMA_DECAY"]
+        self.realised_var = ewma * self.realised_var + (1.0 - ewma) * step_return ** 2
+        self.start_prices.append(price)
+        self.peak, self.trough = max(self.peak, price), min(self.trough, price)
+        if price < tot["min_price"]:
+            tot["min_price"], tot["trough_step"] = price, float(t)
+        tot["max_price"] = max(tot["max_price"], price)
+        tot["max_drawdown"] = max(tot["max_drawdown"], 1.0 - price / self.peak)
+        tot["long_liquidations_usd"] += liq_long
+        tot["short_liquidations_usd"] += liq_short
+        tot["peak_step_liquidations_usd"] = max(tot["peak_step_liquidations_usd"], liq_long + liq_short)
+        tot["max_cascade_rounds"] = max(tot["max_cascade_rounds"], float(rounds))
+        tot["min_funding_rate"] = min(tot["min_funding_rate"], funding)
+        tot["max_funding_rate"] = max(tot["max_funding_rate"], funding)
+        for field, key in (("etf_flow_usd", "etf"), ("miner_sales_usd", "miners"), ("dealer_flow_usd", "dealers"),
+                           ("deleveraging_flow_usd", "deleveraging"), ("momentum_flow_usd", "momentum"),
+                           ("margin_cut_usd", "margin_cuts"), ("forced_flow_usd", "forced")):
+            tot[field] += flows[key]
+        tot["etf_reflexive_usd"] += reflexive
+        out.price.append(price)
+        out.open_interest.append(self.book.open_interest_btc() * price)
+        out.liq_long.append(liq_long)
+        out.liq_short.append(liq_short)
+        out.rounds.append(rounds)
+        for key in FLOW_FIELDS:
+            out.flows[key].append(flows[key])
+
+    def finish(self) -> PathResult:
+        tot = self.totals
+        tot["terminal_price"] = self.price
+        tot["open_interest_end_usd"] = self.book.open_interest_btc() * self.price
+        tot["insurance_fund_end_usd"] = self.fund
+        self.out.summary = {k: float(tot[k]) for k in SUMMARY_FIELDS}
+        return self.out
+
+
+def simulate_path(prep, uniforms) -> PathResult:
+    """One path of the model from the prepared scenario and the path's ``(n_steps, 6)`` uniforms
+    (``u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` jump
+    size, ``u5`` scheduled-jump spread)."""
+    path = _Path(prep)
+    for t in range(path.n_steps):
+        path.step(t, [float(x) for x in uniforms[t]])
+    return path.finish()
