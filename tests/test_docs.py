@@ -5,7 +5,11 @@
 * ``cascade schema`` is a valid JSON Schema that accepts the shipped scenarios and refuses what
   the loader refuses, checked the way a YAML language server checks (RFC 3339 formats).
 * The README opens with the install+run and test commands, CI runs that test command, every
-  ``cascade`` command it shows parses and runs, and the output it pastes is the real output.
+  ``cascade`` command it shows parses and runs, and the output it pastes is the real output (for
+  ``cascade run``, whose figures move as the engine evolves, the real layout: same rows, same
+  labels, numbers aside); its Python example runs.
+* ``docs/model.md`` names every per-path field, flow and summary metric the code produces, and
+  only compiled arrays that exist.
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ from strategies import RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "scenario-reference.md"
+MODEL = ROOT / "docs" / "model.md"
 README = ROOT / "README.md"
 FLAGSHIP = ROOT / "scenarios" / "feb-2026-deleveraging.yaml"
 SCENARIOS = sorted(ROOT.glob("scenarios/*.yaml")) + sorted(ROOT.glob("scenarios/ci/*.yaml"))
 
 # The README's first two code blocks. The install takes the [test] extras so that the test
 # command, run straight after it, finds pytest, hypothesis and jsonschema.
-INSTALL_AND_RUN = 'pip install -e ".[test]" && cascade validate scenarios/feb-2026-deleveraging.yaml'
+INSTALL_AND_RUN = 'pip install -e ".[test]" && cascade run scenarios/feb-2026-deleveraging.yaml'
 TEST_COMMAND = "python -m pytest -q"
 
 
@@ -330,12 +335,32 @@ def readme_dir(tmp_path) -> Path:
     return tmp_path
 
 
+# `cascade run` prints simulated figures and timings, which change whenever the model or the
+# kernel does: its pasted output is held to the real layout (rows, labels, units), not the numbers.
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?:%|[kMBT]\b)?")
+
+
+def _layout(text: str) -> list[str]:
+    return [" ".join(_NUMBER.sub("#", line).split()) for line in text.splitlines()]
+
+
+def test_layout_masks_numbers_only():
+    assert _layout("min_price   51,280  63,746\nP(touch 60,000)   32.4%\nbad_debt_usd  9.233M  -1.5B  0") == \
+        ["min_price # #", "P(touch #) #", "bad_debt_usd # # #"]
+    assert _layout("simulated in 0.44 s (7.6 M path-steps/s)") == ["simulated in # s (# M path-steps/s)"]
+
+
 def test_readme_shows_real_output(readme_dir):
     sessions = _sessions(README_TEXT)
     assert sessions, "the README shows no console session"
     for command, expected in sessions:
         out = _cascade(*shlex.split(command)[1:], cwd=readme_dir)
-        assert (out.stdout + out.stderr).rstrip("\n") == expected, f"output of `{command}` changed"
+        got = (out.stdout + out.stderr).rstrip("\n")
+        if shlex.split(command)[:2] == ["cascade", "run"]:
+            assert out.returncode == 0, f"`{command}` failed:\n{out.stderr}"
+            assert _layout(got) == _layout(expected), f"the layout of `{command}`'s output changed:\n{got}"
+        else:
+            assert got == expected, f"output of `{command}` changed"
 
 
 def test_readme_commands_run(readme_dir):
@@ -354,3 +379,36 @@ def test_readme_examples_load(readme_dir):
     for name in examples:
         if name not in shown:  # files in a console session are judged by its output
             load_scenario(readme_dir / name)
+
+
+def test_readme_python_example_runs():
+    blocks = [body for lang, body in _blocks(README_TEXT) if lang == "python"]
+    assert blocks, "the README shows no Python example"
+    for body in blocks:
+        out = subprocess.run([sys.executable, "-c", body], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"the README's Python example failed:\n{body}\n{out.stderr[-3000:]}"
+
+
+# ----------------------------------------------------------------------------- the model document
+MODEL_TEXT = MODEL.read_text(encoding="utf-8") if MODEL.exists() else ""
+
+
+def test_model_doc_names_every_output():
+    from engine.nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+    from engine.result import SUMMARY_METRICS
+
+    documented = set(re.findall(r"^\| `(\w+)` \|", MODEL_TEXT, re.M))
+    missing = [f for f in (*SUMMARY_FIELDS, "trough_time", "open_interest_change") if f not in documented]
+    assert not missing, f"docs/model.md has no per_path row for {missing}"
+    for name in (*FLOW_FIELDS, *SUMMARY_METRICS):
+        assert f"`{name}`" in MODEL_TEXT, f"docs/model.md does not mention `{name}`"
+
+
+def test_model_doc_names_only_compiled_arrays_that_exist():
+    from engine.compile import layout
+
+    known = {"Step": set(layout.STEP_FIELDS), "Venue": set(layout.VENUE_FIELDS), "Param": set(layout.PARAM_FIELDS)}
+    named = re.findall(r"\b(Step|Venue|Param)\.([A-Z][A-Z0-9_]*)", MODEL_TEXT)
+    assert named
+    unknown = sorted({f"{kind}.{name}" for kind, name in named if name not in known[kind] | {"X"}})  # X: any
+    assert not unknown, f"docs/model.md names arrays that engine/compile/layout.py does not define: {unknown}"
