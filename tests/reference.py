@@ -52,7 +52,9 @@ from engine.nb.rng import draw_uniforms_nb
 
 __all__ = ["PathResult", "simulate_path", "path_uniforms", "standard_normal", "inverse_normal_cdf", "LOG_FLOOR"]
 
-LOG_FLOOR = 20.0  # the price never goes below spot * exp(-20)
+LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20)
+IMPACT_CAP = 2.0  # one step's impact is at most +-2 in log price
+MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% return
 LONG, SHORT = "long", "short"
 
 
@@ -259,6 +261,7 @@ class _Path:
 
         spot = self.p["SPOT0"]
         self.ln_floor = math.log(spot) - LOG_FLOOR
+        self.ln_ceiling = math.log(spot) + LOG_FLOOR
         self.ln_fundamental = math.log(spot)  # exogenous returns + permanent impact
         self.transient = 0.0  # transient impact (log)
         self.ln_price = math.log(spot)
@@ -297,14 +300,14 @@ class _Path:
             out += math.copysign(y_sigma * math.sqrt(abs(q) / volume), q)
         if model != IMPACT_SQRT:
             out += q / (self.p["DEPTH_USD_PER_PCT"] * liquidity * 100.0)
-        return out
+        return min(max(out, -IMPACT_CAP), IMPACT_CAP)
 
     def move_price(self, d_log: float) -> None:
         """Add an impact: the permanent share moves the fundamental, the rest is transient."""
         perm = self.p["PERMANENT_FRACTION"]
         self.ln_fundamental += perm * d_log
         self.transient += (1.0 - perm) * d_log
-        self.ln_price = max(self.ln_fundamental + self.transient, self.ln_floor)
+        self.ln_price = min(max(self.ln_fundamental + self.transient, self.ln_floor), self.ln_ceiling)
         self.price = math.exp(self.ln_price)
 
     # -- 1-2
@@ -416,7 +419,7 @@ class _Path:
         """Momentum traders open along the lookback return (shorts into a fall, longs into a rise),
         a share ``rate * |return| * dt`` of the open interest; relief-rally shorts are added."""
         ret = s / self.lookback_price(t, self.p["MOMENTUM_LOOKBACK_STEPS"]) - 1.0
-        opened = self.p["MOMENTUM_RATE"] * abs(ret) * self.dt_days * notional_before
+        opened = self.p["MOMENTUM_RATE"] * min(abs(ret), MOMENTUM_RETURN_CAP) * self.dt_days * notional_before
         flow = 0.0
         if opened > 0.0:
             side = SHORT if ret < 0.0 else LONG
@@ -431,10 +434,10 @@ class _Path:
     # -- 6
     def pay_funding(self, t: int, funding: float) -> None:
         """Longs pay ``funding`` per interval to shorts out of margin: every bankruptcy price moves
-        by ``1 + f`` per payment (``1 + f * events`` for several in one step)."""
+        by ``1 + f`` per payment (compounded for several in one step)."""
         events = self.drv["FUNDING_EVENTS"][t]
         if events != 0.0:
-            self.book.funding_shift *= 1.0 + funding * events
+            self.book.funding_shift *= (1.0 + funding) ** events
 
     # -- 7
     def settle(self, surplus: float, debt: float) -> float:

@@ -27,9 +27,10 @@ two 32-bit uniforms each).
    sales (rule below breakeven hash price + forced); dealer re-hedging toward the tabulated hedge;
    voluntary deleveraging (hazard from drawdown, realised vol and funding); momentum traders
    opening positions along the lookback return; relief-rally shorts; forced flows; margin cuts.
-5. Impact of the net flow ``q``: ``F(q)`` (square-root law, linear depth, or both); a share
-   PERMANENT_FRACTION is permanent, the rest transient.
-6. Funding payments (FUNDING_EVENTS): every bankruptcy price moves by ``(1 + f)``.
+5. Impact of the net flow ``q``: ``F(q)`` (square-root law, linear depth, or both; capped at
+   ``+-IMPACT_CAP`` in log price per step); a share PERMANENT_FRACTION is permanent, the rest
+   transient. The log price stays within ``log(spot) +- LOG_FLOOR``.
+6. Funding payments (FUNDING_EVENTS): every bankruptcy price moves by ``(1 + f)`` per payment.
 7. Liquidation cascade, unless a circuit breaker pauses it: cells crossed by the new price are
    closed at market; their flow adds ``F(q + liq) - F(q)`` of impact; repeated until nothing
    crosses (rounds recorded). Fills pay LIQ_FILL_PENALTY; equity left goes to the insurance
@@ -97,7 +98,9 @@ S_ETF, S_ETF_REFLEX, S_MINERS, S_DEALERS, S_DELEV, S_MOMENTUM, S_CUTS, S_FORCED 
 S_BAD_DEBT, S_ADL, S_FUND, S_SURPLUS, S_MIN_FUNDING, S_MAX_FUNDING, S_PAUSED = 19, 20, 21, 22, 23, 24, 25
 F_ETF, F_LIQ_LONG, F_LIQ_SHORT, F_DELEV, F_DEALERS, F_MINERS, F_MOMENTUM, F_FORCED, F_CUTS = range(9)
 
-LOG_FLOOR = 20.0  # the price never goes below spot * exp(-20): the book is gone long before
+LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): the book is gone long before
+IMPACT_CAP = 2.0  # one step's flows move the log price by at most +-2 (x7.4): beyond, no law holds
+MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
 
 
 @jit
@@ -108,7 +111,7 @@ def impact_nb(q, model, y_sigma_day, volume, depth):
         out += np.sign(q) * y_sigma_day * np.sqrt(abs(q) / volume)
     if model != 0:  # linear depth: q / (depth per 1% * 100)
         out += q / (depth * 100.0)
-    return out
+    return min(max(out, -IMPACT_CAP), IMPACT_CAP)
 
 
 @jit
@@ -214,6 +217,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     mom_lb = int(params[Param.MOMENTUM_LOOKBACK_STEPS])
     ewma = params[Param.VOL_EWMA_DECAY]
     ln_floor = np.log(spot) - LOG_FLOOR
+    ln_ceiling = np.log(spot) + LOG_FLOOR
 
     long[:, :] = long0
     short[:, :] = short0
@@ -391,7 +395,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
         momentum = 0.0
         ret = s_prev * ring[(t - mom_lb) % ring_n] - 1.0
-        opened = p_momentum_rate * abs(ret) * dt_days * total_notional
+        opened = p_momentum_rate * min(abs(ret), MOMENTUM_RETURN_CAP) * dt_days * total_notional
         if opened > 0.0:
             btc = opened * inv_s / (scale_s if ret < 0.0 else scale_l)
             for v in range(n_venues):
@@ -430,13 +434,13 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         f_q = impact_nb(q, model, y_sigma, volume, depth)
         ln_f += perm * f_q
         trans += (1.0 - perm) * f_q
-        ln_price = max(ln_f + trans, ln_floor)
+        ln_price = min(max(ln_f + trans, ln_floor), ln_ceiling)
         price = np.exp(ln_price)
 
         # 6. funding payments move every bankruptcy price
         events = steps[t, Step.FUNDING_EVENTS]
         if events != 0.0:
-            pb_mult *= 1.0 + funding * events
+            pb_mult *= (1.0 + funding) ** events
             ln_pb = np.log(pb_mult)
             long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
@@ -487,7 +491,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 q_total = q_next
                 ln_f += perm * d
                 trans += (1.0 - perm) * d
-                ln_price = max(ln_f + trans, ln_floor)
+                ln_price = min(max(ln_f + trans, ln_floor), ln_ceiling)
                 price = np.exp(ln_price)
                 move = steps[t, Step.CIRCUIT_BREAKER_MOVE]
                 if move > 0.0 and abs(ln_price - ln_prev) > move:
