@@ -34,7 +34,8 @@ class SimulationResult:
     * ``per_path``: one row per path (the kernel's summary fields, ``trough_time``,
       ``open_interest_change``).
     * ``fan``: per-step quantiles (5/25/50/75/95 by default) of price, open interest,
-      liquidations and depth; columns ``(metric, quantile)``.
+      liquidations and depth; columns ``(metric, quantile)``. Rows are labelled like exchange
+      candles: by the step's start time, holding the value at its end (the candle's close).
     * ``flows``: mean flow per step by who traded (USD, sell < 0).
     * ``sample_paths``: full price paths of the first ``outputs.sample_paths`` paths.
     * ``summary()``: market metrics with p05/p50/p95 and touch probabilities.
@@ -117,6 +118,8 @@ class SimulationResult:
 
     @cached_property
     def sample_paths(self) -> pd.DataFrame:
+        if self._raw["price"].shape[0] == 0:
+            raise ValueError("this run kept no per-step values (keep_steps=False): no sample paths")
         k = min(self.compiled.outputs.sample_paths, self._raw["price"].shape[0])
         return pd.DataFrame(self._raw["price"][:k].T.astype(np.float64), index=self.timeline,
                             columns=pd.RangeIndex(k, name="path"))

@@ -246,6 +246,8 @@ def test_keep_steps_false_gives_the_same_per_path_and_no_fan(result):
     assert lean.to_dict() == result.to_dict()
     with pytest.raises(ValueError, match="keep_steps"):
         lean.fan
+    with pytest.raises(ValueError, match="keep_steps"):
+        lean.sample_paths
 
 
 def test_repr_names_the_run(result):
