@@ -117,6 +117,7 @@ class Prepared:
     tail_scale: float
     normal_table: np.ndarray
     decay: np.ndarray
+    liquidity: np.ndarray  # (n_steps, 2): 1/(daily volume * d), 1/(depth per 1% * d * 100)
     venue_share: np.ndarray
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
     venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
@@ -129,9 +130,13 @@ def prepare(compiled: CompiledScenario) -> Prepared:
     decay = compiled.param("RESILIENCE_DECAY") ** compiled.step("RESILIENCE_MULT")
     sizes = compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1)
     share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
+    d = compiled.step("DEPTH_MULT")
+    liquidity = np.ascontiguousarray(np.stack([1.0 / (compiled.param("DAILY_VOLUME_USD") * d),
+                                               1.0 / (compiled.param("DEPTH_USD_PER_PCT") * d * 100.0)], axis=1))
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
-    return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), np.ascontiguousarray(decay), share,
+    return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), np.ascontiguousarray(decay), liquidity,
+                    share,
                     np.ascontiguousarray(compiled.steps.T), np.ascontiguousarray(compiled.venue_steps.transpose(2, 1, 0)),
                     grid)
 
@@ -162,7 +167,7 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
         views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(4)]
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
                 prep.venue_share, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
-                prep.tail_power, prep.tail_scale, prep.normal_table, prep.decay, c.rng.block_seeds, block, first,
+                prep.tail_power, prep.tail_scale, prep.normal_table, prep.decay, prep.liquidity, c.rng.block_seeds, block, first,
                 out["summary"][rows], *views, flows, keep_steps)
     out["flows"][first // block: first // block + flows.shape[0]] = flows
 

@@ -104,13 +104,14 @@ MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback r
 
 
 @jit
-def impact_nb(q, model, y_sigma_day, volume, depth):
-    """Log-price impact of a net flow ``q`` (USD, sell < 0) at the step's liquidity."""
+def impact_nb(q, model, y_sigma_day, inv_volume, inv_depth):
+    """Log-price impact of a net flow ``q`` (USD, sell < 0) at the step's liquidity:
+    ``inv_volume = 1/(V_day*d)``, ``inv_depth = 1/(depth*d*100)`` (see engine.simulate.prepare)."""
     out = 0.0
     if model != 1:  # square-root law
-        out += np.sign(q) * y_sigma_day * np.sqrt(abs(q) / volume)
+        out += np.sign(q) * y_sigma_day * np.sqrt(abs(q) * inv_volume)
     if model != 0:  # linear depth: q / (depth per 1% * 100)
-        out += q / (depth * 100.0)
+        out += q * inv_depth
     return min(max(out, -IMPACT_CAP), IMPACT_CAP)
 
 
@@ -199,7 +200,7 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 
 @jit
 def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-             tail_table, tail_power, tail_scale, normal_table, decay, state, long, short, top, bottom, mmr, imr, ring,
+             tail_table, tail_power, tail_scale, normal_table, decay, liquidity, state, long, short, top, bottom, mmr, imr, ring,
              summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
     n_steps = steps.shape[0]
     n_venues, n_cells = long.shape
@@ -208,8 +209,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     dof = params[Param.TAIL_DOF]
     model = int(params[Param.IMPACT_MODEL])
     y_sigma = params[Param.SQRT_COEFFICIENT] * params[Param.SIGMA_DAY]
-    volume0 = params[Param.DAILY_VOLUME_USD]
-    depth0 = params[Param.DEPTH_USD_PER_PCT]
     perm = params[Param.PERMANENT_FRACTION]
     max_rounds = int(params[Param.MAX_CASCADE_ROUNDS])
     ring_n = ring.shape[0]
@@ -218,6 +217,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     ewma = params[Param.VOL_EWMA_DECAY]
     ln_floor = np.log(spot) - LOG_FLOOR
     ln_ceiling = np.log(spot) + LOG_FLOOR
+    n_dealer = dealer_table.shape[1]
+    grid_log0 = grid[n_cells]  # the grid's log start and cells per unit log price (see book.py)
+    grid_per_log = grid[n_cells + 1]
 
     long[:, :] = long0
     short[:, :] = short0
@@ -300,6 +302,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     p_miner_sell_sensitivity = params[Param.MINER_SELL_SENSITIVITY]
     p_momentum_leverage = params[Param.MOMENTUM_LEVERAGE]
     p_momentum_rate = params[Param.MOMENTUM_RATE]
+    slot = 0  # ring slot of the current step: t % ring_n
     for t in range(n_steps):
         u0, u1 = next_pair_nb(state)
         u2, u3 = next_pair_nb(state)
@@ -342,7 +345,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         # 4. flows
         reflex = 0.0
         if steps[t, Step.ETF_WINDOW] != 0.0:  # ETFs trade in the US session only
-            loss = max(0.0, 1.0 - s_prev * ring[(t - etf_lb) % ring_n])
+            loss = max(0.0, 1.0 - s_prev * ring[slot - etf_lb + (ring_n if slot < etf_lb else 0)])
             below = max(0.0, 1.0 - s_prev * inv_basis)
             reflex = -holdings * s_prev * (steps[t, Step.ETF_LOSS_SENS] * loss + steps[t, Step.ETF_BASIS_SENS] * below) \
                 * steps[t, Step.ETF_WINDOW] * steps[t, Step.ETF_REFLEX_MULT]
@@ -361,7 +364,14 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             hashrate = p_miner_hashrate_ph * max(
                 0.05, 1.0 - p_miner_hashrate_sensitivity * shortfall)
 
-        target = dealer_hedge_nb(dealer_table, t, ln_prev, dealer_lo, dealer_inv)
+        x = (ln_prev - dealer_lo) * dealer_inv  # dealer_hedge_nb, written out: it runs every step
+        if x <= 0.0:
+            target = dealer_table[t, 0]
+        elif x >= n_dealer - 1:
+            target = dealer_table[t, n_dealer - 1]
+        else:
+            k = int(x)
+            target = dealer_table[t, k] + (x - k) * (dealer_table[t, k + 1] - dealer_table[t, k])
         dealers = (target - hedge) * s_prev
         hedge = target
 
@@ -394,22 +404,44 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             short_size, scale_s = _wipe_nb(short, bottom, n_cells)
 
         momentum = 0.0
-        ret = s_prev * ring[(t - mom_lb) % ring_n] - 1.0
+        ret = s_prev * ring[slot - mom_lb + (ring_n if slot < mom_lb else 0)] - 1.0
         opened = p_momentum_rate * min(abs(ret), MOMENTUM_RETURN_CAP) * dt_days * total_notional
         if opened > 0.0:
-            btc = opened * inv_s / (scale_s if ret < 0.0 else scale_l)
-            for v in range(n_venues):
-                if venue_share[v] <= 0.0:
-                    continue
-                if ret < 0.0:
+            # written out rather than calling bk.add_*_nb: this runs at every step
+            if ret < 0.0:
+                btc = opened * inv_s / scale_s
+                for v in range(n_venues):
                     size = btc * venue_share[v]
-                    bk.add_short_nb(short, bottom, grid, v, ln_prev + mom_short[v] - ln_pb, size)
+                    if size <= 0.0:
+                        continue
+                    x = (ln_prev + mom_short[v] - ln_pb - grid_log0) * grid_per_log
+                    lo = min(max(int(x), 0), n_cells - 2) if x > 0.0 else 0
+                    w = min(max(x - lo, 0.0), 1.0)
+                    short[v, lo] += size * (1.0 - w)
+                    short[v, lo + 1] += size * w
+                    first = lo if w < 1.0 else lo + 1
+                    if first < bottom[v]:
+                        bottom[v] = first
+                        short_trigger = min(short_trigger, grid[first] * trig[1, v])
                     short_size += size
-                else:
+                momentum = -opened
+            else:
+                btc = opened * inv_s / scale_l
+                for v in range(n_venues):
                     size = btc * venue_share[v]
-                    bk.add_long_nb(long, top, grid, v, ln_prev + mom_long[v] - ln_pb, size)
+                    if size <= 0.0:
+                        continue
+                    x = (ln_prev + mom_long[v] - ln_pb - grid_log0) * grid_per_log
+                    lo = min(max(int(x), 0), n_cells - 2) if x > 0.0 else 0
+                    w = min(max(x - lo, 0.0), 1.0)
+                    long[v, lo] += size * (1.0 - w)
+                    long[v, lo + 1] += size * w
+                    hi = lo + 1 if w > 0.0 else lo
+                    if hi > top[v]:
+                        top[v] = hi
+                        long_trigger = max(long_trigger, grid[hi] * trig[0, v])
                     long_size += size
-            momentum = -opened if ret < 0.0 else opened
+                momentum = opened
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD]
         if fuel > 0.0:
             _leverage_offsets_nb(ln_new, fuel_short, imr, steps[t, Step.NEW_SHORT_LEVERAGE])
@@ -417,7 +449,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 ln_new[v] = ln_prev + fuel_short[v] - ln_pb
             short_size += _open_nb(short, bottom, grid, venue_share, ln_new, scale_s, fuel / s_prev, False)
             momentum -= fuel
-        if opened > 0.0 or fuel > 0.0:  # new positions can only bring a trigger closer
+        if fuel > 0.0:  # new positions can only bring a trigger closer
             for v in range(n_venues):
                 if top[v] >= 0:
                     long_trigger = max(long_trigger, grid[top[v]] * trig[0, v])
@@ -428,9 +460,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
 
         # 5. impact
-        d_mult = steps[t, Step.DEPTH_MULT]
-        volume = volume0 * d_mult
-        depth = depth0 * d_mult
+        volume = liquidity[t, 0]  # 1 / (V_day * d)
+        depth = liquidity[t, 1]  # 1 / (depth * d * 100)
         f_q = impact_nb(q, model, y_sigma, volume, depth)
         ln_f += perm * f_q
         trans += (1.0 - perm) * f_q
@@ -507,8 +538,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         # 8. records
         r_total = ln_price - ln_prev
         var_step = ewma * var_step + (1.0 - ewma) * r_total * r_total
-        inv_s = np.exp(-ln_price)  # in parallel with exp(ln_price), off the step-to-step chain
-        ring[(t + 1) % ring_n] = inv_s
+        inv_s = 1.0 / price
+        slot = slot + 1 if slot + 1 < ring_n else 0  # t % ring_n without an integer division
+        ring[slot] = inv_s
         if price > peak:
             peak = price
             inv_peak = inv_s
@@ -582,7 +614,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
 @pjit
 def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                tail_table, tail_power, tail_scale, normal_table, decay, block_seeds, block_size, first_path,
+                tail_table, tail_power, tail_scale, normal_table, decay, liquidity, block_seeds, block_size, first_path,
                 summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
     """Simulate ``summary.shape[0]`` paths from ``first_path``; ``flows`` is per local block."""
     n_paths = summary.shape[0]
@@ -606,7 +638,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], j)
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                     tail_table, tail_power, tail_scale, normal_table, decay, state, long, short, top, bottom, mmr, imr, ring,
+                     tail_table, tail_power, tail_scale, normal_table, decay, liquidity, state, long, short, top, bottom, mmr, imr, ring,
                      summary[i], price_out[row], oi_out[row], liq_long_out[row], liq_short_out[row], flows[b],
                      keep_steps)
 
