@@ -50,8 +50,8 @@ def _rotl(x, k):
 
 
 @jit
-def next_uniform_nb(state):
-    """A uniform in the open interval (0, 1), from xoshiro256**."""
+def xoshiro_next_nb(state):
+    """Advance xoshiro256** and return its 64-bit output."""
     result = _rotl(state[1] * np.uint64(5), 7) * np.uint64(9)
     t = state[1] << np.uint64(17)
     state[2] ^= state[0]
@@ -60,20 +60,19 @@ def next_uniform_nb(state):
     state[0] ^= state[3]
     state[2] ^= t
     state[3] = _rotl(state[3], 45)
-    return ((result >> np.uint64(11)) + 0.5) * _TWO53
+    return result
+
+
+@jit
+def next_uniform_nb(state):
+    """A uniform in the open interval (0, 1) with 53 bits."""
+    return ((xoshiro_next_nb(state) >> np.uint64(11)) + 0.5) * _TWO53
 
 
 @jit
 def next_pair_nb(state):
     """Two uniforms in (0, 1) of 32 bits each from one xoshiro256** output."""
-    result = _rotl(state[1] * np.uint64(5), 7) * np.uint64(9)
-    t = state[1] << np.uint64(17)
-    state[2] ^= state[0]
-    state[3] ^= state[1]
-    state[1] ^= state[2]
-    state[0] ^= state[3]
-    state[2] ^= t
-    state[3] = _rotl(state[3], 45)
+    result = xoshiro_next_nb(state)
     return ((result >> np.uint64(32)) + 0.5) * _TWO32, ((result & _LOW32) + 0.5) * _TWO32
 
 
