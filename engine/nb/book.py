@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import inline, jit
+from .config import jit
 
 
 @jit

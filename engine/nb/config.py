@@ -15,6 +15,3 @@ PARALLEL = dict(JIT, parallel=True)
 
 jit = numba.njit(**JIT)
 pjit = numba.njit(**PARALLEL)
-# small helpers called every path-step: inlined at the numba IR level, so that passing arrays
-# costs no call and no reference counting (measured: ~20 ns per call otherwise)
-inline = numba.njit(inline="always", **JIT)

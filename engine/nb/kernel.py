@@ -45,7 +45,7 @@ import numba
 
 from ..compile.layout import Param, Step, Venue
 from . import book as bk
-from .config import inline, jit, pjit
+from .config import jit, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, table_ppf_nb
 
 # per-path summary columns

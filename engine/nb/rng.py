@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import inline, jit
+from .config import jit
 
 UNIFORMS_PER_STEP = 6
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_TWO53 = 1.0 / 9007199254740992.0
 _TWO32 = 1.0 / 4294967296.0
 _LOW32 = np.uint64(0xFFFFFFFF)
 
@@ -61,12 +60,6 @@ def xoshiro_next_nb(state):
     state[2] ^= t
     state[3] = _rotl(state[3], 45)
     return result
-
-
-@jit
-def next_uniform_nb(state):
-    """A uniform in the open interval (0, 1) with 53 bits."""
-    return ((xoshiro_next_nb(state) >> np.uint64(11)) + 0.5) * _TWO53
 
 
 @jit
