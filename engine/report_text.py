@@ -37,6 +37,7 @@ def render_run(result) -> str:
             label = f"P(touch {float(key[11:]):,.0f})"
         lines.append(f"{label:<30}{value:>12.1%}")
     rate = result.path_steps_per_second
-    lines += ["", f"simulated in {result.timings['simulate_s']:.2f} s ({rate / 1e6:.1f} M path-steps/s), "
-              f"prepared in {result.timings['prepare_s']:.2f} s"]
+    t = result.timings
+    lines += ["", f"simulated in {t['simulate_s']:.2f} s ({rate / 1e6:.1f} M path-steps/s); "
+              f"prepared in {t['prepare_s']:.2f} s, kernel loaded in {t['kernel_load_s']:.2f} s"]
     return "\n".join(lines)
