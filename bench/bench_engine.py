@@ -364,7 +364,6 @@ def table(info: dict, runs: int, tp: dict | None, mem: dict | None, cl: dict | N
 
     if tp:
         r = tp["rates"]
-        floor = _median(r["floor"])
         shape = f"{tp['paths']:,} x {tp['steps']}, {tp['threads']} threads"
 
         def ratio(key, base="floor"):  # paired: each run against the baseline measured beside it

@@ -9,9 +9,8 @@ import pandas as pd
 
 from .nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
 
-__all__ = ["SimulationResult", "FAN_QUANTILES"]
+__all__ = ["SimulationResult"]
 
-FAN_QUANTILES = (5, 25, 50, 75, 95)
 # market metrics reported by summary() and `cascade run`, with how to read them
 SUMMARY_METRICS = {
     "min_price": "lowest price on the path (USD)",
@@ -91,7 +90,7 @@ class SimulationResult:
     def fan(self) -> pd.DataFrame:
         if self._raw["price"].shape[0] == 0:
             raise ValueError("this run kept no per-step values (keep_steps=False): no fan")
-        qs = np.asarray(self.compiled.outputs.quantiles if self.compiled.outputs.quantiles.size else FAN_QUANTILES)
+        qs = self.compiled.outputs.quantiles  # the schema requires at least one
         liq = self._raw["liq_long"].astype(np.float64) + self._raw["liq_short"]
         series = {
             "price": self._raw["price"],
