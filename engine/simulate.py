@@ -147,9 +147,12 @@ def _threads(n_jobs: int):
 
     old = numba.get_num_threads()
     numba.set_num_threads(max(1, min(n_jobs, numba.config.NUMBA_NUM_THREADS)))
+    # threads take blocks one at a time: paths that cascade take longer, a static split idles a core
+    old_chunk = numba.set_parallel_chunksize(1)
     try:
         yield
     finally:
+        numba.set_parallel_chunksize(old_chunk)
         numba.set_num_threads(old)
 
 
@@ -160,7 +163,7 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
     n_steps = c.n_steps
     block = c.rng.block_size
     rows = slice(first, first + count)
-    flows = np.zeros(((count + block - 1) // block, out["flows"].shape[1], n_steps))
+    flows = np.zeros(((count + block - 1) // block, n_steps, out["flows"].shape[2]))
     if keep_steps:
         views = [out[k][rows] for k in ("price", "open_interest", "liq_long", "liq_short")]
     else:
@@ -209,10 +212,12 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
         "open_interest": np.zeros(step_shape, dtype=np.float32),
         "liq_long": np.zeros(step_shape, dtype=np.float32),
         "liq_short": np.zeros(step_shape, dtype=np.float32),
-        "flows": np.zeros((compiled.rng.block_seeds.shape[0], len(FLOW_FIELDS), n_steps)),
+        # per RNG block, (step, field): one step's flows side by side in memory
+        "flows": np.zeros((compiled.rng.block_seeds.shape[0], n_steps, len(FLOW_FIELDS))),
     }
-    # default: ~20 progress updates, and never fewer blocks per chunk than threads to keep busy
-    chunk = chunk_paths or max(n // 20, 4 * block * max(1, n_jobs))
+    # default: one chunk (no barrier between chunks); with a progress bar ~20 updates, and never
+    # fewer blocks per chunk than threads to keep busy
+    chunk = chunk_paths or (max(n // 20, 4 * block * max(1, n_jobs)) if progress else n)
     chunk = max(block, chunk // block * block)
     starts = list(range(0, n, chunk))
     bar = _progress(progress, n)
@@ -225,9 +230,10 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
             _run_chunk(prep, first, count, keep_steps, out)
             bar.update(count)
     bar.close()
-    flows = np.zeros((len(FLOW_FIELDS), n_steps))
+    flows = np.zeros((n_steps, len(FLOW_FIELDS)))
     for b in range(out["flows"].shape[0]):  # fixed block order: identical whatever the chunking
         flows += out["flows"][b]
+    flows = np.ascontiguousarray(flows.T)
     timings = {"prepare_s": prepared_at - started, "kernel_load_s": loaded_at - prepared_at,
                "simulate_s": time.perf_counter() - loaded_at}
     return SimulationResult(compiled, spec, prep, out, flows, timings)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import jit
+from .config import jit, jit_norc
 
 
 @jit
@@ -83,7 +83,7 @@ def side_size_nb(cells):
     return cells.sum()
 
 
-@jit
+@jit_norc
 def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, max_leverage, top_up, v):
     """An initial-margin hike: cells above ``max_leverage`` at ``price`` top up (share ``top_up``)
     or cut size; both end at the new maximum leverage. Returns (long BTC cut, short BTC cut), unscaled.
@@ -134,7 +134,7 @@ def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, ma
     return long_cut, short_cut
 
 
-@jit
+@jit_norc
 def liquidate_split_nb(cells, ptr, grid, price, pb_mult, mmr, v, fill, is_long):
     """Close every cell of venue ``v`` on one side whose liquidation price the price has reached.
 

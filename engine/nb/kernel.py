@@ -45,7 +45,7 @@ import numba
 
 from ..compile.layout import Param, Step, Venue
 from . import book as bk
-from .config import jit, pjit
+from .config import jit, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, table_ppf_nb
 
 # per-path summary columns
@@ -150,12 +150,19 @@ def _triggers_nb(grid, top, bottom, mmr, pb_mult, trig):
     Also refreshes ``trig``: per venue, the factors ``pb_mult/(1 -+ m)`` that turn a cell's grid
     price into its liquidation price. Between book changes the cascade check is two comparisons.
     """
+    for v in range(top.shape[0]):
+        trig[0, v] = pb_mult / (1.0 - mmr[v])
+        trig[1, v] = pb_mult / (1.0 + mmr[v])
+    return _pointer_triggers_nb(grid, top, bottom, trig)
+
+
+@jit
+def _pointer_triggers_nb(grid, top, bottom, trig):
+    """:func:`_triggers_nb` when only the book moved (``trig`` is current): after a cascade."""
     n = grid.shape[0] - 2
     long_trigger = 0.0
     short_trigger = np.inf
     for v in range(top.shape[0]):
-        trig[0, v] = pb_mult / (1.0 - mmr[v])
-        trig[1, v] = pb_mult / (1.0 + mmr[v])
         if top[v] >= 0:
             long_trigger = max(long_trigger, grid[top[v]] * trig[0, v])
         if bottom[v] < n:
@@ -198,10 +205,20 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
         out_short[v] = np.log1p(1.0 / lev)
 
 
-@jit
+@jit_norc
 def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
              tail_table, tail_power, tail_scale, normal_table, decay, liquidity, state, long, short, top, bottom, mmr, imr, ring,
-             summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
+             work, summary_all, i, price_all, oi_all, liq_long_all, liq_short_all, row, flows_all, b, keep_steps):
+    """One path (row ``i`` of ``summary_all``, row ``row`` of the per-step outputs, block ``b`` of
+    ``flows_all``). Compiled without the runtime: no reference counting in the step loop, so it
+    takes whole arrays and indices rather than views, and scratch space (``work``) rather than
+    allocating."""
+    summary = summary_all[i]
+    price_out = price_all[row]
+    oi_out = oi_all[row]
+    liq_long_out = liq_long_all[row]
+    liq_short_out = liq_short_all[row]
+    flows = flows_all[b]
     n_steps = steps.shape[0]
     n_venues, n_cells = long.shape
     spot = params[Param.SPOT0]
@@ -221,19 +238,23 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     grid_log0 = grid[n_cells]  # the grid's log start and cells per unit log price (see book.py)
     grid_per_log = grid[n_cells + 1]
 
-    long[:, :] = long0
-    short[:, :] = short0
+    long_size = 0.0
+    short_size = 0.0
+    for v in range(n_venues):
+        for c in range(n_cells):
+            long[v, c] = long0[v, c]
+            short[v, c] = short0[v, c]
+            long_size += long0[v, c]
+            short_size += short0[v, c]
     bk.init_pointers_nb(long, short, top, bottom)
-    long_size = long.sum()
-    short_size = short.sum()
     for v in range(n_venues):
         mmr[v] = venue_steps[0, v, Venue.MMR]
         imr[v] = venue_steps[0, v, Venue.IMR]
-    mom_long = np.empty(n_venues)
-    mom_short = np.empty(n_venues)
-    fuel_short = np.empty(n_venues)
-    ln_new = np.empty(n_venues)
-    trig = np.empty((2, n_venues))
+    mom_long = work[0]
+    mom_short = work[1]
+    fuel_short = work[2]
+    ln_new = work[3]
+    trig = work[4:6]
     _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
     scale_l = 1.0
     scale_s = 1.0
@@ -471,7 +492,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         # 6. funding payments move every bankruptcy price
         events = steps[t, Step.FUNDING_EVENTS]
         if events != 0.0:
-            pb_mult *= (1.0 + funding) ** events
+            pb_mult *= (1.0 + funding) if events == 1.0 else (1.0 + funding) ** events  # x**1 is x: no pow call
             ln_pb = np.log(pb_mult)
             long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
@@ -490,7 +511,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 usd_s = 0.0
                 for v in range(n_venues):
                     penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
-                    xl, pos, neg = bk.liquidate_split_nb(long, top, grid, price, pb_mult, mmr, v, price * (1.0 - penalty), True)
+                    xl = pos = neg = 0.0  # a venue and side whose first cell is not reached is not walked
+                    if top[v] >= 0 and price <= grid[top[v]] * trig[0, v]:
+                        xl, pos, neg = bk.liquidate_split_nb(long, top, grid, price, pb_mult, mmr, v, price * (1.0 - penalty),
+                                                             True)
                     if xl > 0.0:
                         long_size -= xl
                         usd_l += xl * scale_l * price
@@ -501,7 +525,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                             scale_s *= max(0.0, 1.0 - adl_now / (short_size * scale_s * price))
                             if scale_s == 0.0:
                                 short_size, scale_s = _wipe_nb(short, bottom, n_cells)
-                    xs, pos, neg = bk.liquidate_split_nb(short, bottom, grid, price, pb_mult, mmr, v, price * (1.0 + penalty), False)
+                    xs = pos = neg = 0.0
+                    if bottom[v] < n_cells and price >= grid[bottom[v]] * trig[1, v]:
+                        xs, pos, neg = bk.liquidate_split_nb(short, bottom, grid, price, pb_mult, mmr, v, price * (1.0 + penalty),
+                                                             False)
                     if xs > 0.0:
                         short_size -= xs
                         usd_s += xs * scale_s * price
@@ -529,11 +556,16 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
                     break
 
-            if top.max() < 0:
+            any_long = False
+            any_short = False
+            for v in range(n_venues):
+                any_long = any_long or top[v] >= 0
+                any_short = any_short or bottom[v] < n_cells
+            if not any_long:
                 long_size = 0.0  # no cell left: drop the rounding residual of the running sum
-            if bottom.min() >= n_cells:
+            if not any_short:
                 short_size = 0.0
-            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
+            long_trigger, short_trigger = _pointer_triggers_nb(grid, top, bottom, trig)
 
         # 8. records
         r_total = ln_price - ln_prev
@@ -574,15 +606,15 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             oi_out[t] = oi
             liq_long_out[t] = liq_l_usd
             liq_short_out[t] = liq_s_usd
-        flows[F_ETF, t] += etf
-        flows[F_LIQ_LONG, t] -= liq_l_usd
-        flows[F_LIQ_SHORT, t] += liq_s_usd
-        flows[F_DELEV, t] += delev
-        flows[F_DEALERS, t] += dealers
-        flows[F_MINERS, t] += miners
-        flows[F_MOMENTUM, t] += momentum
-        flows[F_FORCED, t] += forced
-        flows[F_CUTS, t] += cut_usd
+        flows[t, F_ETF] += etf
+        flows[t, F_LIQ_LONG] -= liq_l_usd
+        flows[t, F_LIQ_SHORT] += liq_s_usd
+        flows[t, F_DELEV] += delev
+        flows[t, F_DEALERS] += dealers
+        flows[t, F_MINERS] += miners
+        flows[t, F_MOMENTUM] += momentum
+        flows[t, F_FORCED] += forced
+        flows[t, F_CUTS] += cut_usd
 
     summary[S_MIN_PRICE] = s_min
     summary[S_MAX_PRICE] = s_max
@@ -630,6 +662,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
         mmr = np.empty(n_venues)
         imr = np.empty(n_venues)
         ring = np.empty(ring_n)
+        work = np.empty((6, n_venues))
         global_block = (first_path // block_size) + b
         for j in range(block_size):
             i = b * block_size + j
@@ -639,8 +672,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
                      tail_table, tail_power, tail_scale, normal_table, decay, liquidity, state, long, short, top, bottom, mmr, imr, ring,
-                     summary[i], price_out[row], oi_out[row], liq_long_out[row], liq_short_out[row], flows[b],
-                     keep_steps)
+                     work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, row, flows, b, keep_steps)
 
 
 @pjit
