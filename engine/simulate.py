@@ -117,7 +117,7 @@ class Prepared:
     tail_scale: float
     normal_table: np.ndarray
     decay: np.ndarray
-    liquidity: np.ndarray  # (n_steps, 2): 1/(daily volume * d), 1/(depth per 1% * d * 100)
+    liquidity: np.ndarray  # (n_steps, 2): Y*sigma_day/sqrt(daily volume * d), 1/(depth per 1% * d * 100)
     venue_share: np.ndarray
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
     venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
@@ -131,7 +131,8 @@ def prepare(compiled: CompiledScenario) -> Prepared:
     sizes = compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1)
     share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
     d = compiled.step("DEPTH_MULT")
-    liquidity = np.ascontiguousarray(np.stack([1.0 / (compiled.param("DAILY_VOLUME_USD") * d),
+    sqrt_coef = compiled.param("SQRT_COEFFICIENT") * compiled.param("SIGMA_DAY") / np.sqrt(compiled.param("DAILY_VOLUME_USD") * d)
+    liquidity = np.ascontiguousarray(np.stack([sqrt_coef,
                                                1.0 / (compiled.param("DEPTH_USD_PER_PCT") * d * 100.0)], axis=1))
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])

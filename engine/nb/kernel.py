@@ -104,12 +104,13 @@ MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback r
 
 
 @jit
-def impact_nb(q, model, y_sigma_day, inv_volume, inv_depth):
+def impact_nb(q, model, sqrt_coef, inv_depth):
     """Log-price impact of a net flow ``q`` (USD, sell < 0) at the step's liquidity:
-    ``inv_volume = 1/(V_day*d)``, ``inv_depth = 1/(depth*d*100)`` (see engine.simulate.prepare)."""
+    ``sqrt_coef = Y*sigma_day/sqrt(V_day*d)``, ``inv_depth = 1/(depth*d*100)`` (see
+    engine.simulate.prepare)."""
     out = 0.0
-    if model != 1:  # square-root law
-        out += np.sign(q) * y_sigma_day * np.sqrt(abs(q) * inv_volume)
+    if model != 1:  # square-root law: sign(q) * Y * sigma_day * sqrt(|q| / V_day)
+        out += np.sign(q) * sqrt_coef * np.sqrt(abs(q))
     if model != 0:  # linear depth: q / (depth per 1% * 100)
         out += q * inv_depth
     return min(max(out, -IMPACT_CAP), IMPACT_CAP)
@@ -225,7 +226,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     dt_days = params[Param.DT_YEARS] * 365.25
     dof = params[Param.TAIL_DOF]
     model = int(params[Param.IMPACT_MODEL])
-    y_sigma = params[Param.SQRT_COEFFICIENT] * params[Param.SIGMA_DAY]
     perm = params[Param.PERMANENT_FRACTION]
     max_rounds = int(params[Param.MAX_CASCADE_ROUNDS])
     ring_n = ring.shape[0]
@@ -281,8 +281,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     for k in range(ring_n):
         ring[k] = 1.0 / spot  # ring[k % n]: 1 / the price at the start of step k
 
-    s_min = spot
-    s_max = spot
     max_dd = 0.0
     trough_step = 0
     liq_long_total = 0.0
@@ -312,6 +310,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     p_delev_volatility = params[Param.DELEV_VOLATILITY]
     p_delev_vol_reference = params[Param.DELEV_VOL_REFERENCE]
     p_dt_years = params[Param.DT_YEARS]
+    inv_dt_years = 1.0 / p_dt_years
     p_funding_base = params[Param.FUNDING_BASE]
     p_funding_cap = params[Param.FUNDING_CAP]
     p_funding_intervals_per_day = params[Param.FUNDING_INTERVALS_PER_DAY]
@@ -322,7 +321,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     p_miner_hashrate_sensitivity = params[Param.MINER_HASHRATE_SENSITIVITY]
     p_miner_sell_sensitivity = params[Param.MINER_SELL_SENSITIVITY]
     p_momentum_leverage = params[Param.MOMENTUM_LEVERAGE]
-    p_momentum_rate = params[Param.MOMENTUM_RATE]
+    momentum_rate_dt = params[Param.MOMENTUM_RATE] * dt_days
     slot = 0  # ring slot of the current step: t % ring_n
     for t in range(n_steps):
         u0, u1 = next_pair_nb(state)
@@ -373,10 +372,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         etf = steps[t, Step.ETF_FLOW_USD] + reflex
         holdings = max(0.0, holdings + etf * inv_s)
 
-        network = max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9)
-        shortfall = 0.0
-        if revenue * s_prev < steps[t, Step.MINER_BREAKEVEN] * network:  # hash price below breakeven
-            shortfall = 1.0 - revenue * s_prev / network / steps[t, Step.MINER_BREAKEVEN]
+        # hash price / breakeven = s_prev * hp_coef: one division, which does not wait for the price
+        hp_coef = revenue / (max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9) * steps[t, Step.MINER_BREAKEVEN])
+        shortfall = max(0.0, 1.0 - s_prev * hp_coef)  # hash price below breakeven
         sold = min(reserves, reserves * p_miner_sell_sensitivity * shortfall * dt_days
                    + steps[t, Step.MINER_FORCED_SALE_BTC])
         reserves -= sold
@@ -396,10 +394,12 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         dealers = (target - hedge) * s_prev
         hedge = target
 
-        long_notional = long_size * scale_l * s_prev
-        short_notional = short_size * scale_s * s_prev
-        total_notional = long_notional + short_notional
-        imbalance = (long_notional - short_notional) / total_notional if total_notional > 0.0 else 0.0
+        long_btc = long_size * scale_l
+        short_btc = short_size * scale_s
+        total_btc = long_btc + short_btc
+        imbalance = (long_btc - short_btc) / total_btc if total_btc > 0.0 else 0.0  # waits for no price
+        long_notional = long_btc * s_prev
+        short_notional = short_btc * s_prev
         cap = p_funding_cap
         funding = min(cap, max(-cap, p_funding_base + p_funding_sensitivity * imbalance))
         min_f = min(min_f, funding)
@@ -408,7 +408,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         vol_excess = 0.0
         vol_ref = p_delev_vol_reference
         if var_step > vol_ref * vol_ref * p_dt_years:  # realised vol above the reference
-            vol_excess = np.sqrt(var_step / p_dt_years) - vol_ref
+            vol_excess = np.sqrt(var_step * inv_dt_years) - vol_ref
         fund_day = funding * p_funding_intervals_per_day
         h_long = (p_delev_base + p_delev_drawdown * (1.0 - s_prev * inv_peak)
                   + p_delev_volatility * vol_excess + p_delev_funding * max(0.0, fund_day))
@@ -426,11 +426,12 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
         momentum = 0.0
         ret = s_prev * ring[slot - mom_lb + (ring_n if slot < mom_lb else 0)] - 1.0
-        opened = p_momentum_rate * min(abs(ret), MOMENTUM_RETURN_CAP) * dt_days * total_notional
-        if opened > 0.0:
+        opened_btc = momentum_rate_dt * min(abs(ret), MOMENTUM_RETURN_CAP) * total_btc
+        if opened_btc > 0.0:
+            opened = opened_btc * s_prev
             # written out rather than calling bk.add_*_nb: this runs at every step
             if ret < 0.0:
-                btc = opened * inv_s / scale_s
+                btc = opened_btc / scale_s
                 for v in range(n_venues):
                     size = btc * venue_share[v]
                     if size <= 0.0:
@@ -447,7 +448,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     short_size += size
                 momentum = -opened
             else:
-                btc = opened * inv_s / scale_l
+                btc = opened_btc / scale_l
                 for v in range(n_venues):
                     size = btc * venue_share[v]
                     if size <= 0.0:
@@ -481,9 +482,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
 
         # 5. impact
-        volume = liquidity[t, 0]  # 1 / (V_day * d)
+        volume = liquidity[t, 0]  # Y * sigma_day / sqrt(V_day * d)
         depth = liquidity[t, 1]  # 1 / (depth * d * 100)
-        f_q = impact_nb(q, model, y_sigma, volume, depth)
+        f_q = impact_nb(q, model, volume, depth)
         ln_f += perm * f_q
         trans += (1.0 - perm) * f_q
         ln_price = min(max(ln_f + trans, ln_floor), ln_ceiling)
@@ -545,7 +546,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 liq_l_usd += usd_l
                 liq_s_usd += usd_s
                 q_next = q_total - usd_l + usd_s
-                d = impact_nb(q_next, model, y_sigma, volume, depth) - impact_nb(q_total, model, y_sigma, volume, depth)
+                d = impact_nb(q_next, model, volume, depth) - impact_nb(q_total, model, volume, depth)
                 q_total = q_next
                 ln_f += perm * d
                 trans += (1.0 - perm) * d
@@ -576,13 +577,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         if price > peak:
             peak = price
             inv_peak = inv_s
-        if price < trough:
+        if price < trough:  # the running minimum (the path's min price at the end)
             trough = price
-        if price < s_min:
-            s_min = price
             trough_step = t
-        if price > s_max:
-            s_max = price
         dd = 1.0 - price * inv_peak
         if dd > max_dd:
             max_dd = dd
@@ -600,10 +597,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         mom_total += momentum
         cuts_total += cut_usd
         forced_total += forced
-        oi = (long_size * scale_l + short_size * scale_s) * price
         if keep_steps:
             price_out[t] = price
-            oi_out[t] = oi
+            oi_out[t] = (long_size * scale_l + short_size * scale_s) * price
             liq_long_out[t] = liq_l_usd
             liq_short_out[t] = liq_s_usd
         flows[t, F_ETF] += etf
@@ -616,8 +612,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         flows[t, F_FORCED] += forced
         flows[t, F_CUTS] += cut_usd
 
-    summary[S_MIN_PRICE] = s_min
-    summary[S_MAX_PRICE] = s_max
+    summary[S_MIN_PRICE] = trough
+    summary[S_MAX_PRICE] = peak
     summary[S_TERMINAL] = price
     summary[S_MAX_DD] = max_dd
     summary[S_TROUGH] = trough_step
