@@ -2,7 +2,7 @@
 
 Preparation tabulates, once per scenario, what depends only on (step, price): the dealers' hedge
 of the option book on a (step x log-price) grid (Black-Scholes deltas on the step's vol surface),
-the Student-t scale table and the per-step impact decay. The kernel (:mod:`engine.nb.kernel`)
+the Student-t scale table and the per-step drivers (impact coefficients, drift, decay). The kernel (:mod:`engine.nb.kernel`)
 then runs paths in fixed blocks of ``RNG_BLOCK_SIZE``: chunks are whole blocks, so the numbers do
 not depend on ``n_jobs`` or ``chunk_paths``.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .compile.compiled import CompiledScenario
-from .compile.layout import OPTION_PUT
+from .compile.layout import OPTION_PUT, Venue
 from .errors import ScenarioError
 
 __all__ = ["run", "prepare", "Prepared", "tail_scale_table", "dealer_hedge_table", "DEALER_GRID"]
@@ -116,8 +116,7 @@ class Prepared:
     tail_power: float
     tail_scale: float
     normal_table: np.ndarray
-    decay: np.ndarray
-    liquidity: np.ndarray  # (n_steps, 2): Y*sigma_day/sqrt(daily volume * d), 1/(depth per 1% * d * 100)
+    drivers: np.ndarray  # (n_steps, N_DRIVERS): see the D_* columns in engine.nb.kernel
     venue_share: np.ndarray
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
     venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
@@ -125,18 +124,28 @@ class Prepared:
 
 
 def prepare(compiled: CompiledScenario) -> Prepared:
+    from .nb.kernel import D_DECAY, D_DRIFT, D_INV_DEPTH, D_MACRO_VOL, D_RARE, D_SQRT_COEF, N_DRIVERS
+
     table, lo, inv = dealer_hedge_table(compiled)
     tail, power, scale = tail_scale_table(compiled.param("TAIL_DOF"))
-    decay = compiled.param("RESILIENCE_DECAY") ** compiled.step("RESILIENCE_MULT")
     sizes = compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1)
     share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
     d = compiled.step("DEPTH_MULT")
-    sqrt_coef = compiled.param("SQRT_COEFFICIENT") * compiled.param("SIGMA_DAY") / np.sqrt(compiled.param("DAILY_VOLUME_USD") * d)
-    liquidity = np.ascontiguousarray(np.stack([sqrt_coef,
-                                               1.0 / (compiled.param("DEPTH_USD_PER_PCT") * d * 100.0)], axis=1))
+    drivers = np.empty((compiled.n_steps, N_DRIVERS))
+    drivers[:, D_SQRT_COEF] = compiled.param("SQRT_COEFFICIENT") * compiled.param("SIGMA_DAY") / np.sqrt(
+        compiled.param("DAILY_VOLUME_USD") * d)
+    drivers[:, D_INV_DEPTH] = 1.0 / (compiled.param("DEPTH_USD_PER_PCT") * d * 100.0)
+    beta = compiled.step("MACRO_BETA")
+    drivers[:, D_DRIFT] = compiled.step("DRIFT") + beta * compiled.step("MACRO_DRIFT") + compiled.step("CROSS_ASSET_RETURN")
+    drivers[:, D_MACRO_VOL] = beta * compiled.step("MACRO_VOL")
+    drivers[:, D_DECAY] = compiled.param("RESILIENCE_DECAY") ** compiled.step("RESILIENCE_MULT")
+    rare = ((compiled.step("SCHEDULED_JUMP") != 0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0)
+            | (compiled.step("NEW_SHORT_NOTIONAL_USD") > 0) | (compiled.step("DIFFICULTY_ADJUST") != 0)
+            | (compiled.venue_steps[Venue.MARGIN_CHANGE] != 0).any(axis=0))
+    drivers[:, D_RARE] = rare
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
-    return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), np.ascontiguousarray(decay), liquidity,
+    return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), drivers,
                     share,
                     np.ascontiguousarray(compiled.steps.T), np.ascontiguousarray(compiled.venue_steps.transpose(2, 1, 0)),
                     grid)
@@ -171,7 +180,7 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
         views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(4)]
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
                 prep.venue_share, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
-                prep.tail_power, prep.tail_scale, prep.normal_table, prep.decay, prep.liquidity, c.rng.block_seeds, block, first,
+                prep.tail_power, prep.tail_scale, prep.normal_table, prep.drivers, c.rng.block_seeds, block, first,
                 out["summary"][rows], *views, flows, keep_steps)
     out["flows"][first // block: first // block + flows.shape[0]] = flows
 

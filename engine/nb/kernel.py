@@ -98,6 +98,16 @@ S_ETF, S_ETF_REFLEX, S_MINERS, S_DEALERS, S_DELEV, S_MOMENTUM, S_CUTS, S_FORCED 
 S_BAD_DEBT, S_ADL, S_FUND, S_SURPLUS, S_MIN_FUNDING, S_MAX_FUNDING, S_PAUSED = 19, 20, 21, 22, 23, 24, 25
 F_ETF, F_LIQ_LONG, F_LIQ_SHORT, F_DELEV, F_DEALERS, F_MINERS, F_MOMENTUM, F_FORCED, F_CUTS = range(9)
 
+# columns of ``drivers`` (engine.simulate.prepare): per-step values the kernel would otherwise
+# recompute on every path
+D_SQRT_COEF = 0  # Y * sigma_day / sqrt(V_day * depth mult): the square-root law's coefficient
+D_INV_DEPTH = 1  # 1 / (depth per 1% * depth mult * 100): the linear law's
+D_DRIFT = 2  # DRIFT + MACRO_BETA * MACRO_DRIFT + CROSS_ASSET_RETURN, log per step
+D_MACRO_VOL = 3  # MACRO_BETA * MACRO_VOL
+D_DECAY = 4  # transient impact kept over the step: RESILIENCE_DECAY ** RESILIENCE_MULT
+D_RARE = 5  # 1 if the step has a scheduled jump, a margin change, relief-rally shorts or a retarget
+N_DRIVERS = 6
+
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): the book is gone long before
 IMPACT_CAP = 2.0  # one step's flows move the log price by at most +-2 (x7.4): beyond, no law holds
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
@@ -208,7 +218,7 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 
 @jit_norc
 def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-             tail_table, tail_power, tail_scale, normal_table, decay, liquidity, state, long, short, top, bottom, mmr, imr, ring,
+             tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
              work, summary_all, i, price_all, oi_all, liq_long_all, liq_short_all, row, flows_all, b, keep_steps):
     """One path (row ``i`` of ``summary_all``, row ``row`` of the per-step outputs, block ``b`` of
     ``flows_all``). Compiled without the runtime: no reference counting in the step loop, so it
@@ -319,7 +329,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     p_jump_stdev = params[Param.JUMP_STDEV]
     p_miner_hashrate_ph = params[Param.MINER_HASHRATE_PH]
     p_miner_hashrate_sensitivity = params[Param.MINER_HASHRATE_SENSITIVITY]
-    p_miner_sell_sensitivity = params[Param.MINER_SELL_SENSITIVITY]
+    miner_sell_dt = params[Param.MINER_SELL_SENSITIVITY] * dt_days
     p_momentum_leverage = params[Param.MOMENTUM_LEVERAGE]
     momentum_rate_dt = params[Param.MOMENTUM_RATE] * dt_days
     slot = 0  # ring slot of the current step: t % ring_n
@@ -331,21 +341,21 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         ln_prev = ln_price
 
         # 1-2. transient impact heals; exogenous return
-        trans *= decay[t]
+        trans *= drivers[t, D_DECAY]
         z = norm_table_ppf_nb(u0, normal_table)
         scale = table_ppf_nb(u1, tail_table, tail_power, tail_scale) if dof > 0.0 else 1.0
-        r = (steps[t, Step.DRIFT]
-             + steps[t, Step.MACRO_BETA] * (steps[t, Step.MACRO_DRIFT] + steps[t, Step.MACRO_VOL] * norm_table_ppf_nb(u2, normal_table))
-             + steps[t, Step.CROSS_ASSET_RETURN] + steps[t, Step.VOL] * scale * z)
+        # DRIFT + MACRO_BETA*MACRO_DRIFT + CROSS_ASSET_RETURN and MACRO_BETA*MACRO_VOL, tabulated
+        r = drivers[t, D_DRIFT] + drivers[t, D_MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) + steps[t, Step.VOL] * scale * z
         if u3 < steps[t, Step.JUMP_PROB]:
             r += p_jump_mean + p_jump_stdev * norm_table_ppf_nb(u4, normal_table)
-        if steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0:
+        rare = drivers[t, D_RARE] != 0.0  # one test for the events most steps do not have
+        if rare and (steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0):
             r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u5, normal_table)
         ln_f += r
 
         # 3. margin changes
         cut_usd = 0.0
-        for v in range(n_venues):
+        for v in range(n_venues if rare else 0):
             if venue_steps[t, v, Venue.MARGIN_CHANGE] != 0.0:
                 mm_usd = venue_steps[t, v, Venue.MM_USD_PER_BTC]
                 im_usd = venue_steps[t, v, Venue.IM_USD_PER_BTC]
@@ -375,11 +385,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         # hash price / breakeven = s_prev * hp_coef: one division, which does not wait for the price
         hp_coef = revenue / (max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9) * steps[t, Step.MINER_BREAKEVEN])
         shortfall = max(0.0, 1.0 - s_prev * hp_coef)  # hash price below breakeven
-        sold = min(reserves, reserves * p_miner_sell_sensitivity * shortfall * dt_days
-                   + steps[t, Step.MINER_FORCED_SALE_BTC])
+        sold = min(reserves, reserves * miner_sell_dt * shortfall + steps[t, Step.MINER_FORCED_SALE_BTC])
         reserves -= sold
         miners = -sold * s_prev
-        if steps[t, Step.DIFFICULTY_ADJUST] != 0.0:
+        if rare and steps[t, Step.DIFFICULTY_ADJUST] != 0.0:
             hashrate = p_miner_hashrate_ph * max(
                 0.05, 1.0 - p_miner_hashrate_sensitivity * shortfall)
 
@@ -464,14 +473,14 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                         long_trigger = max(long_trigger, grid[hi] * trig[0, v])
                     long_size += size
                 momentum = opened
-        fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD]
+        fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD] if rare else 0.0
         if fuel > 0.0:
             _leverage_offsets_nb(ln_new, fuel_short, imr, steps[t, Step.NEW_SHORT_LEVERAGE])
             for v in range(n_venues):
                 ln_new[v] = ln_prev + fuel_short[v] - ln_pb
             short_size += _open_nb(short, bottom, grid, venue_share, ln_new, scale_s, fuel / s_prev, False)
             momentum -= fuel
-        if fuel > 0.0:  # new positions can only bring a trigger closer
+            # new positions can only bring a trigger closer
             for v in range(n_venues):
                 if top[v] >= 0:
                     long_trigger = max(long_trigger, grid[top[v]] * trig[0, v])
@@ -482,8 +491,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
 
         # 5. impact
-        volume = liquidity[t, 0]  # Y * sigma_day / sqrt(V_day * d)
-        depth = liquidity[t, 1]  # 1 / (depth * d * 100)
+        volume = drivers[t, D_SQRT_COEF]
+        depth = drivers[t, D_INV_DEPTH]
         f_q = impact_nb(q, model, volume, depth)
         ln_f += perm * f_q
         trans += (1.0 - perm) * f_q
@@ -642,7 +651,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
 @pjit
 def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                tail_table, tail_power, tail_scale, normal_table, decay, liquidity, block_seeds, block_size, first_path,
+                tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, first_path,
                 summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
     """Simulate ``summary.shape[0]`` paths from ``first_path``; ``flows`` is per local block."""
     n_paths = summary.shape[0]
@@ -667,7 +676,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], j)
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                     tail_table, tail_power, tail_scale, normal_table, decay, liquidity, state, long, short, top, bottom, mmr, imr, ring,
+                     tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
                      work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, row, flows, b, keep_steps)
 
 
