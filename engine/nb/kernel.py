@@ -108,6 +108,8 @@ D_DECAY = 4  # transient impact kept over the step: RESILIENCE_DECAY ** RESILIEN
 D_RARE = 5  # 1 if the step has a scheduled jump, a margin change, relief-rally shorts or a retarget
 N_DRIVERS = 6
 
+_PAD = 16  # 8-byte words (128 bytes: two cache lines, the adjacent-line prefetcher's pair) of padding
+
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): the book is gone long before
 IMPACT_CAP = 2.0  # one step's flows move the log price by at most +-2 (x7.4): beyond, no law holds
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
@@ -651,33 +653,42 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
 @pjit
 def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, first_path,
-                summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
-    """Simulate ``summary.shape[0]`` paths from ``first_path``; ``flows`` is per local block."""
+                tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, task_paths,
+                first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
+    """Simulate ``summary.shape[0]`` paths from ``first_path`` (a multiple of ``block_size``).
+
+    Threads take tasks of ``task_paths`` paths (a divisor of ``block_size``): small enough that no
+    thread idles long at the end of a run. ``flows[k]`` is task ``k``'s sum: the caller adds the
+    tasks of a block in order, so the sums never depend on which thread ran what.
+    """
     n_paths = summary.shape[0]
     n_venues, n_cells = long0.shape
-    n_blocks = (n_paths + block_size - 1) // block_size
+    n_tasks = (n_paths + task_paths - 1) // task_paths
     ring_n = int(max(params[Param.ETF_LOOKBACK_STEPS], params[Param.MOMENTUM_LOOKBACK_STEPS])) + 2
-    for b in numba.prange(n_blocks):
-        state = np.empty(4, dtype=np.uint64)
-        long = np.empty((n_venues, n_cells))
-        short = np.empty((n_venues, n_cells))
-        top = np.empty(n_venues, dtype=np.int64)
-        bottom = np.empty(n_venues, dtype=np.int64)
-        mmr = np.empty(n_venues)
-        imr = np.empty(n_venues)
-        ring = np.empty(ring_n)
-        work = np.empty((6, n_venues))
-        global_block = (first_path // block_size) + b
-        for j in range(block_size):
-            i = b * block_size + j
-            if i >= n_paths:
-                break
-            seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], j)
+    for k in numba.prange(n_tasks):
+        # a thread's scratch, each array PAD bytes away from anything another thread may write:
+        # small arrays from malloc can share a cache line, and false sharing costs ~10% at 2 threads
+        ints = np.empty(2 * _PAD + 4 + 2 * n_venues, dtype=np.uint64)
+        state = ints[_PAD:_PAD + 4]
+        pointers = ints[_PAD + 4:_PAD + 4 + 2 * n_venues].view(np.int64)
+        top = pointers[:n_venues]
+        bottom = pointers[n_venues:]
+        floats = np.empty(2 * _PAD + 2 * n_venues * n_cells + 8 * n_venues + ring_n)
+        long = floats[_PAD:_PAD + n_venues * n_cells].reshape((n_venues, n_cells))
+        o = _PAD + n_venues * n_cells
+        short = floats[o:o + n_venues * n_cells].reshape((n_venues, n_cells))
+        o += n_venues * n_cells
+        mmr = floats[o:o + n_venues]
+        imr = floats[o + n_venues:o + 2 * n_venues]
+        work = floats[o + 2 * n_venues:o + 8 * n_venues].reshape((6, n_venues))
+        ring = floats[o + 8 * n_venues:o + 8 * n_venues + ring_n]
+        for i in range(k * task_paths, min((k + 1) * task_paths, n_paths)):
+            global_block = (first_path + i) // block_size
+            seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], (first_path + i) % block_size)
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
                      tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
-                     work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, row, flows, b, keep_steps)
+                     work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, row, flows, k, keep_steps)
 
 
 @pjit
