@@ -40,6 +40,8 @@ two 32-bit uniforms each).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numba
 
@@ -122,7 +124,7 @@ def impact_nb(q, model, sqrt_coef, inv_depth):
     engine.simulate.prepare)."""
     out = 0.0
     if model != 1:  # square-root law: sign(q) * Y * sigma_day * sqrt(|q| / V_day)
-        out += np.sign(q) * sqrt_coef * np.sqrt(abs(q))
+        out += math.copysign(sqrt_coef * math.sqrt(abs(q)), q)
     if model != 0:  # linear depth: q / (depth per 1% * 100)
         out += q * inv_depth
     return min(max(out, -IMPACT_CAP), IMPACT_CAP)
@@ -516,6 +518,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             paused_steps += 1
         elif price <= long_trigger or price >= short_trigger:
             q_total = q
+            f_total = f_q  # impact of q_total: each round adds F(q_total + liquidations) - F(q_total)
             while rounds < max_rounds:
                 size_l = 0.0
                 size_s = 0.0
@@ -557,8 +560,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 liq_l_usd += usd_l
                 liq_s_usd += usd_s
                 q_next = q_total - usd_l + usd_s
-                d = impact_nb(q_next, model, volume, depth) - impact_nb(q_total, model, volume, depth)
+                f_next = impact_nb(q_next, model, volume, depth)
+                d = f_next - f_total
                 q_total = q_next
+                f_total = f_next
                 ln_f += perm * d
                 trans += (1.0 - perm) * d
                 ln_price = min(max(ln_f + trans, ln_floor), ln_ceiling)
@@ -568,16 +573,17 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
                     break
 
-            any_long = False
-            any_short = False
-            for v in range(n_venues):
-                any_long = any_long or top[v] >= 0
-                any_short = any_short or bottom[v] < n_cells
-            if not any_long:
-                long_size = 0.0  # no cell left: drop the rounding residual of the running sum
-            if not any_short:
-                short_size = 0.0
-            long_trigger, short_trigger = _pointer_triggers_nb(grid, top, bottom, trig)
+            if rounds > 0:  # the book moved
+                any_long = False
+                any_short = False
+                for v in range(n_venues):
+                    any_long = any_long or top[v] >= 0
+                    any_short = any_short or bottom[v] < n_cells
+                if not any_long:
+                    long_size = 0.0  # no cell left: drop the rounding residual of the running sum
+                if not any_short:
+                    short_size = 0.0
+                long_trigger, short_trigger = _pointer_triggers_nb(grid, top, bottom, trig)
 
         # 8. records
         r_total = ln_price - ln_prev
@@ -594,34 +600,38 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         dd = 1.0 - price * inv_peak
         if dd > max_dd:
             max_dd = dd
-        liq_long_total += liq_l_usd
-        liq_short_total += liq_s_usd
-        if liq_l_usd + liq_s_usd > peak_liq:
-            peak_liq = liq_l_usd + liq_s_usd
-        if rounds > max_rounds_seen:
-            max_rounds_seen = rounds
         etf_total += etf
         etf_reflex_total += reflex
         miners_total += miners
         dealers_total += dealers
         delev_total += delev
         mom_total += momentum
-        cuts_total += cut_usd
-        forced_total += forced
         if keep_steps:
             price_out[t] = price
             oi_out[t] = (long_size * scale_l + short_size * scale_s) * price
             liq_long_out[t] = liq_l_usd
             liq_short_out[t] = liq_s_usd
         flows[t, F_ETF] += etf
-        flows[t, F_LIQ_LONG] -= liq_l_usd
-        flows[t, F_LIQ_SHORT] += liq_s_usd
         flows[t, F_DELEV] += delev
         flows[t, F_DEALERS] += dealers
         flows[t, F_MINERS] += miners
         flows[t, F_MOMENTUM] += momentum
-        flows[t, F_FORCED] += forced
-        flows[t, F_CUTS] += cut_usd
+        # the flows most steps do not have (adding 0.0 changes no sum, so skipping it is exact)
+        if rounds > 0:
+            liq_long_total += liq_l_usd
+            liq_short_total += liq_s_usd
+            if liq_l_usd + liq_s_usd > peak_liq:
+                peak_liq = liq_l_usd + liq_s_usd
+            if rounds > max_rounds_seen:
+                max_rounds_seen = rounds
+            flows[t, F_LIQ_LONG] -= liq_l_usd
+            flows[t, F_LIQ_SHORT] += liq_s_usd
+        if forced != 0.0:
+            forced_total += forced
+            flows[t, F_FORCED] += forced
+        if rare:  # margin cuts
+            cuts_total += cut_usd
+            flows[t, F_CUTS] += cut_usd
 
     summary[S_MIN_PRICE] = trough
     summary[S_MAX_PRICE] = peak
