@@ -443,15 +443,16 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         if opened_btc > 0.0:
             opened = opened_btc * s_prev
             # written out rather than calling bk.add_*_nb: this runs at every step
+            at = ln_prev - ln_pb - grid_log0  # the price's log distance from the grid start
             if ret < 0.0:
                 btc = opened_btc / scale_s
                 for v in range(n_venues):
                     size = btc * venue_share[v]
                     if size <= 0.0:
                         continue
-                    x = (ln_prev + mom_short[v] - ln_pb - grid_log0) * grid_per_log
-                    lo = min(max(int(x), 0), n_cells - 2) if x > 0.0 else 0
-                    w = min(max(x - lo, 0.0), 1.0)
+                    x = min(max((at + mom_short[v]) * grid_per_log, 0.0), n_cells - 1.0)  # cell_of_nb
+                    lo = min(int(x), n_cells - 2)
+                    w = x - lo
                     short[v, lo] += size * (1.0 - w)
                     short[v, lo + 1] += size * w
                     first = lo if w < 1.0 else lo + 1
@@ -466,9 +467,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     size = btc * venue_share[v]
                     if size <= 0.0:
                         continue
-                    x = (ln_prev + mom_long[v] - ln_pb - grid_log0) * grid_per_log
-                    lo = min(max(int(x), 0), n_cells - 2) if x > 0.0 else 0
-                    w = min(max(x - lo, 0.0), 1.0)
+                    x = min(max((at + mom_long[v]) * grid_per_log, 0.0), n_cells - 1.0)
+                    lo = min(int(x), n_cells - 2)
+                    w = x - lo
                     long[v, lo] += size * (1.0 - w)
                     long[v, lo + 1] += size * w
                     hi = lo + 1 if w > 0.0 else lo
