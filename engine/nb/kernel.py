@@ -1,13 +1,19 @@
-"""The cascade kernel: many paths of the leveraged market, path-major, blocks of paths in ``prange``.
+"""The cascade kernel: many paths of the leveraged market, path-major, tasks of paths in ``prange``.
 
 Contract
 --------
 Inputs are the compiled arrays of :mod:`engine.compile.layout`, transposed so that one step's
 drivers sit side by side in memory (``steps[t, Step.X]``, ``venue_steps[t, v, Venue.X]``), plus
 the tables :mod:`engine.simulate` builds once per scenario (dealer hedge by step x log price, the
-Student-t scale table). Paths ``[first_path, first_path + n_paths)`` are simulated; ``first_path``
-and ``n_paths`` are multiples of ``block_size`` except for the last block, so any chunking of a
-run reproduces the same numbers. Outputs are preallocated by the caller.
+Student-t scale table, the per-step ``drivers``). Paths ``[first_path, first_path + n_paths)`` are
+simulated; ``first_path`` is a multiple of ``block_size`` (the RNG block), and threads take tasks
+of ``task_paths`` paths (a divisor of it) whose flow sums the caller adds per block in task order,
+so any chunking or thread count reproduces the same numbers. Outputs are preallocated by the caller.
+
+Speed: the step loop is bound by instruction throughput (same-process A/B, see bench/README.md),
+so work is moved out of it where the numbers allow: per-step drivers are tabulated, rare events sit
+behind one flag, records a step does not have are skipped, and the path function runs without
+numba's reference counting (:data:`engine.nb.config.jit_norc`).
 
 One step ``t`` of one path (``S`` the price at the start of the step)
 ------------------------------------------------------------------
