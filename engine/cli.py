@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the shipped scenarios with one-line descriptions")
     p.add_argument("--dir", type=Path, default=None, help="scenario folder (default: ./scenarios)")
 
+    p = sub.add_parser("surface", help="fit the vol surface to an option-chain snapshot and show the residuals")
+    p.add_argument("chain", type=Path, help="a Deribit chain snapshot CSV, e.g. ../shared/data/options/...")
+    p.add_argument("--max-abs-x", type=float, default=2.0, metavar="X",
+                   help="fit quotes within X ATM standard deviations of the forward (default 2)")
+    p.add_argument("--residuals", type=Path, metavar="OUT.csv", help="write every quote's residual to a CSV")
+    p.add_argument("--json", action="store_true", help="print the fit as one JSON object")
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.add_argument("--markdown", action="store_true", help="print the schema reference as Markdown")
     p.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
@@ -181,8 +187,57 @@ def _cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def _cmd_surface(args) -> int:
+    import math
+
+    from .options.surface import fit_slices, fit_surface, load_deribit_chain
+
+    if not args.chain.is_file():
+        print(f"cascade surface: {args.chain}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if not (math.isfinite(args.max_abs_x) and args.max_abs_x > 0):
+        print(f"cascade surface: --max-abs-x must be a positive number, got {args.max_abs_x}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        chain = load_deribit_chain(args.chain)
+        fit = fit_surface(chain, max_abs_x=args.max_abs_x)
+    except ValueError as exc:
+        print(f"cascade surface: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    slices = fit_slices(chain, max_abs_x=args.max_abs_x)
+    by_expiry = fit.summary()
+    if args.residuals:
+        tmp = args.residuals.with_name(args.residuals.name + ".partial")
+        fit.residuals.to_csv(tmp, index=False)
+        tmp.replace(args.residuals)
+    s = fit.surface
+    if args.json:
+        def rows(frame):
+            return [{"expiry": str(k), **{c: float(v) for c, v in r.items()}} for k, r in frame.iterrows()]
+
+        print(json.dumps({"chain": str(args.chain), "quotes": len(chain), "surface": s.to_dict(),
+                          "rmse": fit.rmse, "max_abs": fit.max_abs, "residuals_by_expiry": rows(by_expiry),
+                          "slices": rows(slices)}))
+        return EXIT_OK
+    print(f"{args.chain}: {len(chain)} quotes, {int(fit.residuals['in_fit'].sum())} fitted "
+          f"(out of the money, |x| <= {args.max_abs_x:g})")
+    print(f"surface: ATM {s.atm:.1%} at {s.ref_tenor * 365.25:.0f}d, 25d risk reversal {s.rr25:+.1%}, "
+          f"25d butterfly {s.bf25:+.1%}, term slope {s.term_slope:+.1%} per year")
+    print(f"residuals (model - market vol, fitted quotes): rmse {fit.rmse * 100:.1f} vol points, "
+          f"max {fit.max_abs * 100:.1f}\n")
+    print(f"{'expiry':<12} {'days':>6} {'fitted':>6}  {'mean':>7} {'rmse':>7} {'max':>7}   "
+          f"{'slice ATM':>9} {'RR25':>7} {'BF25':>7} {'rmse':>7}")
+    for expiry, r in by_expiry.iterrows():
+        sl = slices.loc[expiry] if expiry in slices.index else None
+        tail = (f"{sl['atm']:>9.1%} {sl['rr25']:>+7.1%} {sl['bf25']:>+7.1%} {sl['rmse']:>7.1%}" if sl is not None
+                else f"{'-':>9} {'-':>7} {'-':>7} {'-':>7}")
+        print(f"{expiry:%Y-%m-%d}   {r['days']:>6.1f} {int(r['fitted']):>6}  {r['mean']:>+7.1%} {r['rmse']:>7.1%} "
+              f"{r['max_abs']:>7.1%}   {tail}")
+    return EXIT_OK
+
+
 _COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "list": _cmd_list,
-             "schema": _cmd_schema}
+             "surface": _cmd_surface, "schema": _cmd_schema}
 
 
 def main(argv: list[str] | None = None) -> int:

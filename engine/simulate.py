@@ -20,6 +20,7 @@ import numpy as np
 from .compile.compiled import CompiledScenario
 from .compile.layout import OPTION_PUT, Venue
 from .errors import ScenarioError
+from .options.surface import VolSurface
 
 __all__ = ["run", "prepare", "Prepared", "tail_scale_table", "dealer_hedge_table", "DEALER_GRID"]
 
@@ -28,7 +29,6 @@ TAIL_TABLE = 4097  # quantiles of the Student-t scale
 NORMAL_TABLE = 4097  # quantiles of the standard normal
 TASK_PATHS = 64  # paths per parallel task (a divisor of the RNG block): finer tasks, less idle at the end
 CHUNK_SCRATCH_BYTES = 64 * 1024**2  # per-task flow sums of one chunk stay within this
-SKEW_25D = 0.6744897501960817  # |d1| of a 25-delta option: RR25 / (2 * this) is the skew slope
 
 
 def tail_scale_table(dof: float, n: int = TAIL_TABLE) -> tuple[np.ndarray, float, float]:
@@ -74,7 +74,8 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
 
     Dealers are short the share DEALER_SHORT_SHARE of the open interest and hold its delta:
     short BTC against puts, long against calls, so they sell into a fall (short gamma). Implied
-    vol: ``ATM_IV + TERM_SLOPE*(T - 30d) + RR25/(2*0.674) * ln(K/S)/(ATM_IV*sqrt(T))``, floored at 5%.
+    vol: the step's :class:`engine.options.surface.VolSurface` (ATM_IV, RISK_REVERSAL_25D,
+    TERM_SLOPE; no butterfly), on the spot as the forward (no rates).
     Returns ``(table[n_steps, DEALER_GRID], log-price of column 0, columns per unit log price)``.
     """
     from scipy.special import ndtr
@@ -98,7 +99,8 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
     alive = tau > 0.0
     tau = np.where(alive, tau, 1.0)
     moneyness = np.log(opts.strike_usd)[None, None, :] - log_s[None, :, None]
-    vol = np.maximum(atm + slope * (tau - 30.0 / 365.25) + rr / (2 * SKEW_25D) * moneyness / (atm * np.sqrt(tau)), 0.05)
+    surface = VolSurface(atm=atm, rr25=rr, term_slope=slope)  # per step: arrays broadcast
+    vol = surface.vol(opts.strike_usd[None, None, :], np.exp(log_s)[None, :, None], tau)
     d1 = (-moneyness + 0.5 * vol * vol * tau) / (vol * np.sqrt(tau))
     delta = ndtr(d1) - (opts.kind == OPTION_PUT)[None, None, :]
     delta = np.where(alive, delta, 0.0)

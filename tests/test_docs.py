@@ -27,6 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import BaseModel
@@ -328,11 +329,16 @@ def test_readme_command_parses(command):
 
 @pytest.fixture
 def readme_dir(tmp_path) -> Path:
-    """A folder holding the README's example files, with the shipped scenarios beside them."""
+    """A folder holding the README's example files, with the shipped scenarios beside them and,
+    when it exists, the shared data at ``../shared`` as next to a checkout."""
+    work = tmp_path / "work"
+    work.mkdir()
     for name, body in _named_yaml(README_TEXT).items():
-        (tmp_path / name).write_text(body, encoding="utf-8")
-    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios", target_is_directory=True)
-    return tmp_path
+        (work / name).write_text(body, encoding="utf-8")
+    (work / "scenarios").symlink_to(ROOT / "scenarios", target_is_directory=True)
+    if SHARED_DATA.is_dir():
+        (tmp_path / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
+    return work
 
 
 # `cascade run` prints simulated figures and timings, which change whenever the model or the
@@ -368,6 +374,8 @@ def test_readme_commands_run(readme_dir):
     for command in _command_lines(README_TEXT):
         if command in shown:
             continue  # compared with its output above
+        if "../shared/" in command and not SHARED_DATA.is_dir():
+            continue  # needs the shared data, absent here
         out = _cascade(*shlex.split(command, comments=True)[1:], cwd=readme_dir)
         assert out.returncode == 0, f"`{command}` failed:\n{out.stderr}"
 
