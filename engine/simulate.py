@@ -75,7 +75,8 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
     Dealers are short the share DEALER_SHORT_SHARE of the open interest and hold its delta:
     short BTC against puts, long against calls, so they sell into a fall (short gamma). Implied
     vol: the step's :class:`engine.options.surface.VolSurface` (ATM_IV, RISK_REVERSAL_25D,
-    TERM_SLOPE; no butterfly), on the spot as the forward (no rates).
+    TERM_SLOPE, the butterfly), moved by the log return from the start to the grid price
+    (``spot_vol_beta``, ``skew_beta``), on the spot as the forward (no rates).
     Returns ``(table[n_steps, DEALER_GRID], log-price of column 0, columns per unit log price)``.
     """
     from scipy.special import ndtr
@@ -99,7 +100,11 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
     alive = tau > 0.0
     tau = np.where(alive, tau, 1.0)
     moneyness = np.log(opts.strike_usd)[None, None, :] - log_s[None, :, None]
-    surface = VolSurface(atm=atm, rr25=rr, term_slope=slope)  # per step: arrays broadcast
+    # the step's surface (arrays broadcast), moved by the log return since the start at each grid price
+    surface = VolSurface(atm=atm, rr25=rr, term_slope=slope, bf25=compiled.param("SURFACE_BF25"),
+                         spot_vol_beta=compiled.param("SURFACE_SPOT_VOL_BETA"),
+                         skew_beta=compiled.param("SURFACE_SKEW_BETA"))
+    surface = surface.moved((log_s - math.log(spot))[None, :, None])
     vol = surface.vol(opts.strike_usd[None, None, :], np.exp(log_s)[None, :, None], tau)
     d1 = (-moneyness + 0.5 * vol * vol * tau) / (vol * np.sqrt(tau))
     delta = ndtr(d1) - (opts.kind == OPTION_PUT)[None, None, :]

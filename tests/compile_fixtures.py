@@ -62,6 +62,9 @@ market:
     atm_iv: 55%
     risk_reversal_25d: -5%
     term_structure_slope: 5%
+    butterfly_25d: 2%
+    spot_vol_beta: 0.4
+    skew_beta: 0.3
   miners:
     hashrate_eh_per_s: 1000
     breakeven_hash_price_usd_per_ph_day: 40

@@ -9,6 +9,8 @@ market is :data:`sim_fixtures.MARKET` (every behaviour on) or :data:`sim_fixture
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -156,6 +158,25 @@ def test_options_positioning_adds_puts_and_dealer_selling():
                                        "size_btc": "90k"}]}
     base, crowded = pair(with_shocks(quiet(_puts("10k")), fall), with_shocks(quiet(_puts("10k")), wall, fall))
     assert mean(crowded, "dealer_flow_usd") < 2 * mean(base, "dealer_flow_usd") < 0
+
+
+def test_the_surface_reacting_to_the_fall_changes_the_dealers_hedge():
+    """A fall toward far out-of-the-money puts (a 60k wall, spot 80k): with vol rising as the price
+    falls (spot_vol_beta) and the put skew steepening (skew_beta), their deltas grow faster, and
+    dealers sell more. (Near the money a put's delta barely depends on vol.)"""
+    fall = {"type": "price_jump", "start": "+4h", "size": "-8%"}
+    wall = {"market.options.open_interest": [
+        {"kind": "put", "strike_usd": "60k", "expiry": "2026-02-27T08:00:00Z", "size_btc": "60k"}]}
+    still = with_shocks(quiet(wall), fall)
+    reactive = copy.deepcopy(still)
+    for data, svb, sb in ((still, 0.0, 0.0), (reactive, 1.5, 0.5)):
+        data["market"]["options"].update({"spot_vol_beta": svb, "skew_beta": sb})
+    a, b = pair(still, reactive)
+    assert mean(b, "dealer_flow_usd") < mean(a, "dealer_flow_usd") < 0
+    smile = copy.deepcopy(still)
+    smile["market"]["options"]["butterfly_25d"] = 0.05
+    c, _ = pair(smile, still)
+    assert mean(c, "dealer_flow_usd") != mean(a, "dealer_flow_usd")
 
 
 def test_no_options_no_dealer_flow():

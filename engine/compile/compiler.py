@@ -130,6 +130,9 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.MOMENTUM_RATE] = momentum.open_rate
     p[Param.MOMENTUM_LEVERAGE] = momentum.leverage
     p[Param.FUNDING_INTERVALS_PER_DAY] = 86400 / m.perpetuals.funding.interval.total_seconds()
+    p[Param.SURFACE_BF25] = m.options.butterfly_25d
+    p[Param.SURFACE_SPOT_VOL_BETA] = m.options.spot_vol_beta
+    p[Param.SURFACE_SKEW_BETA] = m.options.skew_beta
     return p
 
 

@@ -142,6 +142,9 @@ PARAM_FIELDS = (
     "MOMENTUM_RATE",  # share of OI opened per day per 100% lookback return
     "MOMENTUM_LEVERAGE",
     "FUNDING_INTERVALS_PER_DAY",
+    "SURFACE_BF25",  # the vol surface's 25-delta butterfly
+    "SURFACE_SPOT_VOL_BETA",  # ATM IV per unit of log return lost (engine.options.surface)
+    "SURFACE_SKEW_BETA",  # risk reversal per unit of log return
 )
 
 SIDE_LONG, SIDE_SHORT = 0, 1

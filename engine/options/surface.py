@@ -11,8 +11,8 @@ sits near ``|x| = z25 = 0.6745`` (``Phi^-1(0.75)``), so with
 the 25-delta call minus put vol is ``rr25`` (the -13% of February 2026 is ``rr25 = -0.13``) and
 their average over ATM is ``bf25``. ``term_slope`` is the change of ATM vol per year of tenor: in
 stress the curve inverts (short tenors above long ones, a negative slope). This is the same
-surface the compiler uses for the dealers' hedge (``engine.simulate.dealer_hedge_table``, which
-has ``bf25 = 0``).
+surface the engine uses for the dealers' hedge (``engine.simulate.dealer_hedge_table``) and
+for the hedging strategies, from ``market.options``.
 
 Along a path the surface reacts to the log return ``r = ln(S_t / S_0)`` (:meth:`VolSurface.moved`):
 ``atm - spot_vol_beta * r`` (vol rises as the price falls) and ``rr25 + skew_beta * r`` (the put
@@ -60,9 +60,10 @@ class VolSurface:
         x = np.log(np.asarray(strike, dtype=float) / np.asarray(forward, dtype=float)) / (atm * np.sqrt(t))
         return np.maximum(atm + self.rr25 / (2 * Z25) * x + self.bf25 / Z25**2 * x * x, self.floor)
 
-    def moved(self, log_return: float) -> VolSurface:
-        """The surface after the underlying moved by ``log_return`` from where it was set."""
-        return replace(self, atm=max(self.atm - self.spot_vol_beta * log_return, self.floor),
+    def moved(self, log_return) -> VolSurface:
+        """The surface after the underlying moved by ``log_return`` (a number or an array) from
+        where it was set."""
+        return replace(self, atm=np.maximum(self.atm - self.spot_vol_beta * log_return, self.floor),
                        rr25=self.rr25 + self.skew_beta * log_return)
 
     def to_dict(self) -> dict:

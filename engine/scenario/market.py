@@ -283,6 +283,17 @@ class Options(StrictModel):
     term_structure_slope: Rate = Field(
         0.05, ge=-2, le=2, description="ATM IV change per year of tenor (negative = inverted)."
     )
+    butterfly_25d: Rate = Field(
+        0.0, ge=-0.5, le=1, description="Average of the 25-delta call and put IVs minus ATM (smile curvature)."
+    )
+    spot_vol_beta: Number = Field(
+        0.5, ge=-5, le=5,
+        description="ATM IV added per unit of log return lost since the start: vol rises as the price falls.",
+    )
+    skew_beta: Number = Field(
+        0.2, ge=-5, le=5,
+        description="Risk reversal change per unit of log return: the put skew steepens as the price falls.",
+    )
 
 
 class Miners(StrictModel):
