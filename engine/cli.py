@@ -148,12 +148,26 @@ def _cmd_run(args) -> int:
     scenario = load_scenario(args.file, args.overrides)
     jobs = args.jobs or os.cpu_count() or 1
     show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
+    # hedging strategies are marked along the price paths: keep them only when there are some
     result = run(scenario, n_paths=args.paths, seed=args.seed, n_jobs=jobs, progress=show_bar,
-                 keep_steps=False)
+                 keep_steps=bool(scenario.strategies))
     if args.json:
-        print(json.dumps(result.to_dict()))
+        try:
+            print(json.dumps(result.to_dict()))
+        except ValueError as exc:  # a strategy the evaluation refuses (e.g. a roll on a fixed expiry)
+            print(f"cascade run: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     else:
-        print(render_run(result))
+        text = render_run(result)
+        if scenario.strategies:
+            from .report_text import render_strategies
+
+            try:
+                text += "\n\n" + render_strategies(result.strategies)
+            except ValueError as exc:
+                print(f"cascade run: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+        print(text)
     return EXIT_OK
 
 

@@ -148,13 +148,27 @@ class SimulationResult:
         out["prob_bad_debt"] = float((pp["bad_debt_usd"] > 0).mean())
         return out
 
+    @cached_property
+    def strategies(self) -> pd.DataFrame:
+        """One row per strategy and parameter set, the unhedged book first (:mod:`engine.hedge`).
+        Needs the price paths (``keep_steps=True``) and the scenario's ``strategies:``."""
+        from .hedge import evaluate
+
+        return evaluate(self)
+
     def to_dict(self) -> dict:
-        """The ``cascade run --json`` object."""
+        """The ``cascade run --json`` object (``strategies`` when the scenario has any)."""
         market: dict = {m: {k: float(v) for k, v in row.items() if k != "mean"}
                         for m, row in self.summary().to_dict(orient="index").items()}
         market.update(self.probabilities())
-        return {"scenario": self.name, "n_paths": self.n_paths, "n_steps": self.n_steps, "seed": self.seed,
-                "market": market}
+        out = {"scenario": self.name, "n_paths": self.n_paths, "n_steps": self.n_steps, "seed": self.seed,
+               "market": market}
+        if self.scenario is not None and self.scenario.strategies and self._raw["price"].shape[0] == self.n_paths:
+            from .hedge import METRICS, row_label
+
+            out["strategies"] = {row_label(row): {m: float(row[m]) for m in METRICS}
+                                 for _, row in self.strategies.iterrows()}
+        return out
 
     def __repr__(self) -> str:
         return f"<SimulationResult {self.name}: {self.n_paths} paths x {self.n_steps} steps>"

@@ -26,7 +26,7 @@ def _imports(path: Path) -> set[str]:
 def test_kernels_import_only_numpy_numba_and_the_layout(path):
     for name in _imports(path):
         if name.startswith("."):  # relative: the package's own kernels, or the compiled layout
-            assert name in (".", ".config", ".book", ".rng", ".kernel", "..compile.layout"), (path.name, name)
+            assert name in (".", ".config", ".book", ".rng", ".kernel", ".bs", "..compile.layout"), (path.name, name)
         else:
             assert name.split(".")[0] in KERNEL_IMPORTS, f"{path.name} imports {name}"
 

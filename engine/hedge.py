@@ -1,0 +1,224 @@
+"""Hedging strategies on simulated paths: simulate once, evaluate every strategy and parameter set.
+
+``evaluate(result)`` marks the scenario's portfolio, unhedged and with each rule of its
+``strategies:`` section (each parameter set of an inline sweep is a row of its own), along every
+simulated price path, with :func:`engine.nb.hedge.evaluate_nb`, and returns one row per
+(strategy, parameter set):
+
+==========================  ===============================================================
+``pnl_mean``, ``pnl_median``  final value minus the unhedged portfolio's initial value, USD
+``var95``, ``var99``          value at risk: the loss at the 5th / 1st percentile of PnL, USD
+``es95``, ``es99``            expected shortfall: the mean loss beyond it, USD
+``max_dd_p50``, ``max_dd_p95``  median and 95th percentile of the marked value's max drawdown
+``p_liquidated``              share of paths on which a perp of the portfolio was liquidated
+``premium``                   mean net option premium paid, costs included, USD
+``effectiveness``             ES99 saved versus unhedged per USD of premium
+``d_pnl_mean``, ``d_es99``    the same figures minus the unhedged row's
+``p_touch_<level>``           the market's probability of touching each price level
+==========================  ===============================================================
+
+Rules evaluated: ``protective_put``, ``put_spread``, ``collar`` (option legs; strikes absolute or
+as a share of the price when bought; size in BTC or as a hedge ratio of the portfolio's BTC
+delta at the start; a fixed expiry, or a tenor from the start with an optional roll), a static
+``perp_hedge``, and ``stop_loss``. ``deleverage`` and the dynamic ``perp_hedge`` are listed in
+``not_evaluated`` until their kernels exist. Without a ``portfolio:`` section the book is 1 BTC
+held spot. Funding is the scenario's base rate at each funding time; the perps' maintenance
+rate is their venue's at the start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["evaluate", "Variant", "variants", "METRICS", "row_label"]
+
+METRICS = ("pnl_mean", "pnl_median", "var95", "es95", "var99", "es99", "max_dd_p50", "max_dd_p95",
+           "p_liquidated", "premium", "effectiveness", "d_pnl_mean", "d_es99")
+N_LEGS = 2
+
+
+@dataclass
+class Variant:
+    strategy: str
+    rule: str
+    params: dict = field(default_factory=dict)  # the swept parameters of this row
+    legs: list = field(default_factory=list)  # (kind, size_btc, strike, strike_pct, expiry, tenor, roll)
+    hedge_size: float = 0.0
+    hedge_leverage: float = 1.0
+    stop_price: float = -math.inf
+    stop_drawdown: float = math.inf
+    stop_fraction: float = 0.0
+    spread: float = 0.0
+    fee: float = 0.0
+
+
+def row_label(row) -> str:
+    """``put_60k`` or, for a row of a sweep, ``put_60k[strike_usd=55000]``."""
+    swept = [(k[len("param."):], v) for k, v in row.items() if k.startswith("param.") and v == v]
+    if not swept:
+        return str(row["strategy"])
+    return f"{row['strategy']}[" + ",".join(f"{k}={v:g}" for k, v in swept) + "]"
+
+
+def _years(td) -> float:
+    return td.total_seconds() / (365.25 * 86400)
+
+
+def _expanded(strategy, mode: str):
+    """The strategy's parameter sets: its inline sweeps, by ``sweep.mode``."""
+    from engine.scenario.grid import _walk  # the same walk the grid uses
+
+    dims = list(_walk(strategy, ""))
+    if not dims:
+        return [({}, strategy)]
+    keys = [k.lstrip(".") for k, _ in dims]
+    combos = zip(*[v for _, v in dims]) if mode == "zip" else itertools.product(*[v for _, v in dims])
+    out = []
+    for values in combos:
+        data = strategy.model_dump()
+        for key, value in zip(keys, values):
+            node = data
+            *path, last = key.split(".")
+            for part in path:
+                node = node[part]
+            node[last] = value
+        out.append((dict(zip(keys, values)), type(strategy).model_validate(data)))
+    return out
+
+
+def _btc_delta(compiled) -> float:
+    """The portfolio's BTC delta at the start: spot, the perp, and options held (Black-Scholes)."""
+    from engine.options import black_scholes as bs
+
+    pf = compiled.portfolio
+    if pf is None:
+        return 1.0
+    delta = pf.spot_btc + pf.perp_size_btc
+    if pf.option_kind.size:
+        spot = compiled.param("SPOT0")
+        atm = float(compiled.step("ATM_IV")[0])
+        kinds = np.where(pf.option_kind == 1, "call", "put")
+        delta += float(np.sum(pf.option_size_btc * bs.greek("delta", kinds, spot, pf.option_strike_usd,
+                                                            np.maximum(pf.option_expiry_years, 1e-8), 0.0, 0.0, atm)))
+    return delta
+
+
+def variants(scenario, compiled) -> tuple[list[Variant], list[str]]:
+    """Every (strategy, parameter set) as kernel inputs, and the labels of rules not evaluated."""
+    mode = scenario.sweep.mode if scenario.sweep is not None else "product"
+    book_delta = _btc_delta(compiled)
+    start = scenario.horizon.start
+    out, skipped = [Variant("unhedged", "none")], []
+    for strategy in scenario.strategies:
+        for swept, s in _expanded(strategy, mode):
+            v = Variant(strategy.label, s.rule, swept, spread=s.costs.bid_ask_spread, fee=s.costs.fee_rate)
+            if s.rule in ("protective_put", "put_spread", "collar"):
+                size = s.size_btc if s.size_btc is not None else s.hedge_ratio * book_delta
+                if s.expiry is not None and s.roll_before_expiry is not None:
+                    raise ValueError(f"strategies[{strategy.label}]: roll_before_expiry needs a tenor, not a fixed expiry")
+                expiry = _years(s.expiry - start) if s.expiry is not None else math.nan
+                tenor = _years(s.tenor) if s.tenor is not None else math.nan
+                roll = _years(s.roll_before_expiry) if s.roll_before_expiry is not None else math.nan
+                if s.rule == "protective_put":
+                    v.legs = [(0, size, s.strike_usd or math.nan, s.strike_pct_of_spot or math.nan, expiry, tenor, roll)]
+                elif s.rule == "put_spread":
+                    v.legs = [(0, size, s.long_strike_usd, math.nan, expiry, tenor, roll),
+                              (0, -size, s.short_strike_usd, math.nan, expiry, tenor, roll)]
+                else:
+                    v.legs = [(0, size, s.put_strike_usd, math.nan, expiry, tenor, roll),
+                              (1, -size, s.call_strike_usd, math.nan, expiry, tenor, roll)]
+            elif s.rule == "perp_hedge" and s.mode == "static":
+                v.hedge_size = -s.hedge_ratio * book_delta
+                v.hedge_leverage = s.leverage
+            elif s.rule == "stop_loss":
+                v.stop_price = s.stop_price_usd if s.stop_price_usd is not None else -math.inf
+                v.stop_drawdown = s.drawdown if s.drawdown is not None else math.inf
+                v.stop_fraction = s.sell_fraction
+            else:
+                what = "dynamic perp_hedge" if s.rule == "perp_hedge" else s.rule
+                skipped.append(strategy.label if strategy.label == what else f"{strategy.label} ({what})")
+                break
+            out.append(v)
+    return out, skipped
+
+
+def _kernel_inputs(compiled, vs: list[Variant]) -> dict:
+    n = len(vs)
+    legs = {k: np.full((n, N_LEGS), np.nan) for k in ("strike", "pct", "expiry", "tenor", "roll")}
+    kind, size = np.zeros((n, N_LEGS), dtype=np.int64), np.zeros((n, N_LEGS))
+    for i, v in enumerate(vs):
+        for j, (k, sz, strike, pct, expiry, tenor, roll) in enumerate(v.legs):
+            kind[i, j], size[i, j] = k, sz
+            for name, value in zip(("strike", "pct", "expiry", "tenor", "roll"), (strike, pct, expiry, tenor, roll)):
+                legs[name][i, j] = value
+    col = lambda name: np.array([getattr(v, name) for v in vs], dtype=float)  # noqa: E731
+    return dict(leg_kind=kind, leg_size=size, leg_strike=legs["strike"], leg_strike_pct=legs["pct"],
+                leg_expiry=legs["expiry"], leg_tenor=legs["tenor"], leg_roll=legs["roll"],
+                hedge_size=col("hedge_size"), hedge_leverage=col("hedge_leverage"), stop_price=col("stop_price"),
+                stop_drawdown=col("stop_drawdown"), stop_fraction=col("stop_fraction"), spread=col("spread"),
+                fee=col("fee"))
+
+
+def _portfolio_inputs(compiled) -> dict:
+    pf = compiled.portfolio
+    if pf is None:
+        empty = np.zeros(0)
+        return dict(spot_btc=1.0, cash0=0.0, perp_size=0.0, perp_leverage=1.0, perp_entry=compiled.param("SPOT0"),
+                    perp_mmr=0.0, held_kind=np.zeros(0, dtype=np.int64), held_strike=empty, held_expiry=empty,
+                    held_size=empty)
+    mmr = float(compiled.venue_steps[0, pf.perp_venue, 0]) if pf.perp_size_btc else 0.0
+    return dict(spot_btc=pf.spot_btc, cash0=pf.cash_usd, perp_size=pf.perp_size_btc,
+                perp_leverage=pf.perp_leverage or 1.0, perp_entry=pf.perp_entry_usd or compiled.param("SPOT0"),
+                perp_mmr=mmr, held_kind=pf.option_kind.astype(np.int64), held_strike=pf.option_strike_usd,
+                held_expiry=pf.option_expiry_years, held_size=pf.option_size_btc)
+
+
+def evaluate(result, scenario=None, n_jobs: int | None = None):
+    """The strategies table of a simulation run with ``keep_steps=True`` (see the module doc)."""
+    import pandas as pd
+
+    from .compile.layout import Venue
+    from .nb.hedge import N_OUT, OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM, evaluate_nb
+
+    scenario = scenario if scenario is not None else result.scenario
+    if scenario is None:
+        raise ValueError("evaluating strategies needs the scenario (run engine.run on a scenario, not a compiled one)")
+    prices = result._raw["price"]
+    if prices.shape[0] != result.n_paths:
+        raise ValueError("evaluating strategies needs the price paths: run with keep_steps=True")
+    compiled = result.compiled
+    assert Venue.MMR == 0  # _portfolio_inputs reads the maintenance rate as venue field 0
+    vs, skipped = variants(scenario, compiled)
+    surface = np.ascontiguousarray(np.stack([compiled.step("ATM_IV"), compiled.step("RISK_REVERSAL_25D"),
+                                             compiled.step("TERM_SLOPE")], axis=1))
+    funding = compiled.step("FUNDING_EVENTS") * compiled.param("FUNDING_BASE")
+    out = np.zeros((len(vs), result.n_paths, N_OUT))
+    evaluate_nb(np.ascontiguousarray(prices, dtype=np.float64), compiled.param("SPOT0"), compiled.param("DT_YEARS"),
+                surface, compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
+                compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, funding,
+                **_portfolio_inputs(compiled), **_kernel_inputs(compiled, vs), out=out)
+    rows = []
+    for i, v in enumerate(vs):
+        pnl = out[i, :, OUT_PNL]
+        q5, q1 = np.quantile(pnl, [0.05, 0.01])
+        rows.append({"strategy": v.strategy, "rule": v.rule, **{f"param.{k}": val for k, val in v.params.items()},
+                     "pnl_mean": pnl.mean(), "pnl_median": np.median(pnl),
+                     "var95": -q5, "es95": -pnl[pnl <= q5].mean(), "var99": -q1, "es99": -pnl[pnl <= q1].mean(),
+                     "max_dd_p50": np.median(out[i, :, OUT_MAX_DD]), "max_dd_p95": np.quantile(out[i, :, OUT_MAX_DD], 0.95),
+                     "p_liquidated": out[i, :, OUT_LIQUIDATED].mean(), "premium": out[i, :, OUT_PREMIUM].mean()})
+    table = pd.DataFrame(rows)
+    base = table.iloc[0]
+    table["d_pnl_mean"] = table["pnl_mean"] - base["pnl_mean"]
+    table["d_es99"] = table["es99"] - base["es99"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["effectiveness"] = np.where(table["premium"] > 0, -table["d_es99"] / table["premium"], np.nan)
+    lows = result.per_path["min_price"].to_numpy()
+    for level in scenario.outputs.price_levels_usd:
+        table[f"p_touch_{level:.0f}"] = float((lows <= level).mean())
+    table.attrs["not_evaluated"] = skipped
+    table.attrs["book_btc_delta"] = _btc_delta(compiled)
+    return table

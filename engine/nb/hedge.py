@@ -1,0 +1,190 @@
+"""Hedged portfolios marked along price paths: the strategy kernel.
+
+Contract
+--------
+``prices[p, t]`` is the price at the end of step ``t`` of path ``p`` (time ``(t + 1) * dt``; the
+start, time 0, is ``spot0``). Every variant ``v`` (a strategy with one parameter set) holds the
+same base portfolio (spot BTC, cash, an optional perp, options already held) plus its own legs:
+
+* option legs ``j``: ``leg_kind`` (0 put, 1 call), signed ``leg_size`` (BTC; bought > 0; 0 = no
+  leg), ``leg_strike`` (USD, or ``NaN`` for a strike set as ``leg_strike_pct`` of the price when
+  bought), ``leg_expiry`` (years from the start, or ``NaN`` for ``leg_tenor`` years after each
+  purchase) and ``leg_roll`` (tenor legs only: sell and buy a new one with the same tenor and strike
+  rule this long before expiry; ``NaN`` = hold to expiry and settle, no new leg after it);
+* a perp hedge ``hedge_size`` (signed BTC, short < 0) at ``hedge_leverage``;
+* a stop: sell ``stop_fraction`` of the spot BTC, once, when the price falls to ``stop_price``
+  or the drawdown from the running peak reaches ``stop_drawdown`` (``NaN`` = no such trigger).
+
+Options are valued with Black-Scholes (no rates) on the step's vol surface (``surface[t]``: ATM,
+25d risk reversal, term slope; ``bf25``, ``spot_vol_beta``, ``skew_beta`` scalars, the surface
+moved by the log return since the start), see :mod:`engine.options.surface`. Trades pay half the
+bid-ask ``spread`` (a share of the option's value) and ``fee`` (a share of the notional ``|size|*S``).
+Expired options settle at intrinsic value in cash. Perps (the book's and the hedge) post
+``|size| * entry / leverage`` of cash as collateral, pay or receive funding (``funding[t]`` per
+unit notional, longs pay), and are liquidated when their equity falls to ``|size| * S * mmr``:
+the position is closed and what equity is left is lost (to the exchange's insurance fund).
+
+Outputs per (variant, path): final value minus the unhedged portfolio's initial value (USD),
+the maximum drawdown of the marked value (share of its running peak), whether a perp of the
+portfolio was liquidated, and the option premium paid (USD): what opening legs cost, net of the
+premium received for the legs sold (a collar's call), plus every trade's costs; the value of a leg
+sold back at a roll is not premium.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .bs import bs_price_nb
+from .config import jit, pjit
+
+Z25 = 0.6744897501960817
+OUT_PNL, OUT_MAX_DD, OUT_LIQUIDATED, OUT_PREMIUM, OUT_FINAL_VALUE = 0, 1, 2, 3, 4
+N_OUT = 5
+
+
+@jit
+def surface_vol_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
+    """:meth:`engine.options.surface.VolSurface.vol` for one strike (the forward is the spot)."""
+    t = max(tau, 1e-8)
+    a = max(atm + slope * (t - ref_tenor), floor)
+    x = math.log(k / s) / (a * math.sqrt(t))
+    return max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
+
+
+@jit
+def _option_value_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
+    if tau <= 0.0:
+        return max(s - k, 0.0) if kind == 1 else max(k - s, 0.0)
+    vol = surface_vol_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)
+    return bs_price_nb(kind == 1, s, k, tau, 0.0, 0.0, vol)
+
+
+@pjit
+def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, funding,
+                spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
+                held_kind, held_strike, held_expiry, held_size,
+                leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
+                hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, out):
+    n_paths, n_steps = prices.shape
+    n_var, n_legs = leg_kind.shape
+    n_held = held_kind.shape[0]
+    for task in numba.prange(n_var * n_paths):
+        v = task // n_paths
+        p = task % n_paths
+        strike = np.empty(n_legs)
+        expiry = np.empty(n_legs)
+        alive = np.zeros(n_legs, dtype=np.bool_)
+        s = spot0
+        atm, rr = surface[0, 0], surface[0, 1]
+        slope = surface[0, 2]
+        # the base portfolio at time 0
+        cash = cash0
+        book_collateral = abs(perp_size) * perp_entry / perp_leverage if perp_size != 0.0 else 0.0
+        cash -= book_collateral
+        book_size = perp_size
+        value0 = cash0 + spot_btc * s + perp_size * (s - perp_entry)
+        for h in range(n_held):
+            value0 += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h], atm, rr, bf25,
+                                                      slope, ref_tenor, floor)
+        # the variant's trades at time 0
+        premium = 0.0
+        for j in range(n_legs):
+            if leg_size[v, j] == 0.0:
+                continue
+            strike[j] = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
+            expiry[j] = leg_expiry[v, j] if not math.isnan(leg_expiry[v, j]) else leg_tenor[v, j]
+            mid = _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j], atm, rr, bf25, slope, ref_tenor, floor)
+            paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid + fee[v] * s)
+            cash -= paid
+            premium += paid
+            alive[j] = True
+        h_size = hedge_size[v]
+        h_entry = s
+        h_collateral = abs(h_size) * s / hedge_leverage[v] if h_size != 0.0 else 0.0
+        cash -= h_collateral + abs(h_size) * fee[v] * s
+        spot_held = spot_btc
+        stopped = False
+        liquidated = 0.0
+        peak_value = -np.inf
+        max_dd = 0.0
+        peak_price = s
+        value = value0
+        for t in range(n_steps):
+            s = prices[p, t]
+            now = (t + 1) * dt
+            r = math.log(s / spot0)
+            atm = max(surface[t, 0] - spot_vol_beta * r, floor)
+            rr = surface[t, 1] + skew_beta * r
+            slope = surface[t, 2]
+            # funding, then liquidations, of the book's perp and the hedge
+            if funding[t] != 0.0:
+                cash -= (book_size + h_size) * s * funding[t]
+            if book_size != 0.0:
+                equity = book_collateral + book_size * (s - perp_entry)
+                if equity <= abs(book_size) * s * perp_mmr:
+                    book_size = 0.0  # what equity was left goes to the exchange
+                    book_collateral = 0.0
+                    liquidated = 1.0
+            if h_size != 0.0:
+                equity = h_collateral + h_size * (s - h_entry)
+                if equity <= abs(h_size) * s * perp_mmr:
+                    h_size = 0.0
+                    h_collateral = 0.0
+                    liquidated = 1.0
+            # the stop
+            if s > peak_price:
+                peak_price = s
+            if not stopped and spot_held > 0.0 and (s <= stop_price[v] or 1.0 - s / peak_price >= stop_drawdown[v]):
+                sold = spot_held * stop_fraction[v]
+                cash += sold * s * (1.0 - fee[v])
+                spot_held -= sold
+                stopped = True
+            # option legs: rolls (tenor legs with a roll rule), then expiries
+            for j in range(n_legs):
+                if not alive[j]:
+                    continue
+                tau = expiry[j] - now
+                if not math.isnan(leg_roll[v, j]) and tau > 1e-12 and tau <= leg_roll[v, j]:
+                    mid = _option_value_nb(leg_kind[v, j], strike[j], s, tau, atm, rr, bf25, slope, ref_tenor, floor)
+                    cost = abs(leg_size[v, j]) * (0.5 * spread[v] * mid + fee[v] * s)
+                    cash += leg_size[v, j] * mid - cost
+                    premium += cost  # closing a leg: its costs count as premium, its value does not
+                    strike[j] = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
+                    expiry[j] = now + leg_tenor[v, j]
+                    mid = _option_value_nb(leg_kind[v, j], strike[j], s, leg_tenor[v, j], atm, rr, bf25, slope,
+                                           ref_tenor, floor)
+                    paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid + fee[v] * s)
+                    cash -= paid
+                    premium += paid
+                elif tau <= 1e-12:  # expired: settles at intrinsic value
+                    intrinsic = max(s - strike[j], 0.0) if leg_kind[v, j] == 1 else max(strike[j] - s, 0.0)
+                    cash += leg_size[v, j] * intrinsic
+                    alive[j] = False
+            # the marked value
+            value = cash + spot_held * s
+            if book_size != 0.0:
+                value += book_collateral + book_size * (s - perp_entry)
+            if h_size != 0.0:
+                value += h_collateral + h_size * (s - h_entry)
+            for h in range(n_held):
+                value += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now, atm, rr,
+                                                         bf25, slope, ref_tenor, floor)
+            for j in range(n_legs):
+                if alive[j]:
+                    value += leg_size[v, j] * _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j] - now, atm, rr,
+                                                               bf25, slope, ref_tenor, floor)
+            if value > peak_value:
+                peak_value = value
+            if peak_value > 0.0:
+                dd = (peak_value - value) / peak_value
+                if dd > max_dd:
+                    max_dd = dd
+        out[v, p, OUT_PNL] = value - value0
+        out[v, p, OUT_MAX_DD] = max_dd
+        out[v, p, OUT_LIQUIDATED] = liquidated
+        out[v, p, OUT_PREMIUM] = premium
+        out[v, p, OUT_FINAL_VALUE] = value

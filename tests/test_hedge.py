@@ -1,0 +1,172 @@
+"""Hedging strategies on simulated paths: the accounting, the metrics, the knobs, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import engine
+from engine.cli import main
+from engine.hedge import evaluate
+from engine.options import black_scholes as bs
+
+EXPIRY = "2026-01-30T12:00:00Z"  # inside the tiny scenario's 2-day horizon (step 35)
+
+
+def _run(tiny, strategies, portfolio=None, n_paths=256, **market):
+    tiny = dict(tiny, strategies=strategies, n_paths=n_paths)
+    if portfolio is not None:
+        tiny["portfolio"] = portfolio
+    tiny["market"] = dict(tiny["market"], **market)
+    scenario = engine.load_scenario(tiny)
+    return engine.run(scenario, seed=7), scenario
+
+
+def _final(result):
+    return result._raw["price"][:, -1].astype(float)
+
+
+def test_unhedged_book_is_its_spot_times_the_move(tiny_scenario):
+    r, _ = _run(tiny_scenario, [], {"spot_btc": 3, "cash_usd": "10k"})
+    table = evaluate(r)
+    spot0 = r.compiled.param("SPOT0")
+    assert list(table["strategy"]) == ["unhedged"]
+    assert table["pnl_mean"].iloc[0] == pytest.approx(np.mean(3 * (_final(r) - spot0)), rel=1e-12)
+    assert table["premium"].iloc[0] == 0 and table["p_liquidated"].iloc[0] == 0
+
+
+def test_a_put_held_to_expiry_pays_its_intrinsic_value_less_what_it_cost(tiny_scenario):
+    put = {"rule": "protective_put", "strike_usd": "85k", "size_btc": 2, "expiry": EXPIRY,
+           "costs": {"bid_ask_spread": 0.1, "fee_rate": 0.001}}
+    r, _ = _run(tiny_scenario, [put], {"spot_btc": 2})
+    from engine.nb.hedge import N_OUT  # noqa: F401  (the kernel is the one under test)
+
+    table = evaluate(r)
+    spot0 = r.compiled.param("SPOT0")
+    # the premium: Black-Scholes on the surface at the start, plus half the spread and the fee
+    t = (np.datetime64("2026-01-30T12:00") - np.datetime64("2026-01-29T00:00")) / np.timedelta64(1, "D") / 365.25
+    from engine.options.surface import VolSurface
+
+    vol = VolSurface(atm=0.55, rr25=-0.03, term_slope=0.05).vol(85_000.0, spot0, t)
+    mid = float(bs.price("put", spot0, 85_000.0, t, 0.0, 0.0, vol))
+    premium = 2 * mid * 1.05 + 2 * 0.001 * spot0
+    assert table["premium"].iloc[1] == pytest.approx(premium, rel=1e-9)
+    # at expiry (the end of step 35) it pays max(K - S, 0) in cash: the difference to unhedged is fixed
+    s_exp = r._raw["price"][:, 35].astype(float)
+    expected = np.mean(2 * np.maximum(85_000.0 - s_exp, 0.0)) - premium
+    assert table["pnl_mean"].iloc[1] - table["pnl_mean"].iloc[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_costs_strikes_sizes_and_rolls_each_change_the_result(tiny_scenario):
+    base = {"rule": "protective_put", "strike_pct_of_spot": 0.95, "hedge_ratio": 1.0, "tenor": "1d"}
+    variants = {
+        "base": base,
+        "spread": dict(base, costs={"bid_ask_spread": 0.2}),
+        "fee": dict(base, costs={"fee_rate": 0.01}),
+        "strike": dict(base, strike_pct_of_spot=0.9),
+        "ratio": dict(base, hedge_ratio=0.5),
+        "roll": dict(base, roll_before_expiry="6h"),
+        "absolute": dict({k: v for k, v in base.items() if k != "strike_pct_of_spot"}, strike_usd="84k"),
+    }
+    strategies = [dict(v, name=k) for k, v in variants.items()]
+    r, _ = _run(tiny_scenario, strategies, {"spot_btc": 1})
+    table = evaluate(r).set_index("strategy")
+    for name in variants:
+        if name != "base":
+            assert table.loc[name, "pnl_mean"] != table.loc["base", "pnl_mean"], name
+    assert table.loc["spread", "premium"] > table.loc["base", "premium"]
+    assert table.loc["fee", "premium"] > table.loc["base", "premium"]
+    assert table.loc["ratio", "premium"] < table.loc["base", "premium"]
+    assert table.loc["roll", "premium"] > table.loc["base", "premium"]  # a second put bought before the first expires
+
+
+def test_perp_hedge_offsets_the_move_and_can_be_liquidated(tiny_scenario):
+    hedges = [{"rule": "perp_hedge", "name": "half", "hedge_ratio": 0.5, "leverage": 1, "costs": {"fee_rate": 0}},
+              {"rule": "perp_hedge", "name": "fragile", "hedge_ratio": 1.0, "leverage": 100}]
+    r, _ = _run(tiny_scenario, hedges, {"spot_btc": 4}, volatility={"annual": "150%"})
+    table = evaluate(r).set_index("strategy")
+    spot0 = r.compiled.param("SPOT0")
+    move = _final(r) - spot0
+    funding = (r.compiled.step("FUNDING_EVENTS") * r.compiled.param("FUNDING_BASE"))
+    # half hedged at 1x is never liquidated here: PnL = 4*move - 2*move + funding received
+    assert table.loc["half", "p_liquidated"] == 0
+    received = np.mean(2.0 * (r._raw["price"].astype(float) * funding[None, :]).sum(axis=1))
+    assert table.loc["half", "pnl_mean"] == pytest.approx(np.mean(2 * move) + received, rel=1e-9)
+    assert table.loc["fragile", "p_liquidated"] > 0.2  # a 100x short: any 1% rally ends it
+
+
+def test_stop_loss_sells_at_its_level(tiny_scenario):
+    stop = {"rule": "stop_loss", "stop_price_usd": "1M", "sell_fraction": 0.5, "costs": {"fee_rate": 0}}
+    r, _ = _run(tiny_scenario, [stop], {"spot_btc": 2})
+    table = evaluate(r)
+    first = r._raw["price"][:, 0].astype(float)
+    spot0 = r.compiled.param("SPOT0")
+    # a stop above the price fires at the first step: half sold there, the rest rides
+    expected = np.mean(1.0 * (first - spot0) + 1.0 * (_final(r) - spot0))
+    assert table["pnl_mean"].iloc[1] == pytest.approx(expected, rel=1e-9)
+
+
+def test_risk_metrics_are_quantiles_and_tail_means_of_the_pnl(tiny_scenario):
+    r, _ = _run(tiny_scenario, [], {"spot_btc": 1}, n_paths=1000)
+    row = evaluate(r).iloc[0]
+    pnl = _final(r) - r.compiled.param("SPOT0")
+    q5, q1 = np.quantile(pnl, [0.05, 0.01])
+    assert row["var95"] == pytest.approx(-q5, rel=1e-9) and row["var99"] == pytest.approx(-q1, rel=1e-9)
+    assert row["es95"] == pytest.approx(-pnl[pnl <= q5].mean(), rel=1e-9)
+    assert row["es99"] == pytest.approx(-pnl[pnl <= q1].mean(), rel=1e-9)
+    assert row["pnl_median"] == pytest.approx(np.median(pnl), rel=1e-9)
+    lows = r.per_path["min_price"].to_numpy()
+    assert row["p_touch_60000"] == (lows <= 60_000).mean()
+
+
+def test_sweeps_give_one_row_per_parameter_set_with_its_parameters(tiny_scenario):
+    put = {"rule": "protective_put", "name": "p", "strike_usd": {"values": ["80k", "84k", "88k"]},
+           "size_btc": 1, "expiry": EXPIRY}
+    r, _ = _run(tiny_scenario, [put])
+    table = evaluate(r)
+    assert list(table["strategy"]) == ["unhedged", "p", "p", "p"]
+    assert list(table["param.strike_usd"].iloc[1:]) == [80_000.0, 84_000.0, 88_000.0]
+    assert table["premium"].iloc[1] < table["premium"].iloc[2] < table["premium"].iloc[3]
+    assert (table["es99"] >= table["var99"] - 1e-9).all() and (table["es95"] >= table["var95"] - 1e-9).all()
+
+
+def test_rules_without_a_kernel_are_listed_not_silently_dropped(tiny_scenario):
+    rules = [{"rule": "deleverage", "target_leverage": 1, "drawdown_trigger": 0.1},
+             {"rule": "perp_hedge", "name": "dyn", "mode": "dynamic", "delta_target": 0.0}]
+    r, _ = _run(tiny_scenario, rules)
+    table = evaluate(r)
+    assert list(table["strategy"]) == ["unhedged"]
+    assert table.attrs["not_evaluated"] == ["deleverage", "dyn (dynamic perp_hedge)"]
+
+
+def test_strategies_need_the_price_paths(tiny_scenario):
+    tiny = dict(tiny_scenario, strategies=[{"rule": "stop_loss", "drawdown": 0.1}])
+    r = engine.run(engine.load_scenario(tiny), keep_steps=False)
+    with pytest.raises(ValueError, match="keep_steps=True"):
+        r.strategies
+
+
+def test_cli_prints_the_hedge_table_and_json(tiny_scenario, write_yaml, capsys):
+    tiny = dict(tiny_scenario, n_paths=128, strategies=[
+        {"rule": "protective_put", "name": "put_85k", "strike_usd": "85k", "size_btc": 1, "expiry": EXPIRY},
+        {"rule": "collar", "put_strike_usd": "85k", "call_strike_usd": "95k", "size_btc": 1, "tenor": "1d"}])
+    path = write_yaml("hedged.yaml", tiny)
+    assert main(["run", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "hedges (PnL in USD" in out and "put_85k" in out and "collar" in out
+    assert main(["run", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["strategies"]) == {"unhedged", "put_85k", "collar"}
+    assert math.isfinite(doc["strategies"]["put_85k"]["es99"])
+
+
+def test_cli_refuses_a_roll_on_a_fixed_expiry(tiny_scenario, write_yaml, capsys):
+    tiny = dict(tiny_scenario, strategies=[
+        {"rule": "protective_put", "name": "bad", "strike_usd": "85k", "size_btc": 1, "expiry": EXPIRY,
+         "roll_before_expiry": "1h"}])
+    assert main(["run", str(write_yaml("bad.yaml", tiny)), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "strategies[bad]" in err and "tenor" in err and "Traceback" not in err
