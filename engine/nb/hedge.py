@@ -38,7 +38,7 @@ import math
 import numba
 import numpy as np
 
-from .bs import bs_price_nb
+from .bs import norm_cdf_nb
 from .config import jit, pjit
 
 Z25 = 0.6744897501960817
@@ -47,20 +47,21 @@ N_OUT = 5
 
 
 @jit
-def surface_vol_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
-    """:meth:`engine.options.surface.VolSurface.vol` for one strike (the forward is the spot)."""
-    t = max(tau, 1e-8)
-    a = max(atm + slope * (t - ref_tenor), floor)
-    x = math.log(k / s) / (a * math.sqrt(t))
-    return max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
-
-
-@jit
 def _option_value_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
     if tau <= 0.0:
         return max(s - k, 0.0) if kind == 1 else max(k - s, 0.0)
-    vol = surface_vol_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)
-    return bs_price_nb(kind == 1, s, k, tau, 0.0, 0.0, vol)
+    # the vol surface (engine.options.surface) and Black-Scholes without rates, sharing ln(K/S) and sqrt(tau)
+    sqt = math.sqrt(tau)
+    lks = math.log(k / s)
+    a = max(atm + slope * (tau - ref_tenor), floor)
+    x = lks / (a * sqt)
+    vol = max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
+    sq = vol * sqt
+    d1 = (-lks + 0.5 * vol * vol * tau) / sq
+    d2 = d1 - sq
+    if kind == 1:
+        return s * norm_cdf_nb(d1) - k * norm_cdf_nb(d2)
+    return k * norm_cdf_nb(-d2) - s * norm_cdf_nb(-d1)
 
 
 @pjit
