@@ -2,7 +2,7 @@
 
 Preparation tabulates, once per scenario, what depends only on (step, price): the dealers' hedge
 of the option book on a (step x log-price) grid (Black-Scholes deltas on the step's vol surface),
-the Student-t scale table and the per-step drivers (impact coefficients, drift, decay). The kernel (:mod:`engine.nb.kernel`)
+the Student-t table and the per-step drivers (impact coefficients, drift, decay). The kernel (:mod:`engine.nb.kernel`)
 then runs paths in fixed blocks of ``RNG_BLOCK_SIZE``: chunks are whole blocks, so the numbers do
 not depend on ``n_jobs`` or ``chunk_paths``.
 """
@@ -22,39 +22,39 @@ from .compile.layout import OPTION_PUT, Venue
 from .errors import ScenarioError
 from .options.surface import VolSurface
 
-__all__ = ["run", "prepare", "Prepared", "tail_scale_table", "dealer_hedge_table", "DEALER_GRID"]
+__all__ = ["run", "prepare", "Prepared", "student_t_table", "dealer_hedge_table", "DEALER_GRID"]
 
 DEALER_GRID = 256  # log-price points of the dealer hedge table
-TAIL_TABLE = 4097  # quantiles of the Student-t scale
+TAIL_TABLE = 4097  # quantiles of the unit-variance Student-t
 NORMAL_TABLE = 4097  # quantiles of the standard normal
 TASK_PATHS = 64  # paths per parallel task (a divisor of the RNG block): finer tasks, less idle at the end
 CHUNK_SCRATCH_BYTES = 64 * 1024**2  # per-task flow sums of one chunk stay within this
 
 
-def tail_scale_table(dof: float, n: int = TAIL_TABLE) -> tuple[np.ndarray, float, float]:
-    """Quantiles of ``s = sqrt((dof-2)/W)``, ``W ~ chi2(dof)``: ``z*s`` is a unit-variance Student-t.
+def student_t_table(dof: float, n: int = TAIL_TABLE) -> tuple[np.ndarray, float, float]:
+    """Quantiles of the unit-variance Student-t with ``dof`` degrees of freedom (``dof > 2``).
 
-    Returns ``(table, tail_power, tail_scale)`` for :func:`engine.nb.rng.table_ppf_nb`: the table
-    holds the quantiles at ``u = k/(n-1)``; the last cell is the exact power-law tail
-    ``s ~ (1-u)^(-1/dof)``. The table is rescaled so that ``E[s^2] = 1`` exactly for the
-    distribution it defines.
+    Returns ``(table, tail_power, tail_scale)`` for :func:`engine.nb.rng.t_table_ppf_nb`: the table
+    holds the quantiles at ``u = k/(n-1)``; the first and last cells are the exact power-law tails
+    ``-+tail_scale * u^(-1/dof)`` (``u`` measured from the nearer end), continuous with the table.
+    The table is rescaled so that the distribution it defines has variance 1 exactly.
     """
     from scipy import stats
 
     if dof <= 0:
-        return np.ones(2), 0.0, 1.0
+        return np.zeros(2), 0.0, 0.0  # Gaussian: the kernel uses the normal table instead
     u = np.arange(n) / (n - 1)
     with np.errstate(divide="ignore"):
-        table = np.sqrt((dof - 2.0) / stats.chi2.isf(u, dof))
-    table[0] = 0.0
-    u_join = (n - 2) / (n - 1)
+        table = stats.t.ppf(u, dof)
+    table[0], table[-1] = -table[-2], table[-2]  # the end values are never read (power law there)
+    cell = 1.0 / (n - 1)
     power = 1.0 / dof
-    scale = table[n - 2] * (1.0 - u_join) ** power
-    # E[s^2] of the piecewise-linear part (exact for linear segments) plus the tail's integral
-    a, b = table[:-2], table[1:-1]
-    body = ((a * a + a * b + b * b) / 3.0).sum() / (n - 1)
-    tail = scale**2 * (1.0 - u_join) ** (1.0 - 2.0 * power) / (1.0 - 2.0 * power)
-    norm = math.sqrt(body + tail)
+    scale = table[n - 2] * cell**power
+    # variance of the piecewise-linear body (exact for linear segments) plus both tails' integrals
+    a, b = table[1:-2], table[2:-1]
+    body = ((a * a + a * b + b * b) / 3.0).sum() * cell
+    tails = 2.0 * scale**2 * cell ** (1.0 - 2.0 * power) / (1.0 - 2.0 * power)
+    norm = math.sqrt(body + tails)
     return table / norm, power, scale / norm
 
 
@@ -136,7 +136,7 @@ def prepare(compiled: CompiledScenario) -> Prepared:
     from .nb.kernel import D_DECAY, D_DRIFT, D_INV_DEPTH, D_MACRO_VOL, D_RARE, D_SQRT_COEF, N_DRIVERS
 
     table, lo, inv = dealer_hedge_table(compiled)
-    tail, power, scale = tail_scale_table(compiled.param("TAIL_DOF"))
+    tail, power, scale = student_t_table(compiled.param("TAIL_DOF"))
     sizes = compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1)
     share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
     d = compiled.step("DEPTH_MULT")

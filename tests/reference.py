@@ -101,13 +101,15 @@ def standard_normal(prep, u: float) -> float:
     return float(table[k] + (x - k) * (table[k + 1] - table[k]))
 
 
-def student_t_scale(prep, u: float) -> float:
-    """The unit-variance Student-t scale ``s`` at quantile ``u``: linear in the prepared quantile
-    table, an exact power law ``tail_scale * (1 - u)^-tail_power`` in its last cell."""
+def student_t(prep, u: float) -> float:
+    """The unit-variance Student-t at quantile ``u``: linear in the prepared quantile table, exact
+    power laws ``-+tail_scale * u^-tail_power`` (from the nearer end) in its first and last cells."""
     table = prep.tail_table
     n = len(table)
     x = u * (n - 1)
     k = int(x)
+    if k == 0:
+        return float(-prep.tail_scale * u ** (-prep.tail_power))
     if k >= n - 2:
         return float(prep.tail_scale * (1.0 - u) ** (-prep.tail_power))
     return float(table[k] + (x - k) * (table[k + 1] - table[k]))
@@ -128,7 +130,8 @@ def dealer_hedge(prep, t: int, log_price: float) -> float:
 def path_uniforms(compiled, path: int) -> np.ndarray:
     """The ``(n_steps, 6)`` uniforms the kernel draws for ``path`` (same streams, same order)."""
     rng = compiled.rng
-    return draw_uniforms_nb(rng.block_seeds, rng.block_size, path, 1, compiled.n_steps)[0]
+    extra = (compiled.step("SCHEDULED_JUMP") != 0.0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0.0)
+    return draw_uniforms_nb(rng.block_seeds, rng.block_size, path, 1, compiled.n_steps, extra)[0]
 
 
 # ----------------------------------------------------------------------------- the book
@@ -314,15 +317,14 @@ class _Path:
     def exogenous_return(self, t: int, u) -> float:
         """Drift, the macro factor, cross-asset moves, fat-tailed diffusion and jumps (log)."""
         d = self.drv
-        z = standard_normal(self.prep, u[0])
-        s = student_t_scale(self.prep, u[1]) if self.p["TAIL_DOF"] > 0.0 else 1.0
+        z = student_t(self.prep, u[0]) if self.p["TAIL_DOF"] > 0.0 else standard_normal(self.prep, u[0])
         x = standard_normal(self.prep, u[2])
         r = (d["DRIFT"][t] + d["MACRO_BETA"][t] * (d["MACRO_DRIFT"][t] + d["MACRO_VOL"][t] * x)
-             + d["CROSS_ASSET_RETURN"][t] + d["VOL"][t] * s * z)
+             + d["CROSS_ASSET_RETURN"][t] + d["VOL"][t] * z)
         if u[3] < d["JUMP_PROB"][t]:
-            r += self.p["JUMP_MEAN"] + self.p["JUMP_STDEV"] * standard_normal(self.prep, u[4])
+            r += self.p["JUMP_MEAN"] + self.p["JUMP_STDEV"] * standard_normal(self.prep, u[1])
         if d["SCHEDULED_JUMP"][t] != 0.0 or d["SCHEDULED_JUMP_SPREAD"][t] != 0.0:
-            r += d["SCHEDULED_JUMP"][t] + d["SCHEDULED_JUMP_SPREAD"][t] * standard_normal(self.prep, u[5])
+            r += d["SCHEDULED_JUMP"][t] + d["SCHEDULED_JUMP_SPREAD"][t] * standard_normal(self.prep, u[4])
         return r
 
     # -- 3
@@ -593,8 +595,8 @@ class _Path:
 
 def simulate_path(prep, uniforms) -> PathResult:
     """One path of the model from the prepared scenario and the path's ``(n_steps, 6)`` uniforms
-    (``u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` jump
-    size, ``u5`` scheduled-jump spread)."""
+    (``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` the
+    scheduled-jump spread on the steps that have one, NaN elsewhere; ``u5`` unused)."""
     path = _Path(prep)
     for t in range(path.n_steps):
         path.step(t, [float(x) for x in uniforms[t]])

@@ -17,14 +17,14 @@ numba's reference counting (:data:`engine.nb.config.jit_norc`).
 
 One step ``t`` of one path (``S`` the price at the start of the step)
 ------------------------------------------------------------------
-Six uniforms are drawn in this order: ``u0`` diffusion, ``u1`` tail scale, ``u2`` macro factor,
-``u3`` jump occurrence, ``u4`` jump size, ``u5`` scheduled-jump spread (three 64-bit draws,
-two 32-bit uniforms each).
+Four uniforms are drawn in this order (two 64-bit draws, two 32-bit uniforms each): ``u0``
+diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence; on the steps with a
+scheduled jump (the same on every path) a third draw gives ``u4``, its spread (``u5`` unused).
 
 1. Transient impact decays: ``I *= decay[t]`` (``decay = RESILIENCE_DECAY ** RESILIENCE_MULT[t]``).
 2. Exogenous log return ``r = DRIFT + MACRO_BETA*(MACRO_DRIFT + MACRO_VOL*x) + CROSS_ASSET_RETURN
-   + VOL*s*z (+ JUMP_MEAN + JUMP_STDEV*z4 if u3 < JUMP_PROB) (+ SCHEDULED_JUMP + SPREAD*z5)``,
-   ``z = Phi^-1(u0)``, ``x = Phi^-1(u2)``, ``s`` the unit-variance Student-t scale (1 if Gaussian).
+   + VOL*z (+ JUMP_MEAN + JUMP_STDEV*Phi^-1(u1) if u3 < JUMP_PROB) (+ SCHEDULED_JUMP + SPREAD*Phi^-1(u4))``,
+   ``z`` the unit-variance Student-t quantile of ``u0`` (``Phi^-1(u0)`` if Gaussian), ``x = Phi^-1(u2)``.
 3. Margin changes (venue rows with MARGIN_CHANGE): new maintenance/initial rates (USD-per-BTC
    requirements converted at ``S``); a higher initial rate makes over-levered cells top up or cut
    (cuts are forced flow).
@@ -54,7 +54,7 @@ import numba
 from ..compile.layout import Param, Step, Venue
 from . import book as bk
 from .config import jit, jit_norc, pjit
-from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, table_ppf_nb
+from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
 
 # per-path summary columns
 SUMMARY_FIELDS = (
@@ -346,21 +346,21 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     for t in range(n_steps):
         u0, u1 = next_pair_nb(state)
         u2, u3 = next_pair_nb(state)
-        u4, u5 = next_pair_nb(state)
         s_prev = price
         ln_prev = ln_price
 
         # 1-2. transient impact heals; exogenous return
         trans *= drivers[t, D_DECAY]
-        z = norm_table_ppf_nb(u0, normal_table)
-        scale = table_ppf_nb(u1, tail_table, tail_power, tail_scale) if dof > 0.0 else 1.0
+        # the diffusion's shock: a unit-variance Student-t (one table read), or a normal
+        z = t_table_ppf_nb(u0, tail_table, tail_power, tail_scale) if dof > 0.0 else norm_table_ppf_nb(u0, normal_table)
         # DRIFT + MACRO_BETA*MACRO_DRIFT + CROSS_ASSET_RETURN and MACRO_BETA*MACRO_VOL, tabulated
-        r = drivers[t, D_DRIFT] + drivers[t, D_MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) + steps[t, Step.VOL] * scale * z
+        r = drivers[t, D_DRIFT] + drivers[t, D_MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) + steps[t, Step.VOL] * z
         if u3 < steps[t, Step.JUMP_PROB]:
-            r += p_jump_mean + p_jump_stdev * norm_table_ppf_nb(u4, normal_table)
+            r += p_jump_mean + p_jump_stdev * norm_table_ppf_nb(u1, normal_table)
         rare = drivers[t, D_RARE] != 0.0  # one test for the events most steps do not have
         if rare and (steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0):
-            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u5, normal_table)
+            u4, _ = next_pair_nb(state)  # drawn on these steps only: the same steps on every path
+            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u4, normal_table)
         ln_f += r
 
         # 3. margin changes

@@ -6,10 +6,11 @@ only: never on threads, chunks or job counts. Each 64-bit output gives two unifo
 (``(k + 0.5) / 2**32``: never 0 or 1; the normal tail they reach is 6.2 sigma). Normals come from
 an inverse-CDF table with linear interpolation (:func:`engine.simulate.normal_table`), with
 Acklam's approximation (relative error < 1.2e-9) in the outermost cells; the Student-t scale
-comes from its own table (:func:`engine.simulate.tail_scale_table`).
+is read from its own table in one draw (:func:`engine.simulate.student_t_table`).
 
-``UNIFORMS_PER_STEP`` uniforms are drawn at every step in a fixed order, whether used or not, so
-the stream layout never depends on the path: see :mod:`engine.nb.kernel` for the order.
+Four uniforms are drawn at every step in a fixed order, whether used or not, and two more on the
+steps with a scheduled jump (the same steps on every path), so the stream layout never depends on
+the path: see :mod:`engine.nb.kernel` for the order (``UNIFORMS_PER_STEP`` counts them all).
 """
 
 from __future__ import annotations
@@ -109,31 +110,31 @@ def norm_table_ppf_nb(u, table):
 
 
 @jit
-def table_ppf_nb(u, table, tail_power, tail_scale):
-    """Inverse CDF from a table of quantiles at ``u = k/(n-1)``; power-law upper tail in the last cell.
-
-    ``table[k]`` is the quantile at ``k/(n-1)`` for ``k < n-1``; above ``1 - 1/(n-1)`` the value
-    is ``tail_scale * (1 - u) ** -tail_power`` (continuous with the table by construction).
-    """
+def t_table_ppf_nb(u, table, tail_power, tail_scale):
+    """Inverse CDF of a symmetric heavy-tailed law: linear in ``table`` (quantiles at ``k/(n-1)``),
+    exact power laws ``-+tail_scale * u^-tail_power`` in the first and last cells
+    (:func:`engine.simulate.student_t_table`)."""
     n = table.shape[0]
     x = u * (n - 1)
     k = int(x)
+    if k == 0:
+        return -tail_scale * u ** (-tail_power)
     if k >= n - 2:
         return tail_scale * (1.0 - u) ** (-tail_power)
-    frac = x - k
-    return table[k] + frac * (table[k + 1] - table[k])
+    return table[k] + (x - k) * (table[k + 1] - table[k])
 
 
 @jit
-def draw_uniforms_nb(block_seeds, block_size, first_path, n_paths, n_steps):
-    """The uniforms the kernel draws, ``(n_paths, n_steps, UNIFORMS_PER_STEP)``: for tests."""
-    out = np.empty((n_paths, n_steps, UNIFORMS_PER_STEP))
+def draw_uniforms_nb(block_seeds, block_size, first_path, n_paths, n_steps, extra):
+    """The uniforms the kernel draws, ``(n_paths, n_steps, UNIFORMS_PER_STEP)``, for tests: ``u4``
+    and ``u5`` only on the steps where ``extra[t]`` (scheduled jumps), NaN elsewhere."""
+    out = np.full((n_paths, n_steps, UNIFORMS_PER_STEP), np.nan)
     state = np.empty(4, dtype=np.uint64)
     for i in range(n_paths):
         p = first_path + i
         b = p // block_size
         seed_path_nb(state, block_seeds[b, 0], block_seeds[b, 1], p - b * block_size)
         for t in range(n_steps):
-            for k in range(0, UNIFORMS_PER_STEP, 2):
+            for k in range(0, 6 if extra[t] else 4, 2):
                 out[i, t, k], out[i, t, k + 1] = next_pair_nb(state)
     return out
