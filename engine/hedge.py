@@ -19,10 +19,13 @@ simulated price path, with :func:`engine.nb.hedge.evaluate_nb`, and returns one 
 
 Rules evaluated: ``protective_put``, ``put_spread``, ``collar`` (option legs; strikes absolute or
 as a share of the price when bought; size in BTC or as a hedge ratio of the portfolio's BTC
-delta at the start; a fixed expiry, or a tenor from the start with an optional roll), a static
-``perp_hedge``, and ``stop_loss``. ``deleverage`` and the dynamic ``perp_hedge`` are listed in
-``not_evaluated`` until their kernels exist. Without a ``portfolio:`` section the book is 1 BTC
-held spot. Funding is the scenario's base rate at each funding time; the perps' maintenance
+delta at the start; a fixed expiry, or a tenor from the start with an optional roll);
+``perp_hedge``, static or dynamic (rebalanced every ``rebalance_every`` toward ``delta_target``
+when off by more than ``rebalance_band`` of the unhedged delta); ``stop_loss``; and ``deleverage``
+(the portfolio's perp cut to ``target_leverage`` when the drawdown from the peak or the realised
+vol over ``volatility_window`` crosses its trigger, at most once per ``cooldown``). A deleverage
+on ``funding_trigger`` is listed in ``not_evaluated``: the paths do not carry their funding rate
+yet. Without a ``portfolio:`` section the book is 1 BTC held spot. Funding is the scenario's base rate at each funding time; the perps' maintenance
 rate is their venue's at the start.
 """
 
@@ -54,6 +57,7 @@ class Variant:
     stop_fraction: float = 0.0
     spread: float = 0.0
     fee: float = 0.0
+    controls: dict = field(default_factory=dict)  # engine.nb.hedge C_* columns, by name
 
 
 def row_label(row) -> str:
@@ -112,6 +116,7 @@ def variants(scenario, compiled) -> tuple[list[Variant], list[str]]:
     mode = scenario.sweep.mode if scenario.sweep is not None else "product"
     book_delta = _btc_delta(compiled)
     start = scenario.horizon.start
+    step_seconds = scenario.horizon.step.total_seconds()
     out, skipped = [Variant("unhedged", "none")], []
     for strategy in scenario.strategies:
         for swept, s in _expanded(strategy, mode):
@@ -134,13 +139,27 @@ def variants(scenario, compiled) -> tuple[list[Variant], list[str]]:
             elif s.rule == "perp_hedge" and s.mode == "static":
                 v.hedge_size = -s.hedge_ratio * book_delta
                 v.hedge_leverage = s.leverage
+            elif s.rule == "perp_hedge":  # dynamic: rebalanced toward a net-delta target
+                target = s.delta_target if s.delta_target is not None else 0.0
+                v.hedge_size = -(1.0 - target) * book_delta
+                v.hedge_leverage = s.leverage
+                v.controls = {"DYNAMIC": 1.0, "DELTA_TARGET": target, "BAND": s.rebalance_band,
+                              "EVERY": max(1, round(s.rebalance_every.total_seconds() / step_seconds))}
+            elif s.rule == "deleverage" and s.funding_trigger is None:
+                if compiled.portfolio is None or compiled.portfolio.perp_size_btc == 0.0:
+                    raise ValueError(f"strategies[{strategy.label}]: deleverage cuts the portfolio's perp, "
+                                     "and the portfolio holds none (add portfolio.perp)")
+                v.controls = {"DELEV_TARGET": s.target_leverage,
+                              "DELEV_DRAWDOWN": s.drawdown_trigger if s.drawdown_trigger is not None else math.nan,
+                              "DELEV_VOL": s.volatility_trigger if s.volatility_trigger is not None else math.nan,
+                              "DELEV_WINDOW": max(2, round(s.volatility_window.total_seconds() / step_seconds)),
+                              "DELEV_COOLDOWN": round(s.cooldown.total_seconds() / step_seconds)}
             elif s.rule == "stop_loss":
                 v.stop_price = s.stop_price_usd if s.stop_price_usd is not None else -math.inf
                 v.stop_drawdown = s.drawdown if s.drawdown is not None else math.inf
                 v.stop_fraction = s.sell_fraction
-            else:
-                what = "dynamic perp_hedge" if s.rule == "perp_hedge" else s.rule
-                skipped.append(strategy.label if strategy.label == what else f"{strategy.label} ({what})")
+            else:  # deleverage on funding: the simulated paths do not carry their funding rate yet
+                skipped.append(f"{strategy.label} (funding_trigger)")
                 break
             out.append(v)
     return out, skipped
@@ -155,12 +174,21 @@ def _kernel_inputs(compiled, vs: list[Variant]) -> dict:
             kind[i, j], size[i, j] = k, sz
             for name, value in zip(("strike", "pct", "expiry", "tenor", "roll"), (strike, pct, expiry, tenor, roll)):
                 legs[name][i, j] = value
+    from .nb import hedge as nbh
+
+    controls = np.zeros((n, nbh.N_CONTROLS))
+    controls[:, nbh.C_EVERY] = 1.0
+    controls[:, [nbh.C_DELEV_TARGET, nbh.C_DELEV_DRAWDOWN, nbh.C_DELEV_VOL]] = np.nan
+    controls[:, nbh.C_DELEV_WINDOW] = 2.0
+    for i, v in enumerate(vs):
+        for name, value in v.controls.items():
+            controls[i, getattr(nbh, "C_" + name)] = value
     col = lambda name: np.array([getattr(v, name) for v in vs], dtype=float)  # noqa: E731
     return dict(leg_kind=kind, leg_size=size, leg_strike=legs["strike"], leg_strike_pct=legs["pct"],
                 leg_expiry=legs["expiry"], leg_tenor=legs["tenor"], leg_roll=legs["roll"],
                 hedge_size=col("hedge_size"), hedge_leverage=col("hedge_leverage"), stop_price=col("stop_price"),
                 stop_drawdown=col("stop_drawdown"), stop_fraction=col("stop_fraction"), spread=col("spread"),
-                fee=col("fee"))
+                fee=col("fee"), controls=controls)
 
 
 def _portfolio_inputs(compiled) -> dict:

@@ -133,13 +133,54 @@ def test_sweeps_give_one_row_per_parameter_set_with_its_parameters(tiny_scenario
     assert (table["es99"] >= table["var99"] - 1e-9).all() and (table["es95"] >= table["var95"] - 1e-9).all()
 
 
-def test_rules_without_a_kernel_are_listed_not_silently_dropped(tiny_scenario):
-    rules = [{"rule": "deleverage", "target_leverage": 1, "drawdown_trigger": 0.1},
-             {"rule": "perp_hedge", "name": "dyn", "mode": "dynamic", "delta_target": 0.0}]
-    r, _ = _run(tiny_scenario, rules)
-    table = evaluate(r)
-    assert list(table["strategy"]) == ["unhedged"]
-    assert table.attrs["not_evaluated"] == ["deleverage", "dyn (dynamic perp_hedge)"]
+def test_a_dynamic_hedge_of_a_constant_delta_is_the_static_hedge(tiny_scenario):
+    """Spot only: the unhedged delta never moves, so the dynamic hedge never trades after the first
+    step and its result is the static hedge's, to the cent."""
+    rules = [{"rule": "perp_hedge", "name": "static", "hedge_ratio": 0.75, "leverage": 1},
+             {"rule": "perp_hedge", "name": "dynamic", "mode": "dynamic", "delta_target": 0.25, "leverage": 1,
+              "rebalance_band": 0.0}]
+    r, _ = _run(tiny_scenario, rules, {"spot_btc": 4})
+    t = evaluate(r).set_index("strategy")
+    assert t.loc["dynamic", "pnl_mean"] == pytest.approx(t.loc["static", "pnl_mean"], rel=1e-12)
+
+
+def test_a_dynamic_hedge_tracks_the_delta_of_options_held(tiny_scenario):
+    """A book short puts: its delta grows as the price falls; the dynamic hedge follows it and cuts
+    the tail, and a wider band trades less (pays fewer fees) but hedges worse."""
+    book = {"spot_btc": 0, "cash_usd": "500k",
+            "options": [{"kind": "put", "strike_usd": "80k", "expiry": "2026-02-27T08:00:00Z", "size_btc": -10}]}
+    rules = [{"rule": "perp_hedge", "name": "tight", "mode": "dynamic", "delta_target": 0, "rebalance_band": 0.01,
+              "leverage": 2},
+             {"rule": "perp_hedge", "name": "wide", "mode": "dynamic", "delta_target": 0, "rebalance_band": 0.5,
+              "leverage": 2}]
+    r, _ = _run(tiny_scenario, rules, book, volatility={"annual": "120%"})
+    t = evaluate(r).set_index("strategy")
+    assert t.loc["tight", "es99"] < t.loc["unhedged", "es99"]
+    assert t.loc["tight", "es99"] < t.loc["wide", "es99"]
+
+
+def test_deleverage_cuts_the_book_perp_before_it_is_liquidated(tiny_scenario):
+    book = {"spot_btc": 0, "cash_usd": "20k", "perp": {"size_btc": 2, "leverage": 10}}
+    rules = [{"rule": "deleverage", "name": "cut", "target_leverage": 2, "drawdown_trigger": 0.03},
+             {"rule": "deleverage", "name": "close", "target_leverage": 0, "drawdown_trigger": 0.03},
+             {"rule": "deleverage", "name": "on_vol", "target_leverage": 1, "volatility_trigger": 0.3,
+              "volatility_window": "6h", "cooldown": "6h"},
+             {"rule": "deleverage", "name": "on_funding", "target_leverage": 1, "funding_trigger": -0.001}]
+    r, _ = _run(tiny_scenario, rules, book, volatility={"annual": "120%"})
+    t = evaluate(r)
+    assert t.attrs["not_evaluated"] == ["on_funding (funding_trigger)"]
+    t = t.set_index("strategy")
+    assert t.loc["unhedged", "p_liquidated"] > 0.2  # a 10x long in a 120%-vol market
+    assert t.loc["cut", "p_liquidated"] < t.loc["unhedged", "p_liquidated"]
+    assert t.loc["close", "p_liquidated"] <= t.loc["cut", "p_liquidated"]
+    assert t.loc["close", "es99"] < t.loc["unhedged", "es99"]
+    assert t.loc["on_vol", "pnl_mean"] != t.loc["unhedged", "pnl_mean"]
+
+
+def test_deleverage_needs_a_perp_to_cut(tiny_scenario):
+    r, _ = _run(tiny_scenario, [{"rule": "deleverage", "target_leverage": 1, "drawdown_trigger": 0.1}])
+    with pytest.raises(ValueError, match="holds none"):
+        evaluate(r)
 
 
 def test_strategies_need_the_price_paths(tiny_scenario):

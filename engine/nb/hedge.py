@@ -44,6 +44,33 @@ from .config import jit, pjit
 Z25 = 0.6744897501960817
 OUT_PNL, OUT_MAX_DD, OUT_LIQUIDATED, OUT_PREMIUM, OUT_FINAL_VALUE = 0, 1, 2, 3, 4
 N_OUT = 5
+# columns of ``controls[v]``: the rules that act along the path
+C_DYNAMIC = 0  # 1: the perp hedge is rebalanced toward a delta target
+C_DELTA_TARGET = 1  # net BTC delta kept, as a share of the unhedged delta (0 = fully hedged)
+C_BAND = 2  # rebalance when the hedge is off its target by more than this share of the unhedged delta
+C_EVERY = 3  # check every this many steps
+C_DELEV_TARGET = 4  # deleverage: the book perp's leverage after a cut (0 = close); NaN = no rule
+C_DELEV_DRAWDOWN = 5  # cut when the price is this far below its running peak (NaN = no trigger)
+C_DELEV_VOL = 6  # cut when realised vol (annual) over the window exceeds this (NaN = no trigger)
+C_DELEV_WINDOW = 7  # the realised-vol window, steps
+C_DELEV_COOLDOWN = 8  # steps between two cuts
+N_CONTROLS = 9
+
+
+@jit
+def _option_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
+    """Black-Scholes delta (no rates) on the surface; at expiry 0 or +-1."""
+    if tau <= 0.0:
+        if kind == 1:
+            return 1.0 if s > k else 0.0
+        return -1.0 if s < k else 0.0
+    sqt = math.sqrt(tau)
+    lks = math.log(k / s)
+    a = max(atm + slope * (tau - ref_tenor), floor)
+    x = lks / (a * sqt)
+    vol = max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
+    d1 = (-lks + 0.5 * vol * vol * tau) / (vol * sqt)
+    return norm_cdf_nb(d1) if kind == 1 else norm_cdf_nb(d1) - 1.0
 
 
 @jit
@@ -69,10 +96,14 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
                 held_kind, held_strike, held_expiry, held_size,
                 leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
-                hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, out):
+                hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out):
     n_paths, n_steps = prices.shape
     n_var, n_legs = leg_kind.shape
     n_held = held_kind.shape[0]
+    max_window = 1
+    for v in range(n_var):
+        if not math.isnan(controls[v, C_DELEV_VOL]):
+            max_window = max(max_window, int(controls[v, C_DELEV_WINDOW]))
     for task in numba.prange(n_var * n_paths):
         v = task // n_paths
         p = task % n_paths
@@ -87,6 +118,10 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         book_collateral = abs(perp_size) * perp_entry / perp_leverage if perp_size != 0.0 else 0.0
         cash -= book_collateral
         book_size = perp_size
+        book_entry = perp_entry
+        sq_returns = np.zeros(max_window)  # the vol window's squared log returns (a ring)
+        sum_sq = 0.0
+        last_cut = -(1 << 40)
         value0 = cash0 + spot_btc * s + perp_size * (s - perp_entry)
         for h in range(n_held):
             value0 += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h], atm, rr, bf25,
@@ -125,7 +160,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             if funding[t] != 0.0:
                 cash -= (book_size + h_size) * s * funding[t]
             if book_size != 0.0:
-                equity = book_collateral + book_size * (s - perp_entry)
+                equity = book_collateral + book_size * (s - book_entry)
                 if equity <= abs(book_size) * s * perp_mmr:
                     book_size = 0.0  # what equity was left goes to the exchange
                     book_collateral = 0.0
@@ -144,6 +179,46 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 cash += sold * s * (1.0 - fee[v])
                 spot_held -= sold
                 stopped = True
+            # deleveraging: cut the book's perp to the target leverage when a trigger fires
+            s_prev = prices[p, t - 1] if t > 0 else spot0
+            if not math.isnan(controls[v, C_DELEV_VOL]):
+                w = int(controls[v, C_DELEV_WINDOW])
+                lr = math.log(s / s_prev)
+                sum_sq += lr * lr - sq_returns[t % w]
+                sq_returns[t % w] = lr * lr
+            target_lev = controls[v, C_DELEV_TARGET]
+            if (book_size != 0.0 and not math.isnan(target_lev)
+                    and t - last_cut >= controls[v, C_DELEV_COOLDOWN]):
+                fire = 1.0 - s / peak_price >= controls[v, C_DELEV_DRAWDOWN]  # False when NaN
+                if not math.isnan(controls[v, C_DELEV_VOL]) and t + 1 >= controls[v, C_DELEV_WINDOW]:
+                    vol_now = math.sqrt(max(sum_sq, 0.0) / controls[v, C_DELEV_WINDOW] / dt)
+                    fire = fire or vol_now >= controls[v, C_DELEV_VOL]
+                equity = book_collateral + book_size * (s - book_entry)
+                if fire and equity > 0.0:
+                    new_abs = min(abs(book_size), target_lev * equity / s)
+                    cost = (abs(book_size) - new_abs) * s * fee[v]
+                    book_collateral = equity - cost  # PnL realised into the collateral
+                    book_entry = s
+                    book_size = new_abs if book_size > 0.0 else -new_abs
+                    if book_size == 0.0:
+                        cash += book_collateral
+                        book_collateral = 0.0
+                    last_cut = t
+            # the dynamic perp hedge: back to its delta target when off by more than the band
+            if controls[v, C_DYNAMIC] != 0.0 and t % int(controls[v, C_EVERY]) == 0:
+                unhedged = spot_held + book_size
+                for h in range(n_held):
+                    unhedged += held_size[h] * _option_delta_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now,
+                                                                atm, rr, bf25, slope, ref_tenor, floor)
+                target = -(1.0 - controls[v, C_DELTA_TARGET]) * unhedged
+                if abs(h_size - target) > controls[v, C_BAND] * abs(unhedged):
+                    if h_size != 0.0:  # realise the hedge and post collateral for the new size
+                        cash += h_collateral + h_size * (s - h_entry)
+                    cash -= abs(target - h_size) * s * fee[v]
+                    h_collateral = abs(target) * s / hedge_leverage[v]
+                    cash -= h_collateral
+                    h_size = target
+                    h_entry = s
             # option legs: rolls (tenor legs with a roll rule), then expiries
             for j in range(n_legs):
                 if not alive[j]:
@@ -168,7 +243,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             # the marked value
             value = cash + spot_held * s
             if book_size != 0.0:
-                value += book_collateral + book_size * (s - perp_entry)
+                value += book_collateral + book_size * (s - book_entry)
             if h_size != 0.0:
                 value += h_collateral + h_size * (s - h_entry)
             for h in range(n_held):

@@ -82,7 +82,7 @@ def _flat(kind, *values):
     is_call = _is_call(kind)
     arrays = np.broadcast_arrays(is_call, *(np.asarray(v, dtype=float) for v in values))
     shape = arrays[0].shape
-    return shape, [np.ascontiguousarray(a.reshape(-1)) for a in arrays]
+    return shape, [np.array(a.reshape(-1)) for a in arrays]  # copies: broadcast views are read-only
 
 
 def greeks(kind, spot, strike, t, r=0.0, q=0.0, vol=0.2) -> dict[str, np.ndarray]:
