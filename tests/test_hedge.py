@@ -36,6 +36,12 @@ def test_unhedged_book_is_its_spot_times_the_move(tiny_scenario):
     assert list(table["strategy"]) == ["unhedged"]
     assert table["pnl_mean"].iloc[0] == pytest.approx(np.mean(3 * (_final(r) - spot0)), rel=1e-12)
     assert table["premium"].iloc[0] == 0 and table["p_liquidated"].iloc[0] == 0
+    # drawdowns of 3 BTC + 10k of cash, from the start value, path by path
+    prices = np.concatenate([np.full((r.n_paths, 1), spot0), r._raw["price"].astype(float)], axis=1)
+    value = 3 * prices + 10_000.0
+    dd = (1 - value / np.maximum.accumulate(value, axis=1)).max(axis=1)
+    assert table["max_dd_p50"].iloc[0] == pytest.approx(np.median(dd), rel=1e-12)
+    assert table["max_dd_p95"].iloc[0] == pytest.approx(np.quantile(dd, 0.95), rel=1e-12)
 
 
 def test_a_put_held_to_expiry_pays_its_intrinsic_value_less_what_it_cost(tiny_scenario):

@@ -25,7 +25,8 @@ unit notional, longs pay), and are liquidated when their equity falls to ``|size
 the position is closed and what equity is left is lost (to the exchange's insurance fund).
 
 Outputs per (variant, path): final value minus the unhedged portfolio's initial value (USD),
-the maximum drawdown of the marked value (share of its running peak), whether a perp of the
+the maximum drawdown of the marked value (share of its running peak, from the value right after
+the opening trades), whether a perp of the
 portfolio was liquidated, and the option premium paid (USD): what opening legs cost, net of the
 premium received for the legs sold (a collar's call), plus every trade's costs; the value of a leg
 sold back at a roll is not premium.
@@ -145,7 +146,17 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         spot_held = spot_btc
         stopped = False
         liquidated = 0.0
-        peak_value = -np.inf
+        # drawdowns count from the value right after the opening trades (costs paid)
+        peak_value = cash + spot_held * s + h_collateral
+        if book_size != 0.0:
+            peak_value += book_collateral + book_size * (s - book_entry)
+        for h in range(n_held):
+            peak_value += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h], atm, rr, bf25,
+                                                          slope, ref_tenor, floor)
+        for j in range(n_legs):
+            if alive[j]:
+                peak_value += leg_size[v, j] * _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j], atm, rr, bf25,
+                                                                slope, ref_tenor, floor)
         max_dd = 0.0
         peak_price = s
         value = value0
