@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["evaluate", "Variant", "variants", "METRICS", "row_label"]
+__all__ = ["evaluate", "to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
 
 METRICS = ("pnl_mean", "pnl_median", "var95", "es95", "var99", "es99", "max_dd_p50", "max_dd_p95",
            "p_liquidated", "premium", "effectiveness", "d_pnl_mean", "d_es99")
@@ -205,6 +205,11 @@ def _portfolio_inputs(compiled) -> dict:
                 held_expiry=pf.option_expiry_years, held_size=pf.option_size_btc)
 
 
+def _no_trace() -> dict:
+    return dict(trace_v=-1, trace_p=-1, marks=np.zeros((1, 1)), orders=np.zeros((1, 5)),
+                n_orders=np.zeros(1, dtype=np.int64))
+
+
 def evaluate(result, scenario=None, n_jobs: int | None = None):
     """The strategies table of a simulation run with ``keep_steps=True`` (see the module doc)."""
     import pandas as pd
@@ -228,7 +233,7 @@ def evaluate(result, scenario=None, n_jobs: int | None = None):
     evaluate_nb(np.ascontiguousarray(prices, dtype=np.float64), compiled.param("SPOT0"), compiled.param("DT_YEARS"),
                 surface, compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
                 compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, funding,
-                **_portfolio_inputs(compiled), **_kernel_inputs(compiled, vs), out=out)
+                **_portfolio_inputs(compiled), **_kernel_inputs(compiled, vs), out=out, **_no_trace())
     rows = []
     for i, v in enumerate(vs):
         pnl = out[i, :, OUT_PNL]
@@ -250,3 +255,72 @@ def evaluate(result, scenario=None, n_jobs: int | None = None):
     table.attrs["not_evaluated"] = skipped
     table.attrs["book_btc_delta"] = _btc_delta(compiled)
     return table
+
+
+def to_vectorbt(result, row: int, path: int, scenario=None):
+    """One (strategy row, path) of :func:`evaluate` as a ``vectorbt.Portfolio``, and the kernel's
+    outputs for it (``engine.nb.hedge.OUT_*``).
+
+    Columns share one cash account: spot BTC, the book's perp and the hedge perp (priced at the
+    spot), each option held, and two per option leg (a roll sells one contract and buys the next
+    in the other column). Opening positions are bought at their marks without fees, on top of an
+    initial cash equal to the unhedged book's start value; every later trade is an order at its
+    execution price (half the bid-ask spread included) with its fee as a fixed fee. What vectorbt
+    cannot express is refused with ``ValueError``: a path on which a perp was liquidated, funding
+    payments on perps, and a book that would need to borrow cash.
+    """
+    import pandas as pd
+    import vectorbt as vbt
+
+    from .nb.hedge import N_OUT, OUT_LIQUIDATED, evaluate_nb
+
+    scenario = scenario if scenario is not None else result.scenario
+    compiled = result.compiled
+    prices = result._raw["price"]
+    if prices.shape[0] != result.n_paths:
+        raise ValueError("exporting a path needs the price paths: run with keep_steps=True")
+    vs, _ = variants(scenario, compiled)
+    if not 0 <= row < len(vs) or not 0 <= path < result.n_paths:
+        raise ValueError(f"row must be in [0, {len(vs)}) and path in [0, {result.n_paths}), got {row}, {path}")
+    pf_inputs = _portfolio_inputs(compiled)
+    n_held = pf_inputs["held_kind"].size
+    n_cols = 3 + n_held + 2 * N_LEGS
+    n_steps = compiled.n_steps
+    marks = np.full((n_steps + 1, n_cols), np.nan)
+    orders = np.zeros((8 * n_steps + 64, 5))
+    n_orders = np.zeros(1, dtype=np.int64)
+    out = np.zeros((1, 1, N_OUT))
+    funding = compiled.step("FUNDING_EVENTS") * compiled.param("FUNDING_BASE")
+    surface = np.ascontiguousarray(np.stack([compiled.step("ATM_IV"), compiled.step("RISK_REVERSAL_25D"),
+                                             compiled.step("TERM_SLOPE")], axis=1))
+    evaluate_nb(np.ascontiguousarray(prices[path:path + 1], dtype=np.float64), compiled.param("SPOT0"),
+                compiled.param("DT_YEARS"), surface, compiled.param("SURFACE_BF25"),
+                compiled.param("SURFACE_SPOT_VOL_BETA"), compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05,
+                funding, **pf_inputs, **_kernel_inputs(compiled, [vs[row]]), out=out,
+                trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders)
+    if out[0, 0, OUT_LIQUIDATED]:
+        raise ValueError(f"a perp was liquidated on path {path}: vectorbt has no liquidations")
+    has_perp = pf_inputs["perp_size"] != 0.0 or vs[row].hedge_size != 0.0
+    if has_perp and np.any(funding != 0.0):
+        raise ValueError("perps pay funding in this scenario, which vectorbt cannot book: "
+                         "set market.perpetuals.funding.base_rate to 0 to export")
+    spot0 = compiled.param("SPOT0")
+    value0 = (pf_inputs["cash0"] + pf_inputs["spot_btc"] * spot0
+              + pf_inputs["perp_size"] * (spot0 - pf_inputs["perp_entry"])
+              + float(np.sum(pf_inputs["held_size"] * marks[0, 3:3 + n_held])))
+    step = pd.Timedelta(seconds=round(compiled.param("DT_YEARS") * 365.25 * 86400))
+    # row 0 is the start, row t + 1 the end of step t
+    index = pd.DatetimeIndex(pd.Timestamp(compiled.timeline[0], tz="UTC") + step * np.arange(n_steps + 1))
+    close = pd.DataFrame(marks, index=index).ffill().fillna(1.0)
+    size = np.full(marks.shape, np.nan)
+    price = np.full(marks.shape, np.nan)
+    fixed = np.zeros(marks.shape)
+    for r, c, sz, pr, ff in orders[: n_orders[0]]:
+        r, c = int(r), int(c)
+        if not np.isnan(size[r, c]):
+            raise AssertionError(f"two trades in one cell ({r}, {c})")  # the column layout prevents this
+        size[r, c], price[r, c], fixed[r, c] = sz, pr, ff
+    portfolio = vbt.Portfolio.from_orders(close, size, price=price, fixed_fees=fixed, fees=0.0, init_cash=value0,
+                                          cash_sharing=True, group_by=True, direction="both", raise_reject=True,
+                                          freq=step)
+    return portfolio, out[0, 0]

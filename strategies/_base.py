@@ -14,7 +14,9 @@ class Costs(StrictModel):
     bid_ask_spread: sweepable(Rate, ge=0, le=1) = Field(
         0.02, description="Option bid-ask spread as a share of the premium (half paid per trade)."
     )
-    fee_rate: sweepable(Rate, ge=0, le=0.1) = Field(0.0003, description="Fee per trade, share of notional.")
+    fee_rate: sweepable(Rate, ge=0, le=0.1) = Field(
+        0.0003, description="Fee per trade, share of the underlying's notional (options: at most 12.5% of their price)."
+    )
 
 
 class Rule(StrictModel):

@@ -58,7 +58,7 @@ def test_a_put_held_to_expiry_pays_its_intrinsic_value_less_what_it_cost(tiny_sc
 
     vol = VolSurface(atm=0.55, rr25=-0.03, term_slope=0.05).vol(85_000.0, spot0, t)
     mid = float(bs.price("put", spot0, 85_000.0, t, 0.0, 0.0, vol))
-    premium = 2 * mid * 1.05 + 2 * 0.001 * spot0
+    premium = 2 * mid * 1.05 + 2 * min(0.001 * spot0, 0.125 * mid)  # the fee is capped at 12.5% of the price
     assert table["premium"].iloc[1] == pytest.approx(premium, rel=1e-9)
     # at expiry (the end of step 35) it pays max(K - S, 0) in cash: the difference to unhedged is fixed
     s_exp = r._raw["price"][:, 35].astype(float)
@@ -71,7 +71,7 @@ def test_costs_strikes_sizes_and_rolls_each_change_the_result(tiny_scenario):
     variants = {
         "base": base,
         "spread": dict(base, costs={"bid_ask_spread": 0.2}),
-        "fee": dict(base, costs={"fee_rate": 0.01}),
+        "fee": dict(base, costs={"fee_rate": 0.0}),  # (the default fee meets the 12.5%-of-premium cap here)
         "strike": dict(base, strike_pct_of_spot=0.9),
         "ratio": dict(base, hedge_ratio=0.5),
         "roll": dict(base, roll_before_expiry="6h"),
@@ -84,7 +84,7 @@ def test_costs_strikes_sizes_and_rolls_each_change_the_result(tiny_scenario):
         if name != "base":
             assert table.loc[name, "pnl_mean"] != table.loc["base", "pnl_mean"], name
     assert table.loc["spread", "premium"] > table.loc["base", "premium"]
-    assert table.loc["fee", "premium"] > table.loc["base", "premium"]
+    assert table.loc["fee", "premium"] < table.loc["base", "premium"]
     assert table.loc["ratio", "premium"] < table.loc["base", "premium"]
     assert table.loc["roll", "premium"] > table.loc["base", "premium"]  # a second put bought before the first expires
 
@@ -217,3 +217,48 @@ def test_cli_refuses_a_roll_on_a_fixed_expiry(tiny_scenario, write_yaml, capsys)
     assert main(["run", str(write_yaml("bad.yaml", tiny)), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "strategies[bad]" in err and "tenor" in err and "Traceback" not in err
+
+
+def _exportable(tiny):
+    data = dict(tiny, n_paths=16, portfolio={"spot_btc": 2, "cash_usd": "500k"})
+    perps = dict(data["market"]["perpetuals"], funding={"base_rate": 0})
+    data["market"] = dict(data["market"], perpetuals=perps)
+    data["strategies"] = [
+        {"rule": "protective_put", "name": "rolled_put", "strike_pct_of_spot": 0.95, "hedge_ratio": 1, "tenor": "12h",
+         "roll_before_expiry": "3h", "costs": {"bid_ask_spread": 0.1, "fee_rate": 0.001}},
+        {"rule": "put_spread", "long_strike_usd": "86k", "short_strike_usd": "80k", "size_btc": 2, "expiry": EXPIRY},
+        {"rule": "collar", "put_strike_usd": "80k", "call_strike_usd": "92k", "size_btc": 2, "expiry": EXPIRY},
+        {"rule": "perp_hedge", "name": "static", "hedge_ratio": 0.5, "leverage": 1},
+        {"rule": "perp_hedge", "name": "dynamic", "mode": "dynamic", "delta_target": 0.2, "rebalance_band": 0.0,
+         "leverage": 1},
+        {"rule": "stop_loss", "drawdown": 0.01, "sell_fraction": 0.5}]
+    return data
+
+
+def test_every_row_exports_to_a_vectorbt_portfolio_with_the_engines_value_and_drawdown(tiny_scenario):
+    from engine.hedge import to_vectorbt
+    from engine.nb.hedge import OUT_FINAL_VALUE, OUT_MAX_DD
+
+    r = engine.run(engine.load_scenario(_exportable(tiny_scenario)), seed=3)
+    table = evaluate(r)
+    for row in range(len(table)):
+        for path in (0, 7, 15):
+            pf, out = to_vectorbt(r, row, path)
+            assert pf.final_value() == pytest.approx(out[OUT_FINAL_VALUE], rel=1e-9), (row, path)
+            assert -pf.max_drawdown() == pytest.approx(out[OUT_MAX_DD], rel=1e-9, abs=1e-12), (row, path)
+    # and the kernel's outputs are the table's: the path's PnL feeds its row
+    pf, out = to_vectorbt(r, 0, 0)
+    assert pf.final_value() == pytest.approx(2 * float(r._raw["price"][0, -1]) + 500_000, rel=1e-12)
+
+
+def test_vectorbt_export_refuses_what_it_cannot_book(tiny_scenario):
+    from engine.hedge import to_vectorbt
+
+    data = _exportable(tiny_scenario)
+    data["market"] = dict(tiny_scenario["market"])  # the default funding rate
+    r = engine.run(engine.load_scenario(data), seed=3)
+    with pytest.raises(ValueError, match="funding"):
+        to_vectorbt(r, 4, 0)  # the static perp hedge
+    to_vectorbt(r, 1, 0)  # options only: no funding involved
+    with pytest.raises(ValueError, match="row must be"):
+        to_vectorbt(r, 99, 0)

@@ -18,7 +18,8 @@ same base portfolio (spot BTC, cash, an optional perp, options already held) plu
 Options are valued with Black-Scholes (no rates) on the step's vol surface (``surface[t]``: ATM,
 25d risk reversal, term slope; ``bf25``, ``spot_vol_beta``, ``skew_beta`` scalars, the surface
 moved by the log return since the start), see :mod:`engine.options.surface`. Trades pay half the
-bid-ask ``spread`` (a share of the option's value) and ``fee`` (a share of the notional ``|size|*S``).
+bid-ask ``spread`` (a share of the option's value) and ``fee`` (a share of the notional ``|size|*S``;
+for options capped at ``FEE_CAP`` = 12.5% of the option's price, as Deribit caps it).
 Expired options settle at intrinsic value in cash. Perps (the book's and the hedge) post
 ``|size| * entry / leverage`` of cash as collateral, pay or receive funding (``funding[t]`` per
 unit notional, longs pay), and are liquidated when their equity falls to ``|size| * S * mmr``:
@@ -56,6 +57,23 @@ C_DELEV_VOL = 6  # cut when realised vol (annual) over the window exceeds this (
 C_DELEV_WINDOW = 7  # the realised-vol window, steps
 C_DELEV_COOLDOWN = 8  # steps between two cuts
 N_CONTROLS = 9
+
+
+FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (Deribit's rule)
+A_SPOT, A_BOOK, A_HEDGE = 0, 1, 2  # trace columns; then the options held, then two per leg
+
+
+@jit
+def _order_nb(orders, n_orders, row, col, size, price, fixed_fee):
+    """Record one trade of the traced (variant, path): (row, column, size, price, fixed fee)."""
+    k = n_orders[0]
+    if k < orders.shape[0]:
+        orders[k, 0] = row
+        orders[k, 1] = col
+        orders[k, 2] = size
+        orders[k, 3] = price
+        orders[k, 4] = fixed_fee
+    n_orders[0] = k + 1
 
 
 @jit
@@ -97,7 +115,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
                 held_kind, held_strike, held_expiry, held_size,
                 leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
-                hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out):
+                hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
+                trace_v, trace_p, marks, orders, n_orders):
     n_paths, n_steps = prices.shape
     n_var, n_legs = leg_kind.shape
     n_held = held_kind.shape[0]
@@ -110,6 +129,9 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         p = task % n_paths
         strike = np.empty(n_legs)
         expiry = np.empty(n_legs)
+        tracing = v == trace_v and p == trace_p  # record marks and trades (engine.hedge.to_vectorbt)
+        rolls = np.zeros(n_legs, dtype=np.int64)  # a leg's contracts alternate between two columns
+        leg_col0 = A_HEDGE + 1 + n_held
         alive = np.zeros(n_legs, dtype=np.bool_)
         s = spot0
         atm, rr = surface[0, 0], surface[0, 1]
@@ -125,8 +147,19 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         last_cut = -(1 << 40)
         value0 = cash0 + spot_btc * s + perp_size * (s - perp_entry)
         for h in range(n_held):
-            value0 += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h], atm, rr, bf25,
-                                                      slope, ref_tenor, floor)
+            mark = _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h], atm, rr, bf25, slope, ref_tenor, floor)
+            value0 += held_size[h] * mark
+            if tracing:
+                marks[0, A_HEDGE + 1 + h] = mark
+                _order_nb(orders, n_orders, 0, A_HEDGE + 1 + h, held_size[h], mark, 0.0)
+        if tracing:
+            marks[0, A_SPOT] = s
+            marks[0, A_BOOK] = s
+            marks[0, A_HEDGE] = s
+            if spot_btc != 0.0:
+                _order_nb(orders, n_orders, 0, A_SPOT, spot_btc, s, 0.0)
+            if perp_size != 0.0:
+                _order_nb(orders, n_orders, 0, A_BOOK, perp_size, s, 0.0)
         # the variant's trades at time 0
         premium = 0.0
         for j in range(n_legs):
@@ -135,14 +168,22 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             strike[j] = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
             expiry[j] = leg_expiry[v, j] if not math.isnan(leg_expiry[v, j]) else leg_tenor[v, j]
             mid = _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j], atm, rr, bf25, slope, ref_tenor, floor)
-            paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid + fee[v] * s)
+            paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid
+                                                                 + min(fee[v] * s, FEE_CAP * mid))
             cash -= paid
             premium += paid
             alive[j] = True
+            if tracing:
+                marks[0, leg_col0 + 2 * j] = mid
+                _order_nb(orders, n_orders, 0, leg_col0 + 2 * j, leg_size[v, j],
+                          mid * (1.0 + math.copysign(0.5 * spread[v], leg_size[v, j])),
+                          abs(leg_size[v, j]) * min(fee[v] * s, FEE_CAP * mid))
         h_size = hedge_size[v]
         h_entry = s
         h_collateral = abs(h_size) * s / hedge_leverage[v] if h_size != 0.0 else 0.0
         cash -= h_collateral + abs(h_size) * fee[v] * s
+        if tracing and h_size != 0.0:
+            _order_nb(orders, n_orders, 0, A_HEDGE, h_size, s, abs(h_size) * fee[v] * s)
         spot_held = spot_btc
         stopped = False
         liquidated = 0.0
@@ -189,6 +230,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 sold = spot_held * stop_fraction[v]
                 cash += sold * s * (1.0 - fee[v])
                 spot_held -= sold
+                if tracing:
+                    _order_nb(orders, n_orders, t + 1, A_SPOT, -sold, s, sold * s * fee[v])
                 stopped = True
             # deleveraging: cut the book's perp to the target leverage when a trigger fires
             s_prev = prices[p, t - 1] if t > 0 else spot0
@@ -208,6 +251,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 if fire and equity > 0.0:
                     new_abs = min(abs(book_size), target_lev * equity / s)
                     cost = (abs(book_size) - new_abs) * s * fee[v]
+                    if tracing:
+                        _order_nb(orders, n_orders, t + 1, A_BOOK, math.copysign(new_abs, book_size) - book_size, s, cost)
                     book_collateral = equity - cost  # PnL realised into the collateral
                     book_entry = s
                     book_size = new_abs if book_size > 0.0 else -new_abs
@@ -226,6 +271,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                     if h_size != 0.0:  # realise the hedge and post collateral for the new size
                         cash += h_collateral + h_size * (s - h_entry)
                     cash -= abs(target - h_size) * s * fee[v]
+                    if tracing:
+                        _order_nb(orders, n_orders, t + 1, A_HEDGE, target - h_size, s, abs(target - h_size) * s * fee[v])
                     h_collateral = abs(target) * s / hedge_leverage[v]
                     cash -= h_collateral
                     h_size = target
@@ -237,20 +284,37 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 tau = expiry[j] - now
                 if not math.isnan(leg_roll[v, j]) and tau > 1e-12 and tau <= leg_roll[v, j]:
                     mid = _option_value_nb(leg_kind[v, j], strike[j], s, tau, atm, rr, bf25, slope, ref_tenor, floor)
-                    cost = abs(leg_size[v, j]) * (0.5 * spread[v] * mid + fee[v] * s)
+                    cost = abs(leg_size[v, j]) * (0.5 * spread[v] * mid + min(fee[v] * s, FEE_CAP * mid))
                     cash += leg_size[v, j] * mid - cost
                     premium += cost  # closing a leg: its costs count as premium, its value does not
+                    if tracing:
+                        col = leg_col0 + 2 * j + rolls[j] % 2
+                        marks[t + 1, col] = mid
+                        _order_nb(orders, n_orders, t + 1, col, -leg_size[v, j],
+                                  mid * (1.0 - math.copysign(0.5 * spread[v], leg_size[v, j])),
+                                  abs(leg_size[v, j]) * min(fee[v] * s, FEE_CAP * mid))
+                        rolls[j] += 1
                     strike[j] = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
                     expiry[j] = now + leg_tenor[v, j]
                     mid = _option_value_nb(leg_kind[v, j], strike[j], s, leg_tenor[v, j], atm, rr, bf25, slope,
                                            ref_tenor, floor)
-                    paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid + fee[v] * s)
+                    paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid
+                                                                 + min(fee[v] * s, FEE_CAP * mid))
                     cash -= paid
                     premium += paid
+                    if tracing:
+                        _order_nb(orders, n_orders, t + 1, leg_col0 + 2 * j + rolls[j] % 2, leg_size[v, j],
+                                  mid * (1.0 + math.copysign(0.5 * spread[v], leg_size[v, j])),
+                                  abs(leg_size[v, j]) * min(fee[v] * s, FEE_CAP * mid))
                 elif tau <= 1e-12:  # expired: settles at intrinsic value
                     intrinsic = max(s - strike[j], 0.0) if leg_kind[v, j] == 1 else max(strike[j] - s, 0.0)
                     cash += leg_size[v, j] * intrinsic
                     alive[j] = False
+                    if tracing:
+                        col = leg_col0 + 2 * j + rolls[j] % 2
+                        marks[t + 1, col] = intrinsic
+                        if intrinsic > 0.0:
+                            _order_nb(orders, n_orders, t + 1, col, -leg_size[v, j], intrinsic, 0.0)
             # the marked value
             value = cash + spot_held * s
             if book_size != 0.0:
@@ -258,12 +322,22 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             if h_size != 0.0:
                 value += h_collateral + h_size * (s - h_entry)
             for h in range(n_held):
-                value += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now, atm, rr,
-                                                         bf25, slope, ref_tenor, floor)
+                mark = _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now, atm, rr, bf25, slope,
+                                        ref_tenor, floor)
+                value += held_size[h] * mark
+                if tracing:
+                    marks[t + 1, A_HEDGE + 1 + h] = mark
             for j in range(n_legs):
                 if alive[j]:
-                    value += leg_size[v, j] * _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j] - now, atm, rr,
-                                                               bf25, slope, ref_tenor, floor)
+                    mark = _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j] - now, atm, rr, bf25, slope,
+                                            ref_tenor, floor)
+                    value += leg_size[v, j] * mark
+                    if tracing:
+                        marks[t + 1, leg_col0 + 2 * j + rolls[j] % 2] = mark
+            if tracing:
+                marks[t + 1, A_SPOT] = s
+                marks[t + 1, A_BOOK] = s
+                marks[t + 1, A_HEDGE] = s
             if value > peak_value:
                 peak_value = value
             if peak_value > 0.0:
