@@ -205,6 +205,48 @@ def _portfolio_inputs(compiled) -> dict:
                 held_expiry=pf.option_expiry_years, held_size=pf.option_size_btc)
 
 
+TABLE_POINTS = 256  # log-price points of a contract's mark table (cubic Hermite between them)
+TABLE_BUDGET_BYTES = 256 * 1024**2  # above this, legs are marked by Black-Scholes at every step
+
+
+def _tables(compiled, vs: list[Variant], prices: np.ndarray, inputs: dict) -> dict:
+    """Mark tables of the fixed contracts (a fixed strike, no roll), shared by every row holding
+    them: Black-Scholes once per (contract, step, grid price) instead of once per (row, path, step).
+    The grid spans the paths' own price range; cubic Hermite interpolation in log price with the
+    tabulated delta keeps a row's PnL and ES within a millionth of the book's value of what
+    Black-Scholes at every step gives, and its drawdowns within 0.001 percentage points (tested)."""
+    from .nb.hedge import option_tables_nb
+
+    keys: dict = {}
+    leg_table = np.full(inputs["leg_kind"].shape, -1, dtype=np.int64)
+    for i in range(len(vs)):
+        for j in range(N_LEGS):
+            if inputs["leg_size"][i, j] == 0.0 or np.isnan(inputs["leg_strike"][i, j]) or not np.isnan(inputs["leg_roll"][i, j]):
+                continue
+            expiry = inputs["leg_expiry"][i, j] if not np.isnan(inputs["leg_expiry"][i, j]) else inputs["leg_tenor"][i, j]
+            key = (int(inputs["leg_kind"][i, j]), float(inputs["leg_strike"][i, j]), float(expiry))
+            leg_table[i, j] = keys.setdefault(key, len(keys))
+    n_steps = compiled.n_steps
+    if not keys or len(keys) * n_steps * TABLE_POINTS * 16 > TABLE_BUDGET_BYTES:
+        leg_table[:] = -1
+        return dict(leg_table=leg_table, tables=np.zeros((1, 1, 2, 2)), tab_lo=0.0, tab_inv=1.0)
+    spot0 = compiled.param("SPOT0")
+    lo = float(np.log(min(float(prices.min()), spot0))) - 0.01
+    hi = float(np.log(max(float(prices.max()), spot0))) + 0.01
+    step = (hi - lo) / (TABLE_POINTS - 1)
+    contracts = np.array(list(keys), dtype=float).reshape(-1, 3)
+    tables = np.empty((len(keys), n_steps, TABLE_POINTS, 2))
+    option_tables_nb(contracts[:, 0].astype(np.int64), contracts[:, 1], contracts[:, 2], compiled.param("DT_YEARS"),
+                     n_steps, _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
+                     compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, spot0, lo, step, tables)
+    return dict(leg_table=leg_table, tables=tables, tab_lo=lo, tab_inv=1.0 / step)
+
+
+def _surface(compiled) -> np.ndarray:
+    return np.ascontiguousarray(np.stack([compiled.step("ATM_IV"), compiled.step("RISK_REVERSAL_25D"),
+                                          compiled.step("TERM_SLOPE")], axis=1))
+
+
 def _no_trace() -> dict:
     return dict(trace_v=-1, trace_p=-1, marks=np.zeros((1, 1)), orders=np.zeros((1, 5)),
                 n_orders=np.zeros(1, dtype=np.int64))
@@ -226,14 +268,14 @@ def evaluate(result, scenario=None, n_jobs: int | None = None):
     compiled = result.compiled
     assert Venue.MMR == 0  # _portfolio_inputs reads the maintenance rate as venue field 0
     vs, skipped = variants(scenario, compiled)
-    surface = np.ascontiguousarray(np.stack([compiled.step("ATM_IV"), compiled.step("RISK_REVERSAL_25D"),
-                                             compiled.step("TERM_SLOPE")], axis=1))
     funding = compiled.step("FUNDING_EVENTS") * compiled.param("FUNDING_BASE")
     out = np.zeros((len(vs), result.n_paths, N_OUT))
+    inputs = _kernel_inputs(compiled, vs)
     evaluate_nb(np.ascontiguousarray(prices, dtype=np.float64), compiled.param("SPOT0"), compiled.param("DT_YEARS"),
-                surface, compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
+                _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
                 compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, funding,
-                **_portfolio_inputs(compiled), **_kernel_inputs(compiled, vs), out=out, **_no_trace())
+                **_portfolio_inputs(compiled), **inputs, out=out, **_no_trace(),
+                **_tables(compiled, vs, prices, inputs))
     rows = []
     for i, v in enumerate(vs):
         pnl = out[i, :, OUT_PNL]
@@ -291,13 +333,13 @@ def to_vectorbt(result, row: int, path: int, scenario=None):
     n_orders = np.zeros(1, dtype=np.int64)
     out = np.zeros((1, 1, N_OUT))
     funding = compiled.step("FUNDING_EVENTS") * compiled.param("FUNDING_BASE")
-    surface = np.ascontiguousarray(np.stack([compiled.step("ATM_IV"), compiled.step("RISK_REVERSAL_25D"),
-                                             compiled.step("TERM_SLOPE")], axis=1))
+    inputs = _kernel_inputs(compiled, [vs[row]])
     evaluate_nb(np.ascontiguousarray(prices[path:path + 1], dtype=np.float64), compiled.param("SPOT0"),
-                compiled.param("DT_YEARS"), surface, compiled.param("SURFACE_BF25"),
+                compiled.param("DT_YEARS"), _surface(compiled), compiled.param("SURFACE_BF25"),
                 compiled.param("SURFACE_SPOT_VOL_BETA"), compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05,
-                funding, **pf_inputs, **_kernel_inputs(compiled, [vs[row]]), out=out,
-                trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders)
+                funding, **pf_inputs, **inputs, out=out,
+                trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders,
+                **_tables(compiled, [vs[row]], prices, inputs))  # the same grid as evaluate(): all paths' range
     if out[0, 0, OUT_LIQUIDATED]:
         raise ValueError(f"a perp was liquidated on path {path}: vectorbt has no liquidations")
     has_perp = pf_inputs["perp_size"] != 0.0 or vs[row].hedge_size != 0.0

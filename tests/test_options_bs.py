@@ -103,7 +103,7 @@ def test_implied_vol_recovers_the_vol(s, m, t, r, vol):
     for kind in ("call", "put"):
         p = float(bs.price(kind, s, k, t, r, 0.0, vol))
         g = bs.greeks(kind, s, k, t, r, 0.0, vol)
-        if float(g["vega"]) < 1e-6 * s:  # the price does not identify the vol
+        if float(g["vega"]) < 1e-4 * s:  # a vol point moves the price by under 1e-6 of spot: not identified
             continue
         assert float(bs.implied_vol(kind, p, s, k, t, r, 0.0)) == pytest.approx(vol, rel=1e-6)
 

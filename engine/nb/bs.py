@@ -100,7 +100,8 @@ def implied_vol_nb(is_call, price, s, k, t, r, q, tol=1e-12, max_iter=100):
     """The vol at which :func:`bs_price_nb` equals ``price``; NaN outside the no-arbitrage bounds.
 
     Newton's method on vol, safeguarded by a bracket that every step keeps (a step that leaves it
-    bisects instead), so it converges from any start; ``tol`` is on the price.
+    bisects instead), so it converges from any start; ``tol`` is relative to the price (a deep
+    out-of-the-money price of 1e-7 still pins its vol to about 1e-9).
     """
     if t <= 0.0:
         return math.nan
@@ -121,7 +122,7 @@ def implied_vol_nb(is_call, price, s, k, t, r, q, tol=1e-12, max_iter=100):
     for _ in range(max_iter):
         p = bs_price_nb(is_call, s, k, t, r, q, vol)
         diff = p - price
-        if abs(diff) <= tol:
+        if abs(diff) <= tol * price:
             return vol
         if diff > 0.0:
             hi = vol

@@ -63,6 +63,45 @@ FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (D
 A_SPOT, A_BOOK, A_HEDGE = 0, 1, 2  # trace columns; then the options held, then two per leg
 
 
+@pjit
+def option_tables_nb(kinds, strikes, expiries, dt, n_steps, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor,
+                     spot0, lo, step, tables):
+    """Marks of fixed contracts by step and log price: ``tables[c, t, i, 0]`` is contract ``c`` at the
+    end of step ``t`` with the price at ``exp(lo + i*step)``, ``tables[c, t, i, 1]`` its derivative in
+    log price (delta times price), side by side for cubic Hermite interpolation (:func:`table_mark_nb`)."""
+    n_c = kinds.shape[0]
+    n_grid = tables.shape[2]
+    for task in numba.prange(n_c * n_steps):
+        c = task // n_steps
+        t = task % n_steps
+        tau = expiries[c] - (t + 1) * dt
+        for i in range(n_grid):
+            x = lo + i * step
+            s = math.exp(x)
+            r = x - math.log(spot0)
+            atm = max(surface[t, 0] - spot_vol_beta * r, floor)
+            rr = surface[t, 1] + skew_beta * r
+            tables[c, t, i, 0] = _option_value_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25, surface[t, 2], ref_tenor,
+                                                  floor)
+            tables[c, t, i, 1] = s * _option_delta_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25, surface[t, 2],
+                                                      ref_tenor, floor)
+
+
+@jit
+def table_mark_nb(tables, c, t, x, lo, inv_step):
+    """Cubic Hermite interpolation of a contract's mark at log price ``x`` (clamped to the grid)."""
+    n = tables.shape[2]
+    u = (x - lo) * inv_step
+    u = min(max(u, 0.0), n - 1.0)
+    i = min(int(u), n - 2)
+    w = u - i
+    h = 1.0 / inv_step
+    w2 = w * w
+    w3 = w2 * w
+    return ((2.0 * w3 - 3.0 * w2 + 1.0) * tables[c, t, i, 0] + (w3 - 2.0 * w2 + w) * h * tables[c, t, i, 1]
+            + (-2.0 * w3 + 3.0 * w2) * tables[c, t, i + 1, 0] + (w3 - w2) * h * tables[c, t, i + 1, 1])
+
+
 @jit
 def _order_nb(orders, n_orders, row, col, size, price, fixed_fee):
     """Record one trade of the traced (variant, path): (row, column, size, price, fixed fee)."""
@@ -116,7 +155,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 held_kind, held_strike, held_expiry, held_size,
                 leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
                 hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
-                trace_v, trace_p, marks, orders, n_orders):
+                trace_v, trace_p, marks, orders, n_orders, leg_table, tables, tab_lo, tab_inv):
     n_paths, n_steps = prices.shape
     n_var, n_legs = leg_kind.shape
     n_held = held_kind.shape[0]
@@ -329,8 +368,11 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                     marks[t + 1, A_HEDGE + 1 + h] = mark
             for j in range(n_legs):
                 if alive[j]:
-                    mark = _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j] - now, atm, rr, bf25, slope,
-                                            ref_tenor, floor)
+                    if leg_table[v, j] >= 0:  # a fixed contract: its tabulated mark
+                        mark = table_mark_nb(tables, leg_table[v, j], t, math.log(s), tab_lo, tab_inv)
+                    else:
+                        mark = _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j] - now, atm, rr, bf25, slope,
+                                                ref_tenor, floor)
                     value += leg_size[v, j] * mark
                     if tracing:
                         marks[t + 1, leg_col0 + 2 * j + rolls[j] % 2] = mark
