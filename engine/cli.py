@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the shipped scenarios with one-line descriptions")
     p.add_argument("--dir", type=Path, default=None, help="scenario folder (default: ./scenarios)")
 
+    p = sub.add_parser("backtest", help="replay a scenario's hedging strategies on a real price history")
+    p.add_argument("scenario", type=Path, help="a scenario whose portfolio: and strategies: are replayed")
+    p.add_argument("--data", type=Path, required=True, help="an OHLCV CSV (time and close columns), e.g. ../shared/data/...")
+    p.add_argument("--start", help="first day or time used (UTC), e.g. 2019-04-01")
+    p.add_argument("--end", help="last day or time used (UTC)")
+    p.add_argument("--vol-window", default="30d", help="realised-vol window for the implied vol (default 30d)")
+    p.add_argument("--vol-premium", default="5%", help="implied minus realised vol (default 5%%)")
+    p.add_argument("--skew", default="-5%", help="25-delta risk reversal of the implied vol (default -5%%)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_set(p)
     p = sub.add_parser("surface", help="fit the vol surface to an option-chain snapshot and show the residuals")
     p.add_argument("chain", type=Path, help="a Deribit chain snapshot CSV, e.g. ../shared/data/options/...")
     p.add_argument("--max-abs-x", type=float, default=2.0, metavar="X",
@@ -201,6 +211,67 @@ def _cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def _cmd_backtest(args) -> int:
+    from .backtest import backtest
+    from .report_text import render_strategies
+    from .scenario.loader import load_scenario
+    from .scenario.units import UnitError, parse_duration, parse_rate
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    try:
+        window = parse_duration(args.vol_window)
+        premium, skew = parse_rate(args.vol_premium), parse_rate(args.skew)
+    except UnitError as exc:
+        print(f"cascade backtest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not scenario.strategies:
+        print(f"cascade backtest: {args.scenario}: the scenario has no strategies: to replay", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        table, portfolio = backtest(args.data, scenario, start=args.start, end=args.end, vol_window=window,
+                                    vol_premium=premium, skew=skew)
+    except ValueError as exc:
+        print(f"cascade backtest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from .hedge import row_label
+
+    stats = {}
+    for i, (_, row) in enumerate(table.iterrows()):
+        try:
+            st = portfolio(i).stats()
+            stats[row_label(row)] = {"total_return_pct": float(st["Total Return [%]"]),
+                                     "max_drawdown_pct": float(st["Max Drawdown [%]"]),
+                                     "sharpe": float(st["Sharpe Ratio"])}
+        except ValueError as exc:  # what vectorbt cannot book (e.g. a liquidation)
+            stats[row_label(row)] = {"vectorbt": str(exc)}
+    a = table.attrs
+    if args.json:
+        from .hedge import METRICS
+
+        print(json.dumps({"scenario": scenario.name, "data": str(args.data), "start": str(a["start"]),
+                          "end": str(a["end"]), "rows": a["rows"], "filled": a["filled"],
+                          "strategies": {row_label(r): {m: float(r[m]) for m in ("pnl_mean", "max_dd_p50", "premium",
+                                                                                   "p_liquidated")}
+                                         for _, r in table.iterrows()},
+                          "vectorbt": stats}))
+        return EXIT_OK
+    print(f"{args.data}: {a['rows']} rows, {a['start']:%Y-%m-%d %H:%M} .. {a['end']:%Y-%m-%d %H:%M} UTC"
+          + (f", {a['filled']} missing rows filled" if a["filled"] else ""))
+    print(f"implied vol: realised over {args.vol_window} + {premium:.0%}, 25d risk reversal {skew:+.0%}\n")
+    print(f"{'strategy':<28} {'PnL':>12} {'max DD':>8} {'premium':>10} {'liquidated':>10}   "
+          f"{'vectorbt: return':>16} {'max DD':>8} {'Sharpe':>7}")
+    for _, r in table.iterrows():
+        label = row_label(r)
+        st = stats[label]
+        vb = (f"{st['total_return_pct']:>15.1f}% {st['max_drawdown_pct']:>7.1f}% {st['sharpe']:>7.2f}"
+              if "sharpe" in st else f"{'(' + st['vectorbt'][:30] + ')':>33}")
+        print(f"{label[:28]:<28} {r['pnl_mean']:>12,.0f} {r['max_dd_p50']:>8.1%} {r['premium']:>10,.0f} "
+              f"{'yes' if r['p_liquidated'] else 'no':>10}   {vb}")
+    if table.attrs.get("not_evaluated"):
+        print(f"not evaluated: {', '.join(table.attrs['not_evaluated'])}")
+    return EXIT_OK
+
+
 def _cmd_surface(args) -> int:
     import math
 
@@ -251,7 +322,7 @@ def _cmd_surface(args) -> int:
 
 
 _COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "list": _cmd_list,
-             "surface": _cmd_surface, "schema": _cmd_schema}
+             "surface": _cmd_surface, "backtest": _cmd_backtest, "schema": _cmd_schema}
 
 
 def main(argv: list[str] | None = None) -> int:

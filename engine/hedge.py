@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["evaluate", "to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
+__all__ = ["evaluate", "evaluate_paths", "to_vectorbt", "path_to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
 
 METRICS = ("pnl_mean", "pnl_median", "var95", "es95", "var99", "es99", "max_dd_p50", "max_dd_p95",
            "p_liquidated", "premium", "effectiveness", "d_pnl_mean", "d_es99")
@@ -265,11 +265,22 @@ def evaluate(result, scenario=None, n_jobs: int | None = None):
     prices = result._raw["price"]
     if prices.shape[0] != result.n_paths:
         raise ValueError("evaluating strategies needs the price paths: run with keep_steps=True")
-    compiled = result.compiled
+    return evaluate_paths(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario)
+
+
+def evaluate_paths(prices, lows, compiled, scenario):
+    """:func:`evaluate` on explicit price paths ``(n_paths, n_steps)`` (ends of steps; the start is
+    ``SPOT0``) with their minimum prices, for a compiled scenario: simulated paths or history."""
+    import pandas as pd
+
+    from .compile.layout import Venue
+    from .nb.hedge import N_OUT, OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM, evaluate_nb
+
+    n_paths = prices.shape[0]
     assert Venue.MMR == 0  # _portfolio_inputs reads the maintenance rate as venue field 0
     vs, skipped = variants(scenario, compiled)
     funding = compiled.step("FUNDING_EVENTS") * compiled.param("FUNDING_BASE")
-    out = np.zeros((len(vs), result.n_paths, N_OUT))
+    out = np.zeros((len(vs), n_paths, N_OUT))
     inputs = _kernel_inputs(compiled, vs)
     evaluate_nb(np.ascontiguousarray(prices, dtype=np.float64), compiled.param("SPOT0"), compiled.param("DT_YEARS"),
                 _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
@@ -291,7 +302,6 @@ def evaluate(result, scenario=None, n_jobs: int | None = None):
     table["d_es99"] = table["es99"] - base["es99"]
     with np.errstate(divide="ignore", invalid="ignore"):
         table["effectiveness"] = np.where(table["premium"] > 0, -table["d_es99"] / table["premium"], np.nan)
-    lows = result.per_path["min_price"].to_numpy()
     for level in scenario.outputs.price_levels_usd:
         table[f"p_touch_{level:.0f}"] = float((lows <= level).mean())
     table.attrs["not_evaluated"] = skipped
@@ -304,29 +314,42 @@ def to_vectorbt(result, row: int, path: int, scenario=None):
     outputs for it (``engine.nb.hedge.OUT_*``).
 
     Columns share one cash account: spot BTC, the book's perp and the hedge perp (priced at the
-    spot), each option held, and two per option leg (a roll sells one contract and buys the next
-    in the other column). Opening positions are bought at their marks without fees, on top of an
+    spot), each option held, and one per contract of each option leg (a roll sells one and buys
+    the next in a new column; an expired contract's column keeps its intrinsic value). Opening positions are bought at their marks without fees, on top of an
     initial cash equal to the unhedged book's start value; every later trade is an order at its
     execution price (half the bid-ask spread included) with its fee as a fixed fee. What vectorbt
     cannot express is refused with ``ValueError``: a path on which a perp was liquidated, funding
     payments on perps, and a book that would need to borrow cash.
     """
+    scenario = scenario if scenario is not None else result.scenario
+    prices = result._raw["price"]
+    if prices.shape[0] != result.n_paths:
+        raise ValueError("exporting a path needs the price paths: run with keep_steps=True")
+    return path_to_vectorbt(prices, result.compiled, scenario, row, path)
+
+
+def path_to_vectorbt(prices, compiled, scenario, row: int, path: int):
+    """:func:`to_vectorbt` on explicit price paths (simulated or history)."""
     import pandas as pd
     import vectorbt as vbt
 
     from .nb.hedge import N_OUT, OUT_LIQUIDATED, evaluate_nb
 
-    scenario = scenario if scenario is not None else result.scenario
-    compiled = result.compiled
-    prices = result._raw["price"]
-    if prices.shape[0] != result.n_paths:
-        raise ValueError("exporting a path needs the price paths: run with keep_steps=True")
     vs, _ = variants(scenario, compiled)
-    if not 0 <= row < len(vs) or not 0 <= path < result.n_paths:
-        raise ValueError(f"row must be in [0, {len(vs)}) and path in [0, {result.n_paths}), got {row}, {path}")
+    n_paths = prices.shape[0]
+    if not 0 <= row < len(vs) or not 0 <= path < n_paths:
+        raise ValueError(f"row must be in [0, {len(vs)}) and path in [0, {n_paths}), got {row}, {path}")
     pf_inputs = _portfolio_inputs(compiled)
     n_held = pf_inputs["held_kind"].size
-    n_cols = 3 + n_held + 2 * N_LEGS
+    # one column per contract a leg can hold: a rolled leg starts a new one at most every
+    # (tenor - roll window) and at most once a step
+    dt = compiled.param("DT_YEARS")
+    horizon = dt * compiled.n_steps
+    contracts = 1
+    for _, _, _, _, _, tenor, roll in vs[row].legs:
+        if not math.isnan(roll):
+            contracts = max(contracts, min(compiled.n_steps, math.ceil(horizon / max(tenor - roll - dt, dt))) + 2)
+    n_cols = 3 + n_held + N_LEGS * contracts
     n_steps = compiled.n_steps
     marks = np.full((n_steps + 1, n_cols), np.nan)
     orders = np.zeros((8 * n_steps + 64, 5))

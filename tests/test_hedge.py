@@ -283,3 +283,44 @@ def test_tabulated_marks_agree_with_black_scholes_at_every_step(tiny_scenario, m
     for column in ("max_dd_p50", "max_dd_p95"):  # shares of the peak: 1e-5 is 0.001 percentage points
         assert tabulated[column].to_numpy() == pytest.approx(direct[column].to_numpy(), abs=1e-5), column
     assert not np.array_equal(tabulated["pnl_mean"].to_numpy(), direct["pnl_mean"].to_numpy())  # tables were used
+
+
+# ----------------------------------------------------------------------------- real history
+def test_backtest_on_a_regular_csv_matches_closed_forms(tiny_scenario, tmp_path, write_yaml):
+    import pandas as pd
+
+    from engine.backtest import backtest, load_ohlcv
+
+    times = pd.date_range("2024-01-01", periods=200, freq="D", tz="UTC")
+    close = 40_000 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.03, 200)))
+    csv = tmp_path / "prices.csv"
+    pd.DataFrame({"Date": times.strftime("%Y-%m-%d"), "Open": close, "Close": close}).drop(index=[50]).to_csv(csv, index=False)
+    data = load_ohlcv(csv)
+    assert len(data) == 200 and data.attrs["filled"] == 1  # the dropped day, filled with the previous close
+    tiny = dict(tiny_scenario, portfolio={"spot_btc": 2, "cash_usd": "50k"}, strategies=[
+        {"rule": "protective_put", "name": "put", "strike_pct_of_spot": 0.9, "hedge_ratio": 1, "tenor": "30d",
+         "roll_before_expiry": "2d"},
+        {"rule": "stop_loss", "drawdown": 0.2}])
+    scenario = engine.load_scenario(write_yaml("s.yaml", tiny))
+    table, portfolio = backtest(csv, scenario)
+    assert table["pnl_mean"].iloc[0] == pytest.approx(2 * (data.iloc[-1] - data.iloc[0]), rel=1e-12)
+    assert table["premium"].iloc[1] > 0 and table.attrs["rows"] == 200
+    for row in range(len(table)):  # vectorbt books the same history to the same final value
+        pf = portfolio(row)
+        assert pf.final_value() == pytest.approx(50_000 + 2 * data.iloc[0] + table["pnl_mean"].iloc[row], rel=1e-9)
+
+
+def test_backtest_cli_on_the_shared_daily_file(shared_data, write_yaml, tiny_scenario, capsys):
+    tiny = dict(tiny_scenario, portfolio={"spot_btc": 1, "cash_usd": "100k"}, strategies=[
+        {"rule": "protective_put", "name": "put_85pct_monthly", "strike_pct_of_spot": 0.85, "hedge_ratio": 1,
+         "tenor": "30d", "roll_before_expiry": "1d"}])
+    path = write_yaml("bt.yaml", tiny)
+    data = shared_data / "btc_daily_binance_BTCUSDT_2019-03-08_2026-04-05.csv"
+    assert main(["backtest", str(path), "--data", str(data), "--start", "2025-01-01", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["strategies"]) == {"unhedged", "put_85pct_monthly"} and doc["rows"] > 400
+    assert doc["strategies"]["put_85pct_monthly"]["premium"] > 0
+    assert main(["backtest", str(path), "--data", str(data), "--vol-window", "soon"]) == 2
+    assert "soon" in capsys.readouterr().err
+    assert main(["backtest", str(path), "--data", str(path)]) == 2  # a YAML file is not price data
+    assert "expected one of the columns" in capsys.readouterr().err

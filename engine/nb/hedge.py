@@ -60,7 +60,7 @@ N_CONTROLS = 9
 
 
 FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (Deribit's rule)
-A_SPOT, A_BOOK, A_HEDGE = 0, 1, 2  # trace columns; then the options held, then two per leg
+A_SPOT, A_BOOK, A_HEDGE = 0, 1, 2  # trace columns; then the options held, then one per contract of each leg
 
 
 @pjit
@@ -171,6 +171,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         tracing = v == trace_v and p == trace_p  # record marks and trades (engine.hedge.to_vectorbt)
         rolls = np.zeros(n_legs, dtype=np.int64)  # a leg's contracts alternate between two columns
         leg_col0 = A_HEDGE + 1 + n_held
+        per_leg = max(1, (marks.shape[1] - leg_col0) // max(n_legs, 1))  # columns (contracts) per traced leg
         alive = np.zeros(n_legs, dtype=np.bool_)
         s = spot0
         atm, rr = surface[0, 0], surface[0, 1]
@@ -213,8 +214,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             premium += paid
             alive[j] = True
             if tracing:
-                marks[0, leg_col0 + 2 * j] = mid
-                _order_nb(orders, n_orders, 0, leg_col0 + 2 * j, leg_size[v, j],
+                marks[0, leg_col0 + per_leg * j] = mid
+                _order_nb(orders, n_orders, 0, leg_col0 + per_leg * j, leg_size[v, j],
                           mid * (1.0 + math.copysign(0.5 * spread[v], leg_size[v, j])),
                           abs(leg_size[v, j]) * min(fee[v] * s, FEE_CAP * mid))
         h_size = hedge_size[v]
@@ -321,39 +322,46 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 if not alive[j]:
                     continue
                 tau = expiry[j] - now
-                if not math.isnan(leg_roll[v, j]) and tau > 1e-12 and tau <= leg_roll[v, j]:
+                # a tenor leg with a roll rule rolls inside its window (1e-9 years of slack for
+                # rounding), or at expiry when the window is shorter than a step
+                rolling = not math.isnan(leg_roll[v, j]) and tau <= leg_roll[v, j] + 1e-9
+                col = leg_col0 + per_leg * j + min(rolls[j], per_leg - 1)
+                if tau <= 1e-12:  # expired: settles at intrinsic value
+                    intrinsic = max(s - strike[j], 0.0) if leg_kind[v, j] == 1 else max(strike[j] - s, 0.0)
+                    cash += leg_size[v, j] * intrinsic
+                    if tracing:
+                        marks[t + 1, col] = intrinsic
+                        if intrinsic > 0.0:
+                            _order_nb(orders, n_orders, t + 1, col, -leg_size[v, j], intrinsic, 0.0)
+                    if not rolling:
+                        alive[j] = False
+                        continue
+                elif rolling:  # sold back at its mid, less half the spread and the fee
                     mid = _option_value_nb(leg_kind[v, j], strike[j], s, tau, atm, rr, bf25, slope, ref_tenor, floor)
                     cost = abs(leg_size[v, j]) * (0.5 * spread[v] * mid + min(fee[v] * s, FEE_CAP * mid))
                     cash += leg_size[v, j] * mid - cost
                     premium += cost  # closing a leg: its costs count as premium, its value does not
                     if tracing:
-                        col = leg_col0 + 2 * j + rolls[j] % 2
                         marks[t + 1, col] = mid
                         _order_nb(orders, n_orders, t + 1, col, -leg_size[v, j],
                                   mid * (1.0 - math.copysign(0.5 * spread[v], leg_size[v, j])),
                                   abs(leg_size[v, j]) * min(fee[v] * s, FEE_CAP * mid))
-                        rolls[j] += 1
-                    strike[j] = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
-                    expiry[j] = now + leg_tenor[v, j]
-                    mid = _option_value_nb(leg_kind[v, j], strike[j], s, leg_tenor[v, j], atm, rr, bf25, slope,
-                                           ref_tenor, floor)
-                    paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid
-                                                                 + min(fee[v] * s, FEE_CAP * mid))
-                    cash -= paid
-                    premium += paid
-                    if tracing:
-                        _order_nb(orders, n_orders, t + 1, leg_col0 + 2 * j + rolls[j] % 2, leg_size[v, j],
-                                  mid * (1.0 + math.copysign(0.5 * spread[v], leg_size[v, j])),
-                                  abs(leg_size[v, j]) * min(fee[v] * s, FEE_CAP * mid))
-                elif tau <= 1e-12:  # expired: settles at intrinsic value
-                    intrinsic = max(s - strike[j], 0.0) if leg_kind[v, j] == 1 else max(strike[j] - s, 0.0)
-                    cash += leg_size[v, j] * intrinsic
-                    alive[j] = False
-                    if tracing:
-                        col = leg_col0 + 2 * j + rolls[j] % 2
-                        marks[t + 1, col] = intrinsic
-                        if intrinsic > 0.0:
-                            _order_nb(orders, n_orders, t + 1, col, -leg_size[v, j], intrinsic, 0.0)
+                else:
+                    continue
+                # the next contract: same tenor and strike rule, in the leg's other column
+                rolls[j] += 1
+                strike[j] = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
+                expiry[j] = now + leg_tenor[v, j]
+                mid = _option_value_nb(leg_kind[v, j], strike[j], s, leg_tenor[v, j], atm, rr, bf25, slope,
+                                       ref_tenor, floor)
+                paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid
+                                                                     + min(fee[v] * s, FEE_CAP * mid))
+                cash -= paid
+                premium += paid
+                if tracing:
+                    _order_nb(orders, n_orders, t + 1, leg_col0 + per_leg * j + min(rolls[j], per_leg - 1), leg_size[v, j],
+                              mid * (1.0 + math.copysign(0.5 * spread[v], leg_size[v, j])),
+                              abs(leg_size[v, j]) * min(fee[v] * s, FEE_CAP * mid))
             # the marked value
             value = cash + spot_held * s
             if book_size != 0.0:
@@ -375,7 +383,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                                                 ref_tenor, floor)
                     value += leg_size[v, j] * mark
                     if tracing:
-                        marks[t + 1, leg_col0 + 2 * j + rolls[j] % 2] = mark
+                        marks[t + 1, leg_col0 + per_leg * j + min(rolls[j], per_leg - 1)] = mark
             if tracing:
                 marks[t + 1, A_SPOT] = s
                 marks[t + 1, A_BOOK] = s
