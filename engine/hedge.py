@@ -330,8 +330,19 @@ def to_vectorbt(result, row: int, path: int, scenario=None):
 
 def path_to_vectorbt(prices, compiled, scenario, row: int, path: int):
     """:func:`to_vectorbt` on explicit price paths (simulated or history)."""
-    import pandas as pd
     import vectorbt as vbt
+
+    t = vectorbt_orders(prices, compiled, scenario, row, path)
+    portfolio = vbt.Portfolio.from_orders(t["close"], t["size"], price=t["price"], fixed_fees=t["fixed_fees"],
+                                          fees=0.0, init_cash=t["init_cash"], cash_sharing=True, group_by=True,
+                                          direction="both", raise_reject=True, freq=t["freq"])
+    return portfolio, t["out"]
+
+
+def vectorbt_orders(prices, compiled, scenario, row: int, path: int) -> dict:
+    """The inputs of ``vectorbt.Portfolio.from_orders`` for one (row, path): ``close`` (DataFrame),
+    ``size``, ``price``, ``fixed_fees`` (arrays), ``init_cash``, ``freq``, and the kernel's ``out``."""
+    import pandas as pd
 
     from .nb.hedge import N_OUT, OUT_LIQUIDATED, evaluate_nb
 
@@ -385,7 +396,4 @@ def path_to_vectorbt(prices, compiled, scenario, row: int, path: int):
         if not np.isnan(size[r, c]):
             raise AssertionError(f"two trades in one cell ({r}, {c})")  # the column layout prevents this
         size[r, c], price[r, c], fixed[r, c] = sz, pr, ff
-    portfolio = vbt.Portfolio.from_orders(close, size, price=price, fixed_fees=fixed, fees=0.0, init_cash=value0,
-                                          cash_sharing=True, group_by=True, direction="both", raise_reject=True,
-                                          freq=step)
-    return portfolio, out[0, 0]
+    return dict(close=close, size=size, price=price, fixed_fees=fixed, init_cash=value0, freq=step, out=out[0, 0])
