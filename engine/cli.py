@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backtest", help="replay a scenario's hedging strategies on a real price history")
     p.add_argument("scenario", type=Path, help="a scenario whose portfolio: and strategies: are replayed")
     p.add_argument("--data", type=Path, required=True, help="an OHLCV CSV (time and close columns), e.g. ../shared/data/...")
+    p.add_argument("--time-column", help="the CSV's time column (default: found among timestamp, time, date, ...)")
+    p.add_argument("--close-column", help="the CSV's close column (default: found among close, Close, price, ...)")
     p.add_argument("--start", help="first day or time used (UTC), e.g. 2019-04-01")
     p.add_argument("--end", help="last day or time used (UTC)")
     p.add_argument("--vol-window", default="30d", help="realised-vol window for the implied vol (default 30d)")
@@ -228,8 +230,11 @@ def _cmd_backtest(args) -> int:
         print(f"cascade backtest: {args.scenario}: the scenario has no strategies: to replay", file=sys.stderr)
         return EXIT_USAGE
     try:
+        from .backtest import load_ohlcv
+
+        close = load_ohlcv(args.data, args.time_column, args.close_column)
         table, portfolio = backtest(args.data, scenario, start=args.start, end=args.end, vol_window=window,
-                                    vol_premium=premium, skew=skew)
+                                    vol_premium=premium, skew=skew, close=close)
     except ValueError as exc:
         print(f"cascade backtest: {exc}", file=sys.stderr)
         return EXIT_USAGE

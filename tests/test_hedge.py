@@ -324,3 +324,8 @@ def test_backtest_cli_on_the_shared_daily_file(shared_data, write_yaml, tiny_sce
     assert "soon" in capsys.readouterr().err
     assert main(["backtest", str(path), "--data", str(path)]) == 2  # a YAML file is not price data
     assert "expected one of the columns" in capsys.readouterr().err
+    assert main(["backtest", str(path), "--data", str(data), "--close-column", "last"]) == 2
+    assert "expected column 'last' for the close" in capsys.readouterr().err
+    assert main(["backtest", str(path), "--data", str(data), "--close-column", "open", "--start", "2026-01-01",
+                 "--json"]) == 0  # any column can stand for the close
+    assert json.loads(capsys.readouterr().out)["rows"] > 60
