@@ -283,7 +283,7 @@ def memory_child(paths: int, threads: int) -> None:
     result.fan
     result.summary()
     after_fan = _maxrss_bytes()
-    kept = sum(result._raw[k].nbytes for k in ("price", "open_interest", "liq_long", "liq_short"))
+    kept = sum(result._raw[k].nbytes for k in ("price", "open_interest", "liq_long", "liq_short", "funding"))
     print(json.dumps({"baseline": baseline, "run": after_run, "fan": after_fan, "kept_bytes": kept,
                       "steps": result.n_steps, "paths": result.n_paths, "seconds": time.perf_counter() - t0,
                       "shocks": [s.id or s.type for s in scenario.shocks]}))
@@ -399,7 +399,7 @@ def table(info: dict, runs: int, tp: dict | None, mem: dict | None, cl: dict | N
             f"{min(mem['run']) / gib:.2f}-{max(mem['run']) / gib:.2f}", f"{_median(mem['run']) / base:.1f} x")
         add("   before the run (imports, kernel loaded)", f"{base / gib:.2f} GiB", "", "baseline")
         add("   cross-check: getrusage(RUSAGE_CHILDREN)", f"{max(mem['children_maxrss']) / gib:.2f} GiB")
-        add("   per-step arrays kept (4 x float32)", f"{mem['kept_bytes'] / gib:.2f} GiB")
+        add("   per-step arrays kept (5 x float32)", f"{mem['kept_bytes'] / gib:.2f} GiB")
     elif "memory" in errors:
         add("c. memory", "error (below)")
     if cl:

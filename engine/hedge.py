@@ -22,10 +22,11 @@ as a share of the price when bought; size in BTC or as a hedge ratio of the port
 delta at the start; a fixed expiry, or a tenor from the start with an optional roll);
 ``perp_hedge``, static or dynamic (rebalanced every ``rebalance_every`` toward ``delta_target``
 when off by more than ``rebalance_band`` of the unhedged delta); ``stop_loss``; and ``deleverage``
-(the portfolio's perp cut to ``target_leverage`` when the drawdown from the peak or the realised
-vol over ``volatility_window`` crosses its trigger, at most once per ``cooldown``). A deleverage
-on ``funding_trigger`` is listed in ``not_evaluated``: the paths do not carry their funding rate
-yet. Without a ``portfolio:`` section the book is 1 BTC held spot. Funding is the scenario's base rate at each funding time; the perps' maintenance
+(the portfolio's perp cut to ``target_leverage`` when the drawdown from the peak, the realised
+vol over ``volatility_window`` or the path's funding rate crosses its trigger, at most once per
+``cooldown``). Without a ``portfolio:`` section the book is 1 BTC held spot. Perps pay each
+path's own funding rate (the rate the simulated book set, per interval, at each funding time;
+the scenario's base rate on history); the perps' maintenance
 rate is their venue's at the start.
 """
 
@@ -145,7 +146,7 @@ def variants(scenario, compiled) -> tuple[list[Variant], list[str]]:
                 v.hedge_leverage = s.leverage
                 v.controls = {"DYNAMIC": 1.0, "DELTA_TARGET": target, "BAND": s.rebalance_band,
                               "EVERY": max(1, round(s.rebalance_every.total_seconds() / step_seconds))}
-            elif s.rule == "deleverage" and s.funding_trigger is None:
+            elif s.rule == "deleverage":
                 if compiled.portfolio is None or compiled.portfolio.perp_size_btc == 0.0:
                     raise ValueError(f"strategies[{strategy.label}]: deleverage cuts the portfolio's perp, "
                                      "and the portfolio holds none (add portfolio.perp)")
@@ -153,13 +154,14 @@ def variants(scenario, compiled) -> tuple[list[Variant], list[str]]:
                               "DELEV_DRAWDOWN": s.drawdown_trigger if s.drawdown_trigger is not None else math.nan,
                               "DELEV_VOL": s.volatility_trigger if s.volatility_trigger is not None else math.nan,
                               "DELEV_WINDOW": max(2, round(s.volatility_window.total_seconds() / step_seconds)),
-                              "DELEV_COOLDOWN": round(s.cooldown.total_seconds() / step_seconds)}
+                              "DELEV_COOLDOWN": round(s.cooldown.total_seconds() / step_seconds),
+                              "DELEV_FUNDING": s.funding_trigger if s.funding_trigger is not None else math.nan}
             elif s.rule == "stop_loss":
                 v.stop_price = s.stop_price_usd if s.stop_price_usd is not None else -math.inf
                 v.stop_drawdown = s.drawdown if s.drawdown is not None else math.inf
                 v.stop_fraction = s.sell_fraction
-            else:  # deleverage on funding: the simulated paths do not carry their funding rate yet
-                skipped.append(f"{strategy.label} (funding_trigger)")
+            else:  # pragma: no cover  (every rule of strategies.RULES is handled above)
+                skipped.append(f"{strategy.label} ({s.rule})")
                 break
             out.append(v)
     return out, skipped
@@ -178,7 +180,7 @@ def _kernel_inputs(compiled, vs: list[Variant]) -> dict:
 
     controls = np.zeros((n, nbh.N_CONTROLS))
     controls[:, nbh.C_EVERY] = 1.0
-    controls[:, [nbh.C_DELEV_TARGET, nbh.C_DELEV_DRAWDOWN, nbh.C_DELEV_VOL]] = np.nan
+    controls[:, [nbh.C_DELEV_TARGET, nbh.C_DELEV_DRAWDOWN, nbh.C_DELEV_VOL, nbh.C_DELEV_FUNDING]] = np.nan
     controls[:, nbh.C_DELEV_WINDOW] = 2.0
     for i, v in enumerate(vs):
         for name, value in v.controls.items():
@@ -265,12 +267,21 @@ def evaluate(result, scenario=None, n_jobs: int | None = None):
     prices = result._raw["price"]
     if prices.shape[0] != result.n_paths:
         raise ValueError("evaluating strategies needs the price paths: run with keep_steps=True")
-    return evaluate_paths(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario)
+    return evaluate_paths(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario,
+                          result._raw["funding"])
 
 
-def evaluate_paths(prices, lows, compiled, scenario):
+def _funding(compiled, rates, n_paths: int) -> np.ndarray:
+    """Funding rates per interval ``(paths, steps)``: the paths' own, or the scenario's base rate."""
+    if rates is not None and rates.shape[0] == n_paths:
+        return np.ascontiguousarray(rates, dtype=np.float64)
+    return np.full((1, compiled.n_steps), compiled.param("FUNDING_BASE"))
+
+
+def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None):
     """:func:`evaluate` on explicit price paths ``(n_paths, n_steps)`` (ends of steps; the start is
-    ``SPOT0``) with their minimum prices, for a compiled scenario: simulated paths or history."""
+    ``SPOT0``) with their minimum prices, for a compiled scenario: simulated paths or history.
+    ``funding_rates`` are the paths' funding rates per interval (default: the scenario's base rate)."""
     import pandas as pd
 
     from .compile.layout import Venue
@@ -279,12 +290,12 @@ def evaluate_paths(prices, lows, compiled, scenario):
     n_paths = prices.shape[0]
     assert Venue.MMR == 0  # _portfolio_inputs reads the maintenance rate as venue field 0
     vs, skipped = variants(scenario, compiled)
-    funding = compiled.step("FUNDING_EVENTS") * compiled.param("FUNDING_BASE")
+    funding = _funding(compiled, funding_rates, n_paths)
     out = np.zeros((len(vs), n_paths, N_OUT))
     inputs = _kernel_inputs(compiled, vs)
     evaluate_nb(np.ascontiguousarray(prices, dtype=np.float64), compiled.param("SPOT0"), compiled.param("DT_YEARS"),
                 _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
-                compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, funding,
+                compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, funding, compiled.step("FUNDING_EVENTS"),
                 **_portfolio_inputs(compiled), **inputs, out=out, **_no_trace(),
                 **_tables(compiled, vs, prices, inputs))
     rows = []
@@ -325,21 +336,21 @@ def to_vectorbt(result, row: int, path: int, scenario=None):
     prices = result._raw["price"]
     if prices.shape[0] != result.n_paths:
         raise ValueError("exporting a path needs the price paths: run with keep_steps=True")
-    return path_to_vectorbt(prices, result.compiled, scenario, row, path)
+    return path_to_vectorbt(prices, result.compiled, scenario, row, path, result._raw["funding"])
 
 
-def path_to_vectorbt(prices, compiled, scenario, row: int, path: int):
+def path_to_vectorbt(prices, compiled, scenario, row: int, path: int, funding_rates=None):
     """:func:`to_vectorbt` on explicit price paths (simulated or history)."""
     import vectorbt as vbt
 
-    t = vectorbt_orders(prices, compiled, scenario, row, path)
+    t = vectorbt_orders(prices, compiled, scenario, row, path, funding_rates)
     portfolio = vbt.Portfolio.from_orders(t["close"], t["size"], price=t["price"], fixed_fees=t["fixed_fees"],
                                           fees=0.0, init_cash=t["init_cash"], cash_sharing=True, group_by=True,
                                           direction="both", raise_reject=True, freq=t["freq"])
     return portfolio, t["out"]
 
 
-def vectorbt_orders(prices, compiled, scenario, row: int, path: int) -> dict:
+def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rates=None) -> dict:
     """The inputs of ``vectorbt.Portfolio.from_orders`` for one (row, path): ``close`` (DataFrame),
     ``size``, ``price``, ``fixed_fees`` (arrays), ``init_cash``, ``freq``, and the kernel's ``out``."""
     import pandas as pd
@@ -366,20 +377,22 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int) -> dict:
     orders = np.zeros((8 * n_steps + 64, 5))
     n_orders = np.zeros(1, dtype=np.int64)
     out = np.zeros((1, 1, N_OUT))
-    funding = compiled.step("FUNDING_EVENTS") * compiled.param("FUNDING_BASE")
+    funding = _funding(compiled, funding_rates, n_paths)
+    funding = funding[min(path, funding.shape[0] - 1)][None, :]
+    events = compiled.step("FUNDING_EVENTS")
     inputs = _kernel_inputs(compiled, [vs[row]])
     evaluate_nb(np.ascontiguousarray(prices[path:path + 1], dtype=np.float64), compiled.param("SPOT0"),
                 compiled.param("DT_YEARS"), _surface(compiled), compiled.param("SURFACE_BF25"),
                 compiled.param("SURFACE_SPOT_VOL_BETA"), compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05,
-                funding, **pf_inputs, **inputs, out=out,
+                funding, events, **pf_inputs, **inputs, out=out,
                 trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders,
                 **_tables(compiled, [vs[row]], prices, inputs))  # the same grid as evaluate(): all paths' range
     if out[0, 0, OUT_LIQUIDATED]:
         raise ValueError(f"a perp was liquidated on path {path}: vectorbt has no liquidations")
     has_perp = pf_inputs["perp_size"] != 0.0 or vs[row].hedge_size != 0.0
-    if has_perp and np.any(funding != 0.0):
+    if has_perp and np.any(funding[0] * events != 0.0):
         raise ValueError("perps pay funding in this scenario, which vectorbt cannot book: "
-                         "set market.perpetuals.funding.base_rate to 0 to export")
+                         "set market.perpetuals.funding.base_rate and imbalance_sensitivity to 0 to export")
     spot0 = compiled.param("SPOT0")
     value0 = (pf_inputs["cash0"] + pf_inputs["spot_btc"] * spot0
               + pf_inputs["perp_size"] * (spot0 - pf_inputs["perp_entry"])

@@ -192,9 +192,9 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
     rows = slice(first, first + count)
     tasks = np.zeros((n_blocks * per_block, n_steps, out["flows"].shape[2]))
     if keep_steps:
-        views = [out[k][rows] for k in ("price", "open_interest", "liq_long", "liq_short")]
+        views = [out[k][rows] for k in ("price", "open_interest", "liq_long", "liq_short", "funding")]
     else:
-        views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(4)]
+        views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(5)]
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
                 prep.venue_share, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
                 prep.tail_power, prep.tail_scale, prep.normal_table, prep.drivers, c.rng.block_seeds, block, task, first,
@@ -243,6 +243,7 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
         "open_interest": np.zeros(step_shape, dtype=np.float32),
         "liq_long": np.zeros(step_shape, dtype=np.float32),
         "liq_short": np.zeros(step_shape, dtype=np.float32),
+        "funding": np.zeros(step_shape, dtype=np.float32),  # the funding rate per interval, each step
         # per RNG block, (step, field): one step's flows side by side in memory
         "flows": np.zeros((compiled.rng.block_seeds.shape[0], n_steps, len(FLOW_FIELDS))),
     }

@@ -96,10 +96,12 @@ def test_perp_hedge_offsets_the_move_and_can_be_liquidated(tiny_scenario):
     table = evaluate(r).set_index("strategy")
     spot0 = r.compiled.param("SPOT0")
     move = _final(r) - spot0
-    funding = (r.compiled.step("FUNDING_EVENTS") * r.compiled.param("FUNDING_BASE"))
+    # each path's own funding rate per interval, paid at the funding times
+    funding = r._raw["funding"].astype(float) * r.compiled.step("FUNDING_EVENTS")[None, :]
+    assert np.ptp(r._raw["funding"]) > 0  # the rate moves with the book, path by path
     # half hedged at 1x is never liquidated here: PnL = 4*move - 2*move + funding received
     assert table.loc["half", "p_liquidated"] == 0
-    received = np.mean(2.0 * (r._raw["price"].astype(float) * funding[None, :]).sum(axis=1))
+    received = np.mean(2.0 * (r._raw["price"].astype(float) * funding).sum(axis=1))
     assert table.loc["half", "pnl_mean"] == pytest.approx(np.mean(2 * move) + received, rel=1e-9)
     assert table.loc["fragile", "p_liquidated"] > 0.2  # a 100x short: any 1% rally ends it
 
@@ -171,11 +173,15 @@ def test_deleverage_cuts_the_book_perp_before_it_is_liquidated(tiny_scenario):
              {"rule": "deleverage", "name": "close", "target_leverage": 0, "drawdown_trigger": 0.03},
              {"rule": "deleverage", "name": "on_vol", "target_leverage": 1, "volatility_trigger": 0.3,
               "volatility_window": "6h", "cooldown": "6h"},
-             {"rule": "deleverage", "name": "on_funding", "target_leverage": 1, "funding_trigger": -0.001}]
+             {"rule": "deleverage", "name": "on_funding", "target_leverage": 1, "funding_trigger": 0.01},
+             {"rule": "deleverage", "name": "never", "target_leverage": 1, "funding_trigger": -0.5}]
     r, _ = _run(tiny_scenario, rules, book, volatility={"annual": "120%"})
     t = evaluate(r)
-    assert t.attrs["not_evaluated"] == ["on_funding (funding_trigger)"]
+    assert t.attrs["not_evaluated"] == []
     t = t.set_index("strategy")
+    # funding at or below 1% per interval (always): cut at once; at or below -50% (never): no cut
+    assert t.loc["on_funding", "pnl_mean"] != t.loc["unhedged", "pnl_mean"]
+    assert t.loc["never", "pnl_mean"] == t.loc["unhedged", "pnl_mean"]
     assert t.loc["unhedged", "p_liquidated"] > 0.2  # a 10x long in a 120%-vol market
     assert t.loc["cut", "p_liquidated"] < t.loc["unhedged", "p_liquidated"]
     assert t.loc["close", "p_liquidated"] <= t.loc["cut", "p_liquidated"]
@@ -221,7 +227,7 @@ def test_cli_refuses_a_roll_on_a_fixed_expiry(tiny_scenario, write_yaml, capsys)
 
 def _exportable(tiny):
     data = dict(tiny, n_paths=16, portfolio={"spot_btc": 2, "cash_usd": "500k"})
-    perps = dict(data["market"]["perpetuals"], funding={"base_rate": 0})
+    perps = dict(data["market"]["perpetuals"], funding={"base_rate": 0, "imbalance_sensitivity": 0})
     data["market"] = dict(data["market"], perpetuals=perps)
     data["strategies"] = [
         {"rule": "protective_put", "name": "rolled_put", "strike_pct_of_spot": 0.95, "hedge_ratio": 1, "tenor": "12h",

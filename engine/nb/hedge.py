@@ -21,7 +21,8 @@ moved by the log return since the start), see :mod:`engine.options.surface`. Tra
 bid-ask ``spread`` (a share of the option's value) and ``fee`` (a share of the notional ``|size|*S``;
 for options capped at ``FEE_CAP`` = 12.5% of the option's price, as Deribit caps it).
 Expired options settle at intrinsic value in cash. Perps (the book's and the hedge) post
-``|size| * entry / leverage`` of cash as collateral, pay or receive funding (``funding[t]`` per
+``|size| * entry / leverage`` of cash as collateral, pay or receive funding (``funding[p, t]``, the
+path's rate per interval, times ``events[t]`` payments in the step, per
 unit notional, longs pay), and are liquidated when their equity falls to ``|size| * S * mmr``:
 the position is closed and what equity is left is lost (to the exchange's insurance fund).
 
@@ -56,7 +57,8 @@ C_DELEV_DRAWDOWN = 5  # cut when the price is this far below its running peak (N
 C_DELEV_VOL = 6  # cut when realised vol (annual) over the window exceeds this (NaN = no trigger)
 C_DELEV_WINDOW = 7  # the realised-vol window, steps
 C_DELEV_COOLDOWN = 8  # steps between two cuts
-N_CONTROLS = 9
+C_DELEV_FUNDING = 9  # cut when the funding rate per interval falls to this (NaN = no trigger)
+N_CONTROLS = 10
 
 
 FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (Deribit's rule)
@@ -150,7 +152,7 @@ def _option_value_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
 
 
 @pjit
-def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, funding,
+def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, funding, events,
                 spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
                 held_kind, held_strike, held_expiry, held_size,
                 leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
@@ -248,9 +250,11 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             atm = max(surface[t, 0] - spot_vol_beta * r, floor)
             rr = surface[t, 1] + skew_beta * r
             slope = surface[t, 2]
-            # funding, then liquidations, of the book's perp and the hedge
-            if funding[t] != 0.0:
-                cash -= (book_size + h_size) * s * funding[t]
+            # funding (the path's rate per interval, times the payments in the step), then
+            # liquidations, of the book's perp and the hedge
+            rate = funding[min(p, funding.shape[0] - 1), t]
+            if events[t] != 0.0:
+                cash -= (book_size + h_size) * s * rate * events[t]
             if book_size != 0.0:
                 equity = book_collateral + book_size * (s - book_entry)
                 if equity <= abs(book_size) * s * perp_mmr:
@@ -284,6 +288,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             if (book_size != 0.0 and not math.isnan(target_lev)
                     and t - last_cut >= controls[v, C_DELEV_COOLDOWN]):
                 fire = 1.0 - s / peak_price >= controls[v, C_DELEV_DRAWDOWN]  # False when NaN
+                fire = fire or rate <= controls[v, C_DELEV_FUNDING]
                 if not math.isnan(controls[v, C_DELEV_VOL]) and t + 1 >= controls[v, C_DELEV_WINDOW]:
                     vol_now = math.sqrt(max(sum_sq, 0.0) / controls[v, C_DELEV_WINDOW] / dt)
                     fire = fire or vol_now >= controls[v, C_DELEV_VOL]

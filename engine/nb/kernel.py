@@ -229,7 +229,8 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 @jit_norc
 def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
              tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
-             work, summary_all, i, price_all, oi_all, liq_long_all, liq_short_all, row, flows_all, b, keep_steps):
+             work, summary_all, i, price_all, oi_all, liq_long_all, liq_short_all, funding_all, row, flows_all, b,
+             keep_steps):
     """One path (row ``i`` of ``summary_all``, row ``row`` of the per-step outputs, block ``b`` of
     ``flows_all``). Compiled without the runtime: no reference counting in the step loop, so it
     takes whole arrays and indices rather than views, and scratch space (``work``) rather than
@@ -239,6 +240,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     oi_out = oi_all[row]
     liq_long_out = liq_long_all[row]
     liq_short_out = liq_short_all[row]
+    funding_out = funding_all[row]
     flows = flows_all[b]
     n_steps = steps.shape[0]
     n_venues, n_cells = long.shape
@@ -618,6 +620,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             oi_out[t] = (long_size * scale_l + short_size * scale_s) * price
             liq_long_out[t] = liq_l_usd
             liq_short_out[t] = liq_s_usd
+            funding_out[t] = funding  # the rate per funding interval the book set this step
         flows[t, F_ETF] += etf
         flows[t, F_DELEV] += delev
         flows[t, F_DEALERS] += dealers
@@ -671,7 +674,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 @pjit
 def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
                 tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, task_paths,
-                first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, flows, keep_steps):
+                first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, keep_steps):
     """Simulate ``summary.shape[0]`` paths from ``first_path`` (a multiple of ``block_size``).
 
     Threads take tasks of ``task_paths`` paths (a divisor of ``block_size``): small enough that no
@@ -705,7 +708,8 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
                      tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
-                     work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, row, flows, k, keep_steps)
+                     work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, funding_out, row, flows, k,
+                     keep_steps)
 
 
 @pjit
