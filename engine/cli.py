@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=None, help="scenario folder (default: ./scenarios)")
 
     p = sub.add_parser("backtest", help="replay a scenario's hedging strategies on a real price history")
-    p.add_argument("scenario", type=Path, help="a scenario whose portfolio: and strategies: are replayed")
+    p.add_argument("scenario", type=Path, nargs="?", help="a scenario whose portfolio: and strategies: are replayed")
+    p.add_argument("--strategy", type=Path, dest="strategy_file", metavar="SCENARIO",
+                   help="the same, as an option: cascade backtest --data FILE.csv --strategy hedges.yaml")
     p.add_argument("--data", type=Path, required=True, help="an OHLCV CSV (time and close columns), e.g. ../shared/data/...")
     p.add_argument("--time-column", help="the CSV's time column (default: found among timestamp, time, date, ...)")
     p.add_argument("--close-column", help="the CSV's close column (default: found among close, Close, price, ...)")
@@ -219,6 +221,11 @@ def _cmd_backtest(args) -> int:
     from .scenario.loader import load_scenario
     from .scenario.units import UnitError, parse_duration, parse_rate
 
+    if (args.scenario is None) == (args.strategy_file is None):
+        print("cascade backtest: give the scenario with its strategies once, as SCENARIO or --strategy SCENARIO",
+              file=sys.stderr)
+        return EXIT_USAGE
+    args.scenario = args.scenario or args.strategy_file
     scenario = load_scenario(args.scenario, args.overrides)
     try:
         window = parse_duration(args.vol_window)

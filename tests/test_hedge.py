@@ -326,6 +326,9 @@ def test_backtest_cli_on_the_shared_daily_file(shared_data, write_yaml, tiny_sce
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["strategies"]) == {"unhedged", "put_85pct_monthly"} and doc["rows"] > 400
     assert doc["strategies"]["put_85pct_monthly"]["premium"] > 0
+    assert main(["backtest", "--data", str(data), "--strategy", str(path), "--start", "2026-03-01", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] > 20  # the spelling
+    assert main(["backtest", "--data", str(data)]) == 2 and "give the scenario" in capsys.readouterr().err
     assert main(["backtest", str(path), "--data", str(data), "--vol-window", "soon"]) == 2
     assert "soon" in capsys.readouterr().err
     assert main(["backtest", str(path), "--data", str(path)]) == 2  # a YAML file is not price data
