@@ -115,7 +115,7 @@ def vectorbt_ratio(result, n_paths: int, runs: int) -> None:
             price=np.hstack([pad(t["price"], np.nan) for t in parts]),
             fixed=np.hstack([pad(t["fixed_fees"], 0.0) for t in parts]),
             groups=np.repeat(np.arange(n_paths), width), init=np.array([t["init_cash"] for t in parts]),
-            freq=parts[0]["freq"], value0=np.array([t["init_cash"] for t in parts]),
+            freq=parts[0]["freq"],
             out=np.array([t["out"] for t in parts]))
 
     def through_vectorbt():
@@ -125,7 +125,7 @@ def vectorbt_ratio(result, n_paths: int, runs: int) -> None:
             pf = vbt.Portfolio.from_orders(d["close"], d["size"], price=d["price"], fixed_fees=d["fixed"], fees=0.0,
                                            init_cash=d["init"], cash_sharing=True, group_by=d["groups"],
                                            direction="both", freq=d["freq"], raise_reject=True)
-            pnl = pf.final_value().to_numpy() - d["value0"]
+            pnl = pf.final_value().to_numpy() - d["init"]  # init cash: the unhedged book's start value
             dd = -pf.max_drawdown().to_numpy()
             q5, q1 = np.quantile(pnl, [0.05, 0.01])
             metrics.append((pnl.mean(), -pnl[pnl <= q5].mean(), -pnl[pnl <= q1].mean(), np.median(dd),

@@ -85,7 +85,7 @@ def backtest(data: str | Path, scenario, start=None, end=None, vol_window: timed
     import pandas as pd
 
     from .compile.compiler import compile_scenario
-    from .compile.layout import Step
+    from .compile.layout import Param, Step
     from .hedge import evaluate_paths, path_to_vectorbt
 
     close = close if close is not None else load_ohlcv(data)
@@ -120,8 +120,6 @@ def backtest(data: str | Path, scenario, start=None, end=None, vol_window: timed
     steps[Step.TERM_SLOPE] = 0.0
     steps[Step.FUNDING_EVENTS] = 0.0
     params = compiled.params.copy()
-    from .compile.layout import Param
-
     params[Param.SURFACE_SPOT_VOL_BETA] = 0.0
     params[Param.SURFACE_SKEW_BETA] = 0.0
     compiled = dataclasses.replace(compiled, steps=steps, params=params)

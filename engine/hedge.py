@@ -200,7 +200,9 @@ def _portfolio_inputs(compiled) -> dict:
         return dict(spot_btc=1.0, cash0=0.0, perp_size=0.0, perp_leverage=1.0, perp_entry=compiled.param("SPOT0"),
                     perp_mmr=0.0, held_kind=np.zeros(0, dtype=np.int64), held_strike=empty, held_expiry=empty,
                     held_size=empty)
-    mmr = float(compiled.venue_steps[0, pf.perp_venue, 0]) if pf.perp_size_btc else 0.0
+    from .compile.layout import Venue
+
+    mmr = float(compiled.venue_steps[Venue.MMR, pf.perp_venue, 0]) if pf.perp_size_btc else 0.0
     return dict(spot_btc=pf.spot_btc, cash0=pf.cash_usd, perp_size=pf.perp_size_btc,
                 perp_leverage=pf.perp_leverage or 1.0, perp_entry=pf.perp_entry_usd or compiled.param("SPOT0"),
                 perp_mmr=mmr, held_kind=pf.option_kind.astype(np.int64), held_strike=pf.option_strike_usd,
@@ -254,13 +256,8 @@ def _no_trace() -> dict:
                 n_orders=np.zeros(1, dtype=np.int64))
 
 
-def evaluate(result, scenario=None, n_jobs: int | None = None):
+def evaluate(result, scenario=None):
     """The strategies table of a simulation run with ``keep_steps=True`` (see the module doc)."""
-    import pandas as pd
-
-    from .compile.layout import Venue
-    from .nb.hedge import N_OUT, OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM, evaluate_nb
-
     scenario = scenario if scenario is not None else result.scenario
     if scenario is None:
         raise ValueError("evaluating strategies needs the scenario (run engine.run on a scenario, not a compiled one)")
@@ -284,11 +281,9 @@ def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None):
     ``funding_rates`` are the paths' funding rates per interval (default: the scenario's base rate)."""
     import pandas as pd
 
-    from .compile.layout import Venue
     from .nb.hedge import N_OUT, OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM, evaluate_nb
 
     n_paths = prices.shape[0]
-    assert Venue.MMR == 0  # _portfolio_inputs reads the maintenance rate as venue field 0
     vs, skipped = variants(scenario, compiled)
     funding = _funding(compiled, funding_rates, n_paths)
     out = np.zeros((len(vs), n_paths, N_OUT))
@@ -355,7 +350,7 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     ``size``, ``price``, ``fixed_fees`` (arrays), ``init_cash``, ``freq``, and the kernel's ``out``."""
     import pandas as pd
 
-    from .nb.hedge import N_OUT, OUT_LIQUIDATED, evaluate_nb
+    from .nb.hedge import N_OUT, OUT_FINAL_VALUE, OUT_LIQUIDATED, OUT_PNL, evaluate_nb
 
     vs, _ = variants(scenario, compiled)
     n_paths = prices.shape[0]
@@ -393,10 +388,7 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     if has_perp and np.any(funding[0] * events != 0.0):
         raise ValueError("perps pay funding in this scenario, which vectorbt cannot book: "
                          "set market.perpetuals.funding.base_rate and imbalance_sensitivity to 0 to export")
-    spot0 = compiled.param("SPOT0")
-    value0 = (pf_inputs["cash0"] + pf_inputs["spot_btc"] * spot0
-              + pf_inputs["perp_size"] * (spot0 - pf_inputs["perp_entry"])
-              + float(np.sum(pf_inputs["held_size"] * marks[0, 3:3 + n_held])))
+    value0 = out[0, 0, OUT_FINAL_VALUE] - out[0, 0, OUT_PNL]  # the unhedged book's start value, as the kernel has it
     step = pd.Timedelta(seconds=round(compiled.param("DT_YEARS") * 365.25 * 86400))
     # row 0 is the start, row t + 1 the end of step t
     index = pd.DatetimeIndex(pd.Timestamp(compiled.timeline[0], tz="UTC") + step * np.arange(n_steps + 1))

@@ -48,8 +48,6 @@ def test_a_put_held_to_expiry_pays_its_intrinsic_value_less_what_it_cost(tiny_sc
     put = {"rule": "protective_put", "strike_usd": "85k", "size_btc": 2, "expiry": EXPIRY,
            "costs": {"bid_ask_spread": 0.1, "fee_rate": 0.001}}
     r, _ = _run(tiny_scenario, [put], {"spot_btc": 2})
-    from engine.nb.hedge import N_OUT  # noqa: F401  (the kernel is the one under test)
-
     table = evaluate(r)
     spot0 = r.compiled.param("SPOT0")
     # the premium: Black-Scholes on the surface at the start, plus half the spread and the fee

@@ -118,17 +118,24 @@ def _order_nb(orders, n_orders, row, col, size, price, fixed_fee):
 
 
 @jit
+def _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
+    """``(ln(K/S), sqrt(tau), vol)``: the vol surface of :mod:`engine.options.surface` at one strike
+    (the forward is the spot), with the two quantities Black-Scholes reuses."""
+    sqt = math.sqrt(tau)
+    lks = math.log(k / s)
+    a = max(atm + slope * (tau - ref_tenor), floor)
+    x = lks / (a * sqt)
+    return lks, sqt, max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
+
+
+@jit
 def _option_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
     """Black-Scholes delta (no rates) on the surface; at expiry 0 or +-1."""
     if tau <= 0.0:
         if kind == 1:
             return 1.0 if s > k else 0.0
         return -1.0 if s < k else 0.0
-    sqt = math.sqrt(tau)
-    lks = math.log(k / s)
-    a = max(atm + slope * (tau - ref_tenor), floor)
-    x = lks / (a * sqt)
-    vol = max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
+    lks, sqt, vol = _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)
     d1 = (-lks + 0.5 * vol * vol * tau) / (vol * sqt)
     return norm_cdf_nb(d1) if kind == 1 else norm_cdf_nb(d1) - 1.0
 
@@ -137,12 +144,7 @@ def _option_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
 def _option_value_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
     if tau <= 0.0:
         return max(s - k, 0.0) if kind == 1 else max(k - s, 0.0)
-    # the vol surface (engine.options.surface) and Black-Scholes without rates, sharing ln(K/S) and sqrt(tau)
-    sqt = math.sqrt(tau)
-    lks = math.log(k / s)
-    a = max(atm + slope * (tau - ref_tenor), floor)
-    x = lks / (a * sqt)
-    vol = max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
+    lks, sqt, vol = _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)  # Black-Scholes, no rates
     sq = vol * sqt
     d1 = (-lks + 0.5 * vol * vol * tau) / sq
     d2 = d1 - sq
