@@ -30,6 +30,8 @@ __all__ = [
     "list_scenarios",
     "run",
     "SimulationResult",
+    "load_run",
+    "write_run",
 ]
 
 _LAZY = {
@@ -43,6 +45,8 @@ _LAZY = {
     "list_scenarios": ("engine.scenario.library", "list_scenarios"),
     "run": ("engine.simulate", "run"),
     "SimulationResult": ("engine.result", "SimulationResult"),
+    "load_run": ("engine.results.store", "load_run"),
+    "write_run": ("engine.results.store", "write_run"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .scenario.loader import load_scenario
     from .result import SimulationResult
     from .scenario.schema import Scenario
+    from .results.store import load_run, write_run
     from .simulate import run
 
 

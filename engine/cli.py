@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ScenarioError
+from .errors import RunFolderError, ScenarioError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -78,6 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kernel threads (default: all cores); results do not depend on it")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write the run folder here (default: results/<scenario>/<UTC time>-<hash>/)")
+    p.add_argument("--no-save", action="store_true", help="print the metrics only; write no run folder")
+    _add_set(p)
+
+    p = sub.add_parser("rerun", help="run again from a run folder's manifest and check the result is bit-identical")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write the new run folder here")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="kernel threads; results do not depend on it")
+
+    p = sub.add_parser("report", help="regenerate a run folder's report.html and figures/ from its tables")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--no-figures", action="store_true", help="the HTML report only")
+    p.add_argument("--screenshot", type=Path, metavar="OUT.png",
+                   help="also render the report in headless Chromium, check it, and save a screenshot")
+
+    p = sub.add_parser("compare", help="print the metric differences between two run folders")
+    p.add_argument("run_a", type=Path, metavar="RUN_A")
+    p.add_argument("run_b", type=Path, metavar="RUN_B")
+    p.add_argument("--all", action="store_true", help="also list the metrics that did not change")
+    p.add_argument("--json", action="store_true", help="print the differences as JSON")
+
+    p = sub.add_parser("check", help="run the regression scenarios against their baselines; exit 1 on drift")
+    p.add_argument("files", nargs="*", type=Path, metavar="SCENARIO",
+                   help="regression scenarios (default: scenarios/ci/*.yaml)")
+    p.add_argument("--update", action="store_true", help="rewrite the baselines from fresh runs, on purpose")
+    p.add_argument("--baselines", type=Path, metavar="DIR", help="baseline folder (default: results/baselines)")
+    p.add_argument("--verbose", action="store_true", help="list every metric, not only those that drifted")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
 
     p = sub.add_parser("list", help="the shipped scenarios with one-line descriptions")
@@ -160,29 +189,117 @@ def _cmd_run(args) -> int:
     from .simulate import run
 
     scenario = load_scenario(args.file, args.overrides)
+    if args.out is not None and args.no_save:
+        print("cascade run: --out and --no-save contradict each other", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out is not None and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        print(f"cascade run: --out {args.out}: already exists and is not empty", file=sys.stderr)
+        return EXIT_USAGE
     jobs = args.jobs or os.cpu_count() or 1
     show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
-    # hedging strategies are marked along the price paths: keep them only when there are some
+    save = not args.no_save
+    # the run folder's fans and the strategies are made from the price paths: keep them then
     result = run(scenario, n_paths=args.paths, seed=args.seed, n_jobs=jobs, progress=show_bar,
-                 keep_steps=bool(scenario.strategies))
-    if args.json:
-        try:
-            print(json.dumps(result.to_dict()))
-        except ValueError as exc:  # a strategy the evaluation refuses (e.g. a roll on a fixed expiry)
-            print(f"cascade run: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    else:
-        text = render_run(result)
-        if scenario.strategies:
+                 keep_steps=save or bool(scenario.strategies))
+    try:
+        metrics = result.to_dict()
+        text = None if args.json else render_run(result)
+        if text is not None and scenario.strategies:
             from .report_text import render_strategies
 
-            try:
-                text += "\n\n" + render_strategies(result.strategies)
-            except ValueError as exc:
-                print(f"cascade run: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-        print(text)
+            text += "\n\n" + render_strategies(result.strategies)
+    except ValueError as exc:  # a strategy the evaluation refuses (e.g. a roll on a fixed expiry)
+        print(f"cascade run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    folder = None
+    if save:
+        from .results.store import write_run
+
+        command = ["cascade", "run", str(args.file)] + [f"--set={o}" for o in args.overrides]
+        folder = write_run(result, args.out, source=args.file, overrides=args.overrides, command=command)
+    if args.json:
+        if folder is not None:
+            metrics["run_dir"] = str(folder)
+        print(json.dumps(metrics))
+    else:
+        print(text + (f"\n\nrun folder: {folder}" if folder is not None else ""))
     return EXIT_OK
+
+
+def _cmd_rerun(args) -> int:
+    import os
+
+    from .results.store import identical, load_run, scenario_hash, write_run
+    from .scenario.canonical import dump_scenario
+    from .simulate import run
+
+    original = load_run(args.run_dir)
+    m = original.manifest
+    scenario = original.scenario
+    if scenario_hash(dump_scenario(scenario)) != m["scenario"]["hash"]:
+        print(f"cascade rerun: {args.run_dir / 'scenario.yaml'}: the resolved scenario no longer hashes to the "
+              f"manifest's {m['scenario']['hash'][:12]} (this engine reads it differently)", file=sys.stderr)
+        return EXIT_FAIL
+    result = run(scenario, n_paths=m["n_paths"], seed=m["seed"], n_jobs=args.jobs or os.cpu_count() or 1)
+    if result.compiled.fingerprint() != m["scenario"]["fingerprint"]:
+        print("cascade rerun: note: the scenario compiles to different arrays than when the run was written "
+              f"(engine {m['engine']['version']} then); comparing anyway", file=sys.stderr)
+    folder = write_run(result, args.out, source=m["scenario"].get("source"), overrides=m.get("overrides", []),
+                       command=["cascade", "rerun", str(args.run_dir)],
+                       report=(original.path / "report.html").exists(),
+                       figures=(original.path / "figures").exists())
+    differ = identical(original, load_run(folder))
+    print(f"rerun of {args.run_dir}: {m['scenario']['name']}, seed {m['seed']}, {m['n_paths']:,} paths")
+    print(f"run folder: {folder}")
+    if differ:
+        print(f"NOT bit-identical: {', '.join(differ)} differ", file=sys.stderr)
+        return EXIT_FAIL
+    print("bit-identical: per-path table, fans, flows, sample paths, strategies and metrics")
+    return EXIT_OK
+
+
+def _cmd_report(args) -> int:
+    from .results.store import load_run, rewrite_report
+
+    run = load_run(args.run_dir)
+    written = rewrite_report(run, figures=not args.no_figures)
+    for path in written:
+        print(path)
+    if args.screenshot:
+        from .results.browser import find_chromium, render_page
+
+        if find_chromium() is None:
+            print("cascade report: --screenshot needs Chromium (apt-get install chromium, or set CASCADE_CHROMIUM)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        check = render_page(run.path / "report.html", args.screenshot)
+        print(f"{args.screenshot}: {check.charts_drawn} of {check.charts} charts drawn, {len(check.errors)} JS errors")
+        for error in check.errors:
+            print(f"  {error}", file=sys.stderr)
+        if not check.ok:
+            return EXIT_FAIL
+    return EXIT_OK
+
+
+def _cmd_compare(args) -> int:
+    from .results.compare import compare_runs, render_comparison
+    from .results.store import load_run
+
+    a, b = load_run(args.run_a), load_run(args.run_b)
+    table, notes = compare_runs(a, b)
+    if args.json:
+        print(json.dumps({"run_a": str(a.path), "run_b": str(b.path), "notes": notes,
+                          "metrics": json.loads(table.to_json(orient="records"))}))
+    else:
+        print(render_comparison(a, b, table, notes, show_all=args.all))
+    return EXIT_OK
+
+
+def _cmd_check(args) -> int:
+    from .results.check import run_check
+
+    return run_check(args.files, update=args.update, baselines=args.baselines, overrides=args.overrides,
+                     verbose=args.verbose, as_json=args.json)
 
 
 def _cmd_list(args) -> int:
@@ -217,7 +334,6 @@ def _cmd_schema(args) -> int:
 
 def _cmd_backtest(args) -> int:
     from .backtest import backtest
-    from .report_text import render_strategies
     from .scenario.loader import load_scenario
     from .scenario.units import UnitError, parse_duration, parse_rate
 
@@ -258,7 +374,6 @@ def _cmd_backtest(args) -> int:
             stats[row_label(row)] = {"vectorbt": str(exc)}
     a = table.attrs
     if args.json:
-        from .hedge import METRICS
 
         print(json.dumps({"scenario": scenario.name, "data": str(args.data), "start": str(a["start"]),
                           "end": str(a["end"]), "rows": a["rows"], "filled": a["filled"],
@@ -333,7 +448,8 @@ def _cmd_surface(args) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "list": _cmd_list,
+_COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "rerun": _cmd_rerun,
+             "report": _cmd_report, "compare": _cmd_compare, "check": _cmd_check, "list": _cmd_list,
              "surface": _cmd_surface, "backtest": _cmd_backtest, "schema": _cmd_schema}
 
 
@@ -343,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except RunFolderError as exc:
+        print(f"cascade {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `cascade show x | head`
         return EXIT_OK

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Problem", "ScenarioError", "format_path"]
+__all__ = ["BaselineError", "Problem", "RunFolderError", "ScenarioError", "format_path"]
 
 
 def format_path(path: tuple) -> str:
@@ -112,3 +112,12 @@ class ScenarioError(ValueError):
     @property
     def path(self) -> tuple:
         return self.problems[0].path
+
+
+class RunFolderError(ValueError):
+    """A run folder that is missing, incomplete, damaged or from an unknown format (a user error)."""
+
+
+class BaselineError(ValueError):
+    """A regression baseline that is missing, unreadable or malformed (a user error: the message
+    names the file, the key, what was expected and what was found, or the command that writes it)."""

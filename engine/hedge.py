@@ -258,14 +258,19 @@ def _no_trace() -> dict:
 
 def evaluate(result, scenario=None):
     """The strategies table of a simulation run with ``keep_steps=True`` (see the module doc)."""
+    return evaluate_with_paths(result, scenario)[0]
+
+
+def evaluate_with_paths(result, scenario=None):
+    """:func:`evaluate`, and the per-path outcomes behind it: a dict of ``(rows, n_paths)`` arrays
+    ``pnl``, ``max_drawdown``, ``liquidated``, ``premium`` (row order as in the table)."""
     scenario = scenario if scenario is not None else result.scenario
     if scenario is None:
         raise ValueError("evaluating strategies needs the scenario (run engine.run on a scenario, not a compiled one)")
     prices = result._raw["price"]
     if prices.shape[0] != result.n_paths:
         raise ValueError("evaluating strategies needs the price paths: run with keep_steps=True")
-    return evaluate_paths(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario,
-                          result._raw["funding"])
+    return _evaluate(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario, result._raw["funding"])
 
 
 def _funding(compiled, rates, n_paths: int) -> np.ndarray:
@@ -279,6 +284,10 @@ def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None):
     """:func:`evaluate` on explicit price paths ``(n_paths, n_steps)`` (ends of steps; the start is
     ``SPOT0``) with their minimum prices, for a compiled scenario: simulated paths or history.
     ``funding_rates`` are the paths' funding rates per interval (default: the scenario's base rate)."""
+    return _evaluate(prices, lows, compiled, scenario, funding_rates)[0]
+
+
+def _evaluate(prices, lows, compiled, scenario, funding_rates=None):
     import pandas as pd
 
     from .nb.hedge import N_OUT, OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM, evaluate_nb
@@ -312,7 +321,9 @@ def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None):
         table[f"p_touch_{level:.0f}"] = float((lows <= level).mean())
     table.attrs["not_evaluated"] = skipped
     table.attrs["book_btc_delta"] = _btc_delta(compiled)
-    return table
+    paths = {"pnl": out[:, :, OUT_PNL].copy(), "max_drawdown": out[:, :, OUT_MAX_DD].copy(),
+             "liquidated": out[:, :, OUT_LIQUIDATED].copy(), "premium": out[:, :, OUT_PREMIUM].copy()}
+    return table, paths
 
 
 def to_vectorbt(result, row: int, path: int, scenario=None):

@@ -152,9 +152,19 @@ class SimulationResult:
     def strategies(self) -> pd.DataFrame:
         """One row per strategy and parameter set, the unhedged book first (:mod:`engine.hedge`).
         Needs the price paths (``keep_steps=True``) and the scenario's ``strategies:``."""
-        from .hedge import evaluate
+        return self._strategy_outcomes[0]
 
-        return evaluate(self)
+    @property
+    def strategy_paths(self) -> dict:
+        """Per-path outcomes behind :attr:`strategies`: ``pnl``, ``max_drawdown``, ``liquidated``,
+        ``premium``, each ``(rows, n_paths)`` in the table's row order."""
+        return self._strategy_outcomes[1]
+
+    @cached_property
+    def _strategy_outcomes(self):
+        from .hedge import evaluate_with_paths
+
+        return evaluate_with_paths(self)
 
     def to_dict(self) -> dict:
         """The ``cascade run --json`` object (``strategies`` when the scenario has any)."""

@@ -198,6 +198,7 @@ portfolio:
 outputs:
   quantiles: [5, 50, 95]
   price_levels_usd: [60k, 56.1k, 50k]
+  price_bands: [{low_usd: 66.9k, high_usd: 70.6k, label: absorption}]
   sample_paths: 5
   report: true
   figures: true

@@ -1,8 +1,10 @@
-"""Fixtures shared by every test module: where things are, a tiny valid scenario, a YAML writer."""
+"""Fixtures shared by every test module: where things are, a tiny valid scenario, a YAML writer,
+the headless browser and plotly for report tests."""
 
 from __future__ import annotations
 
 import copy
+import os
 import textwrap
 from pathlib import Path
 
@@ -78,3 +80,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"../shared/data is absent: no shared market data next to this checkout ({SHARED_DATA})")
     return SHARED_DATA
+
+
+def _unavailable(reason: str) -> None:
+    """Skip the test, except on CI (``CI=true``), where a missing tool must fail, not pass silently."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true requires it, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium executable (``$CASCADE_CHROMIUM`` or found on PATH).
+
+    Skips the test when there is none, except on CI (``CI=true``), where it fails:
+    ``.ci/run`` installs Chromium, so a missing browser there is a broken setup.
+    """
+    from engine.results.browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        _unavailable("no Chromium found: install it (apt-get install chromium) or set CASCADE_CHROMIUM")
+    return path
+
+
+@pytest.fixture(scope="session")
+def plotly_io():
+    """``plotly.io``, to build real report pages; skip without plotly (fail on CI, like ``chromium``)."""
+    try:
+        import plotly.io
+    except ImportError:
+        _unavailable("plotly is not installed")
+    return plotly.io

@@ -51,14 +51,14 @@ def in_process(capsys, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def calm_json():
     """``--json --paths 300 --seed 5`` with one thread: the reference the other runs are compared to."""
-    proc = cascade("run", CALM, "--json", "--paths", "300", "--seed", "5", "--jobs", "1")
+    proc = cascade("run", CALM, "--no-save", "--json", "--paths", "300", "--seed", "5", "--jobs", "1")
     assert proc.returncode == 0, proc.stderr
     _no_traceback(proc)
     return proc.stdout
 
 
 def test_run_prints_the_table():
-    proc = cascade("run", CALM, "--paths", "512")
+    proc = cascade("run", CALM, "--no-save", "--paths", "512")
     assert proc.returncode == 0, proc.stderr
     _no_traceback(proc)
     out = proc.stdout
@@ -99,25 +99,25 @@ def test_run_json_equals_the_api(calm_json):
 
 
 def test_run_defaults_to_the_scenario_paths_and_seed(capsys):
-    code, out, _ = in_process(capsys, "run", CALM, "--json", "--set", "n_paths=64", "--jobs", "1")
+    code, out, _ = in_process(capsys, "run", CALM, "--no-save", "--json", "--set", "n_paths=64", "--jobs", "1")
     assert code == 0
     d = json.loads(out)
     assert (d["n_paths"], d["seed"]) == (64, 20260205)
 
 
 def test_same_seed_same_json(calm_json, capsys):
-    again = cascade("run", CALM, "--json", "--paths", "300", "--seed", "5", "--jobs", "1")
+    again = cascade("run", CALM, "--no-save", "--json", "--paths", "300", "--seed", "5", "--jobs", "1")
     assert again.returncode == 0, again.stderr
     assert again.stdout == calm_json
-    code, out, _ = in_process(capsys, "run", CALM, "--json", "--paths", "300", "--seed", "5", "--jobs", "1")
+    code, out, _ = in_process(capsys, "run", CALM, "--no-save", "--json", "--paths", "300", "--seed", "5", "--jobs", "1")
     assert code == 0 and out == calm_json  # and in another process, with other work done before
 
 
 def test_threads_do_not_change_the_json(calm_json, capsys):
-    two = cascade("run", CALM, "--json", "--paths", "300", "--seed", "5", "--jobs", "2")
+    two = cascade("run", CALM, "--no-save", "--json", "--paths", "300", "--seed", "5", "--jobs", "2")
     assert two.returncode == 0, two.stderr
     assert two.stdout == calm_json
-    code, out, _ = in_process(capsys, "run", CALM, "--json", "--paths", "300", "--seed", "6", "--jobs", "2")
+    code, out, _ = in_process(capsys, "run", CALM, "--no-save", "--json", "--paths", "300", "--seed", "6", "--jobs", "2")
     assert code == 0 and json.loads(out)["market"] != json.loads(calm_json)["market"]
 
 
@@ -126,7 +126,7 @@ def test_threads_do_not_change_the_json(calm_json, capsys):
     (["--set", "n_paths=-1"], "n_paths"),
 ])
 def test_bad_input_exits_2_without_a_traceback(args, message):
-    proc = cascade("run", CALM, *args)
+    proc = cascade("run", CALM, "--no-save", *args)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     _no_traceback(proc)
     assert message in proc.stderr
@@ -145,7 +145,7 @@ def test_bad_input_exits_2_without_a_traceback(args, message):
 ])
 def test_more_bad_input_exits_2(args, message, capsys):
     try:
-        code, out, err = in_process(capsys, "run", CALM, *args)
+        code, out, err = in_process(capsys, "run", CALM, "--no-save", *args)
     except SystemExit as exc:  # argparse errors leave through sys.exit
         code, captured = exc.code, capsys.readouterr()
         out, err = captured.out, captured.err
@@ -156,7 +156,7 @@ def test_more_bad_input_exits_2(args, message, capsys):
 
 def test_missing_file_exits_2_without_a_traceback(tmp_path):
     missing = tmp_path / "nope.yaml"
-    proc = cascade("run", str(missing))
+    proc = cascade("run", str(missing), "--no-save")
     assert proc.returncode == 2
     _no_traceback(proc)
     assert "nope.yaml" in proc.stderr and "not found" in proc.stderr
@@ -171,7 +171,7 @@ def test_invalid_scenario_file_exits_2_with_its_location(write_yaml):
           spot_usd: -3
           perpetuals: {long: {notional_usd: 1B}, short: {notional_usd: 1B}}
     """)
-    proc = cascade("run", str(bad), "--json")
+    proc = cascade("run", str(bad), "--json", "--no-save")
     assert proc.returncode == 2
     _no_traceback(proc)
     assert re.search(r"bad\.yaml:4:\d+: market\.spot_usd", proc.stderr), proc.stderr

@@ -37,6 +37,7 @@ EXEMPT = {
     "strategies*": "evaluated by the strategy layer, not compiled",
     "sweep*": "expanded by engine.expand_grid, not compiled",
     "regression*": "read by the regression check, not compiled",
+    "outputs.price_bands*": "drawn by the report only (tests/test_report.py checks the shading)",
 }
 
 

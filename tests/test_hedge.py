@@ -205,10 +205,10 @@ def test_cli_prints_the_hedge_table_and_json(tiny_scenario, write_yaml, capsys):
         {"rule": "protective_put", "name": "put_85k", "strike_usd": "85k", "size_btc": 1, "expiry": EXPIRY},
         {"rule": "collar", "put_strike_usd": "85k", "call_strike_usd": "95k", "size_btc": 1, "tenor": "1d"}])
     path = write_yaml("hedged.yaml", tiny)
-    assert main(["run", str(path), "--no-progress"]) == 0
+    assert main(["run", str(path), "--no-progress", "--no-save"]) == 0
     out = capsys.readouterr().out
     assert "hedges (PnL in USD" in out and "put_85k" in out and "collar" in out
-    assert main(["run", str(path), "--json"]) == 0
+    assert main(["run", str(path), "--json", "--no-save"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["strategies"]) == {"unhedged", "put_85k", "collar"}
     assert math.isfinite(doc["strategies"]["put_85k"]["es99"])
@@ -218,7 +218,7 @@ def test_cli_refuses_a_roll_on_a_fixed_expiry(tiny_scenario, write_yaml, capsys)
     tiny = dict(tiny_scenario, strategies=[
         {"rule": "protective_put", "name": "bad", "strike_usd": "85k", "size_btc": 1, "expiry": EXPIRY,
          "roll_before_expiry": "1h"}])
-    assert main(["run", str(write_yaml("bad.yaml", tiny)), "--no-progress"]) == 2
+    assert main(["run", str(write_yaml("bad.yaml", tiny)), "--no-progress", "--no-save"]) == 2
     err = capsys.readouterr().err
     assert "strategies[bad]" in err and "tenor" in err and "Traceback" not in err
 

@@ -96,13 +96,30 @@ Percentile = Annotated[
 ]
 
 
+class PriceBand(StrictModel):
+    low_usd: Amount = Field(..., gt=0, description="Lower edge of the band (USD).")
+    high_usd: Amount = Field(..., gt=0, description="Upper edge of the band (USD).")
+    label: str = Field("", max_length=80, description="What the band is, shown on the charts.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.high_usd <= self.low_usd:
+            raise ValueError("high_usd must be above low_usd")
+        return self
+
+
 class Outputs(StrictModel):
     quantiles: list[Percentile] = Field(
         default_factory=lambda: [5.0, 25.0, 50.0, 75.0, 95.0], min_length=1, description="Fan percentiles."
     )
     price_levels_usd: list[Amount] = Field(
         default_factory=lambda: [73_600.0, 70_600.0, 66_900.0, 60_000.0, 56_100.0, 50_000.0],
-        description="Levels whose touch probability is reported.",
+        description="Levels whose touch probability is reported (and drawn on the price charts).",
+    )
+    price_bands: list[PriceBand] = Field(
+        default_factory=lambda: [PriceBand(low_usd=66_900.0, high_usd=70_600.0,
+                                           label="on-chain absorption cluster")],
+        description="Price zones shaded on the price charts, e.g. a support cluster.",
     )
     sample_paths: Integer = Field(10, ge=0, le=10_000, description="Full paths kept for plots.")
     report: Flag = Field(True, description="Write the HTML report.")
@@ -118,9 +135,9 @@ class Outputs(StrictModel):
 
 
 class Tolerance(StrictModel):
-    abs: Number | None = Field(None, ge=0, description="Absolute tolerance.")
-    rel: Rate | None = Field(None, ge=0, description="Relative tolerance.")
-    n_se: Number | None = Field(None, gt=0, description="Tolerance in Monte Carlo standard errors.")
+    abs: Number | None = Field(None, ge=0, description="Absolute tolerance: a floor under n_se standard errors.")
+    rel: Rate | None = Field(None, ge=0, description="Relative tolerance, times the baseline value, added on top.")
+    n_se: Number | None = Field(None, gt=0, description="Tolerance in Monte Carlo standard errors (of the difference).")
 
     @model_validator(mode="after")
     def _some(self):
@@ -133,7 +150,8 @@ MetricName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]*$")]
 
 
 class Regression(StrictModel):
-    metrics: dict[MetricName, Tolerance] = Field(default_factory=dict, description="Metric -> tolerance.")
+    metrics: dict[MetricName, Tolerance] = Field(
+        default_factory=dict, description="Metric (as `cascade check --verbose` names it) -> tolerance.")
     default_n_se: Number = Field(4.0, gt=0, description="Tolerance, in standard errors, of unlisted metrics.")
 
 

@@ -1,0 +1,1 @@
+"""Run folders, reports, comparisons and regression baselines."""

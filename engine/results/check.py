@@ -1,0 +1,156 @@
+"""``cascade check``: regression scenarios against their baselines, and ``--update`` to rewrite them.
+
+Exit codes: 0 every scenario within tolerance, 1 a metric drifted (or the baseline no longer
+lists the scenario's metrics), 2 a user error (no scenario, a bad file, a missing or unreadable
+baseline), reported without a traceback after every scenario has been looked at.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..errors import BaselineError, ScenarioError
+from .regression import (
+    DEFAULT_BASELINES,
+    CheckResult,
+    baseline_record,
+    check,
+    compare,
+    dumps_baseline,
+    load_baseline,
+    measure_file,
+    write_baseline,
+)
+
+__all__ = ["DEFAULT_SCENARIOS", "render_check", "run_check"]
+
+DEFAULT_SCENARIOS = Path("scenarios") / "ci"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _num(value, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    sign = "+" if signed else ""
+    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:{sign}.5g}{suffix}"
+    return f"{value:{sign}.5g}"
+
+
+def _z(z) -> str:
+    if z is None:
+        return "-"
+    return f"{z:+.1f}" if math.isfinite(z) else ("+inf" if z > 0 else "-inf")
+
+
+def render_check(result: CheckResult, verbose: bool = False) -> str:
+    """The failing rows (every row with ``verbose``) and a count of the rest."""
+    n, bad = len(result.rows), len(result.failures)
+    verdict = "ok" if result.passed else f"DRIFT in {bad} of {n} metrics"
+    lines = [f"{result.scenario}: {verdict} ({result.source} against {result.baseline_path})"]
+    lines += [f"  note: {note}" for note in result.notes]
+    shown = result.rows if verbose else result.failures
+    if shown:
+        width = max(28, *(len(r.metric) for r in shown))
+        lines.append(f"  {'metric':<{width}} {'baseline':>11} {'current':>11} {'diff':>11} {'tolerance':>11} "
+                     f"{'diff/SE':>8}  status")
+        for r in shown:
+            lines.append(f"  {r.metric:<{width}} {_num(r.baseline):>11} {_num(r.current):>11} "
+                         f"{_num(r.diff, True):>11} {_num(r.tolerance):>11} {_z(r.z):>8}  {r.status}")
+    if not verbose and n - bad:
+        lines.append(f"  {n - bad} {'metric' if n - bad == 1 else 'metrics'} within tolerance"
+                     + (" (--verbose lists them)" if bad else ""))
+    return "\n".join(lines)
+
+
+def _files(given: list[Path]) -> list[Path]:
+    if given:
+        return given
+    files = sorted(DEFAULT_SCENARIOS.glob("*.yaml"))
+    if not files:
+        raise BaselineError(f"no scenarios given and none in {DEFAULT_SCENARIOS.as_posix()}/ (looked in "
+                            f"{Path.cwd()}): run from the project folder or name the files, "
+                            "e.g. cascade check scenarios/ci/ci-calm.yaml")
+    return files
+
+
+def _update_one(file: Path, baselines: Path, verbose: bool) -> tuple[dict, str]:
+    """Write ``file``'s baseline; returns a JSON-ready report and its text."""
+    scenario, m = measure_file(file)
+    path = baselines / f"{scenario.name}.json"
+    record = baseline_record(scenario, m)
+    report = {"scenario": m.scenario, "source": m.source, "baseline": path.as_posix(), "metrics": len(m.metrics)}
+    previous, problem = None, None
+    if path.exists():
+        try:
+            previous = load_baseline(path)
+        except BaselineError as exc:
+            problem = str(exc)
+    if previous is not None and dumps_baseline({**previous, "created_utc": ""}) == dumps_baseline(
+            {**record, "created_utc": ""}):
+        report["status"] = "unchanged"
+        return report, f"{m.scenario}: {path.as_posix()} unchanged ({len(m.metrics)} metrics)"
+    write_baseline(path, record)
+    if previous is None:
+        report["status"] = "new"
+        text = f"{m.scenario}: wrote {path.as_posix()} ({len(m.metrics)} metrics)"
+        return report, text + (f"; it replaces an unreadable file ({problem})" if problem else "")
+    diff = compare(scenario, m, previous, baseline_path=path.as_posix(), baselines=baselines)
+    counts = {s: sum(r.status == s for r in diff.rows) for s in ("DRIFT", "new", "missing")}
+    moved = sum(r.status == "ok" and r.diff != 0 for r in diff.rows)
+    report.update(status="updated", beyond_tolerance=counts["DRIFT"], added=counts["new"], removed=counts["missing"],
+                  moved_within_tolerance=moved, rows=diff.to_dict()["rows"])
+    text = (f"{m.scenario}: updated {path.as_posix()}: {counts['DRIFT']} metrics moved beyond tolerance, "
+            f"{moved} within, {counts['new']} added, {counts['missing']} removed")
+    table = diff.render(verbose).splitlines()[1:]  # the notes and the rows that moved beyond tolerance
+    return report, "\n".join([text, *table])
+
+
+def run_check(files: list[Path], *, update: bool = False, baselines: Path | None = None, overrides=(),
+              verbose: bool = False, as_json: bool = False) -> int:
+    """The ``cascade check`` command; returns its exit code."""
+    baselines = Path(baselines) if baselines is not None else DEFAULT_BASELINES
+    try:
+        files = _files(list(files))
+    except BaselineError as exc:
+        print(f"cascade check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if update and overrides:
+        print("cascade check: --update writes the baselines of the files as they are; drop --set", file=sys.stderr)
+        return EXIT_USAGE
+    reports, errors, drifted = [], [], 0
+    for file in files:
+        try:
+            if not Path(file).is_file():
+                raise BaselineError(f"{file}: no such scenario file")
+            if update:
+                report, text = _update_one(Path(file), baselines, verbose)
+            else:
+                result = check(Path(file), baselines, overrides)
+                report, text = result.to_dict(), result.render(verbose)
+                drifted += not result.passed
+        except (ScenarioError, BaselineError, ValueError) as exc:  # ValueError: a strategy the hedge layer refuses
+            message = str(exc) if isinstance(exc, ScenarioError) else f"cascade check: {exc}"
+            errors.append(message)
+            if not as_json:
+                print(message, file=sys.stderr)
+            continue
+        reports.append(report)
+        if not as_json:
+            print(text)
+    if as_json:
+        print(json.dumps({"passed": not errors and not drifted, "scenarios": reports, "errors": errors}))
+    elif not update and len(files) > 1:
+        print(f"\n{drifted} of {len(files)} scenarios drifted" if drifted else
+              f"\nall {len(reports)} scenarios within tolerance" if not errors else
+              f"\n{len(reports) - drifted} of {len(files)} scenarios within tolerance")
+    if errors:
+        return EXIT_USAGE
+    return EXIT_FAIL if drifted else EXIT_OK
+
