@@ -109,6 +109,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
 
+    p = sub.add_parser("sweep", help="run a grid of strategy and scenario parameters (resumable)")
+    p.add_argument("file", type=Path, metavar="SCENARIO")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=VALUES",
+                   help="sweep a key: start:stop:step, v1,v2,..., linspace:a:b:n or logspace:a:b:n, "
+                        "e.g. --grid strategies[put].strike_usd=50k:60k:2k")
+    p.add_argument("--paths", type=_positive_int, default=None, help="number of paths (default: the scenario's)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="seed (default: the scenario's)")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="parallel jobs (default: all cores)")
+    p.add_argument("--backend", choices=["loky", "threading", "sequential"], default="loky",
+                   help="joblib backend on this machine (default loky); results do not depend on it")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing Dask cluster")
+    p.add_argument("--dask-local", type=_positive_int, metavar="N", help="start a local Dask cluster of N workers")
+    p.add_argument("--chunk-size", type=_positive_int, default=None, metavar="ROWS",
+                   help="rows per chunk (default: the grid in about 32 chunks)")
+    p.add_argument("--on-error", choices=["raise", "collect"], default="raise",
+                   help="stop at the first failing point (raise, default) or list failures and go on (collect)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="the sweep folder (default: results/<scenario>/sweep-<plan hash>/, found again to resume)")
+    p.add_argument("--top", type=_non_negative_int, default=10, metavar="N", help="print the best N rows (default 10)")
+    p.add_argument("--by", default="es99", metavar="METRIC", help="rank rows by this column (default es99)")
+    p.add_argument("--no-report", action="store_true", help="no report.html / figures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_set(p)
+
     p = sub.add_parser("list", help="the shipped scenarios with one-line descriptions")
     p.add_argument("--dir", type=Path, default=None, help="scenario folder (default: ./scenarios)")
 
@@ -302,6 +327,69 @@ def _cmd_check(args) -> int:
                      verbose=args.verbose, as_json=args.json)
 
 
+def _cmd_sweep(args) -> int:
+    import os
+
+    from .scenario.loader import load_scenario
+    from .sweep import apply_grid, plan_sweep, run_sweep
+
+    if args.scheduler and args.dask_local:
+        print("cascade sweep: give --scheduler or --dask-local, not both", file=sys.stderr)
+        return EXIT_USAGE
+    scenario = apply_grid(load_scenario(args.file, args.overrides), args.grid)
+    try:
+        plan = plan_sweep(scenario, n_paths=args.paths, seed=args.seed, chunk_size=args.chunk_size or 0)
+    except ValueError as exc:
+        print(f"cascade sweep: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if len(plan.items) == 1:
+        print(f"cascade sweep: {args.file}: nothing is swept: give --grid KEY=VALUES, a sweep spec on a strategy "
+              "parameter, or sweep.parameters", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.json:
+        print(plan.describe())
+    show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
+    jobs = args.jobs or os.cpu_count() or 1
+    try:
+        result = run_sweep(scenario, n_paths=args.paths, seed=args.seed, out=args.out, n_jobs=jobs,
+                           backend=args.backend, chunk_size=args.chunk_size or 0, scheduler=args.scheduler,
+                           dask_local=args.dask_local, on_error=args.on_error, progress=show_bar,
+                           report=False if args.no_report else None)
+    except (RunFolderError, ScenarioError):
+        raise
+    except Exception as exc:  # a point that failed under --on-error raise: finished chunks stay on disk
+        folder = args.out or "the sweep folder"
+        print(f"cascade sweep: a point failed: {type(exc).__name__}: {exc}\n"
+              f"finished chunks are kept in {folder}; rerun the same command to resume, or use --on-error collect",
+              file=sys.stderr)
+        return EXIT_FAIL
+    table = result.table
+    if args.by not in table.columns:
+        print(f"cascade sweep: --by {args.by}: no such column; metrics: "
+              f"{', '.join(c for c in table.columns if not c.startswith(('param.', 'row', 'point')))}", file=sys.stderr)
+        return EXIT_USAGE
+    top = result.top(args.top, args.by)
+    if args.json:
+        print(json.dumps({"folder": str(result.folder), "plan": plan.hash, "rows": len(table),
+                          "computed_chunks": result.computed, "resumed_chunks": result.resumed,
+                          "failures": json.loads(result.failures.drop(columns=["traceback"]).to_json(orient="records")),
+                          "top": json.loads(top.to_json(orient="records"))}))
+        return EXIT_FAIL if len(result.failures) else EXIT_OK
+    print(f"{len(table):,} rows in {result.seconds:.1f} s: {result.computed} chunk(s) computed, "
+          f"{result.resumed} found finished")
+    if args.top:
+        params = [c for c in table.columns if c.startswith("param.")]
+        metrics = [c for c in ("es99", "pnl_mean", "premium", "p_liquidated", "market.min_price.p50") if c in table]
+        shown = top[["strategy", *params, *dict.fromkeys([args.by, *metrics])]]
+        print(f"\nbest {len(top)} by {args.by}:")
+        print(shown.to_string(index=False, float_format=lambda x: f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"))
+    if len(result.failures):
+        print(f"\n{len(result.failures)} row(s) failed (sweep_failures.parquet has the tracebacks):", file=sys.stderr)
+        print(result.failures[["row", "parameters", "error"]].head(20).to_string(index=False), file=sys.stderr)
+    print(f"\nsweep folder: {result.folder}")
+    return EXIT_FAIL if len(result.failures) else EXIT_OK
+
+
 def _cmd_list(args) -> int:
     from .scenario.library import list_scenarios, scenarios_dir
 
@@ -449,7 +537,7 @@ def _cmd_surface(args) -> int:
 
 
 _COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "rerun": _cmd_rerun,
-             "report": _cmd_report, "compare": _cmd_compare, "check": _cmd_check, "list": _cmd_list,
+             "report": _cmd_report, "compare": _cmd_compare, "check": _cmd_check, "sweep": _cmd_sweep, "list": _cmd_list,
              "surface": _cmd_surface, "backtest": _cmd_backtest, "schema": _cmd_schema}
 
 

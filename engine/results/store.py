@@ -174,6 +174,17 @@ class _Staging:
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
 
+    def merge(self) -> Path:
+        """Move the staged files into the existing final folder, ``manifest.json`` last."""
+        files = sorted(p for p in self.tmp.rglob("*") if p.is_file())
+        files.sort(key=lambda p: p.name == "manifest.json")
+        for src in files:
+            dst = self.final / src.relative_to(self.tmp)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.final
+
     def commit(self) -> Path:
         if self.final.exists():
             if any(self.final.iterdir()):
@@ -209,13 +220,16 @@ def _default_folder(root: Path, name: str, folder: str) -> Path:
 
 def write_run(result, out: str | Path | None = None, *, root: str | Path = "results", source: str | Path | None = None,
               overrides=(), command: list[str] | None = None, tables: dict[str, pd.DataFrame] | None = None,
-              report: bool | None = None, figures: bool | None = None) -> Path:
+              report: bool | None = None, figures: bool | None = None, merge: bool = False,
+              extra_manifest: dict | None = None) -> Path:
     """Write a :class:`~engine.result.SimulationResult` as a run folder and return its path.
 
     ``out`` is the folder (must not exist, or be empty); default ``<root>/<scenario>/<UTC
     timestamp>-<short hash>``. ``source`` and ``overrides`` are recorded in the manifest;
     ``tables`` are extra tables stored as ``<name>.parquet`` (e.g. ``{"sweep": frame}``).
     ``report``/``figures`` default to the scenario's ``outputs.report``/``outputs.figures``.
+    ``merge`` writes into an existing folder (a sweep's), the manifest last; ``extra_manifest``
+    adds keys to the manifest.
     """
     from ..scenario.canonical import dump_scenario
 
@@ -227,7 +241,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
     canonical = dump_scenario(scenario)
     folder = run_folder_name(created, canonical, result.seed, result.n_paths)
     final = Path(out) if out is not None else _default_folder(Path(root), result.name, folder)
-    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+    if not merge and final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise RunFolderError(f"{final}: already exists and is not empty; give a new --out folder")
     report = scenario.outputs.report if report is None else report
     figures = scenario.outputs.figures if figures is None else figures
@@ -253,7 +267,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
             frames["strategy_pnl"] = pd.DataFrame(pnl.T, columns=[str(i) for i in range(pnl.shape[0])],
                                                   index=pd.RangeIndex(pnl.shape[1], name="path"))
         for name, frame in (tables or {}).items():
-            if name in _TABLES or not name.isidentifier():
+            if name in _TABLES or not name.isidentifier() or name == "plan":
                 raise ValueError(f"extra table name {name!r} is reserved or not an identifier")
             frames[name] = frame
         for name, frame in frames.items():
@@ -278,6 +292,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
             "strategies_not_evaluated": list(result.strategies.attrs.get("not_evaluated") or [])
             if "strategies" in metrics else [],
             **_provenance(),
+            **(extra_manifest or {}),
         }
         if report or figures:
             run = Run(d, manifest={**manifest, "timings": {k: round(v, 4) for k, v in timings.items()},
@@ -298,7 +313,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
         manifest["timings"] = {k: round(v, 4) for k, v in timings.items()}
         manifest["files"] = {str(p.relative_to(d)): _sha256_file(p) for p in sorted(d.rglob("*")) if p.is_file()}
         _write_json_atomic(d / "manifest.json", manifest)
-        return stage.commit()
+        return stage.merge() if merge else stage.commit()
     except BaseException:
         stage.abort()
         raise

@@ -1,0 +1,584 @@
+"""Parameter sweeps: grids over strategy and scenario keys, run in chunks, streamed to disk, resumable.
+
+A grid has two kinds of dimensions:
+
+* **strategy parameters** (inline sweep specs, ``--grid strategies[put].strike_usd=...``, or
+  ``sweep.parameters`` keys under ``strategies[...]``): they do not change the market, so each
+  scenario point is simulated once and every parameter set is evaluated on the same paths;
+* **scenario keys** (``sweep.parameters``, ``--grid shocks[etf_run].total_usd=...``): each point
+  is simulated on its own, with the same seed, so the random draws are common to every point
+  (common random numbers): differences between points are the parameters' effect, not noise.
+
+``product`` combines every scenario point with every parameter set of every strategy; ``zip``
+pairs the i-th scenario point with the i-th parameter set (equal lengths required).
+
+The work is a list of items (scenario point, strategy, parameter set), the unhedged book first
+at each point, cut into chunks of consecutive items. Chunks run through joblib (``loky`` by
+default, ``threading``, ``sequential``, or Dask through joblib's dask backend). Each worker
+simulates a point once and keeps it for the next chunk; the parent writes each finished chunk as
+``chunks/chunk-NNNNNN.parquet`` (atomically, with its SHA-256 and the hash of its work in a JSON
+sidecar) as it arrives, so memory does not grow with the grid and an interruption loses at most
+the chunks in flight. Running the same sweep again finds the folder by the plan's hash and skips
+the chunks whose files verify. At the end the folder also becomes a run folder (manifest last):
+``sweep.parquet``, ``sweep_failures.parquet``, the base point's market tables and the report
+with the sweep's heatmaps.
+
+Every number is a function of (scenario, grid, seed) only: rows are sorted by their item index
+and each is computed from its own point's simulation, whatever the backend, job count or chunk
+size.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import Problem, RunFolderError, ScenarioError
+
+__all__ = ["SweepPlan", "plan_sweep", "run_sweep", "parse_grid", "apply_grid", "SweepResult", "BACKENDS"]
+
+BACKENDS = ("loky", "threading", "sequential", "dask")
+UNHEDGED = -1  # the strategy index of the unhedged book's row at each point
+
+
+# --------------------------------------------------------------------------- --grid
+def parse_grid(text: str) -> tuple[str, dict]:
+    """``key=50k:60k:2k`` (range, stop included on the grid), ``key=1,2,3`` (values),
+    ``key=linspace:a:b:n`` or ``key=logspace:a:b:n`` -> ``(key, sweep spec)``."""
+    if "=" not in text:
+        raise ScenarioError(Problem(f"--grid expects key.path=values, got {text!r}", "--grid"))
+    key, raw = (part.strip() for part in text.split("=", 1))
+    parts = raw.split(":")
+    try:
+        if parts[0] in ("linspace", "logspace"):
+            if len(parts) != 4:
+                raise ValueError(f"{parts[0]} takes start:stop:count")
+            spec = {parts[0]: [_number(parts[1]), _number(parts[2]), int(_number(parts[3]))]}
+        elif len(parts) == 3:
+            spec = {"range": [_number(p) for p in parts]}
+        elif len(parts) == 1:
+            spec = {"values": [_number(p) for p in raw.split(",") if p.strip()]}
+        else:
+            raise ValueError("use start:stop:step, v1,v2,..., linspace:a:b:n or logspace:a:b:n")
+    except ValueError as exc:
+        raise ScenarioError(Problem(f"--grid {key}: {exc}", "--grid", found=raw, has_found=True)) from None
+    if not key or (list(spec.values())[0] == []):
+        raise ScenarioError(Problem(f"--grid expects key.path=values, got {text!r}", "--grid"))
+    return key, spec
+
+
+def _number(text: str) -> float:
+    from .scenario.sweep import parse_value
+
+    value = parse_value(text.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"not a number: {text.strip()!r}")
+    return float(value)
+
+
+def apply_grid(scenario, grids: list[str]):
+    """The scenario with ``--grid`` dimensions added: strategy keys become inline sweeps of that
+    strategy, other keys entries of ``sweep.parameters``. Validated like a file."""
+    if not grids:
+        return scenario
+    from .scenario.canonical import to_plain
+    from .scenario.loader import load_scenario
+
+    plain = to_plain(scenario)
+    for text in grids:
+        key, spec = parse_grid(text)
+        if key.startswith("strategies["):
+            label, _, rest = key[len("strategies["):].partition("].")
+            for s in plain.get("strategies") or []:
+                if (s.get("name") or s.get("rule")) == label:
+                    node = s
+                    *path, last = rest.split(".")
+                    for part in path:
+                        node = node.setdefault(part, {})
+                    node[last] = spec
+                    break
+            else:
+                labels = [s.get("name") or s.get("rule") for s in plain.get("strategies") or []]
+                raise ScenarioError(Problem(f"--grid {key}: no strategy {label!r}; the scenario has "
+                                            f"{', '.join(labels) or 'none'}", "--grid"))
+        else:
+            sweep = plain.get("sweep") or {"mode": "product", "parameters": {}}
+            sweep.setdefault("parameters", {})[key] = spec
+            plain["sweep"] = sweep
+    return load_scenario(plain)
+
+
+# --------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Item:
+    point: int  # index into plan.points
+    strategy: int  # index into the scenario's strategies, or UNHEDGED
+    variant: int  # index into that strategy's parameter sets
+
+
+@dataclass
+class SweepPlan:
+    """What a sweep computes: scenario points, each strategy's parameter sets, the work items and
+    their chunks. ``hash`` identifies it (a resumed sweep must have the same)."""
+
+    name: str
+    plain: dict  # the resolved scenario, plain data, strategies with their sweeps removed
+    seed: int
+    n_paths: int
+    mode: str
+    scenario_keys: list[str]
+    points: list[dict]  # scenario key -> value
+    strategies: list[dict]  # plain strategy data (sweeps removed)
+    labels: list[str]
+    variants: list[list[dict]]  # per strategy: its parameter sets, field path -> value
+    items: list[Item]
+    chunk_size: int
+    hash: str = ""
+    chunks: list[list[int]] = field(default_factory=list)  # item indices per chunk
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunks)
+
+    def chunk_hash(self, k: int) -> str:
+        return hashlib.sha256(f"{self.hash}|{k}|{self.chunks[k]}".encode()).hexdigest()
+
+    def describe(self) -> str:
+        n_sets = sum(len(v) for v in self.variants)
+        return (f"{self.name}: {len(self.points):,} scenario point(s) x {n_sets:,} strategy parameter set(s) "
+                f"({len(self.items):,} rows, mode {self.mode}) in {self.n_chunks:,} chunk(s) of up to "
+                f"{self.chunk_size}; {self.n_paths:,} paths, seed {self.seed}")
+
+
+def _strip_sweeps(node, path: str = ""):
+    """(data with every inline sweep spec replaced by None, [(field path, values)])."""
+    from .scenario.sweep import SweepSpec
+
+    dims = []
+    if isinstance(node, dict):
+        if set(node) and set(node) <= {"values", "range", "linspace", "logspace"}:
+            return None, [(path, SweepSpec.model_validate(node).expand())]
+        out = {}
+        for key, value in node.items():
+            out[key], sub = _strip_sweeps(value, f"{path}.{key}" if path else str(key))
+            dims += sub
+        return out, dims
+    return node, dims
+
+
+def _combine(dims: list[tuple[str, list]], mode: str) -> list[dict]:
+    import itertools
+
+    if not dims:
+        return [{}]
+    keys = [k for k, _ in dims]
+    rows = zip(*(v for _, v in dims)) if mode == "zip" else itertools.product(*(v for _, v in dims))
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, chunk_size: int = 0) -> SweepPlan:
+    """Lay out a sweep of ``scenario`` (a :class:`~engine.scenario.schema.Scenario` with inline
+    strategy sweeps and/or ``sweep.parameters``). ``chunk_size`` 0 cuts the work into about 32
+    chunks (for balance and for little lost work on interruption)."""
+    from .scenario.canonical import to_plain
+    from .scenario.grid import sweep_dimensions
+
+    sweep_dimensions(scenario)  # raises for a zip of unequal lengths
+    plain = to_plain(scenario)
+    mode = scenario.sweep.mode if scenario.sweep is not None else "product"
+    parameters = dict(plain.pop("sweep", None) and scenario.sweep.parameters or {})
+    plain["sweep"] = None
+    strategies, labels, variants = [], [], []
+    moved: dict[str, dict] = {}  # sweep.parameters keys that belong to a strategy
+    for key in list(parameters):
+        if key.startswith("strategies["):
+            label, _, rest = key[len("strategies["):].partition("].")
+            moved.setdefault(label, {})[rest] = parameters.pop(key)
+    for s in plain.get("strategies") or []:
+        label = s.get("name") or s.get("rule")
+        data, dims = _strip_sweeps(s)
+        for rest, spec in moved.pop(label, {}).items():
+            values = spec.expand() if hasattr(spec, "expand") else list(spec)
+            dims.append((rest, [float(v) if isinstance(v, (int, float)) else v for v in values]))
+        strategies.append(data)
+        labels.append(label)
+        variants.append(_combine(dims, mode))
+    if moved:
+        raise ScenarioError(Problem(f"sweep.parameters names strategies {sorted(moved)} the scenario does not have",
+                                    "sweep.parameters"))
+    plain["strategies"] = []
+    from .scenario.sweep import SweepSpec
+
+    from .scenario.sweep import parse_value
+
+    scenario_dims = [(k, v.expand() if isinstance(v, SweepSpec) else [parse_value(x) for x in v])
+                     for k, v in parameters.items()]
+    points = _combine(scenario_dims, mode)
+    items: list[Item] = []
+    if mode == "zip" and scenario_dims and any(len(v) > 1 for v in variants):
+        for i in range(len(points)):
+            items.append(Item(i, UNHEDGED, 0))
+            items += [Item(i, s, i if len(v) > 1 else 0) for s, v in enumerate(variants)]
+    else:
+        for i in range(len(points)):
+            items.append(Item(i, UNHEDGED, 0))
+            items += [Item(i, s, j) for s, v in enumerate(variants) for j in range(len(v))]
+    n = n_paths if n_paths is not None else scenario.n_paths
+    sd = seed if seed is not None else scenario.seed
+    if chunk_size <= 0:  # ~32 chunks: balance for up to ~8 jobs, little lost work on an interruption, and
+        # independent of the job count, so a sweep resumes whatever --jobs the rerun uses
+        chunk_size = max(1, min(250, math.ceil(len(items) / 32)))
+    plan = SweepPlan(scenario.name, plain, int(sd), int(n), mode, [k for k, _ in scenario_dims], points, strategies,
+                     labels, variants, items, chunk_size)
+    plan.chunks = [list(range(a, min(a + chunk_size, len(items)))) for a in range(0, len(items), chunk_size)]
+    body = json.dumps({"scenario": plain, "strategies": strategies, "variants": variants, "points": points,
+                       "mode": mode, "seed": plan.seed, "n_paths": plan.n_paths, "chunk_size": chunk_size},
+                      sort_keys=True, default=str)
+    plan.hash = hashlib.sha256(body.encode()).hexdigest()
+    return plan
+
+
+# --------------------------------------------------------------------------- one chunk (in a worker)
+_CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _point_scenario(plan: SweepPlan, point: int, strategies: list[dict] | None = None):
+    from .scenario.loader import load_scenario
+
+    data = copy.deepcopy(plan.plain)
+    data["strategies"] = strategies or []
+    if strategies:
+        data["sweep"] = {"mode": "zip", "parameters": {}}
+    overrides = [f"{k}={json.dumps(v)}" for k, v in plan.points[point].items()]
+    return load_scenario(data, overrides)
+
+
+def _simulate(plan: SweepPlan, point: int, threads: int):
+    """The point's simulation, once per process (kept for the following chunks)."""
+    from .simulate import run
+
+    key = (plan.hash, point)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        scenario = _point_scenario(plan, point)
+        result = run(scenario, n_paths=plan.n_paths, seed=plan.seed, n_jobs=threads, keep_steps=True)
+        _CACHE.clear()  # one point at a time: memory stays that of one simulation
+        _CACHE[key] = result
+        return result
+
+
+def _market_columns(result) -> dict:
+    """The point's market metrics (as ``cascade run`` reports them), ``market.<metric>.<stat>``."""
+    out = {}
+    for name, row in result.summary().iterrows():
+        out.update({f"market.{name}.{stat}": float(row[stat]) for stat in ("p05", "p50", "p95", "mean")})
+    out.update({f"market.{name}": value for name, value in result.probabilities().items()})
+    return out
+
+
+def _with_values(strategy: dict, sets: list[dict]) -> dict:
+    """The strategy with each swept field holding the chunk's values (evaluated in zip mode)."""
+    data = copy.deepcopy(strategy)
+    for key in sets[0]:
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = {"values": [s[key] for s in sets]}
+    return data
+
+
+def run_chunk(plan: SweepPlan, k: int, on_error: str = "raise", threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows (and failures) of chunk ``k``; pure: the same rows whatever process runs it."""
+    from .hedge import METRICS, evaluate
+
+    rows, failures = [], []
+    by_point: dict[int, list[int]] = {}
+    for i in plan.chunks[k]:
+        by_point.setdefault(plan.items[i].point, []).append(i)
+    for point, indices in by_point.items():
+        try:
+            result = _simulate(plan, point, threads)
+            market = _market_columns(result)
+            wanted = [plan.items[i] for i in indices if plan.items[i].strategy != UNHEDGED]
+            order = sorted({it.strategy for it in wanted})
+            chosen = {s: [it.variant for it in wanted if it.strategy == s] for s in order}
+            strategies = []
+            for s in order:
+                sets = [plan.variants[s][j] for j in chosen[s]]
+                strategies.append(_with_values(plan.strategies[s], sets) if sets[0] else plan.strategies[s])
+            table = None
+            if plan.plain.get("portfolio") is not None:
+                table = evaluate(result, _point_scenario(plan, point, strategies))
+            position = {UNHEDGED: 0}
+            r = 1
+            for s in order:
+                for j in chosen[s]:
+                    position[(s, j)] = r
+                    r += 1
+            for i in indices:
+                it = plan.items[i]
+                row = {"row": i, "point": it.point, "seed": plan.seed, "n_paths": plan.n_paths,
+                       **{f"param.{key}": value for key, value in plan.points[point].items()}}
+                if it.strategy == UNHEDGED:
+                    row.update({"strategy": "unhedged", "rule": "none"})
+                else:
+                    row.update({"strategy": plan.labels[it.strategy], "rule": plan.strategies[it.strategy]["rule"],
+                                **{f"param.{key}": value for key, value in plan.variants[it.strategy][it.variant].items()}})
+                if table is not None:
+                    src = table.iloc[position[UNHEDGED] if it.strategy == UNHEDGED else position[(it.strategy, it.variant)]]
+                    row.update({m: float(src[m]) for m in METRICS})
+                row.update(market)
+                rows.append(row)
+        except Exception:
+            if on_error == "raise":
+                raise
+            tb = traceback.format_exc()
+            for i in indices:
+                it = plan.items[i]
+                failures.append({"row": i, "point": it.point, "seed": plan.seed,
+                                 "strategy": "unhedged" if it.strategy == UNHEDGED else plan.labels[it.strategy],
+                                 "parameters": json.dumps({**plan.points[it.point],
+                                                           **(plan.variants[it.strategy][it.variant]
+                                                              if it.strategy != UNHEDGED else {})}),
+                                 "error": tb.strip().splitlines()[-1], "traceback": tb})
+    return pd.DataFrame(rows), pd.DataFrame(failures, columns=["row", "point", "seed", "strategy", "parameters",
+                                                                "error", "traceback"])
+
+
+def _chunk_task(plan: SweepPlan, k: int, on_error: str, threads: int):
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    started = time.perf_counter()
+    rows, failures = run_chunk(plan, k, on_error, threads)
+    return k, rows, failures, time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- the parent: run, stream, resume
+@dataclass
+class SweepResult:
+    folder: Path
+    plan: SweepPlan
+    table: pd.DataFrame  # one row per item, sorted by ``row``
+    failures: pd.DataFrame
+    computed: int  # chunks computed in this call
+    resumed: int  # chunks found finished on disk
+    seconds: float
+
+    def top(self, n: int = 10, by: str = "es99", ascending: bool | None = None) -> pd.DataFrame:
+        """The ``n`` best rows by a metric (losses and probabilities: lowest first)."""
+        if by not in self.table.columns:
+            raise KeyError(by)
+        if ascending is None:
+            ascending = not by.startswith(("pnl", "d_pnl", "effectiveness"))
+        return self.table.sort_values([by, "row"], ascending=[ascending, True]).head(n)
+
+
+def _sha256(path: Path) -> str:
+    from .results.store import _sha256_file
+
+    return _sha256_file(path)
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _chunk_paths(folder: Path, k: int) -> tuple[Path, Path]:
+    return folder / "chunks" / f"chunk-{k:06d}.parquet", folder / "chunks" / f"chunk-{k:06d}.json"
+
+
+def _finished(plan: SweepPlan, folder: Path, k: int) -> bool:
+    """A chunk is done when its sidecar names this plan's work for it and its file's hash matches."""
+    data, meta = _chunk_paths(folder, k)
+    if not (data.exists() and meta.exists()):
+        return False
+    try:
+        record = json.loads(meta.read_text())
+    except json.JSONDecodeError:
+        return False
+    return record.get("work") == plan.chunk_hash(k) and record.get("sha256") == _sha256(data)
+
+
+def _save_chunk(plan: SweepPlan, folder: Path, k: int, rows: pd.DataFrame, failures: pd.DataFrame,
+                seconds: float) -> None:
+    data, meta = _chunk_paths(folder, k)
+    frame = rows.copy()
+    frame["__failed"] = False
+    if not failures.empty:
+        fail = failures.assign(__failed=True)
+        frame = pd.concat([frame, fail], ignore_index=True)
+    _write_atomic(data, lambda p: frame.to_parquet(p))
+    record = {"chunk": k, "work": plan.chunk_hash(k), "sha256": _sha256(data), "rows": int(len(rows)),
+              "failures": int(len(failures)), "seconds": round(seconds, 4)}
+    _write_atomic(meta, lambda p: p.write_text(json.dumps(record) + "\n"))
+
+
+def default_folder(plan: SweepPlan, root: str | Path = "results") -> Path:
+    return Path(root) / plan.name / f"sweep-{plan.hash[:12]}"
+
+
+def _prepare_folder(plan: SweepPlan, folder: Path) -> None:
+    plan_file = folder / "plan.json"
+    if folder.exists() and any(folder.iterdir()):
+        if not plan_file.exists():
+            raise RunFolderError(f"{folder}: exists and is not a sweep folder (no plan.json); give a new --out")
+        try:
+            old = json.loads(plan_file.read_text()).get("hash")
+        except json.JSONDecodeError:
+            old = None
+        if old != plan.hash:
+            raise RunFolderError(f"{folder}: holds a different sweep (plan {str(old)[:12]}, this one "
+                                 f"{plan.hash[:12]}); give a new --out or remove it")
+        return
+    (folder / "chunks").mkdir(parents=True, exist_ok=True)
+    summary = {"hash": plan.hash, "name": plan.name, "seed": plan.seed, "n_paths": plan.n_paths, "mode": plan.mode,
+               "scenario_keys": plan.scenario_keys, "strategies": plan.labels, "points": len(plan.points),
+               "rows": len(plan.items), "chunk_size": plan.chunk_size, "chunks": plan.n_chunks}
+    _write_atomic(plan_file, lambda p: p.write_text(json.dumps(summary, indent=1) + "\n"))
+
+
+class _Executor:
+    """joblib's Parallel for a backend name; Dask through joblib's dask backend and a Client."""
+
+    def __init__(self, backend: str, n_jobs: int, scheduler: str | None, dask_local: int | None):
+        self.backend, self.n_jobs = backend, n_jobs
+        self.client = self.cluster = None
+        if scheduler or dask_local:
+            try:
+                from dask.distributed import Client, LocalCluster
+            except ImportError:
+                raise RuntimeError("Dask is not installed: pip install 'cascade-engine[dask]'") from None
+            if scheduler:
+                self.client = Client(scheduler, timeout="20s")
+            else:
+                self.cluster = LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True,
+                                            host="127.0.0.1", dashboard_address=None)
+                self.client = Client(self.cluster)
+            self.backend = "dask"
+            self.n_jobs = -1
+
+    def map(self, fn, args):
+        import joblib
+
+        if self.backend == "sequential" or (self.n_jobs == 1 and self.backend != "dask"):
+            for a in args:
+                yield fn(*a)
+            return
+        with joblib.parallel_config(backend=self.backend, n_jobs=self.n_jobs):
+            yield from joblib.Parallel(return_as="generator_unordered")(joblib.delayed(fn)(*a) for a in args)
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, out: str | Path | None = None,
+              root: str | Path = "results", n_jobs: int = 1, backend: str = "loky", chunk_size: int = 0,
+              scheduler: str | None = None, dask_local: int | None = None, on_error: str = "raise",
+              threads: int | None = None, progress: bool = False, report: bool | None = None) -> SweepResult:
+    """Run (or resume) a sweep; see the module doc. ``threads`` is the kernel threads per job
+    (default: 1 with several jobs, all cores with one)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if on_error not in ("raise", "collect"):
+        raise ValueError(f"on_error must be raise or collect, got {on_error!r}")
+    started = time.perf_counter()
+    workers = dask_local or n_jobs
+    plan = plan_sweep(scenario, n_paths=n_paths, seed=seed, chunk_size=chunk_size)
+    folder = Path(out) if out is not None else default_folder(plan, root)
+    _prepare_folder(plan, folder)
+    todo = [k for k in range(plan.n_chunks) if not _finished(plan, folder, k)]
+    resumed = plan.n_chunks - len(todo)
+    if threads is None:
+        threads = (os.cpu_count() or 1) if workers == 1 and not scheduler else 1
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(plan.items), initial=sum(len(plan.chunks[k]) for k in range(plan.n_chunks)
+                                                      if k not in set(todo)),
+                   unit="row", desc="sweep", dynamic_ncols=True)
+    executor = _Executor(backend, n_jobs, scheduler, dask_local)
+    try:
+        for k, rows, failures, seconds in executor.map(_chunk_task, [(plan, k, on_error, threads) for k in todo]):
+            _save_chunk(plan, folder, k, rows, failures, seconds)
+            if bar is not None:
+                bar.update(len(plan.chunks[k]))
+    finally:
+        executor.close()
+        if bar is not None:
+            bar.close()
+    table, failures = load_chunks(plan, folder)
+    result = SweepResult(folder, plan, table, failures, len(todo), resumed, time.perf_counter() - started)
+    _finish(result, report=report)
+    return result
+
+
+def load_chunks(plan: SweepPlan, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every chunk's rows, in row order (the same table whatever ran the chunks)."""
+    frames = [pd.read_parquet(_chunk_paths(folder, k)[0]) for k in range(plan.n_chunks)]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    failed = frame["__failed"].astype(bool) if "__failed" in frame else pd.Series(False, index=frame.index)
+    rows = frame[~failed].drop(columns=["__failed", "error", "traceback", "parameters"], errors="ignore")
+    rows = rows.dropna(axis=1, how="all").sort_values("row", kind="stable").reset_index(drop=True)
+    fails = frame[failed][["row", "point", "seed", "strategy", "parameters", "error", "traceback"]] if failed.any() \
+        else pd.DataFrame(columns=["row", "point", "seed", "strategy", "parameters", "error", "traceback"])
+    fails = fails.sort_values("row", kind="stable").reset_index(drop=True)
+    return _tidy(rows), fails
+
+
+def _tidy(rows: pd.DataFrame) -> pd.DataFrame:
+    """Columns in reading order: ids, parameters, strategy metrics, market metrics."""
+    if rows.empty:
+        return rows
+    ids = [c for c in ("row", "point", "seed", "n_paths", "strategy", "rule") if c in rows]
+    params = [c for c in rows.columns if c.startswith("param.")]
+    market = [c for c in rows.columns if c.startswith("market.")]
+    rest = [c for c in rows.columns if c not in ids + params + market]
+    out = rows[ids + params + rest + market].copy()
+    for c in ("row", "point", "seed", "n_paths"):
+        if c in out:
+            out[c] = out[c].astype(np.int64)
+    return out
+
+
+def _finish(result: SweepResult, report: bool | None) -> None:
+    """Make the sweep folder a run folder: the base point's market, the sweep table, the report.
+    The manifest is written last (and again after a resume that computed more chunks)."""
+    from .results.store import write_run
+    from .simulate import run
+
+    plan, folder = result.plan, result.folder
+    if (folder / "manifest.json").exists() and result.computed == 0:
+        return
+    base = run(_point_scenario(plan, 0), n_paths=plan.n_paths, seed=plan.seed, n_jobs=os.cpu_count() or 1)
+    failures = result.failures.drop(columns=["traceback"]) if not result.failures.empty else result.failures
+    write_run(base, folder, source=None, merge=True, report=report,
+              tables={"sweep": result.table, "sweep_failures": failures.astype({"row": "int64"})
+                      if not failures.empty else failures},
+              extra_manifest={"kind": "sweep", "sweep": {"plan": plan.hash, "rows": len(result.table),
+                                                         "failures": len(result.failures),
+                                                         "chunks": plan.n_chunks, "chunk_size": plan.chunk_size,
+                                                         "mode": plan.mode, "base_point": plan.points[0]}})
