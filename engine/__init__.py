@@ -32,6 +32,7 @@ __all__ = [
     "SimulationResult",
     "load_run",
     "write_run",
+    "run_sweep",
 ]
 
 _LAZY = {
@@ -47,6 +48,7 @@ _LAZY = {
     "SimulationResult": ("engine.result", "SimulationResult"),
     "load_run": ("engine.results.store", "load_run"),
     "write_run": ("engine.results.store", "write_run"),
+    "run_sweep": ("engine.sweep", "run_sweep"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .scenario.schema import Scenario
     from .results.store import load_run, write_run
     from .simulate import run
+    from .sweep import run_sweep
 
 
 def __getattr__(name: str):

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the sweep folder (default: results/<scenario>/sweep-<plan hash>/, found again to resume)")
     p.add_argument("--top", type=_non_negative_int, default=10, metavar="N", help="print the best N rows (default 10)")
     p.add_argument("--by", default="es99", metavar="METRIC", help="rank rows by this column (default es99)")
+    p.add_argument("--order", choices=["auto", "lowest", "highest"], default="auto",
+                   help="which end of --by is best (auto: highest for PnL and ES99 saved per dollar, "
+                        "lowest for losses, probabilities and everything else)")
     p.add_argument("--no-report", action="store_true", help="no report.html / figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -331,7 +334,7 @@ def _cmd_sweep(args) -> int:
     import os
 
     from .scenario.loader import load_scenario
-    from .sweep import apply_grid, plan_sweep, run_sweep
+    from .sweep import apply_grid, default_folder, lowest_first, plan_sweep, run_sweep
 
     if args.scheduler and args.dask_local:
         print("cascade sweep: give --scheduler or --dask-local, not both", file=sys.stderr)
@@ -357,8 +360,12 @@ def _cmd_sweep(args) -> int:
                            report=False if args.no_report else None)
     except (RunFolderError, ScenarioError):
         raise
+    except KeyboardInterrupt:
+        print(f"interrupted: finished chunks are kept in {args.out or default_folder(plan)}; rerun the same "
+              "command to resume", file=sys.stderr)
+        return 130
     except Exception as exc:  # a point that failed under --on-error raise: finished chunks stay on disk
-        folder = args.out or "the sweep folder"
+        folder = args.out or default_folder(plan)
         print(f"cascade sweep: a point failed: {type(exc).__name__}: {exc}\n"
               f"finished chunks are kept in {folder}; rerun the same command to resume, or use --on-error collect",
               file=sys.stderr)
@@ -368,7 +375,8 @@ def _cmd_sweep(args) -> int:
         print(f"cascade sweep: --by {args.by}: no such column; metrics: "
               f"{', '.join(c for c in table.columns if not c.startswith(('param.', 'row', 'point')))}", file=sys.stderr)
         return EXIT_USAGE
-    top = result.top(args.top, args.by)
+    ascending = lowest_first(args.by) if args.order == "auto" else args.order == "lowest"
+    top = result.top(args.top, args.by, ascending)
     if args.json:
         print(json.dumps({"folder": str(result.folder), "plan": plan.hash, "rows": len(table),
                           "computed_chunks": result.computed, "resumed_chunks": result.resumed,
@@ -381,7 +389,7 @@ def _cmd_sweep(args) -> int:
         params = [c for c in table.columns if c.startswith("param.")]
         metrics = [c for c in ("es99", "pnl_mean", "premium", "p_liquidated", "market.min_price.p50") if c in table]
         shown = top[["strategy", *params, *dict.fromkeys([args.by, *metrics])]]
-        print(f"\nbest {len(top)} by {args.by}:")
+        print(f"\nbest {len(top)} by {args.by} ({'lowest' if ascending else 'highest'} first):")
         print(shown.to_string(index=False, float_format=lambda x: f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"))
     if len(result.failures):
         print(f"\n{len(result.failures)} row(s) failed (sweep_failures.parquet has the tracebacks):", file=sys.stderr)

@@ -333,8 +333,8 @@ def run_chunk(plan: SweepPlan, k: int, on_error: str = "raise", threads: int = 1
                 it = plan.items[i]
                 row = {"row": i, "point": it.point, "seed": plan.seed, "n_paths": plan.n_paths,
                        **{f"param.{key}": value for key, value in plan.points[point].items()}}
-                if it.strategy == UNHEDGED:
-                    row.update({"strategy": "unhedged", "rule": "none"})
+                if it.strategy == UNHEDGED:  # without a book, the row is the point's market alone
+                    row.update({"strategy": "unhedged" if table is not None else "market", "rule": "none"})
                 else:
                     row.update({"strategy": plan.labels[it.strategy], "rule": plan.strategies[it.strategy]["rule"],
                                 **{f"param.{key}": value for key, value in plan.variants[it.strategy][it.variant].items()}})
@@ -369,6 +369,12 @@ def _chunk_task(plan: SweepPlan, k: int, on_error: str, threads: int):
 
 
 # --------------------------------------------------------------------------- the parent: run, stream, resume
+def lowest_first(metric: str) -> bool:
+    """Whether the lowest value of a metric is the best: losses, probabilities, drawdowns and
+    everything else yes; PnL and ES99 saved per dollar of premium no."""
+    return not metric.startswith(("pnl", "d_pnl", "effectiveness"))
+
+
 @dataclass
 class SweepResult:
     folder: Path
@@ -384,7 +390,7 @@ class SweepResult:
         if by not in self.table.columns:
             raise KeyError(by)
         if ascending is None:
-            ascending = not by.startswith(("pnl", "d_pnl", "effectiveness"))
+            ascending = lowest_first(by)
         return self.table.sort_values([by, "row"], ascending=[ascending, True]).head(n)
 
 
@@ -533,6 +539,7 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     table, failures = load_chunks(plan, folder)
     result = SweepResult(folder, plan, table, failures, len(todo), resumed, time.perf_counter() - started)
     _finish(result, report=report)
+    result.seconds = time.perf_counter() - started
     return result
 
 

@@ -245,7 +245,7 @@ def test_cli_sweep(capsys, grid_file, reference, tmp_path):
                  "--by", "es99", "--no-progress", "--grid", "strategies[put].strike_usd=60k:80k:10k"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "2 scenario point(s) x 7 strategy parameter set(s)" in out.out and "best 3 by es99" in out.out
+    assert "2 scenario point(s) x 7 strategy parameter set(s)" in out.out and "best 3 by es99 (lowest first)" in out.out
     table = engine.load_run(tmp_path / "cli").tables["sweep"]
     pd.testing.assert_frame_equal(table, reference.table, check_exact=True)  # the --grid restated the YAML's grid
     best = table.sort_values("es99").iloc[0]
@@ -282,3 +282,17 @@ def test_heatmaps_of_a_strategy_sweep_in_the_report(grid_file, tmp_path):
     assert 'id="chart-sweep-es99"' in page
     assert 'id="chart-sweep-es99"' in render_report(engine.load_run(tmp_path / "s"))  # cascade report redraws it
     assert np.isfinite(result.table["es99"]).all()
+
+
+def test_order_of_the_top_table(capsys, grid_file, tmp_path):
+    args = ["sweep", str(grid_file), "--out", str(tmp_path / "o"), "--jobs", "1", "--no-progress", "--top", "2",
+            "--by", "market.min_price.p50"]
+    assert main(args) == 0
+    low = capsys.readouterr().out
+    assert main([*args, "--order", "highest"]) == 0
+    high = capsys.readouterr().out
+    assert "(lowest first)" in low and "(highest first)" in high
+    t = engine.load_run(tmp_path / "o").tables["sweep"]
+    assert f"{t['market.min_price.p50'].max():,.0f}" in high.split("best 2")[1]
+    assert f"{t['market.min_price.p50'].max():,.0f}" not in low.split("best 2")[1]
+    assert sw.lowest_first("es99") and not sw.lowest_first("pnl_mean")
