@@ -553,15 +553,17 @@ def load_chunks(plan: SweepPlan, folder: Path) -> tuple[pd.DataFrame, pd.DataFra
     fails = frame[failed][["row", "point", "seed", "strategy", "parameters", "error", "traceback"]] if failed.any() \
         else pd.DataFrame(columns=["row", "point", "seed", "strategy", "parameters", "error", "traceback"])
     fails = fails.sort_values("row", kind="stable").reset_index(drop=True)
-    return _tidy(rows), fails
+    return _tidy(rows, plan), fails
 
 
-def _tidy(rows: pd.DataFrame) -> pd.DataFrame:
-    """Columns in reading order: ids, parameters, strategy metrics, market metrics."""
+def _tidy(rows: pd.DataFrame, plan: SweepPlan) -> pd.DataFrame:
+    """Columns in reading order: ids, strategy parameters (so the report's heatmaps are over
+    them, e.g. strike x hedge ratio), scenario keys, strategy metrics, market metrics."""
     if rows.empty:
         return rows
     ids = [c for c in ("row", "point", "seed", "n_paths", "strategy", "rule") if c in rows]
-    params = [c for c in rows.columns if c.startswith("param.")]
+    scenario_params = [f"param.{k}" for k in plan.scenario_keys if f"param.{k}" in rows]
+    params = [c for c in rows.columns if c.startswith("param.") and c not in scenario_params] + scenario_params
     market = [c for c in rows.columns if c.startswith("market.")]
     rest = [c for c in rows.columns if c not in ids + params + market]
     out = rows[ids + params + rest + market].copy()
