@@ -210,40 +210,118 @@ def _portfolio_inputs(compiled) -> dict:
 
 
 TABLE_POINTS = 256  # log-price points of a contract's mark table (cubic Hermite between them)
-TABLE_BUDGET_BYTES = 256 * 1024**2  # above this, legs are marked by Black-Scholes at every step
+TABLE_BUDGET_BYTES = 256 * 1024**2  # the tables built at once; a row whose own contracts need more is marked by Black-Scholes
+FIXED_CONTRACT_KERNEL = True  # rows of fixed contracts through evaluate_fixed_nb (False: evaluate_nb for all; tests compare)
 
 
-def _tables(compiled, vs: list[Variant], prices: np.ndarray, inputs: dict) -> dict:
-    """Mark tables of the fixed contracts (a fixed strike, no roll), shared by every row holding
-    them: Black-Scholes once per (contract, step, grid price) instead of once per (row, path, step).
-    The grid spans the paths' own price range; cubic Hermite interpolation in log price with the
-    tabulated delta keeps a row's PnL and ES within a millionth of the book's value of what
-    Black-Scholes at every step gives, and its drawdowns within 0.001 percentage points (tested)."""
+def _contracts(inputs: dict) -> list[list]:
+    """Each row's fixed contracts (a fixed strike, no roll), ``(kind, strike, expiry)`` per leg,
+    ``None`` for a leg that is not one (or no leg)."""
+    out = []
+    for i in range(inputs["leg_kind"].shape[0]):
+        row = []
+        for j in range(N_LEGS):
+            if inputs["leg_size"][i, j] == 0.0 or np.isnan(inputs["leg_strike"][i, j]) or not np.isnan(inputs["leg_roll"][i, j]):
+                row.append(None)
+                continue
+            expiry = inputs["leg_expiry"][i, j] if not np.isnan(inputs["leg_expiry"][i, j]) else inputs["leg_tenor"][i, j]
+            row.append((int(inputs["leg_kind"][i, j]), float(inputs["leg_strike"][i, j]), float(expiry)))
+        out.append(row)
+    return out
+
+
+def _table_bytes(compiled, n_contracts: int) -> int:
+    return n_contracts * compiled.n_steps * TABLE_POINTS * 16
+
+
+def _tables(compiled, prices: np.ndarray, contracts: list[list]) -> dict:
+    """Mark tables of the rows' fixed contracts, shared by every row holding them: Black-Scholes
+    once per (contract, step, grid price) instead of once per (row, path, step). The grid spans the
+    paths' own price range; cubic Hermite interpolation in log price with the tabulated delta keeps
+    a row's PnL and ES within a millionth of the book's value of what Black-Scholes at every step
+    gives, and its drawdowns within 0.001 percentage points (tested).
+
+    Whether a row's legs are tabulated depends on that row alone (its own contracts within
+    ``TABLE_BUDGET_BYTES``), and a contract's table on the paths alone, never on the other rows:
+    evaluating rows in any grouping gives the same numbers (:func:`_batches` keeps each call's
+    tables within the budget)."""
     from .nb.hedge import option_tables_nb
 
     keys: dict = {}
-    leg_table = np.full(inputs["leg_kind"].shape, -1, dtype=np.int64)
-    for i in range(len(vs)):
-        for j in range(N_LEGS):
-            if inputs["leg_size"][i, j] == 0.0 or np.isnan(inputs["leg_strike"][i, j]) or not np.isnan(inputs["leg_roll"][i, j]):
-                continue
-            expiry = inputs["leg_expiry"][i, j] if not np.isnan(inputs["leg_expiry"][i, j]) else inputs["leg_tenor"][i, j]
-            key = (int(inputs["leg_kind"][i, j]), float(inputs["leg_strike"][i, j]), float(expiry))
-            leg_table[i, j] = keys.setdefault(key, len(keys))
+    leg_table = np.full((len(contracts), N_LEGS), -1, dtype=np.int64)
+    for i, row in enumerate(contracts):
+        own = {key for key in row if key is not None}
+        if _table_bytes(compiled, len(own)) > TABLE_BUDGET_BYTES:
+            continue  # marked by Black-Scholes at every step
+        for j, key in enumerate(row):
+            if key is not None:
+                leg_table[i, j] = keys.setdefault(key, len(keys))
     n_steps = compiled.n_steps
-    if not keys or len(keys) * n_steps * TABLE_POINTS * 16 > TABLE_BUDGET_BYTES:
-        leg_table[:] = -1
-        return dict(leg_table=leg_table, tables=np.zeros((1, 1, 2, 2)), tab_lo=0.0, tab_inv=1.0)
+    if not keys:
+        return dict(leg_table=leg_table, tables=np.zeros((1, 2, 1, 2)), tab_lo=0.0, tab_inv=1.0)
     spot0 = compiled.param("SPOT0")
     lo = float(np.log(min(float(prices.min()), spot0))) - 0.01
     hi = float(np.log(max(float(prices.max()), spot0))) + 0.01
     step = (hi - lo) / (TABLE_POINTS - 1)
-    contracts = np.array(list(keys), dtype=float).reshape(-1, 3)
-    tables = np.empty((len(keys), n_steps, TABLE_POINTS, 2))
-    option_tables_nb(contracts[:, 0].astype(np.int64), contracts[:, 1], contracts[:, 2], compiled.param("DT_YEARS"),
+    table_keys = np.array(list(keys), dtype=float).reshape(-1, 3)
+    tables = np.empty((len(keys), TABLE_POINTS, n_steps, 2))  # by grid price, then step: a path reads nearby memory
+    option_tables_nb(table_keys[:, 0].astype(np.int64), table_keys[:, 1], table_keys[:, 2], compiled.param("DT_YEARS"),
                      n_steps, _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
                      compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, spot0, lo, step, tables)
     return dict(leg_table=leg_table, tables=tables, tab_lo=lo, tab_inv=1.0 / step)
+
+
+def _batches(compiled, contracts: list[list]) -> list[list[int]]:
+    """Rows in groups whose fixed contracts' tables fit ``TABLE_BUDGET_BYTES`` together (a row
+    whose own contracts do not fit is marked by Black-Scholes, in any group)."""
+    batches, rows, keys = [], [], set()
+    for i, row in enumerate(contracts):
+        own = {key for key in row if key is not None}
+        if _table_bytes(compiled, len(own)) > TABLE_BUDGET_BYTES:
+            own = set()
+        if rows and _table_bytes(compiled, len(keys | own)) > TABLE_BUDGET_BYTES:
+            batches.append(rows)
+            rows, keys = [], set()
+        rows.append(i)
+        keys |= own
+    return batches + [rows] if rows else batches
+
+
+def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarray) -> np.ndarray:
+    """The kernel's outputs ``(rows, paths, N_OUT)`` for the rows ``vs``. Each row's numbers depend
+    on that row and the paths alone, not on the other rows evaluated with it (tested): a sweep may
+    evaluate its rows in chunks. Rows holding only tabulated fixed contracts, without a dynamic
+    hedge or a deleverage rule, go through ``evaluate_fixed_nb`` (the same numbers as
+    ``evaluate_nb``, bit for bit, tested), the others through ``evaluate_nb``."""
+    from .nb import hedge as nbh
+
+    prices = np.ascontiguousarray(prices, dtype=np.float64)
+    inputs = _kernel_inputs(compiled, vs)
+    contracts = _contracts(inputs)
+    out = np.zeros((len(vs), prices.shape[0], nbh.N_OUT))
+    common = dict(prices=prices, spot0=compiled.param("SPOT0"), dt=compiled.param("DT_YEARS"), surface=_surface(compiled),
+                  bf25=compiled.param("SURFACE_BF25"), spot_vol_beta=compiled.param("SURFACE_SPOT_VOL_BETA"),
+                  skew_beta=compiled.param("SURFACE_SKEW_BETA"), ref_tenor=30 / 365.25, floor=0.05, funding=funding,
+                  events=compiled.step("FUNDING_EVENTS"), **_portfolio_inputs(compiled))
+    for batch in _batches(compiled, contracts):
+        tables = _tables(compiled, prices, [contracts[i] for i in batch])
+        leg_table = tables.pop("leg_table")
+        rows = np.array(batch)
+        legs_tabulated = np.all((leg_table >= 0) | (inputs["leg_size"][rows] == 0.0), axis=1)
+        controls = inputs["controls"][rows]
+        fixed = legs_tabulated & (controls[:, nbh.C_DYNAMIC] == 0.0) & np.isnan(controls[:, nbh.C_DELEV_TARGET])
+        if not FIXED_CONTRACT_KERNEL:
+            fixed[:] = False
+        for kernel, chosen, extra in ((nbh.evaluate_fixed_nb, fixed, {}), (nbh.evaluate_nb, ~fixed, _no_trace())):
+            if not chosen.any():
+                continue
+            whole = chosen.all() and len(rows) == len(vs)  # then write straight into ``out``
+            part = out if whole else np.zeros((int(chosen.sum()), prices.shape[0], nbh.N_OUT))
+            kernel(**common, **{k: v[rows[chosen]] for k, v in inputs.items()}, out=part, **extra,
+                   leg_table=np.ascontiguousarray(leg_table[chosen]), **tables)
+            if not whole:
+                out[rows[chosen]] = part
+    return out
 
 
 def _surface(compiled) -> np.ndarray:
@@ -287,21 +365,20 @@ def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None):
     return _evaluate(prices, lows, compiled, scenario, funding_rates)[0]
 
 
-def _evaluate(prices, lows, compiled, scenario, funding_rates=None):
+def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
+    """The table and per-path outcomes of the rows ``vs`` (default: every row of the scenario's
+    strategies, :func:`variants`). The first row is the baseline of ``d_pnl_mean``, ``d_es99`` and
+    ``effectiveness``: a sweep evaluating its rows in chunks passes ``[unhedged] + chunk``, and
+    every row comes out as it would in one call."""
     import pandas as pd
 
-    from .nb.hedge import N_OUT, OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM, evaluate_nb
+    from .nb.hedge import OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM
 
     n_paths = prices.shape[0]
-    vs, skipped = variants(scenario, compiled)
-    funding = _funding(compiled, funding_rates, n_paths)
-    out = np.zeros((len(vs), n_paths, N_OUT))
-    inputs = _kernel_inputs(compiled, vs)
-    evaluate_nb(np.ascontiguousarray(prices, dtype=np.float64), compiled.param("SPOT0"), compiled.param("DT_YEARS"),
-                _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
-                compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, funding, compiled.step("FUNDING_EVENTS"),
-                **_portfolio_inputs(compiled), **inputs, out=out, **_no_trace(),
-                **_tables(compiled, vs, prices, inputs))
+    skipped = []
+    if vs is None:
+        vs, skipped = variants(scenario, compiled)
+    out = _outcomes(prices, compiled, vs, _funding(compiled, funding_rates, n_paths))
     rows = []
     for i, v in enumerate(vs):
         pnl = out[i, :, OUT_PNL]
@@ -387,12 +464,12 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     funding = funding[min(path, funding.shape[0] - 1)][None, :]
     events = compiled.step("FUNDING_EVENTS")
     inputs = _kernel_inputs(compiled, [vs[row]])
+    tables = _tables(compiled, prices, _contracts(inputs))  # the same grid as evaluate(): all paths' range
     evaluate_nb(np.ascontiguousarray(prices[path:path + 1], dtype=np.float64), compiled.param("SPOT0"),
                 compiled.param("DT_YEARS"), _surface(compiled), compiled.param("SURFACE_BF25"),
                 compiled.param("SURFACE_SPOT_VOL_BETA"), compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05,
                 funding, events, **pf_inputs, **inputs, out=out,
-                trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders,
-                **_tables(compiled, [vs[row]], prices, inputs))  # the same grid as evaluate(): all paths' range
+                trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders, **tables)
     if out[0, 0, OUT_LIQUIDATED]:
         raise ValueError(f"a perp was liquidated on path {path}: vectorbt has no liquidations")
     has_perp = pf_inputs["perp_size"] != 0.0 or vs[row].hedge_size != 0.0

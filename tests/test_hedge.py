@@ -289,6 +289,77 @@ def test_tabulated_marks_agree_with_black_scholes_at_every_step(tiny_scenario, m
     assert not np.array_equal(tabulated["pnl_mean"].to_numpy(), direct["pnl_mean"].to_numpy())  # tables were used
 
 
+def _mixed(tiny, with_perp=True):
+    """Every kind of row, on a book with a perp, an option held and funding (or on the default
+    book, 1 BTC and no cash): rows of fixed contracts (a sweep, a collar settling mid-horizon, a
+    stop, a static hedge that can be liquidated) and rows that need the general kernel (a roll, a
+    strike set in % of spot, a dynamic hedge, a deleverage rule)."""
+    book = {"spot_btc": 2, "cash_usd": "100k", "perp": {"size_btc": 1, "leverage": 10},
+            "options": [{"kind": "put", "strike_usd": "80k", "expiry": "2026-02-27T08:00:00Z", "size_btc": -1}]}
+    rules = [{"rule": "put_spread", "name": "grid", "long_strike_usd": {"values": ["86k", "84k"]},
+              "short_strike_usd": {"values": ["80k", "78k"]}, "hedge_ratio": {"values": [1, 0.5]}, "tenor": "1d"},
+             {"rule": "collar", "put_strike_usd": "82k", "call_strike_usd": "95k", "size_btc": 3, "expiry": EXPIRY},
+             {"rule": "protective_put", "name": "rolled", "strike_pct_of_spot": 0.95, "hedge_ratio": 1, "tenor": "12h",
+              "roll_before_expiry": "3h"},
+             {"rule": "protective_put", "name": "pct", "strike_pct_of_spot": 0.97, "size_btc": 1, "tenor": "1d"},
+             {"rule": "perp_hedge", "name": "static", "hedge_ratio": 0.5, "leverage": 20},
+             {"rule": "stop_loss", "drawdown": 0.02, "sell_fraction": 0.5},
+             {"rule": "deleverage", "target_leverage": 2, "drawdown_trigger": 0.03},
+             {"rule": "perp_hedge", "name": "dynamic", "mode": "dynamic", "delta_target": 0.2, "rebalance_band": 0.05,
+              "leverage": 2}]
+    if not with_perp:
+        book, rules = None, [rule for rule in rules if rule["rule"] != "deleverage"]
+    return _run(tiny, rules, book, n_paths=300, volatility={"annual": "120%"})
+
+
+@pytest.mark.parametrize("with_perp", [True, False], ids=["perp_and_option_held", "default_book"])
+def test_the_fixed_contract_kernel_gives_the_general_kernels_numbers(tiny_scenario, monkeypatch, with_perp):
+    """Rows holding only fixed contracts go through ``evaluate_fixed_nb``, which shares the path's
+    marks between rows; forcing ``evaluate_nb`` for every row gives the same numbers, bit for bit."""
+    from engine import hedge
+    from engine.nb import hedge as nbh
+
+    r, _ = _mixed(tiny_scenario, with_perp)
+    kernel, rows = nbh.evaluate_fixed_nb, []
+    monkeypatch.setattr(nbh, "evaluate_fixed_nb", lambda **kw: (rows.append(len(kw["hedge_size"])), kernel(**kw)))
+    fast, fast_paths = hedge.evaluate_with_paths(r)
+    # all but the roll, the % strike, the dynamic hedge and deleverage
+    assert rows == [len(fast) - (4 if with_perp else 3)]
+    assert fast["p_liquidated"].max() > 0 and fast["p_liquidated"].min() < 1  # liquidations happen, not everywhere
+    monkeypatch.setattr(hedge, "FIXED_CONTRACT_KERNEL", False)
+    general, general_paths = hedge.evaluate_with_paths(r)
+    assert len(rows) == 1
+    for name in fast_paths:
+        np.testing.assert_array_equal(fast_paths[name], general_paths[name], err_msg=name)
+    for column in hedge.METRICS:
+        assert fast[column].to_numpy() == pytest.approx(general[column].to_numpy(), rel=1e-12, nan_ok=True), column
+
+
+def test_rows_evaluated_in_any_chunks_and_order_are_the_same(tiny_scenario, monkeypatch):
+    """A sweep may evaluate its rows in chunks (each with the unhedged row first): every row comes
+    out bit for bit as in one call, whatever the chunk, its order, and however the tables are
+    split to fit ``TABLE_BUDGET_BYTES``."""
+    from engine import hedge
+
+    r, scenario = _mixed(tiny_scenario)
+    prices, lows, funding = r._raw["price"], r.per_path["min_price"].to_numpy(), r._raw["funding"]
+    whole, whole_paths = hedge._evaluate(prices, lows, r.compiled, scenario, funding)
+    vs, _ = hedge.variants(scenario, r.compiled)
+    order = np.random.default_rng(5).permutation(np.arange(1, len(vs)))
+    one_contract = hedge._table_bytes(r.compiled, 1)
+    for budget, chunks in ((hedge.TABLE_BUDGET_BYTES, (order[:3], order[3:9], order[9:])),
+                           (2 * one_contract, (order,)),  # many calls of two contracts' tables
+                           (3 * one_contract, (order[::-1],))):
+        monkeypatch.setattr(hedge, "TABLE_BUDGET_BYTES", budget)
+        for chunk in chunks:
+            rows = [0, *chunk]
+            table, paths = hedge._evaluate(prices, lows, r.compiled, scenario, funding, vs=[vs[i] for i in rows])
+            for name in paths:
+                np.testing.assert_array_equal(paths[name], whole_paths[name][rows], err_msg=name)
+            for column in hedge.METRICS:
+                np.testing.assert_array_equal(table[column].to_numpy(), whole[column].to_numpy()[rows], err_msg=column)
+
+
 # ----------------------------------------------------------------------------- real history
 def test_backtest_on_a_regular_csv_matches_closed_forms(tiny_scenario, tmp_path, write_yaml):
     import pandas as pd

@@ -32,6 +32,15 @@ the opening trades), whether a perp of the
 portfolio was liquidated, and the option premium paid (USD): what opening legs cost, net of the
 premium received for the legs sold (a collar's call), plus every trade's costs; the value of a leg
 sold back at a roll is not premium.
+
+Two kernels compute these outputs. :func:`evaluate_nb` takes every rule, one (variant, path) per
+task, and can trace one of them (:func:`engine.hedge.to_vectorbt`). :func:`evaluate_fixed_nb`
+takes the rows that hold only tabulated fixed contracts (a fixed strike, no roll) without a
+dynamic hedge or a deleverage rule, the rows of a typical sweep: it prices their opening trades
+once (they are the same on every path), marks each distinct contract once per (path, step) and
+lets each row add only its own sizes and cash flows. Both run the same floating-point operations
+in the same order on each row, so they agree bit for bit (``tests/test_hedge.py``); a row's
+numbers never depend on the other rows evaluated with it.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ import numba
 import numpy as np
 
 from .bs import norm_cdf_nb
-from .config import jit, pjit
+from .config import jit, jit_norc, pjit
 
 Z25 = 0.6744897501960817
 OUT_PNL, OUT_MAX_DD, OUT_LIQUIDATED, OUT_PREMIUM, OUT_FINAL_VALUE = 0, 1, 2, 3, 4
@@ -68,31 +77,32 @@ A_SPOT, A_BOOK, A_HEDGE = 0, 1, 2  # trace columns; then the options held, then 
 @pjit
 def option_tables_nb(kinds, strikes, expiries, dt, n_steps, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor,
                      spot0, lo, step, tables):
-    """Marks of fixed contracts by step and log price: ``tables[c, t, i, 0]`` is contract ``c`` at the
-    end of step ``t`` with the price at ``exp(lo + i*step)``, ``tables[c, t, i, 1]`` its derivative in
+    """Marks of fixed contracts by log price and step: ``tables[c, i, t, 0]`` is contract ``c`` at the
+    end of step ``t`` with the price at ``exp(lo + i*step)``, ``tables[c, i, t, 1]`` its derivative in
     log price (delta times price), side by side for cubic Hermite interpolation (:func:`table_mark_nb`)."""
     n_c = kinds.shape[0]
-    n_grid = tables.shape[2]
-    for task in numba.prange(n_c * n_steps):
-        c = task // n_steps
-        t = task % n_steps
-        tau = expiries[c] - (t + 1) * dt
-        for i in range(n_grid):
-            x = lo + i * step
-            s = math.exp(x)
-            r = x - math.log(spot0)
+    n_grid = tables.shape[1]
+    for task in numba.prange(n_c * n_grid):  # a task fills one contract's row of steps (contiguous)
+        c = task // n_grid
+        i = task % n_grid
+        x = lo + i * step
+        s = math.exp(x)
+        r = x - math.log(spot0)
+        for t in range(n_steps):
+            tau = expiries[c] - (t + 1) * dt
             atm = max(surface[t, 0] - spot_vol_beta * r, floor)
             rr = surface[t, 1] + skew_beta * r
-            tables[c, t, i, 0] = _option_value_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25, surface[t, 2], ref_tenor,
-                                                  floor)
-            tables[c, t, i, 1] = s * _option_delta_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25, surface[t, 2],
-                                                      ref_tenor, floor)
+            value, delta = _option_value_delta_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25, surface[t, 2],
+                                                  ref_tenor, floor)
+            tables[c, i, t, 0] = value
+            tables[c, i, t, 1] = s * delta
 
 
 @jit
-def table_mark_nb(tables, c, t, x, lo, inv_step):
-    """Cubic Hermite interpolation of a contract's mark at log price ``x`` (clamped to the grid)."""
-    n = tables.shape[2]
+def hermite_weights_nb(x, lo, inv_step, n):
+    """Where log price ``x`` falls on a table's grid of ``n`` points (clamped to it) and the cubic
+    Hermite weights there: ``(i, a, b, c, d)``, the mark being ``a*value[i] + b*slope[i] +
+    c*value[i+1] + d*slope[i+1]``. The same for every contract at a (path, step)."""
     u = (x - lo) * inv_step
     u = min(max(u, 0.0), n - 1.0)
     i = min(int(u), n - 2)
@@ -100,8 +110,14 @@ def table_mark_nb(tables, c, t, x, lo, inv_step):
     h = 1.0 / inv_step
     w2 = w * w
     w3 = w2 * w
-    return ((2.0 * w3 - 3.0 * w2 + 1.0) * tables[c, t, i, 0] + (w3 - 2.0 * w2 + w) * h * tables[c, t, i, 1]
-            + (-2.0 * w3 + 3.0 * w2) * tables[c, t, i + 1, 0] + (w3 - w2) * h * tables[c, t, i + 1, 1])
+    return i, 2.0 * w3 - 3.0 * w2 + 1.0, (w3 - 2.0 * w2 + w) * h, -2.0 * w3 + 3.0 * w2, (w3 - w2) * h
+
+
+@jit
+def table_mark_nb(tables, c, t, x, lo, inv_step):
+    """Cubic Hermite interpolation of a contract's mark at log price ``x`` (clamped to the grid)."""
+    i, a, b, cc, d = hermite_weights_nb(x, lo, inv_step, tables.shape[1])
+    return a * tables[c, i, t, 0] + b * tables[c, i, t, 1] + cc * tables[c, i + 1, t, 0] + d * tables[c, i + 1, t, 1]
 
 
 @jit
@@ -151,6 +167,24 @@ def _option_value_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
     if kind == 1:
         return s * norm_cdf_nb(d1) - k * norm_cdf_nb(d2)
     return k * norm_cdf_nb(-d2) - s * norm_cdf_nb(-d1)
+
+
+@jit
+def _option_value_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
+    """``(_option_value_nb, _option_delta_nb)`` with the smile and ``d1`` computed once: the same
+    operations, so the same bits."""
+    if tau <= 0.0:
+        if kind == 1:
+            return max(s - k, 0.0), 1.0 if s > k else 0.0
+        return max(k - s, 0.0), -1.0 if s < k else 0.0
+    lks, sqt, vol = _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)
+    sq = vol * sqt
+    d1 = (-lks + 0.5 * vol * vol * tau) / sq
+    d2 = d1 - sq
+    if kind == 1:
+        n_d1 = norm_cdf_nb(d1)
+        return s * n_d1 - k * norm_cdf_nb(d2), n_d1
+    return k * norm_cdf_nb(-d2) - s * norm_cdf_nb(-d1), norm_cdf_nb(d1) - 1.0
 
 
 @pjit
@@ -406,3 +440,352 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         out[v, p, OUT_LIQUIDATED] = liquidated
         out[v, p, OUT_PREMIUM] = premium
         out[v, p, OUT_FINAL_VALUE] = value
+
+
+# ----------------------------------------------------------------------------- rows of fixed contracts
+PATH_BLOCK = 16  # paths per task of evaluate_fixed_nb (their scratch is allocated once per task)
+
+
+@jit
+def _expiry_step_nb(expiry, dt, n_steps):
+    """The step at whose end a leg expiring at ``expiry`` (years) settles: the first ``t`` with
+    ``expiry - (t + 1) * dt <= 1e-12``, as :func:`evaluate_nb` tests it; ``n_steps`` if none."""
+    for t in range(n_steps):
+        if expiry - (t + 1) * dt <= 1e-12:
+            return t
+    return n_steps
+
+
+@jit
+def _open_nb(v, spot0, surface, bf25, ref_tenor, floor, spot_btc, cash0, perp_size, perp_leverage, perp_entry,
+             held_kind, held_strike, held_expiry, held_size, leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry,
+             leg_tenor, hedge_size, hedge_leverage, spread, fee):
+    """Variant ``v``'s trades at time 0, the same on every path, in :func:`evaluate_nb`'s order of
+    operations: ``(cash after them, premium, hedge collateral, the value drawdowns start from)``."""
+    s = spot0
+    atm, rr, slope = surface[0, 0], surface[0, 1], surface[0, 2]
+    cash = cash0
+    book_collateral = abs(perp_size) * perp_entry / perp_leverage if perp_size != 0.0 else 0.0
+    cash -= book_collateral
+    premium = 0.0
+    for j in range(leg_kind.shape[1]):
+        if leg_size[v, j] == 0.0:
+            continue
+        strike = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
+        expiry = leg_expiry[v, j] if not math.isnan(leg_expiry[v, j]) else leg_tenor[v, j]
+        mid = _option_value_nb(leg_kind[v, j], strike, s, expiry, atm, rr, bf25, slope, ref_tenor, floor)
+        paid = leg_size[v, j] * mid + abs(leg_size[v, j]) * (0.5 * spread[v] * mid + min(fee[v] * s, FEE_CAP * mid))
+        cash -= paid
+        premium += paid
+    h_size = hedge_size[v]
+    h_collateral = abs(h_size) * s / hedge_leverage[v] if h_size != 0.0 else 0.0
+    cash -= h_collateral + abs(h_size) * fee[v] * s
+    peak_value = cash + spot_btc * s + h_collateral
+    if perp_size != 0.0:
+        peak_value += book_collateral + perp_size * (s - perp_entry)
+    for h in range(held_kind.shape[0]):
+        peak_value += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h], atm, rr, bf25,
+                                                      slope, ref_tenor, floor)
+    for j in range(leg_kind.shape[1]):
+        if leg_size[v, j] != 0.0:
+            strike = leg_strike[v, j] if not math.isnan(leg_strike[v, j]) else leg_strike_pct[v, j] * s
+            expiry = leg_expiry[v, j] if not math.isnan(leg_expiry[v, j]) else leg_tenor[v, j]
+            peak_value += leg_size[v, j] * _option_value_nb(leg_kind[v, j], strike, s, expiry, atm, rr, bf25, slope,
+                                                            ref_tenor, floor)
+    return cash, premium, h_collateral, peak_value
+
+
+@jit_norc
+def _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, perp_size,
+                     perp_leverage, perp_entry, perp_mmr, held_kind, held_strike, held_expiry, held_size, tables, tab_lo,
+                     tab_inv, marks_until, marks, held_terms, book_terms, drops):
+    """What every row of path ``p`` shares, step by step: the contracts' tabulated marks
+    (``marks[c, t]``, for ``t < marks_until[c]``), the options held (``held_terms[h, t]``, size
+    times mark), the book perp's value (``book_terms[t]``) and the drop from the price's running
+    peak (``drops[t]``). Returns the step the book perp is liquidated at (``n_steps``: never)."""
+    n_steps = prices.shape[1]
+    book_collateral = abs(perp_size) * perp_entry / perp_leverage if perp_size != 0.0 else 0.0
+    book_size = perp_size
+    liquidated_at = n_steps
+    peak_price = spot0
+    for t in range(n_steps):
+        s = prices[p, t]
+        if marks_until.shape[0]:  # table_mark_nb, the weights shared by the contracts
+            i, a, b, cc, d = hermite_weights_nb(math.log(s), tab_lo, tab_inv, tables.shape[1])
+            for c in range(marks_until.shape[0]):
+                if t < marks_until[c]:
+                    marks[c, t] = (a * tables[c, i, t, 0] + b * tables[c, i, t, 1] + cc * tables[c, i + 1, t, 0]
+                                   + d * tables[c, i + 1, t, 1])
+        if book_size != 0.0:
+            equity = book_collateral + book_size * (s - perp_entry)
+            if equity <= abs(book_size) * s * perp_mmr:
+                book_size = 0.0
+                book_collateral = 0.0
+                liquidated_at = t
+            book_terms[t] = book_collateral + book_size * (s - perp_entry)
+        if s > peak_price:
+            peak_price = s
+        drops[t] = 1.0 - s / peak_price
+        if held_kind.shape[0]:
+            now = (t + 1) * dt
+            r = math.log(s / spot0)
+            atm = max(surface[t, 0] - spot_vol_beta * r, floor)
+            rr = surface[t, 1] + skew_beta * r
+            for h in range(held_kind.shape[0]):
+                held_terms[h, t] = held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now,
+                                                                   atm, rr, bf25, surface[t, 2], ref_tenor, floor)
+    return liquidated_at
+
+
+@jit_norc
+def _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size, perp_mmr, liquidated_at, book_until,
+                  leg_kind, leg_size, leg_strike, leg_table, settles, hedge_size, stop_price, stop_drawdown,
+                  stop_fraction, fee, cash, h_collateral, peak_value, value0, marks, held_terms, book_terms, drops, out):
+    """One (variant, path) of a row holding fixed contracts (two leg columns), from the path's
+    shared scratch: the operations of :func:`evaluate_nb`, in its order, on what varies by row.
+    Writes ``out[v, p]`` but for the PnL and the premium; returns the final value."""
+    n_steps = prices.shape[1]
+    spot_held = spot_btc
+    stopped = False
+    liquidated = 1.0 if liquidated_at < n_steps else 0.0
+    h_size = hedge_size[v]
+    h_entry = spot0
+    max_dd = 0.0
+    trough = peak_value  # the lowest value since the peak: a drawdown can only deepen below it
+    value = value0
+    size0, size1 = leg_size[v, 0], leg_size[v, 1]
+    settle0, settle1 = settles[v, 0], settles[v, 1]  # -1: no leg
+    marks0 = marks[max(leg_table[v, 0], 0)]
+    marks1 = marks[max(leg_table[v, 1], 0)]
+    strike0, strike1 = leg_strike[v, 0], leg_strike[v, 1]
+    call0, call1 = leg_kind[v, 0] == 1, leg_kind[v, 1] == 1
+    stop_at, stop_dd = stop_price[v], stop_drawdown[v]
+    n_held = held_terms.shape[0]
+    for t in range(n_steps):
+        s = prices[p, t]
+        if events[t] != 0.0:
+            book_size = perp_size if t <= liquidated_at else 0.0
+            cash -= (book_size + h_size) * s * funding_row[t] * events[t]
+        if h_size != 0.0:
+            equity = h_collateral + h_size * (s - h_entry)
+            if equity <= abs(h_size) * s * perp_mmr:
+                h_size = 0.0
+                h_collateral = 0.0
+                liquidated = 1.0
+        if not stopped and spot_held > 0.0 and (s <= stop_at or drops[t] >= stop_dd):
+            sold = spot_held * stop_fraction[v]
+            cash += sold * s * (1.0 - fee[v])
+            spot_held -= sold
+            stopped = True
+        if t == settle0:
+            cash += size0 * (max(s - strike0, 0.0) if call0 else max(strike0 - s, 0.0))
+        if t == settle1:
+            cash += size1 * (max(s - strike1, 0.0) if call1 else max(strike1 - s, 0.0))
+        value = cash + spot_held * s
+        if t < book_until:
+            value += book_terms[t]
+        if h_size != 0.0:
+            value += h_collateral + h_size * (s - h_entry)
+        for h in range(n_held):
+            value += held_terms[h, t]
+        if t < settle0:
+            value += size0 * marks0[t]
+        if t < settle1:
+            value += size1 * marks1[t]
+        # evaluate_nb's drawdown at every step; for a fixed peak it grows as the value falls, so
+        # only a new low since the peak can raise it (the same maximum, bit for bit)
+        if value > peak_value:
+            peak_value = value
+            trough = value
+        elif value < trough:
+            trough = value
+            if peak_value > 0.0:
+                dd = (peak_value - value) / peak_value
+                if dd > max_dd:
+                    max_dd = dd
+    out[v, p, OUT_MAX_DD] = max_dd
+    out[v, p, OUT_LIQUIDATED] = liquidated
+    out[v, p, OUT_FINAL_VALUE] = value
+    return value
+
+
+@jit_norc
+def _stretch_nb(prices, p, t0, t1, cash, spot_held, book_on, book_terms, held_terms, alive0, size0, marks0, alive1,
+                size1, marks1, peak_value, trough, max_dd):
+    """Steps ``t0 <= t < t1`` of a row on which nothing but marks moves (no trade, no funding, the
+    same legs alive): the marked value and its drawdown, in :func:`evaluate_nb`'s order of
+    operations. For a fixed peak the drawdown grows as the value falls, so only a new low since
+    the peak (``trough``) can raise it: the same maximum, bit for bit, as at every step."""
+    value = 0.0
+    for t in range(t0, t1):
+        value = cash + spot_held * prices[p, t]
+        if book_on:
+            value += book_terms[t]
+        for h in range(held_terms.shape[0]):
+            value += held_terms[h, t]
+        if alive0:
+            value += size0 * marks0[t]
+        if alive1:
+            value += size1 * marks1[t]
+        if value > peak_value:
+            peak_value = value
+            trough = value
+        elif value < trough:
+            trough = value
+            if peak_value > 0.0:
+                dd = (peak_value - value) / peak_value
+                if dd > max_dd:
+                    max_dd = dd
+    return value, peak_value, trough, max_dd
+
+
+@jit_norc
+def _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc, perp_size, liquidated_at, book_until,
+                  leg_kind, leg_size, leg_strike, leg_table, settles, h_size, cash, peak_value, value0, marks, held_terms,
+                  book_terms, out):
+    """:func:`_fixed_row_nb` for a row without a hedge perp or a stop that can fire: between the
+    steps where its cash moves (funding, a leg settling) and where the book perp stops counting,
+    only marks move, and those stretches run in :func:`_stretch_nb`."""
+    n_steps = prices.shape[1]
+    size0, size1 = leg_size[v, 0], leg_size[v, 1]
+    settle0, settle1 = settles[v, 0], settles[v, 1]  # -1: no leg
+    marks0 = marks[max(leg_table[v, 0], 0)]
+    marks1 = marks[max(leg_table[v, 1], 0)]
+    max_dd = 0.0
+    trough = peak_value
+    value = value0
+    t = 0
+    while t < n_steps:
+        s = prices[p, t]
+        # funding moves the cash unless nothing is exposed to it (then it subtracts a zero,
+        # which changes nothing but a -0.0)
+        funded = perp_size != 0.0 or cash == 0.0
+        if funded and events[t] != 0.0:
+            book_size = perp_size if t <= liquidated_at else 0.0
+            cash -= (book_size + h_size) * s * funding_row[t] * events[t]
+        if t == settle0:
+            cash += size0 * (max(s - leg_strike[v, 0], 0.0) if leg_kind[v, 0] == 1 else max(leg_strike[v, 0] - s, 0.0))
+        if t == settle1:
+            cash += size1 * (max(s - leg_strike[v, 1], 0.0) if leg_kind[v, 1] == 1 else max(leg_strike[v, 1] - s, 0.0))
+        end = next_funding[t] if funded else n_steps
+        for boundary in (settle0, settle1, book_until):
+            if t < boundary < end:
+                end = boundary
+        value, peak_value, trough, max_dd = _stretch_nb(prices, p, t, end, cash, spot_btc, t < book_until, book_terms,
+                                                        held_terms, t < settle0, size0, marks0, t < settle1, size1,
+                                                        marks1, peak_value, trough, max_dd)
+        t = end
+    out[v, p, OUT_MAX_DD] = max_dd
+    out[v, p, OUT_LIQUIDATED] = 1.0 if liquidated_at < n_steps else 0.0
+    out[v, p, OUT_FINAL_VALUE] = value
+    return value
+
+
+@jit
+def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, spot_btc, cash0, perp_size,
+                    perp_leverage, perp_entry, held_kind, held_strike, held_expiry, held_size, leg_kind, leg_size,
+                    leg_strike, leg_strike_pct, leg_expiry, leg_tenor, hedge_size, hedge_leverage, stop_price,
+                    stop_drawdown, spread, fee, controls, out, leg_table):
+    """What :func:`evaluate_fixed_nb` computes once, not per path (a plain function: code outside
+    ``prange`` in a parallel one is compiled into parallel loops too, and slowly): the rows'
+    opening trades (the premium written to ``out``), the steps their legs settle at, which rows
+    are plain (no hedge perp, no stop that can fire: prices are positive), the next funding step
+    after each step, how long each contract's marks are needed, and the book's start value."""
+    n_steps = prices.shape[1]
+    n_var, n_legs = leg_kind.shape
+    if n_legs != 2:
+        raise ValueError("evaluate_fixed_nb takes two leg columns")
+    for v in range(n_var):
+        if controls[v, C_DYNAMIC] != 0.0 or not math.isnan(controls[v, C_DELEV_TARGET]):
+            raise ValueError("evaluate_fixed_nb takes no dynamic hedge and no deleverage rule")
+        for j in range(n_legs):
+            if leg_size[v, j] != 0.0 and leg_table[v, j] < 0:
+                raise ValueError("evaluate_fixed_nb takes tabulated legs only")
+    n_contracts = 0
+    for v in range(n_var):
+        for j in range(n_legs):
+            n_contracts = max(n_contracts, leg_table[v, j] + 1)
+    opening = np.empty((n_var, 3))  # cash after the opening trades, hedge collateral, value drawdowns start from
+    settles = np.empty((n_var, n_legs), dtype=np.int64)  # the step a leg settles at (-1: no leg)
+    marks_until = np.zeros(n_contracts, dtype=np.int64)  # marks needed before this step
+    plain = np.empty(n_var, dtype=np.bool_)
+    next_funding = np.empty(n_steps, dtype=np.int64)
+    following = n_steps
+    for t in range(n_steps - 1, -1, -1):
+        next_funding[t] = following
+        if events[t] != 0.0:
+            following = t
+    for v in range(n_var):
+        cash, premium, h_collateral, peak_value = _open_nb(
+            v, spot0, surface, bf25, ref_tenor, floor, spot_btc, cash0, perp_size, perp_leverage, perp_entry,
+            held_kind, held_strike, held_expiry, held_size, leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry,
+            leg_tenor, hedge_size, hedge_leverage, spread, fee)
+        opening[v, 0], opening[v, 1], opening[v, 2] = cash, h_collateral, peak_value
+        for p in range(out.shape[1]):
+            out[v, p, OUT_PREMIUM] = premium
+        stop_live = spot_btc > 0.0 and (stop_price[v] >= 0.0 or stop_drawdown[v] <= 1.0)
+        plain[v] = hedge_size[v] == 0.0 and not stop_live
+        for j in range(n_legs):
+            settles[v, j] = -1
+            if leg_size[v, j] != 0.0:
+                expiry = leg_expiry[v, j] if not math.isnan(leg_expiry[v, j]) else leg_tenor[v, j]
+                settles[v, j] = _expiry_step_nb(expiry, dt, n_steps)
+                marks_until[leg_table[v, j]] = max(marks_until[leg_table[v, j]], settles[v, j])
+    value0 = cash0 + spot_btc * spot0 + perp_size * (spot0 - perp_entry)
+    for h in range(held_kind.shape[0]):
+        value0 += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], spot0, held_expiry[h], surface[0, 0],
+                                                  surface[0, 1], bf25, surface[0, 2], ref_tenor, floor)
+    return opening, settles, marks_until, plain, next_funding, value0
+
+
+@pjit
+def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, funding, events,
+                      spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
+                      held_kind, held_strike, held_expiry, held_size,
+                      leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
+                      hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
+                      leg_table, tables, tab_lo, tab_inv):
+    """:func:`evaluate_nb` for rows whose option legs are all tabulated fixed contracts
+    (``leg_table >= 0``: a fixed strike, no roll; two leg columns) and that have no dynamic hedge
+    and no deleverage rule: the same numbers, bit for bit, for a fraction of the work (the trace
+    arguments are not taken: tracing is :func:`evaluate_nb`'s).
+
+    The opening trades are the same on every path, so they are priced once per row
+    (:func:`_fixed_setup_nb`). Then, path by path (tasks of ``PATH_BLOCK`` paths), what every row
+    shares is computed once (the contracts' marks, the options held, the book perp, the price's
+    drop from its peak, :func:`_path_scratch_nb`) and each row only adds its own sizes, cash flows,
+    hedge, stop and drawdown (:func:`_plain_row_nb`, :func:`_fixed_row_nb`)."""
+    n_paths, n_steps = prices.shape
+    n_var = leg_kind.shape[0]
+    n_held = held_kind.shape[0]
+    opening, settles, marks_until, plain, next_funding, value0 = _fixed_setup_nb(
+        prices, spot0, dt, surface, bf25, ref_tenor, floor, events, spot_btc, cash0, perp_size, perp_leverage,
+        perp_entry, held_kind, held_strike, held_expiry, held_size, leg_kind, leg_size, leg_strike, leg_strike_pct,
+        leg_expiry, leg_tenor, hedge_size, hedge_leverage, stop_price, stop_drawdown, spread, fee, controls, out,
+        leg_table)
+    n_contracts = marks_until.shape[0]
+    n_tasks = (n_paths + PATH_BLOCK - 1) // PATH_BLOCK
+    for task in numba.prange(n_tasks):
+        marks = np.empty((max(n_contracts, 1), n_steps))
+        held_terms = np.empty((n_held, n_steps))
+        book_terms = np.empty(n_steps)
+        drops = np.empty(n_steps)
+        for p in range(task * PATH_BLOCK, min(n_paths, (task + 1) * PATH_BLOCK)):
+            liquidated_at = _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor,
+                                             floor, perp_size, perp_leverage, perp_entry, perp_mmr, held_kind,
+                                             held_strike, held_expiry, held_size, tables, tab_lo, tab_inv, marks_until,
+                                             marks, held_terms, book_terms, drops)
+            book_until = liquidated_at if perp_size != 0.0 else 0
+            funding_row = funding[min(p, funding.shape[0] - 1)]
+            for v in range(n_var):
+                if plain[v]:
+                    final = _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc, perp_size,
+                                          liquidated_at, book_until, leg_kind, leg_size, leg_strike, leg_table, settles,
+                                          hedge_size[v], opening[v, 0], opening[v, 2], value0, marks, held_terms,
+                                          book_terms, out)
+                else:
+                    final = _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size, perp_mmr,
+                                          liquidated_at, book_until, leg_kind, leg_size, leg_strike, leg_table, settles,
+                                          hedge_size, stop_price, stop_drawdown, stop_fraction, fee, opening[v, 0],
+                                          opening[v, 1], opening[v, 2], value0, marks, held_terms, book_terms, drops, out)
+                out[v, p, OUT_PNL] = final - value0
