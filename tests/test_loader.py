@@ -7,6 +7,7 @@ import sys
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from pathlib import Path
 import yaml
 
 import engine
@@ -539,9 +540,17 @@ outputs:""").replace("    long: {notional_usd: 38B}", """\
       entry_price: {distribution: table, weights: {80k: 50%, 90k: 50%}}""")
 
 
-@pytest.mark.parametrize("source", ["rich", "flagship"])
+_SHIPPED = sorted(
+    str(p.relative_to(Path(__file__).resolve().parents[1] / "scenarios"))
+    for p in (Path(__file__).resolve().parents[1] / "scenarios").rglob("*.yaml")
+)
+
+
+# Every shipped scenario, not only the flagship: sweeps and breakpoints rebuild scenarios from this
+# dump, and a default written out (a margin hike's contract size) once failed to load back.
+@pytest.mark.parametrize("source", ["rich", *_SHIPPED])
 def test_dump_scenario_reloads_to_an_equal_scenario(source, write_yaml, scenarios_dir):
-    path = write_yaml("rich.yaml", RICH) if source == "rich" else scenarios_dir / "feb-2026-deleveraging.yaml"
+    path = write_yaml("rich.yaml", RICH) if source == "rich" else scenarios_dir / source
     scenario = load_scenario(path)
     text = dump_scenario(scenario)
     again = load_scenario(write_yaml("shown.yaml", text))

@@ -113,7 +113,7 @@ def margin_hike(shock, ctx: Context) -> None:
                     vs[rate_row, v, i:end_index] = rate
                     vs[usd_row, v, i:end_index] = 0.0
                 elif usd is not None:
-                    vs[usd_row, v, i:end_index] = usd / shock.contract_size_btc
+                    vs[usd_row, v, i:end_index] = usd / shock.btc_per_contract
             vs[Venue.MARGIN_CHANGE, v, i] = 1.0
             vs[Venue.TOP_UP_FRACTION, v, i] = shock.top_up_fraction
         if end_index < n:  # revert to what held before the hike

@@ -90,7 +90,9 @@ class MarginHike(_Shock):
     maintenance_margin_rate: Rate | None = Field(None, gt=0, lt=1, description=_MM_RATE)
     maintenance_margin_usd_per_contract: Amount | None = Field(None, gt=0, description=_MM_USD)
     schedule: list[MarginStep] = Field(default_factory=list, description="Step schedule.")
-    contract_size_btc: Number = Field(5.0, gt=0, le=1e6, description="BTC per contract (CME: 5).")
+    contract_size_btc: Number | None = Field(
+        None, gt=0, le=1e6, description="BTC per contract for *_usd_per_contract requirements; null = 5 (CME)."
+    )
     venues: list[Name] | None = Field(None, description="Venues it applies to; null = every venue.")
     top_up_fraction: Rate = Field(
         0.5, ge=0, le=1, description="Share of over-levered positions that add margin; the rest cut size."
@@ -120,12 +122,17 @@ class MarginHike(_Shock):
             for step in self.steps()
             for w in ("initial", "maintenance")
         )
-        if "contract_size_btc" in self.model_fields_set and not in_usd:
+        if self.contract_size_btc is not None and not in_usd:
             raise ValueError(
                 "contract_size_btc converts *_usd_per_contract requirements; this hike has none, "
                 "so remove it"
             )
         return self
+
+    @property
+    def btc_per_contract(self) -> float:
+        """BTC per contract that converts USD-per-contract requirements (CME's 5 unless given)."""
+        return 5.0 if self.contract_size_btc is None else float(self.contract_size_btc)
 
     def steps(self) -> list[MarginStep]:
         """The schedule, with the direct form as a single step at ``start``."""
