@@ -33,6 +33,7 @@ __all__ = [
     "load_run",
     "write_run",
     "run_sweep",
+    "find_breakpoint",
 ]
 
 _LAZY = {
@@ -49,6 +50,7 @@ _LAZY = {
     "load_run": ("engine.results.store", "load_run"),
     "write_run": ("engine.results.store", "write_run"),
     "run_sweep": ("engine.sweep", "run_sweep"),
+    "find_breakpoint": ("engine.breakpoint", "find_breakpoint"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .results.store import load_run, write_run
     from .simulate import run
     from .sweep import run_sweep
+    from .breakpoint import find_breakpoint
 
 
 def __getattr__(name: str):

@@ -154,12 +154,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skew", default="-5%", help="25-delta risk reversal of the implied vol (default -5%%)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
+    p = sub.add_parser("replay", help="run a scenario's book and flows along an observed price path: implied "
+                                      "liquidations, open interest and margin stress, beside the facts")
+    p.add_argument("--data", type=Path, required=True, help="an OHLCV CSV of closes, e.g. ../shared/data/btc_hourly_*.csv")
+    p.add_argument("--scenario", type=Path, required=True, metavar="FILE", help="the scenario whose book and flows are replayed")
+    p.add_argument("--start", help="first day or time replayed (UTC; default: the scenario's horizon.start)")
+    p.add_argument("--end", help="end of the window (UTC; a day alone means the whole day; default: start + horizon.duration)")
+    p.add_argument("--facts", type=Path, metavar="FILE",
+                   help="facts to compare with (default: facts/<scenario name>.yaml beside the data folder, or in ../shared/facts)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write the per-step table (Parquet and CSV), the daily table "
+                                                         "and the facts comparison here (files are replaced)")
+    _add_set(p)
     p = sub.add_parser("surface", help="fit the vol surface to an option-chain snapshot and show the residuals")
     p.add_argument("chain", type=Path, help="a Deribit chain snapshot CSV, e.g. ../shared/data/options/...")
     p.add_argument("--max-abs-x", type=float, default=2.0, metavar="X",
                    help="fit quotes within X ATM standard deviations of the forward (default 2)")
     p.add_argument("--residuals", type=Path, metavar="OUT.csv", help="write every quote's residual to a CSV")
     p.add_argument("--json", action="store_true", help="print the fit as one JSON object")
+    p = sub.add_parser("stylised", help="stylised facts of simulated returns beside a real price history")
+    p.add_argument("file", type=Path, metavar="SCENARIO")
+    p.add_argument("--data", type=Path, required=True,
+                   help="closes at the scenario's step or finer, e.g. ../shared/data/btc_hourly_binance_*.csv")
+    p.add_argument("--time-column", help="the CSV's time column (default: found among timestamp, time, date, ...)")
+    p.add_argument("--close-column", help="the CSV's close column (default: found among close, Close, price, ...)")
+    p.add_argument("--start", help="first day or time of the real data used (UTC), e.g. 2025-03-05")
+    p.add_argument("--end", help="last day or time used (UTC; a day alone means the whole day)")
+    p.add_argument("--paths", type=_positive_int, default=None, help="number of paths (default: the scenario's)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="seed (default: the scenario's)")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="kernel threads; results do not depend on it")
+    p.add_argument("--tail-fraction", default="5%", help="share of returns in each Hill tail (default 5%%)")
+    p.add_argument("--stride", type=_positive_int, default=1,
+                   help="steps between the starts of real windows (default 1: every window)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_set(p)
+    p = sub.add_parser("breakpoint", help="reverse stress test: the smallest scale of a shock at which a metric "
+                                          "crosses a threshold; exit 1 if it never does")
+    p.add_argument("file", type=Path, metavar="SCENARIO")
+    p.add_argument("--shock", required=True, metavar="KEY",
+                   help="the --set path of the number to scale, e.g. shocks[warsh].depth_multiplier, "
+                        "shocks[etf_run].generated.total_usd, or a mapping of numbers (shocks[farside_days].daily_flows_usd)")
+    p.add_argument("--metric", required=True, metavar="METRIC",
+                   help="as cascade check names it: market.min_price.p50, market.prob_touch_56100, "
+                        "strategies.unhedged.p_liquidated, ...")
+    p.add_argument("--threshold", required=True, metavar="T", help="e.g. 56.1k or 5%%")
+    p.add_argument("--direction", choices=["auto", "above", "below"], default="auto",
+                   help="crossed when the metric is above / below T (auto: the way the shock moves the metric "
+                        "between the ends of the range)")
+    p.add_argument("--scale-mode", choices=["auto", "multiply", "multiplier", "value"], default="auto",
+                   help="multiply: the key is s x its value; multiplier: 1 + s x (value - 1); value: s itself "
+                        "(auto: multiplier for *_multiplier keys, else multiply)")
+    p.add_argument("--range", metavar="LO:HI",
+                   help="initial range of s (default 0:1, no shock to the scenario's); required in value mode, "
+                        "e.g. --range=11%%:40%% (write --range=... when LO is negative)")
+    p.add_argument("--max-scale", type=float, default=16.0, metavar="X",
+                   help="the top of the range doubles up to this scale (default 16)")
+    p.add_argument("--tol", default="1%", metavar="R", help="stop when the bracket is within R of the scale (default 1%%)")
+    p.add_argument("--max-evals", type=_positive_int, default=40, metavar="N", help="at most N simulations (default 40)")
+    p.add_argument("--n-se", type=float, default=2.0, metavar="Z",
+                   help="uncertainty: the scales where T is within Z standard errors of the metric (default 2)")
+    p.add_argument("--paths", type=_positive_int, default=None, help="number of paths (default: the scenario's)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="seed (default: the scenario's)")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="kernel threads; results do not depend on it")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_set(p)
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.add_argument("--markdown", action="store_true", help="print the schema reference as Markdown")
     p.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
@@ -495,6 +553,38 @@ def _cmd_backtest(args) -> int:
     return EXIT_OK
 
 
+def _cmd_replay(args) -> int:
+    from .backtest import load_ohlcv
+    from .replay import default_facts, render_replay, replay
+    from .scenario.loader import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    if args.facts is not None and not args.facts.is_file():
+        print(f"cascade replay: --facts {args.facts}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(f"cascade replay: --out {args.out}: exists and is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    facts = args.facts or default_facts(scenario.name, args.data)
+    try:
+        result = replay(scenario, load_ohlcv(args.data), args.start, args.end)
+        comparison = result.compare_facts(facts) if facts is not None else None
+    except ValueError as exc:  # the data, the window or the facts file
+        print(f"cascade replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    written = result.write(args.out, facts) if args.out is not None else []
+    if args.json:
+        out = {"data": str(args.data), "facts_file": None if facts is None else str(facts), **result.to_dict(facts)}
+        if written:
+            out["written"] = [str(p) for p in written]
+        print(json.dumps(out))
+        return EXIT_OK
+    print(render_replay(result, args.data, facts, comparison))
+    if written:
+        print(f"\nwritten: {', '.join(str(p) for p in written)}")
+    return EXIT_OK
+
+
 def _cmd_surface(args) -> int:
     import math
 
@@ -544,9 +634,82 @@ def _cmd_surface(args) -> int:
     return EXIT_OK
 
 
+def _cmd_stylised(args) -> int:
+    import math
+    import os
+
+    from .backtest import load_ohlcv
+    from .calibration.stylised import compare, render_comparison, select_period
+    from .scenario.loader import load_scenario
+    from .scenario.units import UnitError, parse_rate
+    from .simulate import run
+
+    try:
+        tail_fraction = parse_rate(args.tail_fraction)
+    except UnitError as exc:
+        print(f"cascade stylised: --tail-fraction: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0 < tail_fraction < 0.5:
+        print(f"cascade stylised: --tail-fraction must be between 0 and 50%, got {args.tail_fraction!r}", file=sys.stderr)
+        return EXIT_USAGE
+    scenario = load_scenario(args.file, args.overrides)
+    try:  # the data first: its mistakes show before a simulation runs
+        close = select_period(load_ohlcv(args.data, args.time_column, args.close_column), args.start, args.end)
+    except ValueError as exc:
+        print(f"cascade stylised: {args.data}: {exc}" if str(args.data) not in str(exc) else f"cascade stylised: {exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    result = run(scenario, n_paths=args.paths, seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1)
+    try:
+        table = compare(result, close, stride=args.stride, tail_fraction=tail_fraction)
+    except ValueError as exc:
+        print(f"cascade stylised: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        a = table.attrs
+
+        def number(value):
+            return None if isinstance(value, float) and not math.isfinite(value) else value
+
+        rows = {s: {c: (bool(v) if c == "in_range" else number(float(v))) for c, v in row.items()}
+                for s, row in table.iterrows()}
+        print(json.dumps({"scenario": a["scenario"], "n_paths": a["n_paths"], "seed": a["seed"], "data": str(args.data),
+                          "start": str(a["real_start"]), "end": str(a["real_end"]), "window": a["window"],
+                          "real_windows": a["real_windows"], "stride": a["stride"],
+                          "tail_fraction": a["tail_fraction"], "statistics": rows}))
+        return EXIT_OK
+    print(render_comparison(table, str(args.data)))
+    return EXIT_OK
+
+
+def _cmd_breakpoint(args) -> int:
+    import os
+
+    from .breakpoint import find_breakpoint
+
+    lo = hi = None
+    if args.range is not None:
+        lo, sep, hi = args.range.partition(":")
+        if not sep or not lo.strip() or not hi.strip():
+            print(f"cascade breakpoint: --range expects LO:HI, e.g. 0:2 or 11%:40%, got {args.range!r}", file=sys.stderr)
+            return EXIT_USAGE
+
+    def progress(e):
+        print(f"  s = {e.scale:.6g}: {args.metric} = {e.metric:.6g} +- {e.se:.3g} ({e.seconds:.1f} s)", file=sys.stderr)
+
+    result = find_breakpoint(args.file, args.shock, args.metric, args.threshold, direction=args.direction,
+                             scale_mode=args.scale_mode, lo=lo, hi=hi, max_scale=args.max_scale, tol=args.tol,
+                             max_evals=args.max_evals, n_se=args.n_se, n_paths=args.paths, seed=args.seed,
+                             n_jobs=args.jobs or os.cpu_count() or 1, overrides=args.overrides,
+                             progress=progress if not args.json and sys.stderr.isatty() else None)
+    print(json.dumps(result.to_dict()) if args.json else result.render())
+    return EXIT_OK if result.found else EXIT_FAIL
+
+
 _COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "rerun": _cmd_rerun,
              "report": _cmd_report, "compare": _cmd_compare, "check": _cmd_check, "sweep": _cmd_sweep, "list": _cmd_list,
-             "surface": _cmd_surface, "backtest": _cmd_backtest, "schema": _cmd_schema}
+             "surface": _cmd_surface, "backtest": _cmd_backtest, "schema": _cmd_schema, "stylised": _cmd_stylised,
+             "replay": _cmd_replay, "breakpoint": _cmd_breakpoint}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from .compile.layout import OPTION_PUT, Venue
 from .errors import ScenarioError
 from .options.surface import VolSurface
 
-__all__ = ["run", "prepare", "Prepared", "student_t_table", "dealer_hedge_table", "DEALER_GRID"]
+__all__ = ["run", "run_prepared", "prepare", "Prepared", "student_t_table", "dealer_hedge_table", "DEALER_GRID"]
 
 DEALER_GRID = 256  # log-price points of the dealer hedge table
 TAIL_TABLE = 4097  # quantiles of the unit-variance Student-t
@@ -130,6 +130,9 @@ class Prepared:
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
     venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
     grid: np.ndarray  # the bankruptcy grid + [log(grid[0]), cells per unit log price]
+    # empty for a simulation; replaying an observed path (engine.replay), the log price at the end
+    # of every step, with the impact coefficients in ``drivers`` set to 0
+    replay: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def prepare(compiled: CompiledScenario) -> Prepared:
@@ -181,7 +184,7 @@ def _task_paths(block: int) -> int:
 
 
 def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: dict) -> None:
-    from .nb.kernel import simulate_nb
+    from .nb.kernel import N_STRESS, simulate_nb
 
     c = prep.compiled
     n_steps = c.n_steps
@@ -198,7 +201,8 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
                 prep.venue_share, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
                 prep.tail_power, prep.tail_scale, prep.normal_table, prep.drivers, c.rng.block_seeds, block, task, first,
-                out["summary"][rows], *views, tasks, keep_steps)
+                out["summary"][rows], *views, tasks, keep_steps, prep.replay,
+                out["stress"] if prep.replay.size else np.empty((0, N_STRESS)))
     tasks = tasks.reshape(n_blocks, per_block, n_steps, tasks.shape[2])
     flows = tasks[:, 0].copy()
     for j in range(1, per_block):  # the tasks of a block in order: the same sums whatever ran them
@@ -215,8 +219,6 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
     changes a number. ``keep_steps=False`` skips the per-step fans (per-path summaries only).
     """
     from .compile.compiler import compile_scenario
-    from .nb.kernel import FLOW_FIELDS, N_SUMMARY
-    from .result import SimulationResult
 
     started = time.perf_counter()
     if isinstance(scenario, CompiledScenario):
@@ -234,8 +236,22 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
         raise ScenarioError("n_paths must be at least 1")
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
-    prep = prepare(compiled)
+    return run_prepared(prepare(compiled), spec, n_jobs, chunk_paths=chunk_paths, keep_steps=keep_steps,
+                        progress=progress, started=started)
+
+
+def run_prepared(prep: Prepared, scenario=None, n_jobs: int = 1, *, chunk_paths: int | None = None,
+                 keep_steps: bool = True, progress: bool = False, started: float | None = None):
+    """:func:`run` from a :class:`Prepared` (its ``compiled.n_paths`` paths): for callers that change
+    what the kernel reads (:mod:`engine.replay`). ``scenario`` is kept on the result."""
+    from .nb.kernel import FLOW_FIELDS, N_STRESS, N_SUMMARY
+    from .result import SimulationResult
+
+    started = time.perf_counter() if started is None else started
+    compiled = prep.compiled
     n, n_steps, block = compiled.n_paths, compiled.n_steps, compiled.rng.block_size
+    if prep.replay.shape not in ((0,), (n_steps,)):
+        raise ValueError(f"prep.replay: expected no price or one per step ({n_steps}), got shape {prep.replay.shape}")
     step_shape = (n, n_steps) if keep_steps else (0, n_steps)
     out = {
         "summary": np.zeros((n, N_SUMMARY)),
@@ -246,6 +262,8 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
         "funding": np.zeros(step_shape, dtype=np.float32),  # the funding rate per interval, each step
         # per RNG block, (step, field): one step's flows side by side in memory
         "flows": np.zeros((compiled.rng.block_seeds.shape[0], n_steps, len(FLOW_FIELDS))),
+        # replay only: the book's margin stress at the end of every step (engine.nb.kernel.STRESS_FIELDS)
+        "stress": np.zeros((n_steps if prep.replay.size else 0, N_STRESS)),
     }
     # default: one chunk (no barrier between chunks); with a progress bar ~20 updates, and never
     # fewer blocks per chunk than threads to keep busy
@@ -270,7 +288,7 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
     flows = np.ascontiguousarray(flows.T)
     timings = {"prepare_s": prepared_at - started, "kernel_load_s": loaded_at - prepared_at,
                "simulate_s": time.perf_counter() - loaded_at}
-    return SimulationResult(compiled, spec, prep, out, flows, timings)
+    return SimulationResult(compiled, scenario, prep, out, flows, timings)
 
 
 class _NoBar:

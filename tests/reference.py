@@ -7,6 +7,11 @@ uniforms, ``engine.nb.rng.draw_uniforms_nb``), and returns what the kernel retur
 the summary (``SUMMARY_FIELDS``), the per-step price, open interest and liquidations, and the
 per-step flow decomposition (``FLOW_FIELDS``).
 
+Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
+instead of its exogenous moves, and flows and liquidations have no impact (the observed price
+already holds their effect); the rest of the step is unchanged. The reference then also records
+the book's margin stress at every step's close (``STRESS_FIELDS``), from its plain cells.
+
 It is deliberately *not* the kernel's algorithm:
 
 * the book holds each cell's actual size in BTC in plain per-venue lists; voluntary
@@ -42,12 +47,13 @@ Where the kernel does something else, the reference does what the model says, an
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.compile.layout import IMPACT_LINEAR, IMPACT_SQRT, PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS
-from engine.nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+from engine.nb.kernel import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
 from engine.nb.rng import draw_uniforms_nb
 
 __all__ = ["PathResult", "simulate_path", "path_uniforms", "standard_normal", "inverse_normal_cdf", "LOG_FLOOR"]
@@ -55,6 +61,8 @@ __all__ = ["PathResult", "simulate_path", "path_uniforms", "standard_normal", "i
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20)
 IMPACT_CAP = 2.0  # one step's impact is at most +-2 in log price
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% return
+NEAR_LIQUIDATION = 0.05  # stress: notional a 5% move would liquidate
+HIGH_LEVERAGE = 4.0  # stress: notional above 4x effective leverage
 LONG, SHORT = "long", "short"
 
 
@@ -244,14 +252,16 @@ class PathResult:
     liq_short: list
     flows: dict  # FLOW_FIELDS -> per-step list, USD, sell < 0
     rounds: list  # liquidation rounds per step
+    stress: list = dataclasses.field(default_factory=list)  # replay only: STRESS_FIELDS -> value, per step
 
 
 class _Path:
     """The state of one path, and one method per mechanism of a step (kernel docstring, 1-8)."""
 
-    def __init__(self, prep):
+    def __init__(self, prep, replay=None):
         c = prep.compiled
         self.prep = prep
+        self.replay = None if replay is None else [float(x) for x in replay]  # log closes, or None
         self.p = {name: c.param(name) for name in PARAM_FIELDS}
         self.drv = {name: c.step(name).tolist() for name in STEP_FIELDS}
         self.venue = [{name: c.venue(name, v).tolist() for name in VENUE_FIELDS} for v in range(c.n_venues)]
@@ -293,7 +303,10 @@ class _Path:
         return self.start_prices[k] if k >= 0 else self.start_prices[0]
 
     def impact(self, q: float, t: int) -> float:
-        """Log-price impact of a net flow ``q`` (USD): square-root law and/or linear depth."""
+        """Log-price impact of a net flow ``q`` (USD): square-root law and/or linear depth; none
+        in a replay (the observed price already holds it)."""
+        if self.replay is not None:
+            return 0.0
         model = int(self.p["IMPACT_MODEL"])
         liquidity = self.drv["DEPTH_MULT"][t]
         out = 0.0
@@ -522,6 +535,8 @@ class _Path:
         # 1-2. transient impact heals; exogenous return
         self.transient *= self.p["RESILIENCE_DECAY"] ** self.drv["RESILIENCE_MULT"][t]
         self.ln_fundamental += self.exogenous_return(t, u)
+        if self.replay is not None:  # the observed close instead
+            self.ln_fundamental = self.replay[t]
 
         # 3. margin changes; 4. flows, at the step-start price
         cuts = self.margin_changes(t, s)
@@ -583,6 +598,33 @@ class _Path:
         out.rounds.append(rounds)
         for key in FLOW_FIELDS:
             out.flows[key].append(flows[key])
+        if self.replay is not None:
+            out.stress.append(self.stress(price))
+
+    def stress(self, price: float) -> dict:
+        """Margin stress of the book at ``price``: each side's notional and equity (size times the
+        distance from the price to the bankruptcy price), the notional a 5% move would liquidate (or
+        already crossed), and the notional above 4x effective leverage."""
+        out = dict.fromkeys(STRESS_FIELDS, 0.0)
+        book = self.book
+        for v in range(book.n_venues):
+            for side, sign in ((LONG, -1.0), (SHORT, 1.0)):
+                for c, size in enumerate(book.cells[side][v]):
+                    if size <= 0.0:
+                        continue
+                    pb = book.bankruptcy(c)
+                    notional = size * price
+                    out[f"{side}_open_interest_usd"] += notional
+                    out[f"{side}_equity_usd"] += size * sign * (pb - price)
+                    if side == LONG:
+                        near = pb / (1.0 - self.mmr[v]) >= price * (1.0 - NEAR_LIQUIDATION)
+                        high = pb > price * (1.0 - 1.0 / HIGH_LEVERAGE)
+                    else:
+                        near = pb / (1.0 + self.mmr[v]) <= price * (1.0 + NEAR_LIQUIDATION)
+                        high = pb < price * (1.0 + 1.0 / HIGH_LEVERAGE)
+                    out[f"{side}_near_liquidation_usd"] += notional if near else 0.0
+                    out[f"{side}_over_4x_usd"] += notional if high else 0.0
+        return out
 
     def finish(self) -> PathResult:
         tot = self.totals
@@ -593,11 +635,13 @@ class _Path:
         return self.out
 
 
-def simulate_path(prep, uniforms) -> PathResult:
+def simulate_path(prep, uniforms, replay=None) -> PathResult:
     """One path of the model from the prepared scenario and the path's ``(n_steps, 6)`` uniforms
     (``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` the
-    scheduled-jump spread on the steps that have one, NaN elsewhere; ``u5`` unused)."""
-    path = _Path(prep)
+    scheduled-jump spread on the steps that have one, NaN elsewhere; ``u5`` unused). ``replay``:
+    the log price at the end of every step, to replay an observed path (then the uniforms are
+    drawn on and unused, as in the kernel)."""
+    path = _Path(prep, replay)
     for t in range(path.n_steps):
         path.step(t, [float(x) for x in uniforms[t]])
     return path.finish()

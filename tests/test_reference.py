@@ -414,3 +414,61 @@ def test_an_adl_in_a_round_spares_the_positions_closed_before_it():
     per_path = case.kernel.per_path
     assert (per_path["adl_usd"] > 0).all() and (per_path["short_liquidations_usd"] > 0).all()
     compare_all(case)
+
+
+# ----------------------------------------------------------------------------- replay
+# The kernel replaying an observed path (engine.replay) against the reference replaying it. The
+# observed path is path 0 of the case's own simulation (its float32 closes): it holds the jumps,
+# cascades, margin hikes and breaker trips each case was built for.
+REPLAYED = ["cascade", "margin-hike", "exchange-failure", "relief-rally", "rich"]
+_REPLAYS: dict = {}
+
+
+def _replay_case(name: str) -> Case:
+    if name not in _REPLAYS:
+        import pandas as pd
+
+        from engine.replay import replay
+
+        sim = _case(name).kernel
+        step = sim.timeline[1] - sim.timeline[0]
+        index = sim.timeline.insert(0, sim.timeline[0] - step)
+        closes = pd.Series(np.concatenate([[sim.compiled.param("SPOT0")], sim._raw["price"][0]]), index=index)
+        kernel = replay(engine.load_scenario(SCENARIOS[name]), closes).simulation
+        prep = kernel.prepared
+        ref = reference.simulate_path(prep, reference.path_uniforms(kernel.compiled, 0), replay=prep.replay)
+        _REPLAYS[name] = Case(kernel.compiled, kernel, [ref])
+    return _REPLAYS[name]
+
+
+@pytest.mark.parametrize("name", REPLAYED)
+def test_replay_matches_the_reference(name):
+    case = _replay_case(name)
+    compare_all(case)
+    ref = case.refs[0]
+    stress = case.kernel._raw["stress"]
+    for j, field in enumerate(reference.STRESS_FIELDS):
+        _check(f"stress.{field}", stress[:, j], [s[field] for s in ref.stress], RTOL, _usd_atol(case.compiled))
+
+
+@pytest.mark.parametrize("name", REPLAYED)
+def test_replay_follows_the_observed_path_and_liquidates(name):
+    case = _replay_case(name)
+    sim = _case(name).kernel
+    np.testing.assert_array_equal(case.kernel._raw["price"][0], sim._raw["price"][0])
+    pp = case.kernel.per_path.iloc[0]
+    assert pp["long_liquidations_usd"] + pp["short_liquidations_usd"] > 0
+    assert pp["max_cascade_rounds"] <= 1  # the price does not move: one round takes every crossed cell
+
+
+def test_the_replay_comparison_catches_impact_left_on():
+    """A reference that lets the flows move the price is caught: the replay's price is the data's."""
+    case = _replay_case("cascade")
+    prep = case.kernel.prepared
+    path = reference._Path(prep, prep.replay)
+    path.impact = lambda q, t: reference._Path.impact(reference._Path(prep), q, t)  # the simulation's impact
+    u = reference.path_uniforms(case.compiled, 0)
+    for t in range(path.n_steps):
+        path.step(t, [float(x) for x in u[t]])
+    with pytest.raises(AssertionError):
+        compare_steps(case, [path.finish()])

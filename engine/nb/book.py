@@ -23,6 +23,9 @@ import numpy as np
 
 from .config import jit, jit_norc
 
+NEAR_LIQUIDATION = 0.05  # stress_nb: notional whose liquidation price is within 5% of the price
+HIGH_LEVERAGE = 4.0  # stress_nb: notional above 4x effective leverage
+
 
 @jit
 def cell_of_nb(grid, log_price):
@@ -178,3 +181,51 @@ def liquidate_split_nb(cells, ptr, grid, price, pb_mult, mmr, v, fill, is_long):
             c += 1
     ptr[v] = c
     return size, pos, neg
+
+
+@jit_norc
+def stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, price, out, row):
+    """Margin stress of the book at ``price``, written to ``out[row, 0:8]`` (USD):
+
+    long and short notional ``size * price``; their equity ``size * (price - P_b)`` (long) or
+    ``size * (P_b - price)`` (short), negative for a cell under water; the notional whose
+    liquidation price is within ``NEAR_LIQUIDATION`` of the price (reached by a 5% move, or
+    already crossed); the notional above ``HIGH_LEVERAGE`` effective leverage (``P_b`` beyond
+    ``price * (1 -+ 1/4)``). ``trig[0|1, v]`` turns a grid price into a liquidation price
+    (see ``engine.nb.kernel._triggers_nb``).
+    """
+    n = grid.shape[0] - 2
+    long_usd = short_usd = long_eq = short_eq = long_near = short_near = long_high = short_high = 0.0
+    near_long = price * (1.0 - NEAR_LIQUIDATION)
+    near_short = price * (1.0 + NEAR_LIQUIDATION)
+    high_long = price * (1.0 - 1.0 / HIGH_LEVERAGE)
+    high_short = price * (1.0 + 1.0 / HIGH_LEVERAGE)
+    for v in range(long.shape[0]):
+        for c in range(top[v] + 1):
+            x = long[v, c] * scale_l
+            if x > 0.0:
+                pb = grid[c] * pb_mult
+                long_usd += x * price
+                long_eq += x * (price - pb)
+                if grid[c] * trig[0, v] >= near_long:
+                    long_near += x * price
+                if pb > high_long:
+                    long_high += x * price
+        for c in range(bottom[v], n):
+            x = short[v, c] * scale_s
+            if x > 0.0:
+                pb = grid[c] * pb_mult
+                short_usd += x * price
+                short_eq += x * (pb - price)
+                if grid[c] * trig[1, v] <= near_short:
+                    short_near += x * price
+                if pb < high_short:
+                    short_high += x * price
+    out[row, 0] = long_usd
+    out[row, 1] = short_usd
+    out[row, 2] = long_eq
+    out[row, 3] = short_eq
+    out[row, 4] = long_near
+    out[row, 5] = short_near
+    out[row, 6] = long_high
+    out[row, 7] = short_high

@@ -42,6 +42,12 @@ scheduled jump (the same on every path) a third draw gives ``u4``, its spread (`
    crosses (rounds recorded). Fills pay LIQ_FILL_PENALTY; equity left goes to the insurance
    fund, losses beyond it are bad debt paid by the fund, then by auto-deleveraging the other side.
 8. Records: price, open interest, liquidations; running min/max, drawdown, realised vol.
+
+Replay (:mod:`engine.replay`): with a non-empty ``replay`` array the log price at the end of step
+``t`` is ``replay[t]`` instead of step 2's move (the draws are made and unused), and the caller has
+zeroed the impact coefficients, so steps 5 and 7 move nothing: liquidations take every crossed cell
+in one round, at the observed close. One branch per step, where the price is formed; the book's
+margin stress at each close goes to ``stress`` (:func:`engine.nb.book.stress_nb`).
 """
 
 from __future__ import annotations
@@ -97,8 +103,20 @@ FLOW_FIELDS = (
     "forced",
     "margin_cuts",
 )
+# margin stress of the book at the end of each step, replay only (engine.nb.book.stress_nb), USD
+STRESS_FIELDS = (
+    "long_open_interest_usd",
+    "short_open_interest_usd",
+    "long_equity_usd",
+    "short_equity_usd",
+    "long_near_liquidation_usd",
+    "short_near_liquidation_usd",
+    "long_over_4x_usd",
+    "short_over_4x_usd",
+)
 N_SUMMARY = len(SUMMARY_FIELDS)
 N_FLOWS = len(FLOW_FIELDS)
+N_STRESS = len(STRESS_FIELDS)
 
 S_MIN_PRICE, S_MAX_PRICE, S_TERMINAL, S_MAX_DD, S_TROUGH = 0, 1, 2, 3, 4
 S_LIQ_LONG, S_LIQ_SHORT, S_PEAK_LIQ, S_ROUNDS, S_OI0, S_OI1 = 5, 6, 7, 8, 9, 10
@@ -230,11 +248,12 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
              tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
              work, summary_all, i, price_all, oi_all, liq_long_all, liq_short_all, funding_all, row, flows_all, b,
-             keep_steps):
+             keep_steps, replay, stress):
     """One path (row ``i`` of ``summary_all``, row ``row`` of the per-step outputs, block ``b`` of
     ``flows_all``). Compiled without the runtime: no reference counting in the step loop, so it
     takes whole arrays and indices rather than views, and scratch space (``work``) rather than
-    allocating."""
+    allocating. ``replay`` (empty, or the log price at the end of every step) and ``stress``: see
+    :func:`simulate_nb`."""
     summary = summary_all[i]
     price_out = price_all[row]
     oi_out = oi_all[row]
@@ -344,6 +363,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     miner_sell_dt = params[Param.MINER_SELL_SENSITIVITY] * dt_days
     p_momentum_leverage = params[Param.MOMENTUM_LEVERAGE]
     momentum_rate_dt = params[Param.MOMENTUM_RATE] * dt_days
+    replaying = replay.shape[0] != 0
     slot = 0  # ring slot of the current step: t % ring_n
     for t in range(n_steps):
         u0, u1 = next_pair_nb(state)
@@ -364,6 +384,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             u4, _ = next_pair_nb(state)  # drawn on these steps only: the same steps on every path
             r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u4, normal_table)
         ln_f += r
+        if replaying:  # an observed path: its close replaces the move (the caller turned impact off)
+            ln_f = replay[t]
+            if t > 0:  # the book as the previous step left it, at its close
+                bk.stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, s_prev, stress, t - 1)
 
         # 3. margin changes
         cut_usd = 0.0
@@ -643,6 +667,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             cuts_total += cut_usd
             flows[t, F_CUTS] += cut_usd
 
+    if replaying:
+        bk.stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, price, stress, n_steps - 1)
     summary[S_MIN_PRICE] = trough
     summary[S_MAX_PRICE] = peak
     summary[S_TERMINAL] = price
@@ -674,12 +700,21 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 @pjit
 def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
                 tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, task_paths,
-                first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, keep_steps):
+                first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, keep_steps,
+                replay, stress):
     """Simulate ``summary.shape[0]`` paths from ``first_path`` (a multiple of ``block_size``).
 
     Threads take tasks of ``task_paths`` paths (a divisor of ``block_size``): small enough that no
     thread idles long at the end of a run. ``flows[k]`` is task ``k``'s sum: the caller adds the
     tasks of a block in order, so the sums never depend on which thread ran what.
+
+    ``replay`` is empty for a simulation. Replaying an observed path (:mod:`engine.replay`), it
+    holds the log price at the end of every step: that price replaces the step's exogenous move
+    (the draws are made and unused), and the caller has set the impact coefficients
+    (``drivers[:, D_SQRT_COEF]``, ``drivers[:, D_INV_DEPTH]``) to 0, so flows and liquidations
+    are recorded but do not move the price. Everything else runs as simulated. ``stress``
+    ``(n_steps, N_STRESS)`` then receives the book's margin stress at the end of every step
+    (:func:`engine.nb.book.stress_nb`); every path writes the same rows, so replay one path.
     """
     n_paths = summary.shape[0]
     n_venues, n_cells = long0.shape
@@ -709,7 +744,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
                      tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
                      work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, funding_out, row, flows, k,
-                     keep_steps)
+                     keep_steps, replay, stress)
 
 
 @pjit
