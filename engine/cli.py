@@ -188,6 +188,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between the starts of real windows (default 1: every window)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
+    p = sub.add_parser("calibrate", help="fit the market parameters to the February 2026 crash, validate them, "
+                                         "and write the calibration report")
+    p.add_argument("file", type=Path, metavar="SCENARIO", nargs="?", default=Path("scenarios/feb-2026-deleveraging.yaml"),
+                   help="the scenario fitted (default: the flagship); its shocks are the observed inputs")
+    p.add_argument("--data", type=Path, help="real hourly closes (default: ../shared/data/" + "btc_hourly_binance_*.csv)")
+    p.add_argument("--facts", type=Path, help="the observed figures (default: ../shared/facts/<scenario name>.yaml)")
+    p.add_argument("--reference", type=Path, help="out-of-sample reference numbers (default: "
+                   "../shared/data/reference/stress_event_reference_numbers.csv)")
+    p.add_argument("--oos", type=Path, default=Path("scenarios/oct-2025-exchange-failure.yaml"), metavar="SCENARIO",
+                   help="the out-of-sample scenario, run with the fitted mechanics and never refitted "
+                        "(default: %(default)s); --oos '' skips it")
+    p.add_argument("--params", help="comma-separated parameters to fit (default: all of them; README, 'Calibration')")
+    p.add_argument("--no-fit", action="store_true",
+                   help="evaluate the scenario as given (validate the shipped defaults); write the report only")
+    p.add_argument("--paths", type=_positive_int, default=2000, help="paths per evaluation in the fit (default 2000)")
+    p.add_argument("--report-paths", type=_positive_int, default=10000,
+                   help="paths of the report's run at the result (default 10000)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="seed of the fit (default: the scenario's)")
+    p.add_argument("--design", type=_positive_int, default=32, help="Sobol design points before refining (default 32)")
+    p.add_argument("--max-evals", type=_positive_int, default=160, help="evaluations in all (default 160)")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="kernel threads; results do not depend on it")
+    p.add_argument("--out", type=Path, help="the report folder (default: results/calibration-<scenario>)")
+    p.add_argument("--write-params", type=Path, metavar="FILE",
+                   help="write the fitted parameter file here, e.g. scenarios/calibration/feb-2026.yaml (the file "
+                        "the shipped scenarios extend)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_set(p)
     p = sub.add_parser("breakpoint", help="reverse stress test: the smallest scale of a shock at which a metric "
                                           "crosses a threshold; exit 1 if it never does")
     p.add_argument("file", type=Path, metavar="SCENARIO")
@@ -706,10 +733,107 @@ def _cmd_breakpoint(args) -> int:
     return EXIT_OK if result.found else EXIT_FAIL
 
 
+def _cmd_calibrate(args) -> int:
+    import os
+
+    from .calibration.fit import PARAMETERS
+    from .calibration.run import default_data, default_reference, run_calibration
+    from .replay import default_facts
+    from .scenario.loader import load_scenario
+
+    def usage(message: str) -> int:
+        print(f"cascade calibrate: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    scenario = load_scenario(args.file, args.overrides)  # a bad scenario fails here, before any work
+    data = args.data or default_data()
+    if data is None:
+        return usage("no --data given and ../shared/data/btc_hourly_binance_*.csv not found")
+    if not Path(data).is_file():
+        return usage(f"--data {data}: no such file")
+    facts = args.facts or default_facts(scenario.name, data)
+    if facts is None or not Path(facts).is_file():
+        return usage(f"--facts {facts}: no such file" if facts else
+                     f"no --facts given and no facts/{scenario.name}.yaml beside the data or in ../shared/facts")
+    names = None
+    if args.params:
+        names = [n.strip() for n in args.params.split(",") if n.strip()]
+        unknown = [n for n in names if n not in PARAMETERS]
+        if unknown or not names:
+            return usage(f"--params: unknown parameter(s) {', '.join(unknown) or '(none given)'}; "
+                         f"expected some of {', '.join(PARAMETERS)}")
+    if args.no_fit and (args.params or args.write_params):
+        return usage("--no-fit fits nothing: drop --params and --write-params")
+    oos = args.oos if args.oos is not None and str(args.oos) not in ("", ".") else None
+    if oos is not None and not oos.is_file():
+        return usage(f"--oos {oos}: no such file")
+    reference = args.reference or default_reference(Path(data))
+    if args.reference is not None and not args.reference.is_file():
+        return usage(f"--reference {args.reference}: no such file")
+    out = args.out or Path("results") / f"calibration-{scenario.name}"
+    if out.exists() and not out.is_dir():
+        return usage(f"--out {out}: exists and is not a folder")
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    try:
+        result = run_calibration(args.file, data=data, facts=facts, reference=reference, oos_scenario=oos,
+                                 names=names, fit=not args.no_fit, n_paths=args.paths, report_paths=args.report_paths,
+                                 seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1, design_points=args.design,
+                                 max_evals=args.max_evals, overrides=args.overrides, out=out,
+                                 write_params=args.write_params,
+                                 progress=progress if not args.json and sys.stderr.isatty() else None)
+    except ValueError as exc:  # the data, the facts or the reference file
+        return usage(str(exc))
+    passed = result.passed()
+    if args.json:
+        print(json.dumps({**{k: v for k, v in result.info.items() if k not in ("meta",)},
+                          "passed": passed, "targets": json.loads(result.table.to_json(orient="index")),
+                          "out_of_sample": None if result.oos is None else json.loads(result.oos.to_json(orient="index")),
+                          "written": str(result.written), "parameter_file": None if args.write_params is None
+                          else str(args.write_params)}, default=str))
+        return EXIT_OK
+    print(render_calibration_text(result))
+    print(f"\nreport: {result.written / 'calibration.html'}")
+    if args.write_params is not None:
+        print(f"parameter file: {args.write_params}")
+    return EXIT_OK
+
+
+def render_calibration_text(result) -> str:
+    from .calibration.report import _fmt
+
+    lines = []
+    cal = result.calibration
+    if cal is not None:
+        lines.append(f"fitted {', '.join(cal.names)} in {len(cal.history)} evaluations of {cal.n_paths:,} paths "
+                     f"(seed {cal.seed}, {cal.seconds:.0f} s): objective {cal.start_objective:.4g} -> {cal.objective:.4g}")
+        for name, row in cal.parameters_frame().iterrows():
+            lines.append(f"  {name:<16} {row.key:<55} {row.start:>9.4g} -> {row.fitted:<9.4g}"
+                         + ("  (at a bound)" if row.at_bound else ""))
+        lines.append("")
+    lines.append(f"{'target':<32} {'observed':>10} {'median':>10} {'5-95%':>23} {'MC err':>9} {'inside':>7}")
+    for table in (result.table, result.oos):
+        if table is None:
+            continue
+        if table is result.oos:
+            lines.append("out of sample (not refitted):")
+        for name, r in table.iterrows():
+            lines.append(f"{name:<32} {_fmt(r.observed, r.unit):>10} {_fmt(r.model_p50, r.unit):>10} "
+                         f"{_fmt(r.model_p05, r.unit) + ' - ' + _fmt(r.model_p95, r.unit):>23} "
+                         f"{_fmt(r.mc_se_p50, r.unit):>9} {'yes' if r.inside_5_95 else 'NO':>7}")
+    lines.append(f"realised path inside the 5-95% fan: {result.coverage:.1%} of hours (goal 90%)")
+    for note in result.info.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
 _COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "rerun": _cmd_rerun,
              "report": _cmd_report, "compare": _cmd_compare, "check": _cmd_check, "sweep": _cmd_sweep, "list": _cmd_list,
              "surface": _cmd_surface, "backtest": _cmd_backtest, "schema": _cmd_schema, "stylised": _cmd_stylised,
-             "replay": _cmd_replay, "breakpoint": _cmd_breakpoint}
+             "replay": _cmd_replay, "breakpoint": _cmd_breakpoint,
+             "calibrate": _cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -543,6 +543,7 @@ outputs:""").replace("    long: {notional_usd: 38B}", """\
 _SHIPPED = sorted(
     str(p.relative_to(Path(__file__).resolve().parents[1] / "scenarios"))
     for p in (Path(__file__).resolve().parents[1] / "scenarios").rglob("*.yaml")
+    if p.parent.name != "calibration"  # parameter files, not scenarios: they only make sense extended
 )
 
 

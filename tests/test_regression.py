@@ -114,8 +114,9 @@ def test_five_percent_more_or_less_liquidity_fails_the_flagship(measured, factor
     assert not result.passed
     drifted = {r.metric for r in result.failures}
     assert {r.status for r in result.failures} == {"DRIFT"}
-    # deeper markets fall less: the price, the drawdowns and the liquidations all move
-    assert {"market.min_price.mean", "market.max_drawdown.mean", "market.long_liquidations_usd.mean"} <= drifted
+    # deeper markets fall less: the price and the drawdowns move (the liquidations hardly do since the
+    # calibration: they are mostly of fresh momentum leverage, liquidated at any depth)
+    assert {"market.min_price.mean", "market.max_drawdown.mean", "market.terminal_price.mean"} <= drifted
     assert any(name.startswith("strategies.") for name in drifted)
     assert all(abs(r.z) > 4 for r in result.failures)
     assert any("--set changed it" in note for note in result.notes)

@@ -340,4 +340,8 @@ def test_feb_2026_replay_runs_and_compares_with_the_facts(shared_data, root):
     data_rows = table[table["kind"] == "data"]
     assert len(data_rows) >= 2 and (data_rows["relative"].abs() < 0.01).all()  # the file agrees with the reports
     daily = result.daily
-    assert daily["long_liquidations_usd"].idxmax() == pd.Timestamp("2026-02-05", tz="UTC")  # the crash day
+    # the calibrated book: nothing liquidates while the price holds (20-28 Jan), longs go in the slide
+    # from 29 Jan, about 1B of them on 5 Feb, and the 6 Feb rebound squeezes the shorts opened into it
+    assert daily.loc[:"2026-01-28", "long_liquidations_usd"].sum() < 50e6
+    assert 0.5e9 < liq["model"] < 2e9
+    assert daily["short_liquidations_usd"].idxmax() == pd.Timestamp("2026-02-06", tz="UTC")

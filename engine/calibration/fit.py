@@ -1,0 +1,296 @@
+"""Fit a small, documented set of market parameters to observed targets (``cascade calibrate``).
+
+The parameters (:data:`PARAMETERS`) are the ones the facts cannot give directly:
+
+==================  ======================================================  ===========================
+name                scenario key                                            what it moves
+==================  ======================================================  ===========================
+``volatility``      ``market.volatility.annual``                            diffusive volatility
+``impact``          ``market.impact.sqrt_coefficient``                      Y of the square-root law
+``permanent``       ``market.impact.permanent_fraction``                    share of impact that stays
+``long_leverage``   ``market.perpetuals.long.leverage.median``              how close longs sit to
+                                                                            liquidation
+``deleveraging``    ``market.behaviour.deleveraging.drawdown_sensitivity``  hazard of voluntary cuts
+                                                                            as the price falls
+``etf_reflexivity`` ``market.etf.reflexivity.loss_sensitivity``             ETF redemptions that
+                                                                            follow losses
+==================  ======================================================  ===========================
+
+The inputs stay as observed: the scenario's shocks carry Farside's daily ETF flows and CME's margin
+schedule. The objective is the weighted mean of squared standardised misses of the model's
+*median* against each :class:`~engine.calibration.targets.Target`, plus a penalty when the real
+hourly path leaves the model's 5-95% fan for more than 10% of hours. Every evaluation runs the
+same seed (common random numbers), so the objective is a deterministic function of the
+parameters and the optimiser compares like with like.
+
+The optimiser: a scrambled Sobol design over the box (in log space for positive scale
+parameters), then Nelder-Mead from the best design point in the unit cube, clipped to the box.
+Both are deterministic for a given seed; scipy provides them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import Problem, ScenarioError
+from .targets import Target, evaluate, fan_coverage
+
+__all__ = ["Parameter", "PARAMETERS", "Calibration", "objective_parts", "calibrate", "parameter_yaml",
+           "COVERAGE_GOAL"]
+
+COVERAGE_GOAL = 0.90  # share of real hours inside the 5-95% fan
+COVERAGE_SCALE = 0.02  # each 2 points below the goal cost as much as one target missed by its scale
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    key: str  # scenario key path, as --set takes it
+    low: float
+    high: float
+    log: bool
+    meaning: str
+
+    def to_unit(self, value: float) -> float:
+        if self.log:
+            return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (value - self.low) / (self.high - self.low)
+
+    def from_unit(self, u: float) -> float:
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            return float(math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low))))
+        return float(self.low + u * (self.high - self.low))
+
+
+PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
+    Parameter("volatility", "market.volatility.annual", 0.2, 1.2, True, "diffusive volatility, annualised"),
+    Parameter("impact", "market.impact.sqrt_coefficient", 0.1, 3.0, True,
+              "Y of the square-root impact law dlnS = Y sigma_day sqrt(|q| / V_day)"),
+    Parameter("permanent", "market.impact.permanent_fraction", 0.05, 1.0, False,
+              "share of each step's impact that does not decay"),
+    Parameter("long_leverage", "market.perpetuals.long.leverage.median", 1.3, 15.0, True,
+              "median leverage of the long book (lognormal)"),
+    Parameter("long_dispersion", "market.perpetuals.long.leverage.dispersion", 0.05, 1.5, True,
+              "dispersion (log sd) of the long book's leverage"),
+    Parameter("deleveraging", "market.behaviour.deleveraging.drawdown_sensitivity", 1e-4, 3.0, True,
+              "voluntary deleveraging hazard per unit of drawdown"),
+    Parameter("momentum", "market.behaviour.momentum.open_rate", 0.05, 100.0, True,
+              "positions opened per day (share of open interest) per 100% move over the lookback"),
+    Parameter("etf_reflexivity", "market.etf.reflexivity.loss_sensitivity", 0.0005, 0.2, True,
+              "ETF redemptions (share of holdings per day) per unit of lookback loss"),
+)}
+
+
+def _get(plain: dict, key: str):
+    from ..scenario.loader import split_path
+
+    node = plain
+    for part in split_path(key):
+        node = node[part]
+    return node
+
+
+def with_parameters(plain: dict, values: dict[str, float]) -> dict:
+    """A copy of the plain scenario data with the parameters set."""
+    from ..scenario.loader import set_path, split_path
+
+    out = copy.deepcopy(plain)
+    for name, value in values.items():
+        set_path(out, split_path(PARAMETERS[name].key), float(value))
+    return out
+
+
+def objective_parts(table: pd.DataFrame, coverage: float | None) -> dict[str, float]:
+    """The objective's terms: weighted squared misses per target and the coverage penalty."""
+    parts = {name: float(row.weight * row.z ** 2) for name, row in table.iterrows() if row.weight > 0}
+    if coverage is not None:
+        parts["fan_coverage"] = float(max(0.0, (COVERAGE_GOAL - coverage) / COVERAGE_SCALE) ** 2)
+    return parts
+
+
+def _objective_value(parts: dict[str, float], weights: float) -> float:
+    total = sum(parts.values()) / max(weights, 1e-12)
+    return float(total) if math.isfinite(total) else 1e12
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` found: the parameters, the targets table at them, the optimiser's
+    history (one row per evaluation) and the objective."""
+
+    names: list[str]
+    start: dict[str, float]
+    best: dict[str, float]
+    objective: float
+    start_objective: float
+    table: pd.DataFrame
+    coverage: float | None
+    fan: pd.DataFrame | None
+    history: pd.DataFrame
+    n_paths: int
+    seed: int
+    seconds: float
+
+    def parameters_frame(self) -> pd.DataFrame:
+        rows = []
+        for name in self.names:
+            p = PARAMETERS[name]
+            rows.append({"parameter": name, "key": p.key, "start": self.start[name], "fitted": self.best[name],
+                         "low": p.low, "high": p.high, "at_bound": bool(min(p.to_unit(self.best[name]),
+                                                                             1 - p.to_unit(self.best[name])) < 1e-3),
+                         "meaning": p.meaning})
+        return pd.DataFrame(rows).set_index("parameter")
+
+
+def simulate_plain(plain: dict, n_paths: int, seed: int, n_jobs: int):
+    from ..compile.compiler import compile_scenario
+    from ..scenario.loader import load_scenario
+    from ..simulate import run
+
+    scenario = load_scenario(plain)
+    compiled = compile_scenario(scenario, n_paths=n_paths, seed=seed)
+    return run(compiled, n_jobs=n_jobs, keep_steps=True)
+
+
+def replay_plain(plain: dict, candles: pd.Series):
+    """The book and flows of the scenario ``plain`` replayed along the observed ``candles`` over its horizon."""
+    from ..replay import replay
+    from ..scenario.loader import load_scenario
+
+    return replay(load_scenario(plain), candles)
+
+
+def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = None, *, candles: pd.Series | None = None,
+              names: list[str] | None = None, n_paths: int = 2000, seed: int | None = None,
+              n_jobs: int = 1, design_points: int = 32, max_evals: int = 160,
+              progress: Callable[[str], None] | None = None) -> Calibration:
+    """Fit ``names`` (default: all of :data:`PARAMETERS`) of ``scenario`` (a loaded scenario) to
+    ``targets``, with ``real_path`` (closes labelled by close time) for the fan coverage term and
+    ``candles`` (closes by candle start, as :func:`engine.backtest.load_ohlcv` reads them) for the
+    replay targets.
+
+    ``design_points`` Sobol points first (a power of two is best), then Nelder-Mead until
+    ``max_evals`` evaluations in all. Deterministic for a given (scenario, seed)."""
+    from scipy.optimize import minimize
+    from scipy.stats import qmc
+
+    from ..scenario.canonical import to_plain
+
+    names = list(names or PARAMETERS)
+    unknown = [n for n in names if n not in PARAMETERS]
+    if unknown:
+        raise ScenarioError(Problem(f"unknown calibration parameter(s) {', '.join(unknown)}; "
+                                    f"expected some of {', '.join(PARAMETERS)}", "--params"))
+    if not targets:
+        raise ValueError("no targets to calibrate to")
+    if max_evals < 2:
+        raise ValueError(f"max_evals must be at least 2, got {max_evals}")
+    plain = to_plain(scenario)
+    seed = int(scenario.seed if seed is None else seed)
+    start = {n: float(_get(plain, PARAMETERS[n].key)) for n in names}
+    for n, v in start.items():
+        p = PARAMETERS[n]
+        if not p.low <= v <= p.high:
+            raise ScenarioError(Problem(f"{p.key} = {v:g} lies outside the calibration box [{p.low:g}, {p.high:g}]",
+                                        "<scenario>", key=tuple(p.key.split("."))))
+    weights = sum(t.weight for t in targets) + (1.0 if real_path is not None else 0.0)
+    history: list[dict] = []
+    cache: dict[tuple, float] = {}
+    began = time.perf_counter()
+
+    replays = any(t.on == "replay" for t in targets)
+    if replays and candles is None:
+        raise ValueError("replay targets need the real candles (candles=)")
+
+    def run_at(values: dict[str, float]):
+        point = with_parameters(plain, values)
+        sim = simulate_plain(point, n_paths, seed, n_jobs)
+        table = evaluate(sim, targets, replay_plain(point, candles) if replays else None)
+        coverage = fan_coverage(sim, real_path)[0] if real_path is not None else None
+        return sim, table, coverage
+
+    def f(u: np.ndarray) -> float:
+        u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+        key = tuple(np.round(u, 12))
+        if key in cache:
+            return cache[key]
+        if len(history) >= max_evals:
+            return 1e12  # budget spent: Nelder-Mead is stopped by maxfev too
+        values = {n: PARAMETERS[n].from_unit(x) for n, x in zip(names, u)}
+        _, table, coverage = run_at(values)
+        parts = objective_parts(table, coverage)
+        value = _objective_value(parts, weights)
+        cache[key] = value
+        history.append({"evaluation": len(history) + 1, "phase": phase[0], **values, "objective": value,
+                        "coverage": coverage, **{f"z_{k}": float(table.loc[k, "z"]) for k in table.index}})
+        if progress is not None:
+            progress(f"[{len(history)}/{max_evals}] {phase[0]}: objective {value:.4g} "
+                     + " ".join(f"{n}={v:.4g}" for n, v in values.items()))
+        return value
+
+    phase = ["start"]
+    u0 = np.array([PARAMETERS[n].to_unit(start[n]) for n in names])
+    start_objective = f(u0)
+    phase[0] = "design"
+    design = qmc.Sobol(d=len(names), scramble=True, seed=seed).random(max(1, min(design_points, max_evals - 1)))
+    for u in design:
+        f(u)
+    best_u = min(cache, key=cache.get)
+    phase[0] = "refine"
+    remaining = max_evals - len(history)
+    if remaining > 0:
+        simplex = [np.array(best_u)]
+        for i in range(len(names)):  # a simplex of 10% steps, pointing into the box
+            v = np.array(best_u)
+            v[i] = v[i] + 0.1 if v[i] <= 0.9 else v[i] - 0.1
+            simplex.append(v)
+        minimize(f, np.array(best_u), method="Nelder-Mead",
+                 options={"maxfev": remaining, "initial_simplex": np.array(simplex), "xatol": 1e-3,
+                          "fatol": 1e-4})
+    best_u = min(cache, key=cache.get)
+    best = {n: PARAMETERS[n].from_unit(x) for n, x in zip(names, best_u)}
+    sim, table, coverage = run_at(best)
+    fan = fan_coverage(sim, real_path)[1] if real_path is not None else None
+    return Calibration(names=names, start=start, best=best, objective=cache[best_u], start_objective=start_objective,
+                       table=table, coverage=coverage, fan=fan, history=pd.DataFrame(history), n_paths=n_paths,
+                       seed=seed, seconds=time.perf_counter() - began)
+
+
+# --------------------------------------------------------------------------- the parameter file
+def _nest(values: dict[str, float]) -> dict:
+    from ..scenario.loader import set_path, split_path
+
+    out: dict = {}
+    for name, value in values.items():
+        set_path(out, split_path(PARAMETERS[name].key), _round(value))
+    return out
+
+
+def _round(x: float) -> float:
+    """Four significant digits: more than the Monte Carlo error supports, stable in a diff."""
+    return float(f"{x:.4g}")
+
+
+def parameter_yaml(cal: Calibration, base_plain: dict, *, header: list[str]) -> str:
+    """The parameter file shipped scenarios extend: the fitted keys, with the long leverage as a
+    whole mapping (the loader replaces a mapping whose ``distribution`` differs, so a lone
+    ``median`` would not merge into the scenario's lognormal)."""
+    import yaml
+
+    data = _nest(cal.best)
+    prefix = "market.perpetuals.long.leverage."
+    fitted = {PARAMETERS[n].key[len(prefix):]: v for n, v in cal.best.items() if PARAMETERS[n].key.startswith(prefix)}
+    if fitted:
+        whole = copy.deepcopy(_get(base_plain, prefix[:-1]))
+        whole.update({k: _round(v) for k, v in fitted.items()})
+        data["market"]["perpetuals"]["long"]["leverage"] = whole
+    lines = [f"# {line}" if line else "#" for line in header]
+    return "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
