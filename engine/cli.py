@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing Dask cluster")
     p.add_argument("--dask-local", type=_positive_int, metavar="N", help="start a local Dask cluster of N workers")
     p.add_argument("--chunk-size", type=_positive_int, default=None, metavar="ROWS",
-                   help="rows per chunk (default: the grid in about 32 chunks)")
+                   help="rows per chunk (default: about 32 chunks, 8 for a strategy-only sweep)")
     p.add_argument("--on-error", choices=["raise", "collect"], default="raise",
                    help="stop at the first failing point (raise, default) or list failures and go on (collect)")
     p.add_argument("--out", type=Path, metavar="DIR",

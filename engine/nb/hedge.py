@@ -51,7 +51,7 @@ import numba
 import numpy as np
 
 from .bs import norm_cdf_nb
-from .config import jit, jit_norc, pjit
+from .config import jit, jit_inline, jit_norc, pjit
 
 Z25 = 0.6744897501960817
 OUT_PNL, OUT_MAX_DD, OUT_LIQUIDATED, OUT_PREMIUM, OUT_FINAL_VALUE = 0, 1, 2, 3, 4
@@ -443,7 +443,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
 
 
 # ----------------------------------------------------------------------------- rows of fixed contracts
-PATH_BLOCK = 16  # paths per task of evaluate_fixed_nb (their scratch is allocated once per task)
+PATH_BLOCK = 256  # paths per task of evaluate_fixed_nb: their scratch is allocated once per task, and their marks
+# are computed together (_block_marks_nb; of 16, 64, 128, 256, 512 and 1,024 paths, 256 was the quickest)
 
 
 @jit
@@ -496,13 +497,37 @@ def _open_nb(v, spot0, surface, bf25, ref_tenor, floor, spot_btc, cash0, perp_si
 
 
 @jit_norc
+def _block_marks_nb(p0, prices, tables, tab_lo, tab_inv, marks_until, nodes, weights, marks):
+    """The contracts' tabulated marks on paths ``p0 <= p < p0 + marks.shape[0]``: ``marks[j, c, t]``
+    (path ``p0 + j``) for ``t < marks_until[c]``, :func:`table_mark_nb`'s numbers. The weights,
+    shared by the contracts, first (``nodes``, ``weights``: scratch); then contract by contract
+    over the block's paths, so that one contract's table is read at a time while it is in cache.
+    Path by path across the contracts, every step read a new line of each of the contracts' tables
+    (several MB each), mostly from memory: three quarters of the kernel's time with 20 contracts."""
+    n_steps = prices.shape[1]
+    n_block = min(marks.shape[0], prices.shape[0] - p0)
+    n = tables.shape[1]
+    for j in range(n_block):
+        for t in range(n_steps):
+            i, a, b, cc, d = hermite_weights_nb(math.log(prices[p0 + j, t]), tab_lo, tab_inv, n)
+            nodes[t, j] = i
+            weights[t, j, 0], weights[t, j, 1], weights[t, j, 2], weights[t, j, 3] = a, b, cc, d
+    for c in range(marks_until.shape[0]):
+        for t in range(min(marks_until[c], n_steps)):
+            for j in range(n_block):
+                i = nodes[t, j]
+                marks[j, c, t] = (weights[t, j, 0] * tables[c, i, t, 0] + weights[t, j, 1] * tables[c, i, t, 1]
+                                  + weights[t, j, 2] * tables[c, i + 1, t, 0] + weights[t, j, 3] * tables[c, i + 1, t, 1])
+
+
+@jit_norc
 def _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, perp_size,
-                     perp_leverage, perp_entry, perp_mmr, held_kind, held_strike, held_expiry, held_size, tables, tab_lo,
-                     tab_inv, marks_until, marks, held_terms, book_terms, drops):
-    """What every row of path ``p`` shares, step by step: the contracts' tabulated marks
-    (``marks[c, t]``, for ``t < marks_until[c]``), the options held (``held_terms[h, t]``, size
-    times mark), the book perp's value (``book_terms[t]``) and the drop from the price's running
-    peak (``drops[t]``). Returns the step the book perp is liquidated at (``n_steps``: never)."""
+                     perp_leverage, perp_entry, perp_mmr, held_kind, held_strike, held_expiry, held_size, held_terms,
+                     book_terms, drops):
+    """What every row of path ``p`` shares, step by step, but for the contracts' marks
+    (:func:`_block_marks_nb`): the options held (``held_terms[h, t]``, size times mark), the book
+    perp's value (``book_terms[t]``) and the drop from the price's running peak (``drops[t]``).
+    Returns the step the book perp is liquidated at (``n_steps``: never)."""
     n_steps = prices.shape[1]
     book_collateral = abs(perp_size) * perp_entry / perp_leverage if perp_size != 0.0 else 0.0
     book_size = perp_size
@@ -510,12 +535,6 @@ def _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_be
     peak_price = spot0
     for t in range(n_steps):
         s = prices[p, t]
-        if marks_until.shape[0]:  # table_mark_nb, the weights shared by the contracts
-            i, a, b, cc, d = hermite_weights_nb(math.log(s), tab_lo, tab_inv, tables.shape[1])
-            for c in range(marks_until.shape[0]):
-                if t < marks_until[c]:
-                    marks[c, t] = (a * tables[c, i, t, 0] + b * tables[c, i, t, 1] + cc * tables[c, i + 1, t, 0]
-                                   + d * tables[c, i + 1, t, 1])
         if book_size != 0.0:
             equity = book_collateral + book_size * (s - perp_entry)
             if equity <= abs(book_size) * s * perp_mmr:
@@ -609,7 +628,7 @@ def _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
     return value
 
 
-@jit_norc
+@jit_inline
 def _stretch_nb(prices, p, t0, t1, cash, spot_held, book_on, book_terms, held_terms, alive0, size0, marks0, alive1,
                 size1, marks1, peak_value, trough, max_dd):
     """Steps ``t0 <= t < t1`` of a row on which nothing but marks moves (no trade, no funding, the
@@ -751,10 +770,11 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
     arguments are not taken: tracing is :func:`evaluate_nb`'s).
 
     The opening trades are the same on every path, so they are priced once per row
-    (:func:`_fixed_setup_nb`). Then, path by path (tasks of ``PATH_BLOCK`` paths), what every row
-    shares is computed once (the contracts' marks, the options held, the book perp, the price's
-    drop from its peak, :func:`_path_scratch_nb`) and each row only adds its own sizes, cash flows,
-    hedge, stop and drawdown (:func:`_plain_row_nb`, :func:`_fixed_row_nb`)."""
+    (:func:`_fixed_setup_nb`). Then, by tasks of ``PATH_BLOCK`` paths, what every row shares is
+    computed once: the contracts' marks on the task's paths (:func:`_block_marks_nb`), then path
+    by path the options held, the book perp and the price's drop from its peak
+    (:func:`_path_scratch_nb`); each row only adds its own sizes, cash flows, hedge, stop and
+    drawdown (:func:`_plain_row_nb`, :func:`_fixed_row_nb`)."""
     n_paths, n_steps = prices.shape
     n_var = leg_kind.shape[0]
     n_held = held_kind.shape[0]
@@ -766,15 +786,21 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
     n_contracts = marks_until.shape[0]
     n_tasks = (n_paths + PATH_BLOCK - 1) // PATH_BLOCK
     for task in numba.prange(n_tasks):
-        marks = np.empty((max(n_contracts, 1), n_steps))
+        block_marks = np.empty((PATH_BLOCK, max(n_contracts, 1), n_steps))
         held_terms = np.empty((n_held, n_steps))
         book_terms = np.empty(n_steps)
         drops = np.empty(n_steps)
-        for p in range(task * PATH_BLOCK, min(n_paths, (task + 1) * PATH_BLOCK)):
+        nodes = np.empty((n_steps, PATH_BLOCK), dtype=np.int64)
+        weights = np.empty((n_steps, PATH_BLOCK, 4))
+        p0 = task * PATH_BLOCK
+        if n_contracts:
+            _block_marks_nb(p0, prices, tables, tab_lo, tab_inv, marks_until, nodes, weights, block_marks)
+        for p in range(p0, min(n_paths, p0 + PATH_BLOCK)):
+            marks = block_marks[p - p0]
             liquidated_at = _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor,
                                              floor, perp_size, perp_leverage, perp_entry, perp_mmr, held_kind,
-                                             held_strike, held_expiry, held_size, tables, tab_lo, tab_inv, marks_until,
-                                             marks, held_terms, book_terms, drops)
+                                             held_strike, held_expiry, held_size, held_terms, book_terms,
+                                             drops)
             book_until = liquidated_at if perp_size != 0.0 else 0
             funding_row = funding[min(p, funding.shape[0] - 1)]
             for v in range(n_var):
