@@ -293,6 +293,8 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
     evaluate its rows in chunks. Rows holding only tabulated fixed contracts, without a dynamic
     hedge or a deleverage rule, go through ``evaluate_fixed_nb`` (the same numbers as
     ``evaluate_nb``, bit for bit, tested), the others through ``evaluate_nb``."""
+    import numba
+
     from .nb import hedge as nbh
 
     prices = np.ascontiguousarray(prices, dtype=np.float64)
@@ -312,7 +314,8 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
         fixed = legs_tabulated & (controls[:, nbh.C_DYNAMIC] == 0.0) & np.isnan(controls[:, nbh.C_DELEV_TARGET])
         if not FIXED_CONTRACT_KERNEL:
             fixed[:] = False
-        for kernel, chosen, extra in ((nbh.evaluate_fixed_nb, fixed, {}), (nbh.evaluate_nb, ~fixed, _no_trace())):
+        fixed_extra = {"n_threads": numba.get_num_threads()}
+        for kernel, chosen, extra in ((nbh.evaluate_fixed_nb, fixed, fixed_extra), (nbh.evaluate_nb, ~fixed, _no_trace())):
             if not chosen.any():
                 continue
             whole = chosen.all() and len(rows) == len(vs)  # then write straight into ``out``

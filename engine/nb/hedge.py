@@ -763,7 +763,7 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
                       held_kind, held_strike, held_expiry, held_size,
                       leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
                       hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
-                      leg_table, tables, tab_lo, tab_inv):
+                      leg_table, tables, tab_lo, tab_inv, n_threads):
     """:func:`evaluate_nb` for rows whose option legs are all tabulated fixed contracts
     (``leg_table >= 0``: a fixed strike, no roll; two leg columns) and that have no dynamic hedge
     and no deleverage rule: the same numbers, bit for bit, for a fraction of the work (the trace
@@ -785,33 +785,42 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
         leg_table)
     n_contracts = marks_until.shape[0]
     n_tasks = (n_paths + PATH_BLOCK - 1) // PATH_BLOCK
-    for task in numba.prange(n_tasks):
+    # scratch per worker, not per task: tens of MB allocated 40 times a call came from fresh pages
+    # whenever malloc returned them to the system at each free (as under Dask's workers, which set
+    # MALLOC_TRIM_THRESHOLD_), and their page faults made a sweep's chunks 25% slower there. One
+    # prange iteration per thread (``n_threads``: numba.get_num_threads() of the caller), each
+    # taking every n-th block of paths (numba's get_thread_id and get_num_threads would do it
+    # here, but a kernel calling them cannot be cached)
+    n_workers = max(1, min(n_threads, n_tasks))
+    for worker in numba.prange(n_workers):
         block_marks = np.empty((PATH_BLOCK, max(n_contracts, 1), n_steps))
         held_terms = np.empty((n_held, n_steps))
         book_terms = np.empty(n_steps)
         drops = np.empty(n_steps)
         nodes = np.empty((n_steps, PATH_BLOCK), dtype=np.int64)
         weights = np.empty((n_steps, PATH_BLOCK, 4))
-        p0 = task * PATH_BLOCK
-        if n_contracts:
-            _block_marks_nb(p0, prices, tables, tab_lo, tab_inv, marks_until, nodes, weights, block_marks)
-        for p in range(p0, min(n_paths, p0 + PATH_BLOCK)):
-            marks = block_marks[p - p0]
-            liquidated_at = _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor,
-                                             floor, perp_size, perp_leverage, perp_entry, perp_mmr, held_kind,
-                                             held_strike, held_expiry, held_size, held_terms, book_terms,
-                                             drops)
-            book_until = liquidated_at if perp_size != 0.0 else 0
-            funding_row = funding[min(p, funding.shape[0] - 1)]
-            for v in range(n_var):
-                if plain[v]:
-                    final = _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc, perp_size,
-                                          liquidated_at, book_until, leg_kind, leg_size, leg_strike, leg_table, settles,
-                                          hedge_size[v], opening[v, 0], opening[v, 2], value0, marks, held_terms,
-                                          book_terms, out)
-                else:
-                    final = _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size, perp_mmr,
-                                          liquidated_at, book_until, leg_kind, leg_size, leg_strike, leg_table, settles,
-                                          hedge_size, stop_price, stop_drawdown, stop_fraction, fee, opening[v, 0],
-                                          opening[v, 1], opening[v, 2], value0, marks, held_terms, book_terms, drops, out)
-                out[v, p, OUT_PNL] = final - value0
+        for task in range(worker, n_tasks, n_workers):
+            p0 = task * PATH_BLOCK
+            if n_contracts:
+                _block_marks_nb(p0, prices, tables, tab_lo, tab_inv, marks_until, nodes, weights, block_marks)
+            for p in range(p0, min(n_paths, p0 + PATH_BLOCK)):
+                marks = block_marks[p - p0]
+                liquidated_at = _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta,
+                                                 ref_tenor, floor, perp_size, perp_leverage, perp_entry, perp_mmr,
+                                                 held_kind, held_strike, held_expiry, held_size, held_terms,
+                                                 book_terms, drops)
+                book_until = liquidated_at if perp_size != 0.0 else 0
+                funding_row = funding[min(p, funding.shape[0] - 1)]
+                for v in range(n_var):
+                    if plain[v]:
+                        final = _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc,
+                                              perp_size, liquidated_at, book_until, leg_kind, leg_size, leg_strike,
+                                              leg_table, settles, hedge_size[v], opening[v, 0], opening[v, 2], value0,
+                                              marks, held_terms, book_terms, out)
+                    else:
+                        final = _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
+                                              perp_mmr, liquidated_at, book_until, leg_kind, leg_size, leg_strike,
+                                              leg_table, settles, hedge_size, stop_price, stop_drawdown, stop_fraction,
+                                              fee, opening[v, 0], opening[v, 1], opening[v, 2], value0, marks,
+                                              held_terms, book_terms, drops, out)
+                    out[v, p, OUT_PNL] = final - value0
