@@ -14,8 +14,11 @@ pairs the i-th scenario point with the i-th parameter set (equal lengths require
 
 The work is a list of items (scenario point, strategy, parameter set), the unhedged book first
 at each point, cut into chunks of consecutive items. Chunks run through joblib (``loky`` by
-default, ``threading``, ``sequential``, or Dask through joblib's dask backend). Each worker
-simulates a point once and keeps it for the next chunk; the parent writes each finished chunk as
+default, ``threading``, ``sequential``, or Dask through joblib's dask backend). A sweep with one
+scenario point (strategy parameters only) is simulated once, by the parent on every core, and
+handed to the workers (:class:`_SharedRun`: memory-mapped files for loky, scattered once to each
+Dask worker, the object itself in the parent's own process); with several points, each worker
+simulates a point once and keeps it for the next chunk. The parent writes each finished chunk as
 ``chunks/chunk-NNNNNN.parquet`` (atomically, with its SHA-256 and the hash of its work in a JSON
 sidecar) as it arrives, so memory does not grow with the grid and an interruption loses at most
 the chunks in flight. Running the same sweep again finds the folder by the plan's hash and skips
@@ -35,6 +38,8 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -375,10 +380,49 @@ def run_chunk(plan: SweepPlan, k: int, on_error: str = "raise", threads: int = 1
                                                                 "error", "traceback"])
 
 
-def _chunk_task(plan: SweepPlan, k: int, on_error: str, threads: int):
+class _SharedRun:
+    """A point's simulation on disk, for worker processes on this machine (loky): the per-step
+    arrays as ``.npy`` files each worker maps read-only (the page cache holds them once), the rest
+    pickled. Pickling the result into every task instead would copy ~150 MB per chunk at 10,000
+    paths x 720 steps (and joblib would hash every array at each dispatch)."""
+
+    def __init__(self, result, folder: Path):
+        import pickle
+
+        self.folder = str(folder)
+        self.keys = sorted(result._raw)
+        for key in self.keys:
+            np.save(folder / f"raw-{key}.npy", np.asarray(result._raw[key]), allow_pickle=False)
+        raw, result._raw = result._raw, {}
+        try:
+            (folder / "result.pickle").write_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        finally:
+            result._raw = raw
+
+    def load(self):
+        import pickle
+
+        folder = Path(self.folder)
+        result = pickle.loads((folder / "result.pickle").read_bytes())
+        result._raw = {key: np.load(folder / f"raw-{key}.npy", mmap_mode="r") for key in self.keys}
+        return result
+
+
+def _adopt(plan: SweepPlan, shared) -> None:
+    """Keep the parent's simulation of the plan's only point as this process's (see _simulate)."""
+    key = (plan.hash, 0)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = shared.load() if isinstance(shared, _SharedRun) else shared
+
+
+def _chunk_task(plan: SweepPlan, k: int, on_error: str, threads: int, shared=None):
     import numba
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    if shared is not None:
+        _adopt(plan, shared)
     started = time.perf_counter()
     rows, failures = run_chunk(plan, k, on_error, threads)
     return k, rows, failures, time.perf_counter() - started
@@ -499,14 +543,26 @@ class _Executor:
             self.backend = "dask"
             self.n_jobs = -1
 
-    def map(self, fn, args):
+    @property
+    def in_process(self) -> bool:
+        """Whether the tasks run in this process (their arguments passed as they are)."""
+        return self.backend in ("sequential", "threading") or (self.n_jobs == 1 and self.backend != "dask")
+
+    def share(self, result, tmp: Path):
+        """``result`` in the form this executor's workers take it (see :class:`_SharedRun`)."""
+        if self.in_process or self.backend == "dask":  # Dask: scattered once to each worker (map)
+            return result
+        return _SharedRun(result, tmp)
+
+    def map(self, fn, args, scatter=()):
         import joblib
 
         if self.backend == "sequential" or (self.n_jobs == 1 and self.backend != "dask"):
             for a in args:
                 yield fn(*a)
             return
-        with joblib.parallel_config(backend=self.backend, n_jobs=self.n_jobs):
+        extra = {"scatter": list(scatter)} if self.backend == "dask" and scatter else {}
+        with joblib.parallel_config(backend=self.backend, n_jobs=self.n_jobs, **extra):
             yield from joblib.Parallel(return_as="generator_unordered")(joblib.delayed(fn)(*a) for a in args)
 
     def close(self):
@@ -543,8 +599,22 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
                                                       if k not in set(todo)),
                    unit="row", desc="sweep", dynamic_ncols=True)
     executor = _Executor(backend, n_jobs, scheduler, dask_local)
+    base = None
+    for stale in folder.glob(".shared-*"):  # left by a sweep killed here before
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = tempfile.TemporaryDirectory(prefix=".shared-", dir=folder)  # in the folder: a kill leaves it there
     try:
-        for k, rows, failures, seconds in executor.map(_chunk_task, [(plan, k, on_error, threads) for k in todo]):
+        shared = None
+        if todo and len(plan.points) == 1:  # simulate once, here on every core, not once per worker
+            try:
+                base = _base_run(plan)
+            except Exception:  # the workers meet the error again and raise it or collect it per row
+                base = None
+            if base is not None:
+                shared = executor.share(base, Path(tmp.name))
+        tasks = [(plan, k, on_error, threads, shared) for k in todo]
+        scatter = [shared] if shared is not None else []
+        for k, rows, failures, seconds in executor.map(_chunk_task, tasks, scatter=scatter):
             _save_chunk(plan, folder, k, rows, failures, seconds)
             if bar is not None:
                 bar.update(len(plan.chunks[k]))
@@ -552,9 +622,10 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
         executor.close()
         if bar is not None:
             bar.close()
+        tmp.cleanup()
     table, failures = load_chunks(plan, folder)
     result = SweepResult(folder, plan, table, failures, len(todo), resumed, time.perf_counter() - started)
-    _finish(result, report=report)
+    _finish(result, report=report, base=base)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -589,16 +660,26 @@ def _tidy(rows: pd.DataFrame, plan: SweepPlan) -> pd.DataFrame:
     return out
 
 
-def _finish(result: SweepResult, report: bool | None) -> None:
-    """Make the sweep folder a run folder: the base point's market, the sweep table, the report.
-    The manifest is written last (and again after a resume that computed more chunks)."""
-    from .results.store import write_run
+def _base_run(plan: SweepPlan):
+    """The first scenario point's simulation, on every core (per-step values kept: the strategies
+    and the fan need them)."""
     from .simulate import run
+
+    return run(_point_scenario(plan, 0), n_paths=plan.n_paths, seed=plan.seed, n_jobs=os.cpu_count() or 1,
+               keep_steps=True)
+
+
+def _finish(result: SweepResult, report: bool | None, base=None) -> None:
+    """Make the sweep folder a run folder: the base point's market, the sweep table, the report.
+    The manifest is written last (and again after a resume that computed more chunks). ``base``:
+    the first point's simulation if the caller has it (the same numbers as :func:`_base_run`)."""
+    from .results.store import write_run
 
     plan, folder = result.plan, result.folder
     if (folder / "manifest.json").exists() and result.computed == 0:
         return
-    base = run(_point_scenario(plan, 0), n_paths=plan.n_paths, seed=plan.seed, n_jobs=os.cpu_count() or 1)
+    if base is None:
+        base = _base_run(plan)
     failures = result.failures.drop(columns=["traceback"]) if not result.failures.empty else result.failures
     write_run(base, folder, source=None, merge=True, report=report,
               tables={"sweep": result.table, "sweep_failures": failures.astype({"row": "int64"})

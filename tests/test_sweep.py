@@ -134,6 +134,59 @@ def test_identical_on_an_existing_dask_scheduler(scenario, reference, tmp_path):
     pd.testing.assert_frame_equal(got.table, reference.table, check_exact=True)
 
 
+@pytest.fixture(scope="module")
+def one_point(scenario):
+    """The grid without its scenario key: strategy parameters only, one simulation."""
+    return engine.load_scenario(scenario.model_dump(mode="json") | {"sweep": None})
+
+
+@pytest.fixture(scope="module")
+def one_point_reference(one_point, tmp_path_factory):
+    return sw.run_sweep(one_point, out=tmp_path_factory.mktemp("one") / "s", n_jobs=1, chunk_size=2, report=False)
+
+
+def test_a_strategy_only_sweep_is_simulated_once(one_point, one_point_reference, tmp_path, monkeypatch):
+    """The parent simulates the point once (on every core) and the chunks evaluate it; they do
+    not simulate it again, nor does the run folder's base point. Simulated by the chunks
+    themselves instead (as when the parent's simulation fails), the rows are the same."""
+    import engine.simulate
+
+    real, calls = engine.simulate.run, []
+    monkeypatch.setattr(engine.simulate, "run", lambda *a, **k: calls.append(k.get("n_jobs")) or real(*a, **k))
+    got = sw.run_sweep(one_point, out=tmp_path / "once", n_jobs=1, chunk_size=2, report=False)
+    assert len(calls) == 1 and got.plan.n_chunks > 1
+    pd.testing.assert_frame_equal(got.table, one_point_reference.table, check_exact=True)
+
+    failures = iter([RuntimeError("no simulation in the parent")])
+
+    def base_run(plan, _real=sw._base_run):
+        for error in failures:  # the first call (before the chunks) fails, the next (the run folder) works
+            raise error
+        return _real(plan)
+
+    monkeypatch.setattr(sw, "_base_run", base_run)
+    sw._CACHE.clear()
+    calls.clear()
+    got = sw.run_sweep(one_point, out=tmp_path / "workers", n_jobs=1, chunk_size=2, report=False)
+    assert len(calls) == 2  # the chunks' own simulation, then the run folder's base point
+    pd.testing.assert_frame_equal(got.table, one_point_reference.table, check_exact=True)
+
+
+@pytest.mark.parametrize("kw", [
+    {"n_jobs": 2, "chunk_size": 3},
+    {"n_jobs": 2, "backend": "threading", "chunk_size": 3},
+    {"dask_local": 2, "chunk_size": 2},
+])
+def test_a_strategy_only_sweep_is_identical_whatever_runs_it(one_point, one_point_reference, tmp_path, kw):
+    """The parent's simulation reaches loky's workers as memory-mapped files, Dask's scattered,
+    threads as the object itself: the same table every way."""
+    if "dask_local" in kw:
+        pytest.importorskip("dask.distributed", reason="the dask extra is not installed")
+    got = sw.run_sweep(one_point, out=tmp_path / "s", report=False, **kw)
+    assert got.plan.n_chunks >= 3
+    pd.testing.assert_frame_equal(got.table, one_point_reference.table, check_exact=True)
+
+
 def test_rerun_resumes_and_recomputes_a_damaged_chunk(scenario, reference, tmp_path):
     first = sw.run_sweep(scenario, out=tmp_path / "s", n_jobs=1, chunk_size=4, report=False)
     assert (first.computed, first.resumed) == (first.plan.n_chunks, 0)
