@@ -62,14 +62,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
-    import yaml
 
     import engine
     from engine import hedge
 
     longs, shorts, ratios = grid(args.sets)
-    data = yaml.safe_load((ROOT / "scenarios" / "feb-2026-deleveraging.yaml").read_text())
-    data["horizon"]["duration"] = "30d"
+    from engine.scenario.canonical import to_plain
+
+    # the flagship with its `extends` resolved (the calibrated parameter file), 30 days
+    data = to_plain(engine.load_scenario(ROOT / "scenarios" / "feb-2026-deleveraging.yaml", ["horizon.duration=30d"]))
     data["portfolio"] = {"spot_btc": 1, "cash_usd": "100k"}  # cash for the premiums: vectorbt does not lend
     data["strategies"] = [{"rule": "put_spread", "name": "spread", "long_strike_usd": {"values": longs},
                            "short_strike_usd": {"values": shorts},

@@ -426,7 +426,7 @@ def split(rec: dict) -> list[tuple[str, float]]:
         "executor close": s.get("main:close", 0),
         "saving chunks (parquet + SHA-256)": s.get("main:_save_chunk", 0),
         "load_chunks": s.get("main:load_chunks", 0),
-        "_finish: the base point again (all cores)": s.get("finish:_finish", 0) - s.get("finish:write_run", 0),
+        "_finish: the base point (simulated here unless the sweep had it)": s.get("finish:_finish", 0) - s.get("finish:write_run", 0),
         "_finish: write_run (tables, report)": s.get("finish:write_run", 0),
     }
     rows = [("wall, run_sweep end to end", rec["wall"])]
@@ -447,7 +447,7 @@ def split(rec: dict) -> list[tuple[str, float]]:
         rows += [(f"chunks: sum of sidecar seconds ({len(sec)} chunks, {n_jobs} workers)", busy),
                  ("  per worker (sum / workers)", busy / n_jobs),
                  (f"  typical chunk (median of chunks {n_jobs}..), {rec['chunk_size']} rows + unhedged", typical),
-                 ("  first chunk of each worker, excess over typical (sum; kernel load + simulation)", first_excess)]
+                 ("  first chunk of each worker, excess over typical (sum; kernel load, simulation if the worker makes it)", first_excess)]
         if "simulate_1thread" in rec:
             rows.append(("    of which the point's simulation, 1 thread, once per worker (measured apart, x workers)",
                          rec["simulate_1thread"] * n_jobs))
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="bench a copy of engine/ taken at the start (edits during the bench do not reach it; "
                          "its kernels are compiled once, in the warm-up)")
     ap.add_argument("--chunk-size", type=int, default=0,
-                    help="run_sweep's chunk_size for figures 1-3 (default 0: run_sweep's own choice, about 32 chunks)")
+                    help="run_sweep's chunk_size for figures 1-3 (default 0: run_sweep's own choice, 8 chunks for this sweep)")
     ap.add_argument("--ref", help="bench engine/ as committed at this git ref (git archive), e.g. HEAD")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
