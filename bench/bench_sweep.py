@@ -53,6 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FLAGSHIP = ROOT / "scenarios" / "feb-2026-deleveraging.yaml"
 if str(ROOT) not in sys.path:  # measure the engine next to this script, as the children do
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import _maxrss_bytes  # noqa: E402
+from bench_engine import machine as engine_machine  # noqa: E402
 
 # issue 6's requirements
 TARGET_S = 60.0  # 1,000 strategy points x 10,000 paths x 720 hourly steps on 2 cores
@@ -96,9 +99,6 @@ def machine() -> dict:
     """bench_engine's machine facts (CPU, versions, commit) plus the sweep's backends."""
     import dask
     import joblib
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_engine import machine as engine_machine
 
     return {**engine_machine(), "joblib": joblib.__version__, "dask": dask.__version__,
             "engine_state": _engine_state()}
@@ -230,11 +230,6 @@ class _ChildPeaks(threading.Thread):
     def run(self):
         while not self.stop.wait(0.05):
             self.poll()
-
-
-def _maxrss_bytes(who=resource.RUSAGE_SELF) -> int:
-    kb = resource.getrusage(who).ru_maxrss
-    return kb if sys.platform == "darwin" else kb * 1024
 
 
 def child(spec: dict) -> None:

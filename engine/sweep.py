@@ -544,20 +544,25 @@ class _Executor:
             self.n_jobs = -1
 
     @property
-    def in_process(self) -> bool:
-        """Whether the tasks run in this process (their arguments passed as they are)."""
-        return self.backend in ("sequential", "threading") or (self.n_jobs == 1 and self.backend != "dask")
+    def sequential(self) -> bool:
+        """Whether the tasks run one after the other in this process (no joblib)."""
+        return self.backend == "sequential" or (self.n_jobs == 1 and self.backend != "dask")
 
-    def share(self, result, tmp: Path):
-        """``result`` in the form this executor's workers take it (see :class:`_SharedRun`)."""
-        if self.in_process or self.backend == "dask":  # Dask: scattered once to each worker (map)
+    def share(self, result, folder: Path):
+        """``result`` in the form this executor's workers take it: the object itself in this
+        process, a shallow copy for Dask (scattered once to each worker by :meth:`map`; a copy,
+        so that the caller may go on caching tables on the original while it is pickled), files
+        in ``folder`` for loky (:class:`_SharedRun`)."""
+        if self.sequential or self.backend == "threading":
             return result
-        return _SharedRun(result, tmp)
+        if self.backend == "dask":
+            return copy.copy(result)
+        return _SharedRun(result, folder)
 
     def map(self, fn, args, scatter=()):
         import joblib
 
-        if self.backend == "sequential" or (self.n_jobs == 1 and self.backend != "dask"):
+        if self.sequential:
             for a in args:
                 yield fn(*a)
             return
@@ -602,7 +607,7 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     base = warm = None
     for stale in folder.glob(".shared-*"):  # left by a sweep killed here before
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = tempfile.TemporaryDirectory(prefix=".shared-", dir=folder)  # in the folder: a kill leaves it there
+    tmp = None
     try:
         shared = None
         if todo and len(plan.points) == 1:  # simulate once, here on every core, not once per worker
@@ -611,6 +616,8 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
             except Exception:  # the workers meet the error again and raise it or collect it per row
                 base = None
             if base is not None:
+                # in the sweep's folder, so that files a kill leaves behind are found by the next run
+                tmp = tempfile.TemporaryDirectory(prefix=".shared-", dir=folder)
                 shared = executor.share(base, Path(tmp.name))
                 # the run folder's tables of the base point, while the workers compute: its fan (the
                 # quantiles of every step) is a second of a 10,000-path point, otherwise spent at the end
@@ -628,7 +635,8 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
             bar.close()
         if warm is not None:
             warm.join()
-        tmp.cleanup()
+        if tmp is not None:
+            tmp.cleanup()
     table, failures = load_chunks(plan, folder)
     result = SweepResult(folder, plan, table, failures, len(todo), resumed, time.perf_counter() - started)
     _finish(result, report=report, base=base)
