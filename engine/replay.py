@@ -179,7 +179,7 @@ def replay(scenario, prices: pd.Series, start=None, end=None, *, overrides=()) -
     scenario do not fit.
     """
     from .compile.compiler import compile_scenario
-    from .nb.kernel import D_INV_DEPTH, D_SQRT_COEF
+    from .compile.layout import Driver
     from .simulate import prepare, run_prepared
 
     if isinstance(scenario, (str, Path)):
@@ -191,8 +191,11 @@ def replay(scenario, prices: pd.Series, start=None, end=None, *, overrides=()) -
     compiled = compile_scenario(replayed, n_paths=1)
     prep = prepare(compiled)
     drivers = prep.drivers.copy()
-    drivers[:, D_SQRT_COEF] = 0.0  # flows and liquidations do not move an observed price
-    drivers[:, D_INV_DEPTH] = 0.0
+    # flows and liquidations do not move an observed price, and the path between two closes is
+    # the straight line: no excursion is sampled (the lowest price of a step is its lower close)
+    drivers[:, [Driver.SQRT_COEF, Driver.LINEAR_COEF, Driver.PERMANENT_COEF]] = 0.0
+    drivers[:, Driver.BRIDGE] = np.inf
+    drivers[:, Driver.REACH] = 1.0
     prep = dataclasses.replace(prep, drivers=drivers, replay=np.log(rows.to_numpy(dtype=np.float64)))
     result = run_prepared(prep, replayed, n_jobs=1, keep_steps=True)
     return ReplayResult(replayed, rows.astype(np.float64), spot, step, result, int(prices.attrs.get("filled", 0)))

@@ -125,7 +125,7 @@ class Prepared:
     tail_power: float
     tail_scale: float
     normal_table: np.ndarray
-    drivers: np.ndarray  # (n_steps, N_DRIVERS): see the D_* columns in engine.nb.kernel
+    drivers: np.ndarray  # (n_steps, N_DRIVERS): see engine.compile.layout.DRIVER_FIELDS
     venue_share: np.ndarray
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
     venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
@@ -135,26 +135,50 @@ class Prepared:
     replay: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
+def impact_drivers(compiled: CompiledScenario) -> dict[str, np.ndarray]:
+    """The impact coefficients per step (see :data:`engine.compile.layout.DRIVER_FIELDS`)."""
+    from .compile.layout import IMPACT_LINEAR, IMPACT_SQRT
+
+    model = int(compiled.param("IMPACT_MODEL"))
+    d = compiled.step("DEPTH_MULT")
+    depth = compiled.param("DEPTH_USD_PER_PCT") * d * 100.0
+    sqrt_coef = compiled.param("SQRT_COEFFICIENT") * compiled.param("SIGMA_DAY") / np.sqrt(
+        compiled.param("DAILY_VOLUME_USD") * d)
+    decay = compiled.param("RESILIENCE_DECAY") ** compiled.step("RESILIENCE_MULT")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(decay < 1.0, (1.0 - decay) / -np.log(decay), 1.0)
+    return {
+        "SQRT_COEF": sqrt_coef if model != IMPACT_LINEAR else np.zeros_like(d),
+        "LINEAR_COEF": 1.0 / depth if model != IMPACT_SQRT else np.zeros_like(d),
+        "PERMANENT_COEF": compiled.param("PERMANENT_FRACTION") / depth,
+        "DECAY": decay,
+        "GAIN": gain,
+    }
+
+
 def prepare(compiled: CompiledScenario) -> Prepared:
-    from .nb.kernel import D_DECAY, D_DRIFT, D_INV_DEPTH, D_MACRO_VOL, D_RARE, D_SQRT_COEF, N_DRIVERS
+    from .compile.layout import DRIVER_FIELDS, N_DRIVERS, Driver
+    from .nb.kernel import BRIDGE_REACH
 
     table, lo, inv = dealer_hedge_table(compiled)
     tail, power, scale = student_t_table(compiled.param("TAIL_DOF"))
     sizes = compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1)
     share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
-    d = compiled.step("DEPTH_MULT")
     drivers = np.empty((compiled.n_steps, N_DRIVERS))
-    drivers[:, D_SQRT_COEF] = compiled.param("SQRT_COEFFICIENT") * compiled.param("SIGMA_DAY") / np.sqrt(
-        compiled.param("DAILY_VOLUME_USD") * d)
-    drivers[:, D_INV_DEPTH] = 1.0 / (compiled.param("DEPTH_USD_PER_PCT") * d * 100.0)
+    for name, values in impact_drivers(compiled).items():
+        drivers[:, getattr(Driver, name)] = values
     beta = compiled.step("MACRO_BETA")
-    drivers[:, D_DRIFT] = compiled.step("DRIFT") + beta * compiled.step("MACRO_DRIFT") + compiled.step("CROSS_ASSET_RETURN")
-    drivers[:, D_MACRO_VOL] = beta * compiled.step("MACRO_VOL")
-    drivers[:, D_DECAY] = compiled.param("RESILIENCE_DECAY") ** compiled.step("RESILIENCE_MULT")
+    drivers[:, Driver.DRIFT] = compiled.step("DRIFT") + beta * compiled.step("MACRO_DRIFT") + compiled.step("CROSS_ASSET_RETURN")
+    drivers[:, Driver.MACRO_VOL] = beta * compiled.step("MACRO_VOL")
+    variance = compiled.step("VOL") ** 2 + drivers[:, Driver.MACRO_VOL] ** 2
+    with np.errstate(divide="ignore"):
+        drivers[:, Driver.BRIDGE] = np.where(variance > 0.0, 2.0 / variance, np.inf)
+    drivers[:, Driver.REACH] = np.exp(-np.sqrt(BRIDGE_REACH / drivers[:, Driver.BRIDGE]))
     rare = ((compiled.step("SCHEDULED_JUMP") != 0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0)
             | (compiled.step("NEW_SHORT_NOTIONAL_USD") > 0) | (compiled.step("DIFFICULTY_ADJUST") != 0)
             | (compiled.venue_steps[Venue.MARGIN_CHANGE] != 0).any(axis=0))
-    drivers[:, D_RARE] = rare
+    drivers[:, Driver.RARE] = rare
+    assert len(DRIVER_FIELDS) == N_DRIVERS
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
     return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), drivers,

@@ -31,7 +31,7 @@ market:
     daily_volume_usd: 18B
     depth_usd_per_pct: 14M
     resilience_half_life: 30m
-    permanent_fraction: 40%
+    permanent_fraction: 0.5%
   perpetuals:
     long:
       notional_usd: 38B
@@ -43,7 +43,7 @@ market:
       entry_price: {distribution: lognormal, center_usd: 90k, dispersion: 4%}
     maintenance_margin_rate: 0.5%
     initial_margin_rate: 1%
-    venues: {main: 70%, cme: {share: 30%, initial_margin_rate: 5%, maintenance_margin_rate: 2%}}
+    venues: {main: 70%, cme: {share: 30%, initial_margin_rate: 5%, maintenance_margin_rate: 2%, insurance_fund_usd: 50M}}
     funding: {interval: 8h, base_rate: 0.01%, imbalance_sensitivity: 0.05%, cap: 0.3%}
     insurance_fund_usd: 1B
     liquidation: {fill_slippage: 0.1%, max_cascade_rounds: 40}

@@ -7,18 +7,52 @@ uniforms, ``engine.nb.rng.draw_uniforms_nb``), and returns what the kernel retur
 the summary (``SUMMARY_FIELDS``), the per-step price, open interest and liquidations, and the
 per-step flow decomposition (``FLOW_FIELDS``).
 
+The price, impact and liquidations (model v2):
+
+* Eight uniforms per step: ``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump
+  occurrence, ``u4``/``u5`` the step's bridge low/high; ``u6`` the scheduled-jump spread on the
+  steps that have one (``u6``, ``u7`` NaN elsewhere; ``u7`` unused).
+* A fundamental log price ``ln_f`` (exogenous returns and permanent impact) and a transient flow
+  state ``J`` (USD, a decaying cumulative net flow). The price is ``ln_f + I_t(J)``, with
+  ``I_t(J) = c_t*sign(J)*sqrt(|J|) + l_t*J``, clamped to ``spot * exp(+-LOG_FLOOR)``. Each step
+  ``J`` heals by ``decay_t``; the step's net flow ``q`` (executed evenly over the step) adds
+  ``gain_t*q`` to ``J`` and ``lam_t*q`` to ``ln_f`` (permanent, linear in every impact model).
+* Between the step's open ``ln_prev`` and its close ``c`` the path is a Brownian bridge of
+  variance ``v_t`` (jumps are part of the step's move); its low ``m`` and high ``M`` are sampled
+  from ``u4``/``u5`` (the straight line in a replay: ``m = min(ln_prev, c)``, ``M = max(ln_prev,
+  c)``) and kept within the clamp, like the close.
+* Liquidations at the trigger: a long with bankruptcy price ``P_b`` on venue ``v`` has trigger
+  ``T = P_b/(1 - mmr)`` and is crossed iff ``T >= exp(m)`` (shorts: ``P_b/(1 + mmr) <= exp(M)``).
+  It fills at ``min(T, S)`` (``S`` the step's open: a step that opens beyond the trigger fills
+  there) less the venue's penalty (shorts: ``max(T, S)`` plus it). Each round's liquidation flow
+  ``f`` moves ``ln_f`` by ``lam_t*f`` and ``J`` by ``f``; the close ``c`` and the bridge's ``m``
+  and ``M`` shift by the price's move (``m`` and ``M`` clamped again), which may cross more cells
+  in the next round.
+* Insurance funds per venue: every batch (one side of one venue in one round) adds its surpluses
+  and subtracts its deficits; a fund below 0 is reset to 0 and the shortfall is auto-deleveraged
+  on the same venue's other side, at the round's start price.
+* ``min_price``/``max_price`` include the intra-step lows/highs (``exp(m)``, ``exp(M)`` after the
+  cascade's shifts); ``trough_step`` is the step where ``min_price`` was reached. Drawdown, the
+  peak and trough of the deleveraging hazard and realised vol use step-end prices.
+
 Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
-instead of its exogenous moves, and flows and liquidations have no impact (the observed price
-already holds their effect); the rest of the step is unchanged. The reference then also records
-the book's margin stress at every step's close (``STRESS_FIELDS``), from its plain cells.
+instead of its exogenous moves, and flows and liquidations have no impact (``c_t = l_t = lam_t =
+0``: the observed price already holds their effect) and the path between two closes is the
+straight line; the rest of the step is unchanged. The reference then also records the book's
+margin stress at every step's close (``STRESS_FIELDS``), from its plain cells.
 
 It is deliberately *not* the kernel's algorithm:
 
 * the book holds each cell's actual size in BTC in plain per-venue lists; voluntary
   deleveraging and auto-deleveraging shrink the cells themselves (the kernel keeps lazy scale
   factors per side);
-* liquidations scan every cell of every venue for a crossing, each round (the kernel walks
-  pointers from the best cell and gates the cascade with cached trigger prices);
+* liquidations scan every cell of every venue for a crossing, each round, against the bridge
+  low/high sampled at every step (the kernel walks pointers from the best cell, gates the cascade
+  with cached trigger prices and computes the bridge extremes only when a trigger or the running
+  extreme may be crossed);
+* the impact coefficients and the bridge variance are recomputed from the compiled params and
+  steps at every step (the kernel reads them from ``prep.drivers``, which the reference never
+  reads: it checks that table too);
 * totals (open interest, side sizes) are summed from the cells when needed (the kernel keeps
   running sums);
 * the trailing prices are a plain list of step-start prices (the kernel keeps a ring buffer).
@@ -29,19 +63,17 @@ cells), the Student-t scale and the dealers' hedge are read from the tables
 :func:`engine.simulate.prepare` builds, and new sizes are spread over the two neighbouring grid
 cells linearly in log price, clamped at the grid's ends.
 
-Where the kernel does something else, the reference does what the model says, and a strict
-``xfail`` test in ``tests/test_reference.py`` shows the difference:
+Points where the kernel once differed from the model (the tests at the end of
+``tests/test_reference.py`` pin them):
 
-* bad debt and liquidation surplus are counted per position (the kernel nets the equity of all
-  the positions closed together on one side of one venue in one round; the fund and ADL agree);
-* an ADL shrinks the positions still open, at the moment it happens (the kernel spreads it over
-  a side size that still holds cells closed earlier in the round, and values those at the
-  post-ADL scale);
-* a side that ADL or a full voluntary deleveraging wipes out is simply empty (the kernel's scale
-  factor becomes 0 and a later position on that side is sized ``x / 0``), and an empty book has
-  no imbalance (the kernel's running sizes keep a rounding residual);
+* bad debt and liquidation surplus are counted per position: a batch's surplus is the sum of its
+  positive equities and its deficit the sum of its negative ones, never netted;
+* an ADL shrinks the positions still open, at the moment it happens (those closed earlier in the
+  round are gone);
+* a side that ADL or a full voluntary deleveraging wipes out is simply empty, and an empty book
+  has no imbalance;
 * a long at 1x leverage or less (new positions under a 100% initial margin) cannot go bankrupt
-  and sits in the lowest cell (the kernel computes ``log1p(-1/L)`` = NaN there).
+  and sits in the lowest cell (the kernel once computed ``log1p(-1/L)`` = NaN there).
 """
 
 from __future__ import annotations
@@ -52,14 +84,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.compile.layout import IMPACT_LINEAR, IMPACT_SQRT, PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS
+from engine.compile.layout import IMPACT_BOTH, IMPACT_LINEAR, IMPACT_SQRT, PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS
 from engine.nb.kernel import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
 from engine.nb.rng import draw_uniforms_nb
 
 __all__ = ["PathResult", "simulate_path", "path_uniforms", "standard_normal", "inverse_normal_cdf", "LOG_FLOOR"]
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20)
-IMPACT_CAP = 2.0  # one step's impact is at most +-2 in log price
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% return
 NEAR_LIQUIDATION = 0.05  # stress: notional a 5% move would liquidate
 HIGH_LEVERAGE = 4.0  # stress: notional above 4x effective leverage
@@ -136,7 +167,8 @@ def dealer_hedge(prep, t: int, log_price: float) -> float:
 
 
 def path_uniforms(compiled, path: int) -> np.ndarray:
-    """The ``(n_steps, 6)`` uniforms the kernel draws for ``path`` (same streams, same order)."""
+    """The ``(n_steps, 8)`` uniforms the kernel draws for ``path`` (same streams, same order): three
+    pairs at every step, a fourth on the steps with a scheduled jump (NaN elsewhere)."""
     rng = compiled.rng
     extra = (compiled.step("SCHEDULED_JUMP") != 0.0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0.0)
     return draw_uniforms_nb(rng.block_seeds, rng.block_size, path, 1, compiled.n_steps, extra)[0]
@@ -147,8 +179,8 @@ class Book:
     """Leveraged positions by venue on the bankruptcy-price grid, as plain lists of BTC sizes.
 
     Cell ``c`` holds positions whose bankruptcy price is ``grid[c] * funding_shift``: funding
-    payments move every bankruptcy price by the same factor. A long liquidates when the price
-    falls to ``P_b / (1 - m)``, a short when it rises to ``P_b / (1 + m)``.
+    payments move every bankruptcy price by the same factor. A long's trigger is ``P_b / (1 - m)``
+    (it liquidates when the step's low reaches it), a short's ``P_b / (1 + m)`` (the step's high).
     """
 
     def __init__(self, grid, long_btc, short_btc):
@@ -173,11 +205,24 @@ class Book:
     def open_interest_btc(self) -> float:
         return self.size(LONG) + self.size(SHORT)
 
+    def venue_size(self, side: str, venue: int) -> float:
+        return sum(self.cells[side][venue])
+
     def shrink(self, side: str, keep: float) -> None:
         """Every position of a side keeps the share ``keep`` (voluntary deleveraging, ADL)."""
         for row in self.cells[side]:
             for c in range(len(row)):
                 row[c] *= keep
+
+    def shrink_venue(self, side: str, venue: int, keep: float) -> None:
+        """Every position of a side on one venue keeps the share ``keep`` (ADL)."""
+        row = self.cells[side][venue]
+        for c in range(len(row)):
+            row[c] *= keep
+
+    def trigger(self, side: str, c: int, mmr: float) -> float:
+        """The liquidation price of cell ``c``: ``P_b / (1 - m)`` for a long, ``P_b / (1 + m)`` for a short."""
+        return self.bankruptcy(c) / (1.0 - mmr) if side == LONG else self.bankruptcy(c) / (1.0 + mmr)
 
     def deposit(self, side: str, venue: int, log_bankruptcy: float, size: float) -> None:
         """Add ``size`` BTC at a bankruptcy price: split over the two neighbouring cells linearly in
@@ -196,11 +241,12 @@ class Book:
         row[lo + 1] += size * w
 
     def crossed(self, side: str, venue: int, price: float, mmr: float) -> list[int]:
-        """Cells of ``venue`` whose liquidation price the ``price`` has reached (full scan)."""
+        """Cells of ``venue`` whose trigger the ``price`` has reached (full scan): longs with
+        ``trigger >= price`` (the step's low), shorts with ``trigger <= price`` (its high)."""
         row = self.cells[side][venue]
         if side == LONG:
-            return [c for c in range(len(row)) if row[c] > 0.0 and price <= self.bankruptcy(c) / (1.0 - mmr)]
-        return [c for c in range(len(row)) if row[c] > 0.0 and price >= self.bankruptcy(c) / (1.0 + mmr)]
+            return [c for c in range(len(row)) if row[c] > 0.0 and self.trigger(LONG, c, mmr) >= price]
+        return [c for c in range(len(row)) if row[c] > 0.0 and self.trigger(SHORT, c, mmr) <= price]
 
     def over_levered(self, side: str, venue: int, price: float, max_leverage: float) -> list[int]:
         """Cells above ``max_leverage`` at ``price``: a long at ``P_b`` has leverage ``S/(S - P_b)``,
@@ -255,6 +301,22 @@ class PathResult:
     stress: list = dataclasses.field(default_factory=list)  # replay only: STRESS_FIELDS -> value, per step
 
 
+@dataclass(frozen=True)
+class Impact:
+    """One step's impact coefficients and the variance of its diffusive log move."""
+
+    sqrt_coef: float  # c_t: the square-root law's transient coefficient (0: not that law)
+    linear_coef: float  # l_t: the linear law's transient coefficient (0: not that law)
+    permanent_coef: float  # lam_t: permanent log impact per USD of net flow
+    decay: float  # share of the transient flow state J kept over the step
+    gain: float  # share of a flow spread evenly over the step still unhealed at its end
+    variance: float  # v_t of the Brownian bridge between the open and the close; 0: the straight line
+
+    def transient(self, flow_state: float) -> float:
+        """The price's transient deviation (log) from the fundamental: ``c*sign(J)*sqrt(|J|) + l*J``."""
+        return math.copysign(self.sqrt_coef * math.sqrt(abs(flow_state)), flow_state) + self.linear_coef * flow_state
+
+
 class _Path:
     """The state of one path, and one method per mechanism of a step (kernel docstring, 1-8)."""
 
@@ -276,14 +338,14 @@ class _Path:
         self.ln_floor = math.log(spot) - LOG_FLOOR
         self.ln_ceiling = math.log(spot) + LOG_FLOOR
         self.ln_fundamental = math.log(spot)  # exogenous returns + permanent impact
-        self.transient = 0.0  # transient impact (log)
+        self.flow_state = 0.0  # J: the transient flow state, USD (a decaying cumulative net flow)
         self.ln_price = math.log(spot)
         self.price = spot
         self.start_price, self.start_ln_price = spot, self.ln_price  # the current step's start
         self.start_prices = [spot]  # start_prices[t]: the price at the start of step t
         self.peak = self.trough = spot
         self.realised_var = self.drv["VOL"][0] ** 2  # EWMA of squared step log returns
-        self.fund = self.p["INSURANCE_FUND_USD"]
+        self.fund = [self.venue[v]["INSURANCE_FUND_USD"][0] for v in range(c.n_venues)]  # per venue, USD
         self.etf_holdings = self.p["ETF_HOLDINGS_BTC"]
         self.miner_reserves = self.p["MINER_RESERVES_BTC"]
         self.hashrate = self.p["MINER_HASHRATE_PH"]
@@ -292,7 +354,7 @@ class _Path:
 
         self.totals = dict.fromkeys(SUMMARY_FIELDS, 0.0)
         self.totals.update(min_price=spot, max_price=spot, min_funding_rate=math.inf, max_funding_rate=-math.inf,
-                           insurance_fund_end_usd=self.fund,
+                           insurance_fund_end_usd=sum(self.fund),
                            open_interest_start_usd=self.book.open_interest_btc() * spot)
         self.out = PathResult({}, [], [], [], [], {k: [] for k in FLOW_FIELDS}, [])
 
@@ -302,42 +364,54 @@ class _Path:
         k = t - int(steps)
         return self.start_prices[k] if k >= 0 else self.start_prices[0]
 
-    def impact(self, q: float, t: int) -> float:
-        """Log-price impact of a net flow ``q`` (USD): square-root law and/or linear depth; none
-        in a replay (the observed price already holds it)."""
+    def impact(self, t: int) -> Impact:
+        """Step ``t``'s coefficients, from the compiled params and steps (``d`` the depth multiplier):
+        ``c = Y*sigma_day/sqrt(V_day*d)`` (square-root law), ``l = 1/(depth*d*100)`` (linear law),
+        ``lam = permanent_fraction/(depth*d*100)`` (every law), ``decay = RESILIENCE_DECAY **
+        RESILIENCE_MULT``, ``gain = (1 - decay)/(-ln decay)`` (1 when nothing heals), ``v = VOL^2 +
+        (MACRO_BETA*MACRO_VOL)^2``. In a replay flows move nothing (the observed price already holds
+        them) and the path between two closes is the straight line."""
+        p, d = self.p, self.drv
+        decay = p["RESILIENCE_DECAY"] ** d["RESILIENCE_MULT"][t]
+        if decay == 1.0:
+            gain = 1.0
+        elif decay == 0.0:  # heals at once: the limit of (1 - decay) / -ln(decay)
+            gain = 0.0
+        else:
+            gain = (1.0 - decay) / -math.log(decay)
         if self.replay is not None:
-            return 0.0
-        model = int(self.p["IMPACT_MODEL"])
-        liquidity = self.drv["DEPTH_MULT"][t]
-        out = 0.0
-        if model != IMPACT_LINEAR:
-            volume = self.p["DAILY_VOLUME_USD"] * liquidity
-            y_sigma = self.p["SQRT_COEFFICIENT"] * self.p["SIGMA_DAY"]
-            out += math.copysign(y_sigma * math.sqrt(abs(q) / volume), q)
-        if model != IMPACT_SQRT:
-            out += q / (self.p["DEPTH_USD_PER_PCT"] * liquidity * 100.0)
-        return min(max(out, -IMPACT_CAP), IMPACT_CAP)
+            return Impact(0.0, 0.0, 0.0, decay, gain, 0.0)
+        model = int(p["IMPACT_MODEL"])
+        liquidity = d["DEPTH_MULT"][t]
+        depth = p["DEPTH_USD_PER_PCT"] * liquidity * 100.0
+        sqrt_coef = 0.0
+        if model in (IMPACT_SQRT, IMPACT_BOTH):
+            sqrt_coef = p["SQRT_COEFFICIENT"] * p["SIGMA_DAY"] / math.sqrt(p["DAILY_VOLUME_USD"] * liquidity)
+        linear_coef = 1.0 / depth if model in (IMPACT_LINEAR, IMPACT_BOTH) else 0.0
+        variance = d["VOL"][t] ** 2 + (d["MACRO_BETA"][t] * d["MACRO_VOL"][t]) ** 2
+        return Impact(sqrt_coef, linear_coef, p["PERMANENT_FRACTION"] / depth, decay, gain, variance)
 
-    def move_price(self, d_log: float) -> None:
-        """Add an impact: the permanent share moves the fundamental, the rest is transient."""
-        perm = self.p["PERMANENT_FRACTION"]
-        self.ln_fundamental += perm * d_log
-        self.transient += (1.0 - perm) * d_log
-        self.ln_price = min(max(self.ln_fundamental + self.transient, self.ln_floor), self.ln_ceiling)
+    def set_price(self, k: Impact) -> None:
+        """The log price: the fundamental plus the transient deviation, within spot * exp(+-LOG_FLOOR)."""
+        self.ln_price = min(max(self.ln_fundamental + k.transient(self.flow_state), self.ln_floor), self.ln_ceiling)
         self.price = math.exp(self.ln_price)
 
     # -- 1-2
+    def heal(self, k: Impact) -> None:
+        """The transient flow state decays toward 0."""
+        self.flow_state *= k.decay
+
     def exogenous_return(self, t: int, u) -> float:
         """Drift, the macro factor, cross-asset moves, fat-tailed diffusion and jumps (log)."""
         d = self.drv
         z = student_t(self.prep, u[0]) if self.p["TAIL_DOF"] > 0.0 else standard_normal(self.prep, u[0])
         x = standard_normal(self.prep, u[2])
-        r = (d["DRIFT"][t] + d["MACRO_BETA"][t] * (d["MACRO_DRIFT"][t] + d["MACRO_VOL"][t] * x)
-             + d["CROSS_ASSET_RETURN"][t] + d["VOL"][t] * z)
+        drift = d["DRIFT"][t] + d["MACRO_BETA"][t] * d["MACRO_DRIFT"][t] + d["CROSS_ASSET_RETURN"][t]
+        r = drift + d["MACRO_BETA"][t] * d["MACRO_VOL"][t] * x + d["VOL"][t] * z
         if u[3] < d["JUMP_PROB"][t]:
             r += self.p["JUMP_MEAN"] + self.p["JUMP_STDEV"] * standard_normal(self.prep, u[1])
         if d["SCHEDULED_JUMP"][t] != 0.0 or d["SCHEDULED_JUMP_SPREAD"][t] != 0.0:
-            r += d["SCHEDULED_JUMP"][t] + d["SCHEDULED_JUMP_SPREAD"][t] * standard_normal(self.prep, u[4])
+            r += d["SCHEDULED_JUMP"][t] + d["SCHEDULED_JUMP_SPREAD"][t] * standard_normal(self.prep, u[6])
         return r
 
     # -- 3
@@ -446,6 +520,14 @@ class _Path:
             flow -= fuel
         return flow
 
+    # -- 5
+    def flow_impact(self, q: float, k: Impact) -> None:
+        """The step's net flow ``q`` (USD), executed evenly over the step: ``lam*q`` moves the
+        fundamental for good, ``gain*q`` (what is still unhealed at the step's end) enters ``J``."""
+        self.ln_fundamental += k.permanent_coef * q
+        self.flow_state += k.gain * q
+        self.set_price(k)
+
     # -- 6
     def pay_funding(self, t: int, funding: float) -> None:
         """Longs pay ``funding`` per interval to shorts out of margin: every bankruptcy price moves
@@ -454,86 +536,118 @@ class _Path:
         if events != 0.0:
             self.book.funding_shift *= (1.0 + funding) ** events
 
+
     # -- 7
-    def settle(self, surplus: float, debt: float) -> float:
-        """Settle one batch of liquidations (one side of one venue in one round): the equity left
-        in the positions closed above their bankruptcy price feeds the insurance fund, then the
-        losses beyond margin of those closed below it (bad debt) draw on the fund; what it cannot
-        pay is left to ADL. Returns the ADL amount (USD)."""
+    def bridge_extremes(self, u_low: float, u_high: float, k: Impact) -> tuple[float, float]:
+        """The step's lowest and highest log price: the path from the open ``a`` to the close ``c``
+        is a Brownian bridge of variance ``v``, whose extremes are, from uniforms,
+        ``(a + c -+ sqrt((a - c)^2 - 2 v ln u)) / 2`` (the straight line when ``v = 0``); within the
+        clamp, like the close."""
+        a, c = self.start_ln_price, self.ln_price
+        if k.variance == 0.0:
+            low, high = min(a, c), max(a, c)
+        else:
+            low = (a + c - math.sqrt((a - c) ** 2 - 2.0 * k.variance * math.log(u_low))) / 2.0
+            high = (a + c + math.sqrt((a - c) ** 2 - 2.0 * k.variance * math.log(u_high))) / 2.0
+        return max(low, self.ln_floor), min(high, self.ln_ceiling)
+
+    def settle(self, venue: int, surplus: float, deficit: float) -> float:
+        """Settle one batch of liquidations (one side of one venue in one round) against the venue's
+        insurance fund: the equity left in the positions closed above their bankruptcy price feeds
+        it, then the losses beyond margin of those closed below it (bad debt) draw on it; what it
+        cannot pay is left to ADL. Returns the ADL amount (USD)."""
         tot = self.totals
         tot["liquidation_surplus_usd"] += surplus
-        tot["bad_debt_usd"] += debt
-        self.fund += surplus - debt
-        if self.fund >= 0.0:
+        tot["bad_debt_usd"] += deficit
+        self.fund[venue] += surplus
+        self.fund[venue] -= deficit
+        if self.fund[venue] >= 0.0:
             return 0.0
-        adl = -self.fund
-        self.fund = 0.0
+        adl = -self.fund[venue]
+        self.fund[venue] = 0.0
         tot["adl_usd"] += adl
         return adl
 
-    def auto_deleverage(self, side: str, usd: float) -> None:
-        """ADL: the other side's open positions shrink by ``usd`` of notional at the current price."""
-        notional = self.book.size(side) * self.price
+    def auto_deleverage(self, side: str, venue: int, usd: float) -> None:
+        """ADL: the open positions of ``side`` on ``venue`` shrink by ``usd`` of notional at the
+        current price (the round's start: the price moves only between rounds)."""
+        notional = self.book.venue_size(side, venue) * self.price
         if notional > 0.0:
-            self.book.shrink(side, max(0.0, 1.0 - usd / notional))
+            self.book.shrink_venue(side, venue, max(0.0, 1.0 - usd / notional))
 
-    def liquidate(self, side: str, venue: int, penalty: float) -> float:
-        """Close every crossed cell of ``side`` on ``venue`` at market (the fill pays ``penalty``),
-        settle their equity and return the BTC closed."""
+    def liquidate(self, side: str, venue: int, t: int, extreme: float) -> tuple[float, int]:
+        """Close every cell of ``side`` on ``venue`` whose trigger ``T`` the step's low (longs) or
+        high (shorts) ``extreme`` has crossed, at ``T``, or at the step's open ``S`` if the step
+        opened beyond it, less the venue's fill penalty; settle their equity (ADL onto the venue's
+        other side). Returns (USD closed, cells closed)."""
         row = self.book.cells[side][venue]
-        crossed = self.book.crossed(side, venue, self.price, self.mmr[venue])
-        closed = surplus = debt = 0.0
+        mmr, penalty = self.mmr[venue], self.venue[venue]["LIQ_FILL_PENALTY"][t]
+        crossed = self.book.crossed(side, venue, math.exp(extreme), mmr)
+        closed_usd = surplus = deficit = 0.0
         for c in crossed:
-            if side == LONG:
-                equity = row[c] * (self.price * (1.0 - penalty) - self.book.bankruptcy(c))
+            size, bankruptcy, trigger = row[c], self.book.bankruptcy(c), self.book.trigger(side, c, mmr)
+            if side == LONG:  # a sale
+                fill = min(trigger, self.start_price) * (1.0 - penalty)
+                equity = size * (fill - bankruptcy)
+            else:  # a purchase
+                fill = max(trigger, self.start_price) * (1.0 + penalty)
+                equity = size * (bankruptcy - fill)
+            if equity >= 0.0:
+                surplus += equity
             else:
-                equity = row[c] * (self.book.bankruptcy(c) - self.price * (1.0 + penalty))
-            surplus += max(equity, 0.0)
-            debt += max(-equity, 0.0)
-            closed += row[c]
+                deficit += -equity
+            closed_usd += size * fill
             row[c] = 0.0
         if crossed:
-            adl = self.settle(surplus, debt)
+            adl = self.settle(venue, surplus, deficit)
             if adl > 0.0:
-                self.auto_deleverage(SHORT if side == LONG else LONG, adl)
-        return closed
+                self.auto_deleverage(SHORT if side == LONG else LONG, venue, adl)
+        return closed_usd, len(crossed)
 
-    def cascade(self, t: int, q: float) -> tuple[float, float, int]:
-        """Crossed positions close at market, their flow moves the price ``F(q + liq) - F(q)``,
-        which may cross more: repeated until nothing crosses or the round cap. A circuit breaker
-        (a move beyond CIRCUIT_BREAKER_MOVE since the step's start) stops it and pauses the next
-        CIRCUIT_BREAKER_STEPS steps. Returns (long USD, short USD, rounds)."""
+    def cascade(self, t: int, low: float, high: float, k: Impact) -> tuple[float, float, int, float, float]:
+        """Rounds of liquidations: in each, venue by venue, the crossed longs then the crossed
+        shorts close. Their flow ``f`` (USD, buys of shorts less sales of longs) moves the
+        fundamental by ``lam*f`` and ``J`` by ``f``; the step's low, high and close shift by the
+        price's move (within the clamp), which may cross more: repeated until nothing crosses or the round cap. A
+        circuit breaker (a move beyond CIRCUIT_BREAKER_MOVE since the step's start) stops it and
+        pauses the next CIRCUIT_BREAKER_STEPS steps. Returns (long USD, short USD, rounds, low, high)."""
         liq_long = liq_short = 0.0
         rounds = 0
-        q_total = q
         for _ in range(int(self.p["MAX_CASCADE_ROUNDS"])):
-            closed = {LONG: 0.0, SHORT: 0.0}
+            closed_usd = {LONG: 0.0, SHORT: 0.0}
+            closed_cells = 0
             for v in range(self.book.n_venues):
-                penalty = self.venue[v]["LIQ_FILL_PENALTY"][t]
-                closed[LONG] += self.liquidate(LONG, v, penalty)
-                closed[SHORT] += self.liquidate(SHORT, v, penalty)
-            if closed[LONG] == 0.0 and closed[SHORT] == 0.0:
+                for side, extreme in ((LONG, low), (SHORT, high)):
+                    usd, cells = self.liquidate(side, v, t, extreme)
+                    closed_usd[side] += usd
+                    closed_cells += cells
+            if closed_cells == 0:
                 break
             rounds += 1
-            usd_long, usd_short = closed[LONG] * self.price, closed[SHORT] * self.price
-            liq_long += usd_long
-            liq_short += usd_short
-            q_next = q_total - usd_long + usd_short
-            self.move_price(self.impact(q_next, t) - self.impact(q_total, t))
-            q_total = q_next
+            liq_long += closed_usd[LONG]
+            liq_short += closed_usd[SHORT]
+            flow = closed_usd[SHORT] - closed_usd[LONG]
+            before = self.ln_price
+            self.ln_fundamental += k.permanent_coef * flow
+            self.flow_state += flow
+            self.set_price(k)
+            shift = self.ln_price - before
+            low = max(low + shift, self.ln_floor)
+            high = min(high + shift, self.ln_ceiling)
             breaker = self.drv["CIRCUIT_BREAKER_MOVE"][t]
             if breaker > 0.0 and abs(self.ln_price - self.start_ln_price) > breaker:
                 self.paused_until = t + 1 + int(self.drv["CIRCUIT_BREAKER_STEPS"][t])
                 break
-        return liq_long, liq_short, rounds
+        return liq_long, liq_short, rounds, low, high
 
     # -- one step
     def step(self, t: int, u) -> None:
         s = self.start_price = self.price
         self.start_ln_price = self.ln_price
+        k = self.impact(t)
 
-        # 1-2. transient impact heals; exogenous return
-        self.transient *= self.p["RESILIENCE_DECAY"] ** self.drv["RESILIENCE_MULT"][t]
+        # 1-2. the transient flow state heals; exogenous return
+        self.heal(k)
         self.ln_fundamental += self.exogenous_return(t, u)
         if self.replay is not None:  # the observed close instead
             self.ln_fundamental = self.replay[t]
@@ -551,34 +665,37 @@ class _Path:
         q = etf + miners + dealers + delev + momentum + forced + cuts
 
         # 5. impact of the net flow; 6. funding payments
-        self.move_price(self.impact(q, t))
+        self.flow_impact(q, k)
         self.pay_funding(t, funding)
 
-        # 7. liquidation cascade, unless a circuit breaker pauses it
+        # 7. the step's low and high; liquidations at their trigger, unless a circuit breaker pauses them
+        low, high = self.bridge_extremes(u[4], u[5], k)
         if t < self.paused_until:
             self.totals["paused_steps"] += 1
             liq_long = liq_short = 0.0
             rounds = 0
         else:
-            liq_long, liq_short, rounds = self.cascade(t, q)
+            liq_long, liq_short, rounds, low, high = self.cascade(t, low, high, k)
 
         # 8. records
-        self.record(t, liq_long, liq_short, rounds, funding,
+        self.record(t, liq_long, liq_short, rounds, funding, low, high,
                     dict(etf=etf, long_liquidations=-liq_long, short_liquidations=liq_short, deleveraging=delev,
                          dealers=dealers, miners=miners, momentum=momentum, forced=forced, margin_cuts=cuts),
                     reflexive)
 
-    def record(self, t, liq_long, liq_short, rounds, funding, flows, reflexive) -> None:
-        """Step-end records: price path statistics, totals, per-step values."""
+    def record(self, t, liq_long, liq_short, rounds, funding, low, high, flows, reflexive) -> None:
+        """Step-end records: price path statistics (the extremes with the step's low and high
+        ``exp(low)``, ``exp(high)``; drawdown and realised vol from step-end prices), totals, per-step values."""
         price, tot, out = self.price, self.totals, self.out
         step_return = self.ln_price - self.start_ln_price
         ewma = self.p["VOL_EWMA_DECAY"]
         self.realised_var = ewma * self.realised_var + (1.0 - ewma) * step_return ** 2
         self.start_prices.append(price)
         self.peak, self.trough = max(self.peak, price), min(self.trough, price)
-        if price < tot["min_price"]:
-            tot["min_price"], tot["trough_step"] = price, float(t)
-        tot["max_price"] = max(tot["max_price"], price)
+        lowest = min(math.exp(low), price)
+        if lowest < tot["min_price"]:
+            tot["min_price"], tot["trough_step"] = lowest, float(t)
+        tot["max_price"] = max(tot["max_price"], math.exp(high), price)
         tot["max_drawdown"] = max(tot["max_drawdown"], 1.0 - price / self.peak)
         tot["long_liquidations_usd"] += liq_long
         tot["short_liquidations_usd"] += liq_short
@@ -626,21 +743,22 @@ class _Path:
                     out[f"{side}_over_4x_usd"] += notional if high else 0.0
         return out
 
+
     def finish(self) -> PathResult:
         tot = self.totals
         tot["terminal_price"] = self.price
         tot["open_interest_end_usd"] = self.book.open_interest_btc() * self.price
-        tot["insurance_fund_end_usd"] = self.fund
+        tot["insurance_fund_end_usd"] = sum(self.fund)
         self.out.summary = {k: float(tot[k]) for k in SUMMARY_FIELDS}
         return self.out
 
 
 def simulate_path(prep, uniforms, replay=None) -> PathResult:
-    """One path of the model from the prepared scenario and the path's ``(n_steps, 6)`` uniforms
-    (``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` the
-    scheduled-jump spread on the steps that have one, NaN elsewhere; ``u5`` unused). ``replay``:
-    the log price at the end of every step, to replay an observed path (then the uniforms are
-    drawn on and unused, as in the kernel)."""
+    """One path of the model from the prepared scenario and the path's ``(n_steps, 8)`` uniforms
+    (``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` and
+    ``u5`` the step's bridge low and high, ``u6`` the scheduled-jump spread on the steps that have
+    one, NaN elsewhere; ``u7`` unused). ``replay``: the log price at the end of every step, to
+    replay an observed path (then the uniforms are drawn on and unused, as in the kernel)."""
     path = _Path(prep, replay)
     for t in range(path.n_steps):
         path.step(t, [float(x) for x in uniforms[t]])

@@ -457,15 +457,18 @@ def _nan_paths(r) -> int:
 
 
 def test_momentum_after_adl_wipes_out_the_long_side_stays_finite():
-    """No leveraged longs but those momentum traders open; the shorts' bad debt in a +20% jump,
-    with no insurance fund, is auto-deleveraged against those few longs and wipes them out; the
-    next momentum longs open on an empty side (this divided by a zero scale until 84b198e)."""
+    """No leveraged longs but those momentum traders open; the shorts' bad debt in a +20% jump
+    that a failing liquidation engine fills 30% beyond the triggers, with no insurance fund, is
+    auto-deleveraged against those few longs and wipes them out; the next momentum longs open on
+    an empty side (this divided by a zero scale until 84b198e)."""
     data = {"name": "wiped-by-adl", "seed": 1, "n_paths": 64, "outputs": {"sample_paths": 64},
             "horizon": {"start": START, "duration": "1d", "step": "1h"},
             "market": {"spot_usd": "80k",
                        "perpetuals": {"long": {"notional_usd": 0}, "short": {"notional_usd": "1B"},
                                       "insurance_fund_usd": 0}},
-            "shocks": [{"type": "price_jump", "start": "+12h", "size": "20%"}]}
+            "shocks": [{"type": "price_jump", "start": "+12h", "size": "20%"},
+                       {"type": "exchange_failure", "start": "+12h", "duration": "2h",
+                        "liquidation_fill_penalty": "30%"}]}
     r = run(data)
     assert (r.per_path["adl_usd"] > 0).all()
     assert _nan_paths(r) == 0
@@ -479,7 +482,8 @@ def test_squeeze_fuel_after_a_full_voluntary_close_stays_finite():
             "horizon": {"start": START, "duration": "5d", "step": "1d"},
             "market": {"spot_usd": "80k",
                        "perpetuals": {"long": {"notional_usd": "20B"}, "short": {"notional_usd": "10B"}},
-                       "behaviour": {"deleveraging": {"base_hazard_per_day": 1}}},
+                       # no momentum traders: the momentum flow is the rally's new shorts alone
+                       "behaviour": {"deleveraging": {"base_hazard_per_day": 1}, "momentum": {"open_rate": 0}}},
             "shocks": [{"type": "relief_rally", "start": "+2d", "new_short_notional_usd": "1B"}]}
     r = run(data)
     assert _nan_paths(r) == 0

@@ -7,7 +7,8 @@ name                scenario key                                            what
 ==================  ======================================================  ===========================
 ``volatility``      ``market.volatility.annual``                            diffusive volatility
 ``impact``          ``market.impact.sqrt_coefficient``                      Y of the square-root law
-``permanent``       ``market.impact.permanent_fraction``                    share of impact that stays
+``permanent``       ``market.impact.permanent_fraction``                    permanent impact per unit of
+                                                                            net flow (share of q/depth)
 ``long_leverage``   ``market.perpetuals.long.leverage.median``              how close longs sit to
                                                                             liquidation
 ``deleveraging``    ``market.behaviour.deleveraging.drawdown_sensitivity``  hazard of voluntary cuts
@@ -73,9 +74,9 @@ class Parameter:
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("volatility", "market.volatility.annual", 0.2, 1.2, True, "diffusive volatility, annualised"),
     Parameter("impact", "market.impact.sqrt_coefficient", 0.1, 3.0, True,
-              "Y of the square-root impact law dlnS = Y sigma_day sqrt(|q| / V_day)"),
-    Parameter("permanent", "market.impact.permanent_fraction", 0.05, 1.0, False,
-              "share of each step's impact that does not decay"),
+              "Y of the square-root law: transient impact Y sigma_day sqrt(|J| / V_day) of the healing flow J"),
+    Parameter("permanent", "market.impact.permanent_fraction", 0.001, 0.2, True,
+              "share of the linear depth impact q / (100 depth) that is permanent"),
     Parameter("long_leverage", "market.perpetuals.long.leverage.median", 1.3, 15.0, True,
               "median leverage of the long book (lognormal)"),
     Parameter("long_dispersion", "market.perpetuals.long.leverage.dispersion", 0.05, 1.5, True,
@@ -199,8 +200,9 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
     for n, v in start.items():
         p = PARAMETERS[n]
         if not p.low <= v <= p.high:
-            raise ScenarioError(Problem(f"{p.key} = {v:g} lies outside the calibration box [{p.low:g}, {p.high:g}]",
-                                        "<scenario>", key=tuple(p.key.split("."))))
+            raise ScenarioError(Problem(f"{p.key} = {v:g} lies outside the calibration box [{p.low:g}, {p.high:g}]: "
+                                        f"start the fit inside it (--set {p.key}=...)",
+                                        path=tuple(p.key.split("."))))
     weights = sum(t.weight for t in targets) + (1.0 if real_path is not None else 0.0)
     history: list[dict] = []
     cache: dict[tuple, float] = {}

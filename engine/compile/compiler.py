@@ -84,6 +84,7 @@ def _base_venues(scenario, timeline: Timeline) -> np.ndarray:
     v = np.zeros((layout.N_VENUE_FIELDS, len(perps.venues), timeline.n_steps))
     for i, name in enumerate(perps.venues):
         v[Venue.MMR, i], v[Venue.IMR, i] = perps.margin_rates(name)
+        v[Venue.INSURANCE_FUND_USD, i] = perps.insurance_fund(name)
     v[Venue.LIQ_FILL_PENALTY] = perps.liquidation.fill_slippage
     return v
 
@@ -105,7 +106,7 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.RESILIENCE_DECAY] = math.exp(-math.log(2) * timeline.step_seconds
                                          / m.impact.resilience_half_life.total_seconds())
     p[Param.PERMANENT_FRACTION] = m.impact.permanent_fraction
-    p[Param.INSURANCE_FUND_USD] = m.perpetuals.insurance_fund_usd
+    p[Param.INSURANCE_FUND_USD] = sum(m.perpetuals.insurance_fund(name) for name in m.perpetuals.venues)
     p[Param.MAX_CASCADE_ROUNDS] = m.perpetuals.liquidation.max_cascade_rounds
     p[Param.FUNDING_BASE] = m.perpetuals.funding.base_rate
     p[Param.FUNDING_SENSITIVITY] = m.perpetuals.funding.imbalance_sensitivity
@@ -200,6 +201,10 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
                   venue_names, option_oi)
     for index, shock in enumerate(scenario.shocks):
         APPLY[shock.type](shock, ctx, index)
+    # the liquidation engine's base slippage is the book's at normal depth: it grows as depth thins
+    # (exchange failures, a tightening's withdrawal), 1/DEPTH_MULT times the base
+    ctx.venue_steps[Venue.LIQ_FILL_PENALTY] += scenario.market.perpetuals.liquidation.fill_slippage * (
+        1.0 / ctx.steps[Step.DEPTH_MULT] - 1.0)[None, :]
     try:
         book = build_book(scenario.market)
     except ValueError as exc:

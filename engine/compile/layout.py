@@ -19,8 +19,9 @@ MACRO_VOL                  macro-factor volatility over the step
 CROSS_ASSET_RETURN         BTC log return from other assets' moves (beta already applied)
 SCHEDULED_JUMP             deterministic log-return jump at the step (price_jump, announcements)
 SCHEDULED_JUMP_SPREAD      cross-path standard deviation of that jump
-DEPTH_MULT                 multiplier of liquidity (1 = the market's): scales depth_usd_per_pct in
-                           the linear law and daily_volume_usd in the square-root law
+DEPTH_MULT                 multiplier of liquidity (1 = the market's): scales depth_usd_per_pct
+                           (permanent and linear transient impact) and daily_volume_usd (the
+                           square-root law's transient impact)
 RESILIENCE_MULT            multiplier of the impact decay rate (0 = transient impact never heals)
 CIRCUIT_BREAKER_MOVE       move within a step that pauses liquidations (0 = no breaker)
 CIRCUIT_BREAKER_STEPS      steps a triggered breaker lasts
@@ -54,6 +55,7 @@ IM_USD_PER_BTC             fixed initial margin, USD per BTC; same conversion
 MARGIN_CHANGE              1 at steps where the requirement changes (a hike step or a revert)
 TOP_UP_FRACTION            at MARGIN_CHANGE steps: share of over-levered cells that add margin
 LIQ_FILL_PENALTY           extra cost of liquidation fills on the venue (base slippage included)
+INSURANCE_FUND_USD         the venue's insurance fund at the start (USD; read at step 0 only)
 =========================  ====================================================================
 
 ``params[Param.X]``: scalars, listed in :data:`PARAM_FIELDS`.
@@ -104,6 +106,7 @@ VENUE_FIELDS = (
     "MARGIN_CHANGE",
     "TOP_UP_FRACTION",
     "LIQ_FILL_PENALTY",
+    "INSURANCE_FUND_USD",
 )
 
 PARAM_FIELDS = (
@@ -117,9 +120,9 @@ PARAM_FIELDS = (
     "SIGMA_DAY",  # daily volatility used by the square-root law
     "DAILY_VOLUME_USD",
     "DEPTH_USD_PER_PCT",
-    "RESILIENCE_DECAY",  # share of transient impact left after one step (exp(-ln2 dt / half-life))
-    "PERMANENT_FRACTION",
-    "INSURANCE_FUND_USD",
+    "RESILIENCE_DECAY",  # share of the transient flow state left after one step (exp(-ln2 dt / half-life))
+    "PERMANENT_FRACTION",  # share of the linear depth impact q / (100 * depth) that is permanent
+    "INSURANCE_FUND_USD",  # all venues' insurance funds at the start (Venue.INSURANCE_FUND_USD each)
     "MAX_CASCADE_ROUNDS",
     "FUNDING_BASE",  # per funding interval
     "FUNDING_SENSITIVITY",  # per interval per unit of book imbalance
@@ -147,8 +150,23 @@ PARAM_FIELDS = (
     "SURFACE_SKEW_BETA",  # risk reversal per unit of log return
 )
 
+# ``drivers[t, Driver.X]``: per-step values engine.simulate.prepare derives from the arrays above,
+# which the kernel would otherwise recompute on every path (d = DEPTH_MULT[t])
+DRIVER_FIELDS = (
+    "SQRT_COEF",  # the square-root law's transient coefficient Y*sigma_day/sqrt(V_day*d) (0: not that law)
+    "LINEAR_COEF",  # the linear transient coefficient 1/(depth*d*100) (0: not that law)
+    "PERMANENT_COEF",  # permanent impact per USD of net flow: permanent_fraction/(depth*d*100)
+    "DRIFT",  # DRIFT + MACRO_BETA * MACRO_DRIFT + CROSS_ASSET_RETURN, log per step
+    "MACRO_VOL",  # MACRO_BETA * MACRO_VOL
+    "DECAY",  # share of the transient flow state kept over the step: RESILIENCE_DECAY ** RESILIENCE_MULT
+    "GAIN",  # share of a flow spread evenly over the step still unhealed at its end: (1-DECAY)/(-ln DECAY)
+    "BRIDGE",  # 2 / the step's diffusive log variance (VOL^2 + (MACRO_BETA*MACRO_VOL)^2); inf when 0
+    "REACH",  # exp(-sqrt(BRIDGE_REACH / BRIDGE)): no bridge draw takes the path below its lower end times this
+    "RARE",  # 1 if the step has a scheduled jump, a margin change, relief-rally shorts or a retarget
+)
+
 SIDE_LONG, SIDE_SHORT = 0, 1
-IMPACT_SQRT, IMPACT_LINEAR, IMPACT_BOTH = 0, 1, 2
+IMPACT_SQRT, IMPACT_LINEAR, IMPACT_BOTH = 0, 1, 2  # the transient law: square root, linear or both
 OPTION_PUT, OPTION_CALL = 0, 1
 
 # Row indices as named constants, vectorbt-enum style: ``Step.DEPTH_MULT``, ``Venue.IMR``,
@@ -156,6 +174,8 @@ OPTION_PUT, OPTION_CALL = 0, 1
 Step = namedtuple("Step", STEP_FIELDS)(*range(len(STEP_FIELDS)))
 Venue = namedtuple("Venue", VENUE_FIELDS)(*range(len(VENUE_FIELDS)))
 Param = namedtuple("Param", PARAM_FIELDS)(*range(len(PARAM_FIELDS)))
+Driver = namedtuple("Driver", DRIVER_FIELDS)(*range(len(DRIVER_FIELDS)))
 N_STEP_FIELDS = len(STEP_FIELDS)
 N_VENUE_FIELDS = len(VENUE_FIELDS)
 N_PARAMS = len(PARAM_FIELDS)
+N_DRIVERS = len(DRIVER_FIELDS)

@@ -19,6 +19,8 @@ lowest short cell (``n_cells`` if none): crossings are found by walking these po
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .config import jit, jit_norc
@@ -81,11 +83,6 @@ def init_pointers_nb(long, short, top, bottom):
                 break
 
 
-@jit
-def side_size_nb(cells):
-    return cells.sum()
-
-
 @jit_norc
 def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, max_leverage, top_up, v):
     """An initial-margin hike: cells above ``max_leverage`` at ``price`` top up (share ``top_up``)
@@ -137,50 +134,102 @@ def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, ma
     return long_cut, short_cut
 
 
-@jit_norc
-def liquidate_split_nb(cells, ptr, grid, price, pb_mult, mmr, v, fill, is_long):
-    """Close every cell of venue ``v`` on one side whose liquidation price the price has reached.
+@jit
+def transient_nb(flow_state, sqrt_coef, linear_coef):
+    """The transient price deviation (log) of the healing cumulative flow ``flow_state`` (USD):
+    ``sqrt_coef * sign(J) * sqrt(|J|) + linear_coef * J`` (engine.compile.layout.Driver)."""
+    return sqrt_coef * math.copysign(math.sqrt(abs(flow_state)), flow_state) + linear_coef * flow_state
 
-    Returns (unscaled size closed, sum of positive equities, sum of deficits) at the fill price
-    ``fill``: surpluses feed the insurance fund and deficits are bad debt, position by position
-    (cell by cell), never netted against each other.
+
+@jit_norc
+def liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, gap_price, penalty, is_long):
+    """Close every cell of venue ``v`` on one side whose liquidation price the step's path reached.
+
+    ``level`` is the step's lowest (longs) or highest (shorts) price so far. A long cell's trigger
+    is ``T = P_b / (1 - m)``, crossed when ``T >= level``; a short's ``T = P_b / (1 + m)``, crossed
+    when ``T <= level``. A crossed cell fills at its trigger, or at ``gap_price`` (the price just
+    after the step's jumps) if the step opened beyond it, less the venue's liquidation ``penalty``
+    (the engine's slippage, which grows as depth thins). Returns (unscaled size closed, USD
+    liquidated at the fills, the surpluses, the deficits): equities ``X*(F - P_b)`` (long) or
+    ``X*(P_b - F)`` (short), never netted across cells.
     """
     n = grid.shape[0] - 2
     size = 0.0
+    usd = 0.0
     pos = 0.0
     neg = 0.0
     if is_long:
-        threshold = price * (1.0 - mmr[v]) / pb_mult
         c = ptr[v]
-        while c >= 0 and grid[c] >= threshold:
+        while c >= 0:
+            pb = grid[c] * pb_mult
+            trigger = pb / (1.0 - mmr[v])
+            if trigger < level:
+                break
             x = cells[v, c]
-            size += x
-            e = x * (fill - pb_mult * grid[c])
-            if e >= 0.0:
-                pos += e
-            else:
-                neg -= e
-            cells[v, c] = 0.0
+            if x > 0.0:
+                btc = x * scale
+                fill = min(trigger, gap_price) * (1.0 - penalty)
+                e = btc * (fill - pb)
+                if e >= 0.0:
+                    pos += e
+                else:
+                    neg -= e
+                size += x
+                usd += btc * fill
+                cells[v, c] = 0.0
             c -= 1
         while c >= 0 and cells[v, c] <= 0.0:
             c -= 1
     else:
-        threshold = price * (1.0 + mmr[v]) / pb_mult
         c = ptr[v]
-        while c < n and grid[c] <= threshold:
+        while c < n:
+            pb = grid[c] * pb_mult
+            trigger = pb / (1.0 + mmr[v])
+            if trigger > level:
+                break
             x = cells[v, c]
-            size += x
-            e = x * (pb_mult * grid[c] - fill)
-            if e >= 0.0:
-                pos += e
-            else:
-                neg -= e
-            cells[v, c] = 0.0
+            if x > 0.0:
+                btc = x * scale
+                fill = max(trigger, gap_price) * (1.0 + penalty)
+                e = btc * (pb - fill)
+                if e >= 0.0:
+                    pos += e
+                else:
+                    neg -= e
+                size += x
+                usd += btc * fill
+                cells[v, c] = 0.0
             c += 1
         while c < n and cells[v, c] <= 0.0:
             c += 1
     ptr[v] = c
-    return size, pos, neg
+    return size, usd, pos, neg
+
+
+@jit_norc
+def shrink_venue_nb(cells, ptr, v, keep, empty):
+    """Auto-deleveraging on venue ``v``: every cell of one side keeps the share ``keep``. Returns
+    the unscaled size removed; a side taken to nothing is emptied (``ptr[v] = empty``)."""
+    removed = 0.0
+    for c in range(cells.shape[1]):
+        x = cells[v, c]
+        if x > 0.0:
+            kept = x * keep
+            removed += x - kept
+            cells[v, c] = kept
+    if keep <= 0.0:
+        cells[v, :] = 0.0
+        ptr[v] = empty
+    return removed
+
+
+@jit_norc
+def venue_size_nb(cells, v):
+    """Unscaled size of one side on venue ``v``."""
+    out = 0.0
+    for c in range(cells.shape[1]):
+        out += cells[v, c]
+    return out
 
 
 @jit_norc

@@ -17,14 +17,19 @@ numba's reference counting (:data:`engine.nb.config.jit_norc`).
 
 One step ``t`` of one path (``S`` the price at the start of the step)
 ------------------------------------------------------------------
-Four uniforms are drawn in this order (two 64-bit draws, two 32-bit uniforms each): ``u0``
-diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence; on the steps with a
-scheduled jump (the same on every path) a third draw gives ``u4``, its spread (``u5`` unused).
+Six uniforms are drawn in this order (three 64-bit draws, two 32-bit uniforms each): ``u0``
+diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` the step's low,
+``u5`` its high; on the steps with a scheduled jump (the same on every path) a fourth draw gives
+``u6``, its spread (``u7`` unused).
 
-1. Transient impact decays: ``I *= decay[t]`` (``decay = RESILIENCE_DECAY ** RESILIENCE_MULT[t]``).
-2. Exogenous log return ``r = DRIFT + MACRO_BETA*(MACRO_DRIFT + MACRO_VOL*x) + CROSS_ASSET_RETURN
-   + VOL*z (+ JUMP_MEAN + JUMP_STDEV*Phi^-1(u1) if u3 < JUMP_PROB) (+ SCHEDULED_JUMP + SPREAD*Phi^-1(u4))``,
-   ``z`` the unit-variance Student-t quantile of ``u0`` (``Phi^-1(u0)`` if Gaussian), ``x = Phi^-1(u2)``.
+The price is ``exp(ln_f + I(J))``: ``ln_f`` the fundamental log price (exogenous moves and
+permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COEF*sign(J)*sqrt(|J|)
++ LINEAR_COEF*J`` the transient deviation (``Driver.X`` columns of ``drivers``, per step).
+
+1. The transient flow state heals: ``J *= DECAY``.
+2. Exogenous log return ``r = DRIFT + MACRO_VOL*x + VOL*z (+ JUMP_MEAN + JUMP_STDEV*Phi^-1(u1) if
+   u3 < JUMP_PROB) (+ SCHEDULED_JUMP + SPREAD*Phi^-1(u6))``, ``z`` the unit-variance Student-t
+   quantile of ``u0`` (``Phi^-1(u0)`` if Gaussian), ``x = Phi^-1(u2)``; ``ln_f += r``.
 3. Margin changes (venue rows with MARGIN_CHANGE): new maintenance/initial rates (USD-per-BTC
    requirements converted at ``S``); a higher initial rate makes over-levered cells top up or cut
    (cuts are forced flow).
@@ -33,20 +38,28 @@ scheduled jump (the same on every path) a third draw gives ``u4``, its spread (`
    sales (rule below breakeven hash price + forced); dealer re-hedging toward the tabulated hedge;
    voluntary deleveraging (hazard from drawdown, realised vol and funding); momentum traders
    opening positions along the lookback return; relief-rally shorts; forced flows; margin cuts.
-5. Impact of the net flow ``q``: ``F(q)`` (square-root law, linear depth, or both; capped at
-   ``+-IMPACT_CAP`` in log price per step); a share PERMANENT_FRACTION is permanent, the rest
-   transient. The log price stays within ``log(spot) +- LOG_FLOOR``.
+5. Impact of the net flow ``q``, executed evenly over the step: ``ln_f += PERMANENT_COEF*q`` and
+   ``J += GAIN*q``; the close is ``c = ln_f + I(J)``, kept within ``log(spot) +- LOG_FLOOR``.
 6. Funding payments (FUNDING_EVENTS): every bankruptcy price moves by ``(1 + f)`` per payment.
-7. Liquidation cascade, unless a circuit breaker pauses it: cells crossed by the new price are
-   closed at market; their flow adds ``F(q + liq) - F(q)`` of impact; repeated until nothing
-   crosses (rounds recorded). Fills pay LIQ_FILL_PENALTY; equity left goes to the insurance
-   fund, losses beyond it are bad debt paid by the fund, then by auto-deleveraging the other side.
-8. Records: price, open interest, liquidations; running min/max, drawdown, realised vol.
+7. Liquidations at their trigger, unless a circuit breaker pauses them. The path from ``log S`` to
+   ``c`` is a Brownian bridge of variance ``2/BRIDGE``; its low ``m`` and high ``M`` are the exact
+   quantiles ``u4``, ``u5`` of the bridge's extremes, drawn only when a trigger or the path's
+   running extreme lies within ``REACH`` of the step (beyond, no draw could cross it). A long cell
+   whose trigger ``P_b/(1 - mmr)`` is at or above ``exp(m)`` is closed at ``min(trigger, S)*(1 -
+   LIQ_FILL_PENALTY)``, a short whose trigger ``P_b/(1 + mmr)`` is at or below ``exp(M)`` at
+   ``max(trigger, S)*(1 + LIQ_FILL_PENALTY)``. Per venue and side, surpluses feed the venue's
+   insurance fund and deficits (bad debt) draw on it; what it cannot pay is auto-deleveraged from
+   the other side's positions on that venue. A round's net liquidation flow ``f`` moves
+   ``ln_f += PERMANENT_COEF*f`` and ``J += f`` at once, and shifts the close, ``m`` and ``M`` by the
+   price change; rounds repeat until nothing crosses (or the cap).
+8. Records: price, open interest, liquidations; the path's lowest and highest price (intra-step
+   lows and highs included), drawdown from the closes, realised vol.
 
 Replay (:mod:`engine.replay`): with a non-empty ``replay`` array the log price at the end of step
 ``t`` is ``replay[t]`` instead of step 2's move (the draws are made and unused), and the caller has
-zeroed the impact coefficients, so steps 5 and 7 move nothing: liquidations take every crossed cell
-in one round, at the observed close. One branch per step, where the price is formed; the book's
+zeroed the impact coefficients and set BRIDGE to infinity, so steps 5 and 7 move nothing and the
+step's low and high are its two closes: liquidations take every crossed cell in one round, each at
+its trigger. One branch per step, where the price is formed; the book's
 margin stress at each close goes to ``stress`` (:func:`engine.nb.book.stress_nb`).
 """
 
@@ -57,7 +70,7 @@ import math
 import numpy as np
 import numba
 
-from ..compile.layout import Param, Step, Venue
+from ..compile.layout import Driver, Param, Step, Venue
 from . import book as bk
 from .config import jit, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
@@ -124,34 +137,12 @@ S_ETF, S_ETF_REFLEX, S_MINERS, S_DEALERS, S_DELEV, S_MOMENTUM, S_CUTS, S_FORCED 
 S_BAD_DEBT, S_ADL, S_FUND, S_SURPLUS, S_MIN_FUNDING, S_MAX_FUNDING, S_PAUSED = 19, 20, 21, 22, 23, 24, 25
 F_ETF, F_LIQ_LONG, F_LIQ_SHORT, F_DELEV, F_DEALERS, F_MINERS, F_MOMENTUM, F_FORCED, F_CUTS = range(9)
 
-# columns of ``drivers`` (engine.simulate.prepare): per-step values the kernel would otherwise
-# recompute on every path
-D_SQRT_COEF = 0  # Y * sigma_day / sqrt(V_day * depth mult): the square-root law's coefficient
-D_INV_DEPTH = 1  # 1 / (depth per 1% * depth mult * 100): the linear law's
-D_DRIFT = 2  # DRIFT + MACRO_BETA * MACRO_DRIFT + CROSS_ASSET_RETURN, log per step
-D_MACRO_VOL = 3  # MACRO_BETA * MACRO_VOL
-D_DECAY = 4  # transient impact kept over the step: RESILIENCE_DECAY ** RESILIENCE_MULT
-D_RARE = 5  # 1 if the step has a scheduled jump, a margin change, relief-rally shorts or a retarget
-N_DRIVERS = 6
-
 _PAD = 16  # 8-byte words (128 bytes: two cache lines, the adjacent-line prefetcher's pair) of padding
+_WORK_ROWS = 7  # per-venue scratch rows: momentum offsets (2), fuel offsets, new log prices, triggers (2), funds
 
-LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): the book is gone long before
-IMPACT_CAP = 2.0  # one step's flows move the log price by at most +-2 (x7.4): beyond, no law holds
+LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): a level, the same at every step size
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
-
-
-@jit
-def impact_nb(q, model, sqrt_coef, inv_depth):
-    """Log-price impact of a net flow ``q`` (USD, sell < 0) at the step's liquidity:
-    ``sqrt_coef = Y*sigma_day/sqrt(V_day*d)``, ``inv_depth = 1/(depth*d*100)`` (see
-    engine.simulate.prepare)."""
-    out = 0.0
-    if model != 1:  # square-root law: sign(q) * Y * sigma_day * sqrt(|q| / V_day)
-        out += math.copysign(sqrt_coef * math.sqrt(abs(q)), q)
-    if model != 0:  # linear depth: q / (depth per 1% * 100)
-        out += q * inv_depth
-    return min(max(out, -IMPACT_CAP), IMPACT_CAP)
+BRIDGE_REACH = 23.0  # > -ln of the smallest uniform (engine.nb.rng.MAX_NEG_LOG_U): the bridge's widest draw
 
 
 @jit
@@ -169,17 +160,24 @@ def dealer_hedge_nb(table, t, log_price, lo, inv_step):
 
 
 @jit
-def _settle_nb(fund, bad_debt, adl, surplus, equity):
-    """Liquidation equity: a surplus feeds the insurance fund, a deficit draws on it, then ADL."""
-    if equity >= 0.0:
-        return fund + equity, bad_debt, adl, surplus + equity, 0.0
-    debt = -equity
-    fund -= debt
-    adl_now = 0.0
-    if fund < 0.0:
-        adl_now = -fund
-        fund = 0.0
-    return fund, bad_debt + debt, adl + adl_now, surplus, adl_now
+def _settle_nb(fund, v, surplus, deficit):
+    """One venue's batch of liquidations: surpluses feed its insurance fund, deficits draw on it;
+    returns what the fund could not pay (auto-deleveraged on that venue)."""
+    fund[v] += surplus
+    fund[v] -= deficit
+    if fund[v] >= 0.0:
+        return 0.0
+    adl = -fund[v]
+    fund[v] = 0.0
+    return adl
+
+
+@jit
+def _bridge_extreme_nb(a, c, u, bridge, sign):
+    """The lowest (``sign = -1``) or highest (``+1``) log price of a Brownian bridge from ``a`` to
+    ``c`` with variance ``2 / bridge``, at the uniform ``u`` (exact inverse of its distribution)."""
+    d = a - c
+    return 0.5 * (a + c + sign * math.sqrt(d * d - 4.0 * math.log(u) / bridge))
 
 
 @jit
@@ -266,8 +264,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     spot = params[Param.SPOT0]
     dt_days = params[Param.DT_YEARS] * 365.25
     dof = params[Param.TAIL_DOF]
-    model = int(params[Param.IMPACT_MODEL])
-    perm = params[Param.PERMANENT_FRACTION]
     max_rounds = int(params[Param.MAX_CASCADE_ROUNDS])
     ring_n = ring.shape[0]
     etf_lb = int(params[Param.ETF_LOOKBACK_STEPS])
@@ -296,6 +292,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     fuel_short = work[2]
     ln_new = work[3]
     trig = work[4:6]
+    fund = work[6]  # each venue's insurance fund
+    for v in range(n_venues):
+        fund[v] = venue_steps[0, v, Venue.INSURANCE_FUND_USD]
     _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
     scale_l = 1.0
     scale_s = 1.0
@@ -303,15 +302,17 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     ln_pb = 0.0
     long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
     ln_f = np.log(spot)
-    trans = 0.0
+    flow_state = 0.0  # J: the healing cumulative flow (USD) behind the transient impact
     price = spot
     ln_price = ln_f
     peak = spot
     inv_peak = 1.0 / spot
     trough = spot
+    low = spot  # the lowest price the path reached, intra-step lows included (and the highest)
+    high = spot
+    low_step = 0
     inv_s = 1.0 / spot
     var_step = steps[0, Step.VOL] ** 2
-    fund = params[Param.INSURANCE_FUND_USD]
     holdings = params[Param.ETF_HOLDINGS_BTC]
     inv_basis = 1.0 / params[Param.ETF_COST_BASIS_USD]
     reserves = params[Param.MINER_RESERVES_BTC]
@@ -323,7 +324,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         ring[k] = 1.0 / spot  # ring[k % n]: 1 / the price at the start of step k
 
     max_dd = 0.0
-    trough_step = 0
     liq_long_total = 0.0
     liq_short_total = 0.0
     peak_liq = 0.0
@@ -368,21 +368,23 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     for t in range(n_steps):
         u0, u1 = next_pair_nb(state)
         u2, u3 = next_pair_nb(state)
+        u4, u5 = next_pair_nb(state)
         s_prev = price
         ln_prev = ln_price
 
-        # 1-2. transient impact heals; exogenous return
-        trans *= drivers[t, D_DECAY]
+        # 1-2. the transient flow state heals; exogenous return; jumps open the step
+        flow_state *= drivers[t, Driver.DECAY]
         # the diffusion's shock: a unit-variance Student-t (one table read), or a normal
         z = t_table_ppf_nb(u0, tail_table, tail_power, tail_scale) if dof > 0.0 else norm_table_ppf_nb(u0, normal_table)
         # DRIFT + MACRO_BETA*MACRO_DRIFT + CROSS_ASSET_RETURN and MACRO_BETA*MACRO_VOL, tabulated
-        r = drivers[t, D_DRIFT] + drivers[t, D_MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) + steps[t, Step.VOL] * z
+        r = drivers[t, Driver.DRIFT] + drivers[t, Driver.MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) \
+            + steps[t, Step.VOL] * z
         if u3 < steps[t, Step.JUMP_PROB]:
             r += p_jump_mean + p_jump_stdev * norm_table_ppf_nb(u1, normal_table)
-        rare = drivers[t, D_RARE] != 0.0  # one test for the events most steps do not have
+        rare = drivers[t, Driver.RARE] != 0.0  # one test for the events most steps do not have
         if rare and (steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0):
-            u4, _ = next_pair_nb(state)  # drawn on these steps only: the same steps on every path
-            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u4, normal_table)
+            u6, _ = next_pair_nb(state)  # drawn on these steps only: the same steps on every path
+            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u6, normal_table)
         ln_f += r
         if replaying:  # an observed path: its close replaces the move (the caller turned impact off)
             ln_f = replay[t]
@@ -527,13 +529,13 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
         q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
 
-        # 5. impact
-        volume = drivers[t, D_SQRT_COEF]
-        depth = drivers[t, D_INV_DEPTH]
-        f_q = impact_nb(q, model, volume, depth)
-        ln_f += perm * f_q
-        trans += (1.0 - perm) * f_q
-        ln_price = min(max(ln_f + trans, ln_floor), ln_ceiling)
+        # 5. impact of the step's flow, executed evenly over the step: permanent and transient
+        sqrt_coef = drivers[t, Driver.SQRT_COEF]
+        linear_coef = drivers[t, Driver.LINEAR_COEF]
+        permanent_coef = drivers[t, Driver.PERMANENT_COEF]
+        ln_f += permanent_coef * q
+        flow_state += drivers[t, Driver.GAIN] * q
+        ln_price = min(max(ln_f + bk.transient_nb(flow_state, sqrt_coef, linear_coef), ln_floor), ln_ceiling)
         price = np.exp(ln_price)
 
         # 6. funding payments move every bankruptcy price
@@ -543,15 +545,27 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             ln_pb = np.log(pb_mult)
             long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
-        # 7. liquidation cascade
+        # 7. liquidations at their trigger. The step's path from its open to its close is a Brownian
+        # bridge; its low and high (u4, u5) are drawn only when a trigger or the path's running
+        # extreme is within the bridge's widest reach (the draw would be wasted otherwise)
         rounds = 0
         liq_l_usd = 0.0
         liq_s_usd = 0.0
+        bridge = drivers[t, Driver.BRIDGE]
+        ln_low = np.inf
+        ln_high = -np.inf
+        low_px = np.inf
+        high_px = 0.0
+        reach = drivers[t, Driver.REACH]
+        if max(long_trigger, low) >= min(s_prev, price) * reach:
+            ln_low = max(_bridge_extreme_nb(ln_prev, ln_price, u4, bridge, -1.0), ln_floor)
+            low_px = np.exp(ln_low)
+        if min(short_trigger, high) * reach <= max(s_prev, price):
+            ln_high = min(_bridge_extreme_nb(ln_prev, ln_price, u5, bridge, 1.0), ln_ceiling)
+            high_px = np.exp(ln_high)
         if t < paused_until:
             paused_steps += 1
-        elif price <= long_trigger or price >= short_trigger:
-            q_total = q
-            f_total = f_q  # impact of q_total: each round adds F(q_total + liquidations) - F(q_total)
+        elif long_trigger >= low_px or short_trigger <= high_px:
             while rounds < max_rounds:
                 size_l = 0.0
                 size_s = 0.0
@@ -559,48 +573,55 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 usd_s = 0.0
                 for v in range(n_venues):
                     penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
-                    xl = pos = neg = 0.0  # a venue and side whose first cell is not reached is not walked
-                    if top[v] >= 0 and price <= grid[top[v]] * trig[0, v]:
-                        xl, pos, neg = bk.liquidate_split_nb(long, top, grid, price, pb_mult, mmr, v, price * (1.0 - penalty),
-                                                             True)
-                    if xl > 0.0:
-                        long_size -= xl
-                        usd_l += xl * scale_l * price
-                        size_l += xl
-                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, scale_l * pos)
-                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, -scale_l * neg)
-                        if adl_now > 0.0 and short_size * scale_s > 0.0:
-                            scale_s *= max(0.0, 1.0 - adl_now / (short_size * scale_s * price))
-                            if scale_s == 0.0:
-                                short_size, scale_s = _wipe_nb(short, bottom, n_cells)
-                    xs = pos = neg = 0.0
-                    if bottom[v] < n_cells and price >= grid[bottom[v]] * trig[1, v]:
-                        xs, pos, neg = bk.liquidate_split_nb(short, bottom, grid, price, pb_mult, mmr, v, price * (1.0 + penalty),
-                                                             False)
-                    if xs > 0.0:
-                        short_size -= xs
-                        usd_s += xs * scale_s * price
-                        size_s += xs
-                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, scale_s * pos)
-                        fund, bad_debt, adl, surplus, adl_now = _settle_nb(fund, bad_debt, adl, surplus, -scale_s * neg)
-                        if adl_now > 0.0 and long_size * scale_l > 0.0:
-                            scale_l *= max(0.0, 1.0 - adl_now / (long_size * scale_l * price))
-                            if scale_l == 0.0:
-                                long_size, scale_l = _wipe_nb(long, top, -1)
+                    # a venue and side whose first cell is not reached is not walked
+                    if top[v] >= 0 and grid[top[v]] * trig[0, v] >= low_px:
+                        xl, usd, pos, neg = bk.liquidate_at_trigger_nb(
+                            long, top, grid, low_px, pb_mult, mmr, v, scale_l, s_prev, penalty, True)
+                        if xl > 0.0:
+                            long_size -= xl
+                            usd_l += usd
+                            size_l += xl
+                            surplus += pos
+                            bad_debt += neg
+                            adl_now = _settle_nb(fund, v, pos, neg)
+                            if adl_now > 0.0:
+                                adl += adl_now
+                                opposite = bk.venue_size_nb(short, v) * scale_s * price
+                                keep = max(0.0, 1.0 - adl_now / opposite) if opposite > 0.0 else 1.0
+                                short_size -= bk.shrink_venue_nb(short, bottom, v, keep, n_cells)
+                    if bottom[v] < n_cells and grid[bottom[v]] * trig[1, v] <= high_px:
+                        xs, usd, pos, neg = bk.liquidate_at_trigger_nb(
+                            short, bottom, grid, high_px, pb_mult, mmr, v, scale_s, s_prev, penalty, False)
+                        if xs > 0.0:
+                            short_size -= xs
+                            usd_s += usd
+                            size_s += xs
+                            surplus += pos
+                            bad_debt += neg
+                            adl_now = _settle_nb(fund, v, pos, neg)
+                            if adl_now > 0.0:
+                                adl += adl_now
+                                opposite = bk.venue_size_nb(long, v) * scale_l * price
+                                keep = max(0.0, 1.0 - adl_now / opposite) if opposite > 0.0 else 1.0
+                                long_size -= bk.shrink_venue_nb(long, top, v, keep, -1)
                 if size_l == 0.0 and size_s == 0.0:
                     break
                 rounds += 1
                 liq_l_usd += usd_l
                 liq_s_usd += usd_s
-                q_next = q_total - usd_l + usd_s
-                f_next = impact_nb(q_next, model, volume, depth)
-                d = f_next - f_total
-                q_total = q_next
-                f_total = f_next
-                ln_f += perm * d
-                trans += (1.0 - perm) * d
-                ln_price = min(max(ln_f + trans, ln_floor), ln_ceiling)
+                # the liquidation flow's impact: permanent, and instantaneous on the transient state;
+                # the rest of the step's path (its low, its high, its close) moves with it
+                net = usd_s - usd_l
+                ln_f += permanent_coef * net
+                flow_state += net
+                ln_next = min(max(ln_f + bk.transient_nb(flow_state, sqrt_coef, linear_coef), ln_floor), ln_ceiling)
+                shift = ln_next - ln_price
+                ln_price = ln_next
                 price = np.exp(ln_price)
+                ln_low = max(ln_low + shift, ln_floor)
+                ln_high = min(ln_high + shift, ln_ceiling)
+                low_px = np.exp(ln_low)
+                high_px = np.exp(ln_high)
                 move = steps[t, Step.CIRCUIT_BREAKER_MOVE]
                 if move > 0.0 and abs(ln_price - ln_prev) > move:
                     paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
@@ -617,6 +638,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 if not any_short:
                     short_size = 0.0
                 long_trigger, short_trigger = _pointer_triggers_nb(grid, top, bottom, trig)
+        if low_px < low:  # the intra-step low and high (after the cascade's moves)
+            low = low_px
+            low_step = t
+        if high_px > high:
+            high = high_px
 
         # 8. records
         r_total = ln_price - ln_prev
@@ -627,9 +653,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         if price > peak:
             peak = price
             inv_peak = inv_s
-        if price < trough:  # the running minimum (the path's min price at the end)
+        if price < trough:  # the lowest close (the short side's hazard reads it)
             trough = price
-            trough_step = t
         dd = 1.0 - price * inv_peak
         if dd > max_dd:
             max_dd = dd
@@ -669,11 +694,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
     if replaying:
         bk.stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, price, stress, n_steps - 1)
-    summary[S_MIN_PRICE] = trough
-    summary[S_MAX_PRICE] = peak
+    summary[S_MIN_PRICE] = low
+    summary[S_MAX_PRICE] = high
     summary[S_TERMINAL] = price
     summary[S_MAX_DD] = max_dd
-    summary[S_TROUGH] = trough_step
+    summary[S_TROUGH] = low_step
     summary[S_LIQ_LONG] = liq_long_total
     summary[S_LIQ_SHORT] = liq_short_total
     summary[S_PEAK_LIQ] = peak_liq
@@ -690,7 +715,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     summary[S_FORCED] = forced_total
     summary[S_BAD_DEBT] = bad_debt
     summary[S_ADL] = adl
-    summary[S_FUND] = fund
+    fund_total = 0.0
+    for v in range(n_venues):
+        fund_total += fund[v]
+    summary[S_FUND] = fund_total
     summary[S_SURPLUS] = surplus
     summary[S_MIN_FUNDING] = min_f
     summary[S_MAX_FUNDING] = max_f
@@ -711,8 +739,8 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
     ``replay`` is empty for a simulation. Replaying an observed path (:mod:`engine.replay`), it
     holds the log price at the end of every step: that price replaces the step's exogenous move
     (the draws are made and unused), and the caller has set the impact coefficients
-    (``drivers[:, D_SQRT_COEF]``, ``drivers[:, D_INV_DEPTH]``) to 0, so flows and liquidations
-    are recorded but do not move the price. Everything else runs as simulated. ``stress``
+    (``Driver.SQRT_COEF``, ``LINEAR_COEF``, ``PERMANENT_COEF``) to 0 and ``BRIDGE`` to infinity, so
+    flows and liquidations are recorded but do not move the price. Everything else runs as simulated. ``stress``
     ``(n_steps, N_STRESS)`` then receives the book's margin stress at the end of every step
     (:func:`engine.nb.book.stress_nb`); every path writes the same rows, so replay one path.
     """
@@ -728,15 +756,16 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
         pointers = ints[_PAD + 4:_PAD + 4 + 2 * n_venues].view(np.int64)
         top = pointers[:n_venues]
         bottom = pointers[n_venues:]
-        floats = np.empty(2 * _PAD + 2 * n_venues * n_cells + 8 * n_venues + ring_n)
+        floats = np.empty(2 * _PAD + 2 * n_venues * n_cells + (2 + _WORK_ROWS) * n_venues + ring_n)
         long = floats[_PAD:_PAD + n_venues * n_cells].reshape((n_venues, n_cells))
         o = _PAD + n_venues * n_cells
         short = floats[o:o + n_venues * n_cells].reshape((n_venues, n_cells))
         o += n_venues * n_cells
         mmr = floats[o:o + n_venues]
         imr = floats[o + n_venues:o + 2 * n_venues]
-        work = floats[o + 2 * n_venues:o + 8 * n_venues].reshape((6, n_venues))
-        ring = floats[o + 8 * n_venues:o + 8 * n_venues + ring_n]
+        o2 = o + (2 + _WORK_ROWS) * n_venues
+        work = floats[o + 2 * n_venues:o2].reshape((_WORK_ROWS, n_venues))
+        ring = floats[o2:o2 + ring_n]
         for i in range(k * task_paths, min((k + 1) * task_paths, n_paths)):
             global_block = (first_path + i) // block_size
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], (first_path + i) % block_size)

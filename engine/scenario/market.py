@@ -48,21 +48,37 @@ class Macro(StrictModel):
 
 
 class Impact(StrictModel):
-    """How net flow moves the price (square-root law or linear depth) and how fast it heals."""
+    """How net flow moves the price: a transient part that heals and a permanent part.
+
+    Flows enter a decaying cumulative flow ``J`` (USD), which heals with ``resilience_half_life``;
+    the price deviates from its fundamental by ``I(J)``: ``sign(J)*Y*sigma_day*sqrt(|J|/(V_day*d))``
+    under the square-root law (a metaorder ``Q`` executed faster than the healing moves the price
+    by ``Y*sigma_day*sqrt(Q/V_day)``), ``J/(depth*d*100)`` under the linear law. A share of the
+    linear depth impact, ``permanent_fraction*q/(depth*d*100)``, never heals (linear in the net flow,
+    so no round trip earns money). ``d`` is the shocks' liquidity multiplier.
+    """
 
     model: Literal["sqrt", "linear", "both"] = Field(
         "sqrt",
-        description="sqrt: dlnS = Y*sigma_day*sqrt(|q|/(V_day*d)); linear: dlnS = q/(depth*d*100); "
-        "both: their sum. d is the shocks' depth multiplier, so depth shocks move either law.",
+        description="Transient law: sqrt: I = Y*sigma_day*sqrt(|J|/(V_day*d)); linear: I = J/(depth*d*100); "
+        "both: their sum. J is the healing cumulative flow; d the shocks' liquidity multiplier.",
     )
     sqrt_coefficient: Number = Field(0.7, gt=0, le=5, description="Y of the square-root law (0.5-1).")
-    daily_volume_usd: Amount = Field(20e9, gt=0, description="Daily traded volume V_day, USD.")
-    depth_usd_per_pct: Amount = Field(14e6, gt=0, description="Order-book depth within 1% of mid, USD.")
+    daily_volume_usd: Amount = Field(
+        20e9, gt=0, description="Daily traded volume V_day, USD: the scale of the square-root law's transient impact."
+    )
+    depth_usd_per_pct: Amount = Field(
+        14e6, gt=0,
+        description="Order-book depth within 1% of mid, USD: the scale of the permanent impact (and of the "
+        "linear transient law).",
+    )
     resilience_half_life: Duration = Field(
-        "30m", description="Half-life of the transient part of impact (Obizhaeva-Wang)."
+        "30m", description="Half-life of the transient flow state J: how fast the book heals (Obizhaeva-Wang)."
     )
     permanent_fraction: Rate = Field(
-        0.5, ge=0, le=1, description="Share of each impact that never decays."
+        0.02, ge=0, le=1,
+        description="Share of the linear depth impact q/(depth*100) that is permanent: the price moves for good "
+        "by permanent_fraction percent per depth_usd_per_pct of net flow.",
     )
 
     @model_validator(mode="after")
@@ -164,7 +180,11 @@ class Funding(StrictModel):
 
 
 class Liquidation(StrictModel):
-    fill_slippage: Rate = Field(0.001, ge=0, le=0.5, description="Extra cost of a liquidation fill.")
+    fill_slippage: Rate = Field(
+        0.001, ge=0, le=0.5,
+        description="The liquidation engine's slippage below (long) or above (short) the trigger at normal depth; "
+        "divided by the shocks' liquidity multiplier, so it grows as the book thins.",
+    )
     max_cascade_rounds: Integer = Field(50, ge=1, le=10_000, description="Cap on cascade rounds per step.")
 
 
@@ -178,6 +198,10 @@ class VenueSpec(StrictModel):
     initial_margin_rate: Rate | None = Field(
         None, gt=0, le=1,
         description="Null = the book's initial_margin_rate; positions above 1/rate leverage are not held here.",
+    )
+    insurance_fund_usd: Amount | None = Field(
+        None, ge=0,
+        description="The venue's own insurance fund; null = its share of the book's insurance_fund_usd.",
     )
 
 
@@ -200,12 +224,21 @@ class Perpetuals(StrictModel):
         "initial_margin_rate}; margin hikes and failures target venues.",
     )
     funding: Funding = Field(default_factory=Funding, description="Funding payments between longs and shorts.")
-    insurance_fund_usd: Amount = Field(1e9, ge=0, description="Absorbs bad debt before auto-deleveraging.")
+    insurance_fund_usd: Amount = Field(
+        1e9, ge=0,
+        description="Insurance funds of all venues, split by share unless a venue sets its own; a venue's fund "
+        "absorbs its bad debt before auto-deleveraging on that venue.",
+    )
     liquidation: Liquidation = Field(default_factory=Liquidation, description="How liquidations fill.")
     book_cells: Integer = Field(200, ge=16, le=5000, description="Cells of the log grid of bankruptcy prices.")
     grid_span: Number = Field(
         10.0, gt=1.5, le=1000, description="Grid covers spot/span .. spot*span (log-spaced)."
     )
+
+    def insurance_fund(self, venue: str) -> float:
+        """A venue's insurance fund at the start, USD."""
+        spec = self.venues[venue]
+        return spec.insurance_fund_usd if spec.insurance_fund_usd is not None else self.insurance_fund_usd * spec.share
 
     def margin_rates(self, venue: str) -> tuple[float, float]:
         """(maintenance, initial) margin rates of a venue at the start."""
