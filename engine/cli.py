@@ -314,6 +314,8 @@ def _cmd_run(args) -> int:
     # the run folder's fans and the strategies are made from the price paths: keep them then
     result = run(scenario, n_paths=args.paths, seed=args.seed, n_jobs=jobs, progress=show_bar,
                  keep_steps=save or bool(scenario.strategies))
+    for note in result.compiled.notes:  # what the compiler could not use as written
+        print(f"cascade run: note: {note}", file=sys.stderr)
     try:
         metrics = result.to_dict()
         text = None if args.json else render_run(result)

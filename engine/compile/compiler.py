@@ -201,6 +201,11 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
                   venue_names, option_oi)
     for index, shock in enumerate(scenario.shocks):
         APPLY[shock.type](shock, ctx, index)
+    impact = scenario.market.impact
+    inert = sorted({"sqrt_coefficient", "daily_volume_usd"} & impact.model_fields_set) if impact.model == "linear" else []
+    if inert:
+        ctx.notes.append(f"market.impact.{' and '.join(inert)} set but unused: the transient law is linear "
+                         "(model: linear); they act under model: sqrt or both")
     # the liquidation engine's base slippage is the book's at normal depth: it grows as depth thins
     # (exchange failures, a tightening's withdrawal), 1/DEPTH_MULT times the base
     ctx.venue_steps[Venue.LIQ_FILL_PENALTY] += scenario.market.perpetuals.liquidation.fill_slippage * (
