@@ -88,8 +88,10 @@ def test_auto_direction_reports_a_metric_already_past_the_threshold():
 
 
 def test_the_schema_caps_the_scale():
-    """A depth multiplier must stay above 0: the search stops just short of a full withdrawal."""
-    r = find_breakpoint(FAILURE, "shocks[market_makers_wiped_out].depth_fraction", METRIC, "10k", n_paths=256,
+    """A depth multiplier must stay above 0: the search stops just short of a full withdrawal.
+    (At 0.04% of its depth the market's median low is about 1k: a threshold of 100 USD is never
+    crossed, so the search runs to the cap.)"""
+    r = find_breakpoint(FAILURE, "shocks[market_makers_wiped_out].depth_fraction", METRIC, "100", n_paths=256,
                         n_jobs=2, overrides=SHORT, scale_mode="multiplier")
     assert r.status == "not_crossed"
     top = max(e.scale for e in r.evaluations)

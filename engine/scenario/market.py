@@ -76,7 +76,7 @@ class Impact(StrictModel):
         "30m", description="Half-life of the transient flow state J: how fast the book heals (Obizhaeva-Wang)."
     )
     permanent_fraction: Rate = Field(
-        0.02, ge=0, le=1,
+        0.005, ge=0, le=1,
         description="Share of the linear depth impact q/(depth*100) that is permanent: the price moves for good "
         "by permanent_fraction percent per depth_usd_per_pct of net flow.",
     )
