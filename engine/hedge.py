@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .compile.layout import N_CONTROLS, N_HEDGE_OUT, Control, HedgeOut
+
 __all__ = ["evaluate", "evaluate_paths", "to_vectorbt", "path_to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
 
 METRICS = ("pnl_mean", "pnl_median", "var95", "es95", "var99", "es99", "max_dd_p50", "max_dd_p95",
@@ -178,13 +180,13 @@ def _kernel_inputs(compiled, vs: list[Variant]) -> dict:
                 legs[name][i, j] = value
     from .nb import hedge as nbh
 
-    controls = np.zeros((n, nbh.N_CONTROLS))
-    controls[:, nbh.C_EVERY] = 1.0
-    controls[:, [nbh.C_DELEV_TARGET, nbh.C_DELEV_DRAWDOWN, nbh.C_DELEV_VOL, nbh.C_DELEV_FUNDING]] = np.nan
-    controls[:, nbh.C_DELEV_WINDOW] = 2.0
+    controls = np.zeros((n, N_CONTROLS))
+    controls[:, Control.EVERY] = 1.0
+    controls[:, [Control.DELEV_TARGET, Control.DELEV_DRAWDOWN, Control.DELEV_VOL, Control.DELEV_FUNDING]] = np.nan
+    controls[:, Control.DELEV_WINDOW] = 2.0
     for i, v in enumerate(vs):
         for name, value in v.controls.items():
-            controls[i, getattr(nbh, "C_" + name)] = value
+            controls[i, getattr(Control, name)] = value
     col = lambda name: np.array([getattr(v, name) for v in vs], dtype=float)  # noqa: E731
     return dict(leg_kind=kind, leg_size=size, leg_strike=legs["strike"], leg_strike_pct=legs["pct"],
                 leg_expiry=legs["expiry"], leg_tenor=legs["tenor"], leg_roll=legs["roll"],
@@ -288,7 +290,7 @@ def _batches(compiled, contracts: list[list]) -> list[list[int]]:
 
 
 def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarray) -> np.ndarray:
-    """The kernel's outputs ``(rows, paths, N_OUT)`` for the rows ``vs``. Each row's numbers depend
+    """The kernel's outputs ``(rows, paths, N_HEDGE_OUT)`` for the rows ``vs``. Each row's numbers depend
     on that row and the paths alone, not on the other rows evaluated with it (tested): a sweep may
     evaluate its rows in chunks. Rows holding only tabulated fixed contracts, without a dynamic
     hedge or a deleverage rule, go through ``evaluate_fixed_nb`` (the same numbers as
@@ -300,7 +302,7 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     inputs = _kernel_inputs(compiled, vs)
     contracts = _contracts(inputs)
-    out = np.zeros((len(vs), prices.shape[0], nbh.N_OUT))
+    out = np.zeros((len(vs), prices.shape[0], N_HEDGE_OUT))
     common = dict(prices=prices, spot0=compiled.param("SPOT0"), dt=compiled.param("DT_YEARS"), surface=_surface(compiled),
                   bf25=compiled.param("SURFACE_BF25"), spot_vol_beta=compiled.param("SURFACE_SPOT_VOL_BETA"),
                   skew_beta=compiled.param("SURFACE_SKEW_BETA"), ref_tenor=30 / 365.25, floor=0.05, funding=funding,
@@ -311,7 +313,7 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
         rows = np.array(batch)
         legs_tabulated = np.all((leg_table >= 0) | (inputs["leg_size"][rows] == 0.0), axis=1)
         controls = inputs["controls"][rows]
-        fixed = legs_tabulated & (controls[:, nbh.C_DYNAMIC] == 0.0) & np.isnan(controls[:, nbh.C_DELEV_TARGET])
+        fixed = legs_tabulated & (controls[:, Control.DYNAMIC] == 0.0) & np.isnan(controls[:, Control.DELEV_TARGET])
         if not FIXED_CONTRACT_KERNEL:
             fixed[:] = False
         fixed_extra = {"n_threads": numba.get_num_threads()}
@@ -319,7 +321,7 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
             if not chosen.any():
                 continue
             whole = chosen.all() and len(rows) == len(vs)  # then write straight into ``out``
-            part = out if whole else np.zeros((int(chosen.sum()), prices.shape[0], nbh.N_OUT))
+            part = out if whole else np.zeros((int(chosen.sum()), prices.shape[0], N_HEDGE_OUT))
             kernel(**common, **{k: v[rows[chosen]] for k, v in inputs.items()}, out=part, **extra,
                    leg_table=np.ascontiguousarray(leg_table[chosen]), **tables)
             if not whole:
@@ -375,7 +377,6 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
     every row comes out as it would in one call."""
     import pandas as pd
 
-    from .nb.hedge import OUT_LIQUIDATED, OUT_MAX_DD, OUT_PNL, OUT_PREMIUM
 
     n_paths = prices.shape[0]
     skipped = []
@@ -384,13 +385,13 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
     out = _outcomes(prices, compiled, vs, _funding(compiled, funding_rates, n_paths))
     rows = []
     for i, v in enumerate(vs):
-        pnl = out[i, :, OUT_PNL]
+        pnl = out[i, :, HedgeOut.PNL]
         q5, q1 = np.quantile(pnl, [0.05, 0.01])
         rows.append({"strategy": v.strategy, "rule": v.rule, **{f"param.{k}": val for k, val in v.params.items()},
                      "pnl_mean": pnl.mean(), "pnl_median": np.median(pnl),
                      "var95": -q5, "es95": -pnl[pnl <= q5].mean(), "var99": -q1, "es99": -pnl[pnl <= q1].mean(),
-                     "max_dd_p50": np.median(out[i, :, OUT_MAX_DD]), "max_dd_p95": np.quantile(out[i, :, OUT_MAX_DD], 0.95),
-                     "p_liquidated": out[i, :, OUT_LIQUIDATED].mean(), "premium": out[i, :, OUT_PREMIUM].mean()})
+                     "max_dd_p50": np.median(out[i, :, HedgeOut.MAX_DRAWDOWN]), "max_dd_p95": np.quantile(out[i, :, HedgeOut.MAX_DRAWDOWN], 0.95),
+                     "p_liquidated": out[i, :, HedgeOut.LIQUIDATED].mean(), "premium": out[i, :, HedgeOut.PREMIUM].mean()})
     table = pd.DataFrame(rows)
     base = table.iloc[0]
     table["d_pnl_mean"] = table["pnl_mean"] - base["pnl_mean"]
@@ -401,8 +402,8 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
         table[f"p_touch_{level:.0f}"] = float((lows <= level).mean())
     table.attrs["not_evaluated"] = skipped
     table.attrs["book_btc_delta"] = _btc_delta(compiled)
-    paths = {"pnl": out[:, :, OUT_PNL].copy(), "max_drawdown": out[:, :, OUT_MAX_DD].copy(),
-             "liquidated": out[:, :, OUT_LIQUIDATED].copy(), "premium": out[:, :, OUT_PREMIUM].copy()}
+    paths = {"pnl": out[:, :, HedgeOut.PNL].copy(), "max_drawdown": out[:, :, HedgeOut.MAX_DRAWDOWN].copy(),
+             "liquidated": out[:, :, HedgeOut.LIQUIDATED].copy(), "premium": out[:, :, HedgeOut.PREMIUM].copy()}
     return table, paths
 
 
@@ -441,7 +442,7 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     ``size``, ``price``, ``fixed_fees`` (arrays), ``init_cash``, ``freq``, and the kernel's ``out``."""
     import pandas as pd
 
-    from .nb.hedge import N_OUT, OUT_FINAL_VALUE, OUT_LIQUIDATED, OUT_PNL, evaluate_nb
+    from .nb.hedge import evaluate_nb
 
     vs, _ = variants(scenario, compiled)
     n_paths = prices.shape[0]
@@ -462,7 +463,7 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     marks = np.full((n_steps + 1, n_cols), np.nan)
     orders = np.zeros((8 * n_steps + 64, 5))
     n_orders = np.zeros(1, dtype=np.int64)
-    out = np.zeros((1, 1, N_OUT))
+    out = np.zeros((1, 1, N_HEDGE_OUT))
     funding = _funding(compiled, funding_rates, n_paths)
     funding = funding[min(path, funding.shape[0] - 1)][None, :]
     events = compiled.step("FUNDING_EVENTS")
@@ -473,13 +474,13 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
                 compiled.param("SURFACE_SPOT_VOL_BETA"), compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05,
                 funding, events, **pf_inputs, **inputs, out=out,
                 trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders, **tables)
-    if out[0, 0, OUT_LIQUIDATED]:
+    if out[0, 0, HedgeOut.LIQUIDATED]:
         raise ValueError(f"a perp was liquidated on path {path}: vectorbt has no liquidations")
     has_perp = pf_inputs["perp_size"] != 0.0 or vs[row].hedge_size != 0.0
     if has_perp and np.any(funding[0] * events != 0.0):
         raise ValueError("perps pay funding in this scenario, which vectorbt cannot book: "
                          "set market.perpetuals.funding.base_rate and imbalance_sensitivity to 0 to export")
-    value0 = out[0, 0, OUT_FINAL_VALUE] - out[0, 0, OUT_PNL]  # the unhedged book's start value, as the kernel has it
+    value0 = out[0, 0, HedgeOut.FINAL_VALUE] - out[0, 0, HedgeOut.PNL]  # the unhedged book's start value, as the kernel has it
     step = pd.Timedelta(seconds=round(compiled.param("DT_YEARS") * 365.25 * 86400))
     # row 0 is the start, row t + 1 the end of step t
     index = pd.DatetimeIndex(pd.Timestamp(compiled.timeline[0], tz="UTC") + step * np.arange(n_steps + 1))

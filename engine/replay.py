@@ -11,7 +11,8 @@ given: at every step the observed close replaces the exogenous move, and the imp
 are 0, so the flows and the liquidations are computed and recorded but do not move the price (the
 observed path already holds their effect). Everything else runs as simulated: the initial book,
 funding payments moving bankruptcy prices, margin hikes (top-ups and cuts), liquidations when the
-observed close reaches a trigger (all crossed cells in one round, at that close), bad debt, the
+price between two closes reaches a trigger (the path between them is the straight line: no wick
+is drawn; all crossed cells in one round, each at its trigger), bad debt, the
 insurance fund and ADL, circuit breakers, voluntary deleveraging (drawdown, realised vol of the
 observed returns, funding), momentum traders, ETF flows scheduled and reflexive, miners, dealers.
 A shock's effect on the price (drift, vol, jumps, macro factor, depth, resilience) is superseded by

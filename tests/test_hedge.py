@@ -241,15 +241,15 @@ def _exportable(tiny):
 
 def test_every_row_exports_to_a_vectorbt_portfolio_with_the_engines_value_and_drawdown(tiny_scenario):
     from engine.hedge import to_vectorbt
-    from engine.nb.hedge import OUT_FINAL_VALUE, OUT_MAX_DD
+    from engine.compile.layout import HedgeOut
 
     r = engine.run(engine.load_scenario(_exportable(tiny_scenario)), seed=3)
     table = evaluate(r)
     for row in range(len(table)):
         for path in (0, 7, 15):
             pf, out = to_vectorbt(r, row, path)
-            assert pf.final_value() == pytest.approx(out[OUT_FINAL_VALUE], rel=1e-9), (row, path)
-            assert -pf.max_drawdown() == pytest.approx(out[OUT_MAX_DD], rel=1e-9, abs=1e-12), (row, path)
+            assert pf.final_value() == pytest.approx(out[HedgeOut.FINAL_VALUE], rel=1e-9), (row, path)
+            assert -pf.max_drawdown() == pytest.approx(out[HedgeOut.MAX_DRAWDOWN], rel=1e-9, abs=1e-12), (row, path)
     # and the kernel's outputs are the table's: the path's PnL feeds its row
     pf, out = to_vectorbt(r, 0, 0)
     assert pf.final_value() == pytest.approx(2 * float(r._raw["price"][0, -1]) + 500_000, rel=1e-12)

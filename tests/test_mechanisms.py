@@ -4,7 +4,9 @@ Every comparison runs the same scenario twice with one knob changed and the same
 random numbers: the same exogenous draws on every path), on 512 paths, and compares means or
 medians with a margin, or path by path where the model makes the property exact. The base
 market is :data:`sim_fixtures.MARKET` (every behaviour on) or :data:`sim_fixtures.QUIET_MARKET`
-(no ETF holders, miners, options or behavioural flows) when a mechanism needs isolating.
+(no ETF holders, miners, options or behavioural flows) when a mechanism needs isolating. Where a
+test needs the book to come through its shock, it sets the permanent impact explicitly
+(:data:`PERMANENT`) instead of relying on the default.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from sim_fixtures import START, market, patched, quiet, run, with_shocks
 
 N = 512
 SEED = 17
+
+# The permanent impact, explicitly: the share of the visible book's linear impact q/(100*depth) that
+# never heals. At the fixtures' 14M depth, 0.5% moves the price for good by 0.36% per 1B of net flow,
+# close to the calibrated flagship (0.56%: scenarios/calibration/feb-2026.yaml). Four times as much
+# (2%, 1.4% per 1B) makes a 5B short opening move the price for good by 7% and a 10% fall liquidate
+# more than half of the long book, and a test of another mechanism would be testing that instead.
+PERMANENT = {"market.impact.permanent_fraction": "0.5%"}
 
 
 def pair(base: dict, changed: dict, **kwargs):
@@ -202,7 +211,11 @@ RALLY = {"type": "relief_rally", "start": "+12h", "duration": "12h", "new_short_
 
 
 def test_relief_rally_squeezes_shorts_and_lifts_the_price():
-    base, rally = pair(market(), with_shocks(market(), RALLY))
+    """5B of 20x shorts open at the rally's start (their triggers about 4.5% above it), then a 5%
+    macro move and 1B of buying over 12 hours cross them: the squeeze lifts the price further.
+    Opening the shorts is a 5B sale, which moves the price for good by 1.8% at the calibrated
+    permanent impact (:data:`PERMANENT`); at four times that (7%) it would outweigh the rally."""
+    base, rally = pair(market(PERMANENT), with_shocks(market(PERMANENT), RALLY))
     assert mean(rally, "short_liquidations_usd") > 3 * mean(base, "short_liquidations_usd")
     assert median(rally, "max_price") > median(base, "max_price") * 1.02
     assert median(rally, "terminal_price") > median(base, "terminal_price")
@@ -210,8 +223,10 @@ def test_relief_rally_squeezes_shorts_and_lifts_the_price():
 
 def test_more_squeeze_fuel_means_more_short_liquidations():
     """The new shorts are the fuel: with them the same rally liquidates far more shorts. (Opening
-    them is itself a sale, so the fuel alone does not raise the highest price.)"""
-    no_fuel, fuel = pair(with_shocks(market(), dict(RALLY, new_short_notional_usd=0)), with_shocks(market(), RALLY))
+    them is itself a sale, so the fuel alone does not raise the highest price; its permanent impact
+    is the calibrated one, :data:`PERMANENT`, under which the rally still crosses their triggers.)"""
+    no_fuel, fuel = pair(with_shocks(market(PERMANENT), dict(RALLY, new_short_notional_usd=0)),
+                         with_shocks(market(PERMANENT), RALLY))
     assert mean(fuel, "short_liquidations_usd") > mean(no_fuel, "short_liquidations_usd") + 2e9
     opened = fuel.flows["momentum"].iloc[12] - no_fuel.flows["momentum"].iloc[12]
     assert opened == pytest.approx(-5e9, rel=0.2)  # the new shorts sell at the rally's first step
@@ -223,15 +238,31 @@ FAILURE = {"type": "exchange_failure", "start": "+2h", "duration": "1d", "depth_
 
 
 def test_worse_liquidation_fills_mean_more_bad_debt():
-    """The fill penalty only changes how liquidations settle; with a fund that never runs dry
-    (no ADL) the price paths are identical and the bad debt can only grow, path by path."""
-    rich = market({"market.perpetuals.insurance_fund_usd": "1000T"})
-    clean, penalised = pair(with_shocks(rich, FAILURE), with_shocks(rich, dict(FAILURE, liquidation_fill_penalty="5%")))
-    assert clean.per_path["min_price"].equals(penalised.per_path["min_price"])
-    assert clean.per_path["long_liquidations_usd"].equals(penalised.per_path["long_liquidations_usd"])
-    assert (penalised.per_path["bad_debt_usd"] >= clean.per_path["bad_debt_usd"]).all()
-    assert mean(penalised, "bad_debt_usd") > 5 * mean(clean, "bad_debt_usd")
-    assert (penalised.per_path["liquidation_surplus_usd"] <= clean.per_path["liquidation_surplus_usd"]).all()
+    """A liquidation fills at its trigger T less the engine's penalty p, and the trigger leaves the
+    maintenance margin m = 0.5%: a fill is beyond the bankruptcy price (bad debt) only when p > m.
+    In the failure the book's 0.05% slippage grows to 0.05%/20% = 0.25%, inside m: no bad debt on
+    any path. A failure fill penalty of 5% on top (p = 5.25%) takes every liquidation in the failure
+    beyond bankruptcy by (p - m)*T; one of 2% (p = 2.25%) by less. The fund never runs dry (no
+    ADL). The liquidation flow is counted at the fills, so a worse fill is a smaller sale in USD:
+    the paths are the same until the failure, and differ after it."""
+    rich = market({**PERMANENT, "market.perpetuals.insurance_fund_usd": "1000T",
+                   "market.perpetuals.liquidation.fill_slippage": "0.05%"})
+    clean, mild, penalised = (run(with_shocks(rich, dict(FAILURE, liquidation_fill_penalty=p)), n_paths=N, seed=SEED)
+                              for p in ("0%", "2%", "5%"))
+    assert clean.fan["price"].iloc[:2].equals(penalised.fan["price"].iloc[:2])  # before the failure
+    assert (clean.per_path["bad_debt_usd"] == 0).all()
+    pp = penalised.per_path
+    assert (pp["bad_debt_usd"] >= clean.per_path["bad_debt_usd"]).all()
+    assert (pp["bad_debt_usd"] > 0).mean() > 0.9  # nearly every path liquidates in the failure
+    # each deficit is X*T*(p - m) on a fill X*T*(1 - p): a share (p - m)/(1 - p) of the notional
+    # liquidated in the failure, none outside it (bounded path by path, reached where all of it is)
+    liquidated = pp["long_liquidations_usd"] + pp["short_liquidations_usd"]
+    share = (0.0525 - 0.005) / (1 - 0.0525)
+    assert (pp["bad_debt_usd"] <= share * liquidated * (1 + 1e-9)).all()
+    assert mean(penalised, "bad_debt_usd") > 0.5 * share * liquidated.mean()  # most liquidations fall in it
+    assert 0 < mean(mild, "bad_debt_usd") < 0.5 * mean(penalised, "bad_debt_usd")
+    # and the surpluses fills inside the margin leave are gone in the failure
+    assert mean(penalised, "liquidation_surplus_usd") < 0.5 * mean(clean, "liquidation_surplus_usd")
 
 
 def test_circuit_breaker_pauses_liquidations_and_shortens_cascades():
@@ -288,11 +319,17 @@ def test_a_higher_deleveraging_hazard_closes_more():
 
 
 def test_deleveraging_rises_with_the_drawdown():
+    """The longs' hazard rises with the drawdown from the peak: after a 10% fall a sensitive book
+    closes far more longs (net selling). At the calibrated permanent impact (:data:`PERMANENT`) the
+    fall's liquidations leave the book long-heavy; at four times that they take more than half of the
+    longs, and the shorts' closing (buying) would dominate."""
     fall = {"type": "price_jump", "start": "+6h", "size": "-10%"}
-    base, sensitive = pair(with_shocks(market({"market.behaviour.deleveraging.drawdown_sensitivity": 0.1}), fall),
-                           with_shocks(market({"market.behaviour.deleveraging.drawdown_sensitivity": 5}), fall))
+    base, sensitive = pair(
+        with_shocks(market({**PERMANENT, "market.behaviour.deleveraging.drawdown_sensitivity": 0.1}), fall),
+        with_shocks(market({**PERMANENT, "market.behaviour.deleveraging.drawdown_sensitivity": 5}), fall))
     assert mean(sensitive, "deleveraging_flow_usd") < 3 * mean(base, "deleveraging_flow_usd") < 0
-    # the fall (10% below the peak) adds about 5 * 0.1 = 0.5 a day to the hazard of the longs
+    # the fall (10% below the peak, more with its liquidations) adds at least 5 * 0.1 = 0.5 a day to
+    # the hazard of the longs
     assert sensitive.flows["deleveraging"].iloc[8] < 5 * base.flows["deleveraging"].iloc[8] < 0
 
 
@@ -321,35 +358,45 @@ def test_momentum_shorts_opened_into_a_fall_are_squeezed_on_the_rebound():
 
 
 def test_funding_follows_the_imbalance():
-    """funding = base + sensitivity * (long - short) / (long + short), per interval."""
-    flat = run(market({"market.perpetuals.funding.imbalance_sensitivity": 0}), n_paths=64, seed=SEED)
+    """funding = base + sensitivity * (long - short) / (long + short), per interval. The book's
+    imbalance must last the two days: at the calibrated permanent impact (:data:`PERMANENT`) the
+    longs' liquidations never take the long-heavy book below the short side; at four times that,
+    on a few paths they do, and funding there follows the imbalance below the base rate."""
+    flat = run(market({**PERMANENT, "market.perpetuals.funding.imbalance_sensitivity": 0}), n_paths=64, seed=SEED)
     assert (flat.per_path["min_funding_rate"] == 1e-4).all() and (flat.per_path["max_funding_rate"] == 1e-4).all()
-    low, high = pair(market({"market.perpetuals.funding.imbalance_sensitivity": "0.05%"}),
-                     market({"market.perpetuals.funding.imbalance_sensitivity": "0.2%"}))
+    low, high = pair(market({**PERMANENT, "market.perpetuals.funding.imbalance_sensitivity": "0.05%"}),
+                     market({**PERMANENT, "market.perpetuals.funding.imbalance_sensitivity": "0.2%"}))
     # long-heavy book (20B vs 10B): imbalance ~ +1/3, funding above the base and more so
     assert (low.per_path["min_funding_rate"] > 1e-4).all()
     assert median(high, "max_funding_rate") > median(low, "max_funding_rate") + 3e-4
     assert median(high, "max_funding_rate") == pytest.approx(1e-4 + 0.002 / 3, rel=0.2)
     # a short-heavy book pays the other way
-    shorts = {"market.perpetuals.long.notional_usd": "10B", "market.perpetuals.short.notional_usd": "20B"}
+    shorts = {**PERMANENT, "market.perpetuals.long.notional_usd": "10B", "market.perpetuals.short.notional_usd": "20B"}
     low_s, high_s = pair(market({**shorts, "market.perpetuals.funding.imbalance_sensitivity": "0.05%"}),
                          market({**shorts, "market.perpetuals.funding.imbalance_sensitivity": "0.2%"}))
     assert median(high_s, "min_funding_rate") < median(low_s, "min_funding_rate") < 1e-4
     assert median(high_s, "min_funding_rate") < 0
     # and the cap holds
-    capped = run(market({"market.perpetuals.funding": {"imbalance_sensitivity": "5%", "cap": "0.3%"}}),
+    capped = run(market({**PERMANENT, "market.perpetuals.funding": {"imbalance_sensitivity": "5%", "cap": "0.3%"}}),
                  n_paths=64, seed=SEED)
     assert (capped.per_path["max_funding_rate"] <= 0.003).all()
     assert (capped.per_path["max_funding_rate"] == 0.003).mean() > 0.9
 
 
 # ----------------------------------------------------------------------------- insurance fund and ADL
+# A jump is a continuous move: liquidations fill at their trigger, inside the maintenance margin
+# (0.5%), and leave no bad debt. A liquidation engine that fills 3% beyond the trigger (a slow
+# engine on a thin book) takes every liquidation 2.5% of its trigger beyond bankruptcy: the crash
+# leaves bad debt.
 CRASH = {"type": "price_jump", "start": "+3h", "size": "-15%"}
+BAD_FILLS = {**PERMANENT, "market.perpetuals.liquidation.fill_slippage": "3%"}
 
 
 def test_without_an_insurance_fund_bad_debt_goes_to_adl():
-    funded, bare = pair(with_shocks(market(), CRASH),
-                        with_shocks(market({"market.perpetuals.insurance_fund_usd": 0}), CRASH))
+    """The crash's bad debt (0.13B to 0.32B a path) is paid by a 1B fund; with no fund all of it is
+    auto-deleveraged (no fill is inside the margin, so there is no surplus to pay any of it)."""
+    funded, bare = pair(with_shocks(market(BAD_FILLS), CRASH),
+                        with_shocks(market({**BAD_FILLS, "market.perpetuals.insurance_fund_usd": 0}), CRASH))
     assert (funded.per_path["bad_debt_usd"] > 0).all()
     assert (funded.per_path["adl_usd"] == 0).all()  # a 1B fund covers it
     pp = bare.per_path
@@ -357,12 +404,17 @@ def test_without_an_insurance_fund_bad_debt_goes_to_adl():
     uncovered = pp["bad_debt_usd"] > pp["liquidation_surplus_usd"]
     assert uncovered.all() and (pp.loc[uncovered, "adl_usd"] > 0).all()
     assert (pp["adl_usd"] <= pp["bad_debt_usd"]).all()
+    assert (pp["liquidation_surplus_usd"] == 0).all()
+    np.testing.assert_allclose(pp["adl_usd"], pp["bad_debt_usd"], rtol=1e-9)
     assert bare.probabilities()["prob_adl"] == 1.0 and funded.probabilities()["prob_adl"] == 0.0
 
 
 def test_a_smaller_insurance_fund_means_more_adl():
+    """The same crash and fills (bad debt 0.13B to 0.32B a path, 0.2B at the median) against funds
+    of 0 to 1B: the less the fund pays, the more is auto-deleveraged."""
     adl = []
     for fund in ("0", "100M", "200M", "1B"):
-        r = run(with_shocks(market({"market.perpetuals.insurance_fund_usd": fund}), CRASH), n_paths=N, seed=SEED)
+        r = run(with_shocks(market({**BAD_FILLS, "market.perpetuals.insurance_fund_usd": fund}), CRASH),
+                n_paths=N, seed=SEED)
         adl.append(mean(r, "adl_usd"))
-    assert adl[0] > adl[1] >= adl[2] >= adl[3] == 0
+    assert adl[0] > adl[1] > adl[2] > adl[3] == 0

@@ -1,17 +1,20 @@
 """Replay (``engine.replay``, ``cascade replay``): the book and the flows along an observed path.
 
 Synthetic paths on a quiet book (no behavioural flow, no funding, a fund that never runs dry)
-check the book against liquidation prices computed here with :mod:`engine.margin`: a cell is
-liquidated at the first close at or beyond its trigger, at that close, and never again; open
-interest is what is left, at the close. A simulated path replayed reproduces the simulation's
-book step by step (same flows, same open interest, liquidations in the same steps) with one
-difference stated and checked: replay values liquidations at the step's close, the simulation
-at the price each cascade round started from. The Feb-2026 replay runs on the real hourly file
-and compares with the facts (skipped without ``../shared``).
+check the book against liquidation prices computed here with :mod:`engine.margin`: a replay step's
+path is the straight line between its two closes, so a cell is liquidated in the step whose close
+first reaches its trigger, fills at that trigger (or the step's open, had it opened beyond it) less
+the venue's slippage, and never again; open interest is what is left, at the close. A simulation
+run with its bridge switched off, replayed along its closes, reproduces its book step by step
+(same flows, same open interest, the same liquidations in USD); with the bridge on, the simulation
+also liquidates what its intra-step wicks reach, which its closes do not show, and the replay
+reproduces its book up to the first step where that happens. The Feb-2026 replay runs on the real
+hourly file and compares with the facts (skipped without ``../shared``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -23,8 +26,11 @@ import sim_fixtures
 from conftest import SHARED_DATA
 from engine.backtest import load_ohlcv
 from engine.cli import main
+from engine.compile.compiler import compile_scenario
+from engine.compile.layout import Driver
 from engine.margin import liquidation_price
 from engine.replay import FLOW_COLUMNS, replay
+from engine.simulate import prepare, run_prepared
 
 START = pd.Timestamp(sim_fixtures.START)
 HOUR = pd.Timedelta(hours=1)
@@ -78,22 +84,32 @@ def triggers(result):
 
 # ----------------------------------------------------------------------------- the book along a path
 def test_liquidations_happen_when_the_close_crosses_each_trigger():
+    """A replay step's path is the straight line between its two closes: a cell is liquidated in
+    the step whose close first reaches its trigger, and fills at that trigger (or at the step's
+    open, had the step opened beyond it), less the venue's slippage; liquidations count at the fills."""
     path = fall_then_rise()
     result = replay(scenario(QUIET, len(path)), closes(path))
     table = result.table
     cells = triggers(result)
+    c = result.simulation.compiled
+    assert c.n_venues == 1
+    penalty = c.venue("LIQ_FILL_PENALTY", 0)  # fill_slippage at normal depth, every step
+    assert (penalty > 0).all()
     expected = {"long": np.zeros(len(path)), "short": np.zeros(len(path))}
     left = sum(size for _, size, _ in cells)
     remaining = np.empty(len(path))
-    low = high = SPOT
+    low = high = opened = SPOT
     for t, price in enumerate(path):
         for side, size, trigger in cells:
             first_long = side == "long" and price <= trigger < low
             first_short = side == "short" and high < trigger <= price
-            if first_long or first_short:
-                expected[side][t] += size * price
+            if first_long:
+                expected[side][t] += size * min(trigger, opened) * (1 - penalty[t])
                 left -= size
-        low, high = min(low, price), max(high, price)
+            if first_short:
+                expected[side][t] += size * max(trigger, opened) * (1 + penalty[t])
+                left -= size
+        low, high, opened = min(low, price), max(high, price), price
         remaining[t] = left
     long_btc = sum(size for side, size, _ in cells if side == "long")
     assert (expected["long"] / path).sum() > 0.5 * long_btc  # the fall takes most of the longs
@@ -125,7 +141,10 @@ def test_no_liquidation_when_the_price_never_reaches_a_trigger():
 
 def test_open_interest_falls_by_what_was_liquidated_cut_or_closed():
     """A long-only book with a margin hike (top-up 0: every over-levered cell cuts) and voluntary
-    deleveraging: each step the book loses liquidated + cut + closed size, in BTC, to rounding."""
+    deleveraging: each step the book loses liquidated + cut + closed size, in BTC, to rounding.
+    Liquidated size is the step's liquidated USD over its fill: the book's grid is coarser than a
+    step of this path, so a step's fall from its open to its close crosses the trigger ``T`` of one
+    cell at most, which fills at ``T`` less the venue's slippage (not at the close)."""
     data = sim_fixtures.with_shocks(sim_fixtures.patched(QUIET, {
         "market.perpetuals.short.notional_usd": 0,
         "market.behaviour.deleveraging": {"base_hazard_per_day": 0.2, "drawdown_sensitivity": 3.0,
@@ -137,7 +156,21 @@ def test_open_interest_falls_by_what_was_liquidated_cut_or_closed():
     btc = t["open_interest_usd"].to_numpy() / path
     before = np.concatenate([[result.totals["open_interest_start_usd"] / SPOT], btc[:-1]])
     start_price = np.concatenate([[SPOT], path[:-1]])
-    lost = (t["long_liquidations_usd"] / path - (t["margin_cut_usd"] + t["deleveraging_flow_usd"]) / start_price)
+    c = result.simulation.compiled
+    assert c.n_venues == 1
+    mmr, penalty = c.venue("MMR", 0), c.venue("LIQ_FILL_PENALTY", 0)
+    liquidated = t["long_liquidations_usd"].to_numpy()
+    fill = np.full(len(path), np.nan)
+    for k in np.flatnonzero(liquidated > 0):
+        # every cell's trigger (no funding: bankruptcy prices stay on the grid); the path falls from
+        # the previous close, so the cells above the open went in earlier steps, and the grid is
+        # coarser than the fall: one trigger between the open and the close
+        trigger = c.book_bankruptcy_usd / (1 - mmr[k])
+        crossed = trigger[(trigger >= path[k]) & (trigger < start_price[k])]
+        assert crossed.size == 1
+        fill[k] = crossed[0] * (1 - penalty[k])
+    liquidated_btc = np.divide(liquidated, fill, out=np.zeros(len(path)), where=liquidated > 0)
+    lost = liquidated_btc - (t["margin_cut_usd"] + t["deleveraging_flow_usd"]) / start_price
     np.testing.assert_allclose(before - btc, lost, rtol=0, atol=1e-9 * before[0])
     assert (t["margin_cut_usd"] < 0).sum() == 1 and (t["long_liquidations_usd"] > 0).sum() >= 3
     assert (t["deleveraging_flow_usd"] < 0).all() and result.totals["short_liquidations_usd"] == 0
@@ -183,40 +216,102 @@ CASCADING = sim_fixtures.with_shocks(
      "short_leverage": 20, "macro_move": "8%", "momentum_buying_usd": "2B"})
 
 
-@pytest.mark.parametrize("seed", [1, 3, 10])  # seeds whose path has a two-round cascade
+def straight_line(data: dict, seed: int):
+    """One simulated path of ``data`` whose steps run along the straight line from their open to
+    their close, as a replay's do (engine.replay): the Brownian bridge switched off, so a step's low
+    and high are its open and its close, moved by its cascade's impact like the close."""
+    scn = engine.load_scenario(sim_fixtures.patched(data, {"seed": seed, "n_paths": 1}))
+    prep = prepare(compile_scenario(scn, n_paths=1, seed=seed))
+    drivers = prep.drivers.copy()
+    drivers[:, Driver.BRIDGE] = np.inf
+    drivers[:, Driver.REACH] = 1.0
+    return run_prepared(dataclasses.replace(prep, drivers=drivers), scn, keep_steps=True)
+
+
+def replayed(sim, seed: int):
+    """The replay of :data:`CASCADING` along the simulation's own closes (stored as float32), and the closes."""
+    prices = sim._raw["price"][0].astype(np.float64)
+    return replay(engine.load_scenario(sim_fixtures.patched(CASCADING, {"seed": seed})), closes(prices)), prices
+
+
+def liquidated(sim) -> dict:
+    """The simulation's liquidations per step and side, USD (positive)."""
+    return {"long": -sim.flows["long_liquidations"].to_numpy(), "short": sim.flows["short_liquidations"].to_numpy()}
+
+
+def book_agrees(t, sim, steps=slice(None)):
+    """Replay table ``t`` against the simulation over ``steps``: the same open interest at every close,
+    funding, flows from every participant and liquidations (USD) on each side, step by step.
+    The closes come back as float32: a step's log return (~1e-3) then carries a relative error up to
+    ~1e-4, which reaches the realised vol (deleveraging), the dealers' re-hedge (a difference of
+    deltas) and where new positions land on the grid (momentum traders, the rally's shorts): a step
+    that liquidates little, from a cell its close just reaches, can differ by ~1e-3 of itself."""
+    raw = sim._raw
+    np.testing.assert_allclose(t["open_interest_usd"][steps], raw["open_interest"][0][steps], rtol=1e-5)
+    np.testing.assert_allclose(t["funding_rate"][steps], raw["funding"][0][steps], rtol=1e-5, atol=1e-12)
+    columns = [(sim.flows[flow].to_numpy(), column) for flow, column in FLOW_COLUMNS.items()]
+    columns += [(usd, f"{side}_liquidations_usd") for side, usd in liquidated(sim).items()]
+    for expected, column in columns:
+        np.testing.assert_allclose(t[column].to_numpy()[steps], expected[steps], rtol=1e-4,
+                                   atol=1e-4 * np.abs(expected).max() + 1e-3, err_msg=column)
+
+
+@pytest.mark.parametrize("seed", [1, 3, 10])  # seeds whose path has a multi-round cascade
 def test_replaying_a_simulated_path_reproduces_its_book(seed):
-    """Given the simulation's own closes (stored as float32), replay finds the same book: the same
-    flows from every participant (to the float32 rounding of the closes), the same funding, the same open interest at every close and
-    liquidations in the same steps. What differs, by design: the simulation counts a round's
-    liquidations at the price that round started from (before their own impact), replay at the
-    step's close, which the cascade's impact has pushed further: long liquidations replay lower,
-    short ones higher, the liquidated size being the same (equal open interest)."""
-    sim = sim_fixtures.run(CASCADING, n_paths=1, seed=seed, keep_steps=True)
+    """A simulation run with its bridge switched off (each step's path the straight line from its
+    open to its close, as in replay), replayed along its own closes, finds the same book: the same
+    flows from every participant, the same funding, the same open interest at every close and the
+    same liquidations step by step, in USD too (all to the float32 rounding of the closes). A
+    cell fills at its trigger (or the step's open) less the slippage, whichever cascade round
+    reached it: the cascade's impact moves the close, not the fills. And a simulated cascade crosses
+    the cells the replay finds at the final close: in a step that falls to its close, the low is the
+    close and each round's impact moves both together (shorts: the high, in a step that rises). Here
+    every step liquidates on the side its close moved to. (A cascade started by cells already beyond
+    their trigger at the open, in a step that would otherwise move the other way, could take the
+    price beyond both closes: further than a replay sees.)"""
+    sim = straight_line(CASCADING, seed)
     assert 2 <= sim.per_path["max_cascade_rounds"].iloc[0] < 50  # cascades of several rounds, never capped
     assert sim.per_path["adl_usd"].iloc[0] == 0
-    prices = sim._raw["price"][0].astype(np.float64)
-    result = replay(engine.load_scenario(sim_fixtures.patched(CASCADING, {"seed": seed})), closes(prices))
+    result, prices = replayed(sim, seed)
     t = result.table
-    raw = sim._raw
-    # the closes come back as float32: a step's log return (~1e-3) then carries a relative error up to
-    # ~1e-4, which reaches the realised vol (deleveraging) and the dealers' re-hedge (a difference of deltas)
-    np.testing.assert_allclose(t["open_interest_usd"], raw["open_interest"][0], rtol=1e-5)
-    np.testing.assert_allclose(t["funding_rate"], raw["funding"][0], rtol=1e-5, atol=1e-12)
-    for flow, column in FLOW_COLUMNS.items():
-        expected = sim.flows[flow].to_numpy()
-        np.testing.assert_allclose(t[column], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max() + 1e-3,
-                                   err_msg=column)
-    sim_long, sim_short = -sim.flows["long_liquidations"].to_numpy(), sim.flows["short_liquidations"].to_numpy()
+    book_agrees(t, sim)
+    sim_long, sim_short = liquidated(sim).values()
     rep_long, rep_short = t["long_liquidations_usd"].to_numpy(), t["short_liquidations_usd"].to_numpy()
     np.testing.assert_array_equal(rep_long > 0, sim_long > 0)
     np.testing.assert_array_equal(rep_short > 0, sim_short > 0)
     assert (rep_long > 0).any() and (rep_short > 0).any()
-    one_side = (sim_long > 0) != (sim_short > 0)  # a step liquidating both sides moves both ways
-    long_only = one_side & (sim_long > 0)
-    short_only = one_side & (sim_short > 0)
-    assert (rep_long[long_only] <= sim_long[long_only] * (1 + 1e-4)).all()
-    assert (rep_short[short_only] >= sim_short[short_only] * (1 - 1e-4)).all()
-    assert (rep_long[long_only] < sim_long[long_only] * (1 - 3e-3)).any()  # the difference is real (~1%)
+    opens = np.concatenate([[SPOT], prices[:-1]])
+    assert (prices[sim_long > 0] < opens[sim_long > 0]).all() and (prices[sim_short > 0] > opens[sim_short > 0]).all()
+    # the straight line has no wick: the path's extremes are its closes
+    assert sim.per_path["min_price"].iloc[0] == pytest.approx(min(prices.min(), SPOT), rel=1e-7)
+    assert sim.per_path["max_price"].iloc[0] == pytest.approx(max(prices.max(), SPOT), rel=1e-7)
+
+
+def test_a_simulation_sees_wicks_that_its_closes_do_not_show():
+    """With the bridge on (as simulated), a step's low and high lie beyond its open and close, and a
+    simulated step can liquidate a cell whose trigger lies between its close and that wick. Replayed
+    along its closes, such a path reproduces its book up to the first step that does: there the
+    simulation liquidates more on that side than the replay, whose closes do not reach that
+    trigger, and holds less open interest."""
+    wicked = 0
+    for seed in (1, 3, 10):
+        sim = sim_fixtures.run(CASCADING, n_paths=1, seed=seed, keep_steps=True)
+        result, prices = replayed(sim, seed)
+        t = result.table
+        # the path's extremes count its wicks: beyond the closes
+        assert sim.per_path["min_price"].iloc[0] < min(prices.min(), SPOT) * (1 - 1e-3)
+        assert sim.per_path["max_price"].iloc[0] > max(prices.max(), SPOT) * (1 + 1e-3)
+        more = np.zeros(len(prices), dtype=bool)  # steps where the simulation liquidated more on a side
+        for side, usd in liquidated(sim).items():
+            more |= usd > t[f"{side}_liquidations_usd"].to_numpy() * (1 + 1e-4) + 1e-4 * usd.max()
+        if not more.any():  # no wick crossed a trigger the closes do not reach
+            book_agrees(t, sim)
+            continue
+        wicked += 1
+        k = int(np.argmax(more))
+        book_agrees(t, sim, slice(0, k))
+        assert t["open_interest_usd"].iloc[k] > sim._raw["open_interest"][0][k] * (1 + 1e-5)
+    assert wicked >= 1
 
 
 # ----------------------------------------------------------------------------- the window

@@ -165,6 +165,77 @@ DRIVER_FIELDS = (
     "RARE",  # 1 if the step has a scheduled jump, a margin change, relief-rally shorts or a retarget
 )
 
+# ---- the kernel's outputs (engine.nb.kernel.simulate_nb): column names, as the result tables show them
+# per-path summary columns
+SUMMARY_FIELDS = (
+    "min_price",
+    "max_price",
+    "terminal_price",
+    "max_drawdown",
+    "trough_step",
+    "long_liquidations_usd",
+    "short_liquidations_usd",
+    "peak_step_liquidations_usd",
+    "max_cascade_rounds",
+    "open_interest_start_usd",
+    "open_interest_end_usd",
+    "etf_flow_usd",
+    "etf_reflexive_usd",
+    "miner_sales_usd",
+    "dealer_flow_usd",
+    "deleveraging_flow_usd",
+    "momentum_flow_usd",
+    "margin_cut_usd",
+    "forced_flow_usd",
+    "bad_debt_usd",
+    "adl_usd",
+    "insurance_fund_end_usd",
+    "liquidation_surplus_usd",
+    "min_funding_rate",
+    "max_funding_rate",
+    "paused_steps",
+)
+# flow decomposition per step (sum over paths), USD, sell < 0
+FLOW_FIELDS = (
+    "etf",
+    "long_liquidations",
+    "short_liquidations",
+    "deleveraging",
+    "dealers",
+    "miners",
+    "momentum",
+    "forced",
+    "margin_cuts",
+)
+# margin stress of the book at the end of each step, replay only (engine.nb.book.stress_nb), USD
+STRESS_FIELDS = (
+    "long_open_interest_usd",
+    "short_open_interest_usd",
+    "long_equity_usd",
+    "short_equity_usd",
+    "long_near_liquidation_usd",
+    "short_near_liquidation_usd",
+    "long_over_4x_usd",
+    "short_over_4x_usd",
+)
+
+# ---- the strategy kernel (engine.nb.hedge): its outputs per (row, path), the controls of each row,
+# and the trace columns of one path's book
+HEDGE_OUT_FIELDS = ("pnl", "max_drawdown", "liquidated", "premium", "final_value")
+CONTROL_FIELDS = (
+    "DYNAMIC",  # 1: the perp hedge is rebalanced toward a delta target
+    "DELTA_TARGET",  # net BTC delta kept, as a share of the unhedged delta (0 = fully hedged)
+    "BAND",  # rebalance when the hedge is off its target by more than this share of the unhedged delta
+    "EVERY",  # check every this many steps
+    "DELEV_TARGET",  # deleverage: the book perp's leverage after a cut (0 = close); NaN = no rule
+    "DELEV_DRAWDOWN",  # cut when the price is this far below its running peak (NaN = no trigger)
+    "DELEV_VOL",  # cut when realised vol (annual) over the window exceeds this (NaN = no trigger)
+    "DELEV_WINDOW",  # the realised-vol window, steps
+    "DELEV_COOLDOWN",  # steps between two cuts
+    "DELEV_FUNDING",  # cut when the funding rate per interval falls to this (NaN = no trigger)
+)
+TRACE_FIELDS = ("SPOT", "BOOK", "HEDGE")  # then the options held, then one per contract of each leg
+
 SIDE_LONG, SIDE_SHORT = 0, 1
 IMPACT_SQRT, IMPACT_LINEAR, IMPACT_BOTH = 0, 1, 2  # the transient law: square root, linear or both
 OPTION_PUT, OPTION_CALL = 0, 1
@@ -175,6 +246,15 @@ Step = namedtuple("Step", STEP_FIELDS)(*range(len(STEP_FIELDS)))
 Venue = namedtuple("Venue", VENUE_FIELDS)(*range(len(VENUE_FIELDS)))
 Param = namedtuple("Param", PARAM_FIELDS)(*range(len(PARAM_FIELDS)))
 Driver = namedtuple("Driver", DRIVER_FIELDS)(*range(len(DRIVER_FIELDS)))
+# outputs: ``summary[i, Summary.MIN_PRICE]``, ``flows[t, Flow.ETF]``, ``stress[t, Stress.LONG_EQUITY_USD]``
+Summary = namedtuple("Summary", [f.upper() for f in SUMMARY_FIELDS])(*range(len(SUMMARY_FIELDS)))
+Flow = namedtuple("Flow", [f.upper() for f in FLOW_FIELDS])(*range(len(FLOW_FIELDS)))
+Stress = namedtuple("Stress", [f.upper() for f in STRESS_FIELDS])(*range(len(STRESS_FIELDS)))
+HedgeOut = namedtuple("HedgeOut", [f.upper() for f in HEDGE_OUT_FIELDS])(*range(len(HEDGE_OUT_FIELDS)))
+Control = namedtuple("Control", CONTROL_FIELDS)(*range(len(CONTROL_FIELDS)))
+Trace = namedtuple("Trace", TRACE_FIELDS)(*range(len(TRACE_FIELDS)))
+N_HEDGE_OUT = len(HEDGE_OUT_FIELDS)
+N_CONTROLS = len(CONTROL_FIELDS)
 N_STEP_FIELDS = len(STEP_FIELDS)
 N_VENUE_FIELDS = len(VENUE_FIELDS)
 N_PARAMS = len(PARAM_FIELDS)

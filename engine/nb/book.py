@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from ..compile.layout import Stress
 from .config import jit, jit_norc
 
 NEAR_LIQUIDATION = 0.05  # stress_nb: notional whose liquidation price is within 5% of the price
@@ -147,8 +148,8 @@ def liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, gap
 
     ``level`` is the step's lowest (longs) or highest (shorts) price so far. A long cell's trigger
     is ``T = P_b / (1 - m)``, crossed when ``T >= level``; a short's ``T = P_b / (1 + m)``, crossed
-    when ``T <= level``. A crossed cell fills at its trigger, or at ``gap_price`` (the price just
-    after the step's jumps) if the step opened beyond it, less the venue's liquidation ``penalty``
+    when ``T <= level``. A crossed cell fills at its trigger, or at ``gap_price`` (the step's open)
+    if the step opened beyond it, less the venue's liquidation ``penalty``
     (the engine's slippage, which grows as depth thins). Returns (unscaled size closed, USD
     liquidated at the fills, the surpluses, the deficits): equities ``X*(F - P_b)`` (long) or
     ``X*(P_b - F)`` (short), never netted across cells.
@@ -234,7 +235,7 @@ def venue_size_nb(cells, v):
 
 @jit_norc
 def stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, price, out, row):
-    """Margin stress of the book at ``price``, written to ``out[row, 0:8]`` (USD):
+    """Margin stress of the book at ``price``, written to ``out[row, Stress.X]`` (USD):
 
     long and short notional ``size * price``; their equity ``size * (price - P_b)`` (long) or
     ``size * (P_b - price)`` (short), negative for a cell under water; the notional whose
@@ -270,11 +271,11 @@ def stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, p
                     short_near += x * price
                 if pb < high_short:
                     short_high += x * price
-    out[row, 0] = long_usd
-    out[row, 1] = short_usd
-    out[row, 2] = long_eq
-    out[row, 3] = short_eq
-    out[row, 4] = long_near
-    out[row, 5] = short_near
-    out[row, 6] = long_high
-    out[row, 7] = short_high
+    out[row, Stress.LONG_OPEN_INTEREST_USD] = long_usd
+    out[row, Stress.SHORT_OPEN_INTEREST_USD] = short_usd
+    out[row, Stress.LONG_EQUITY_USD] = long_eq
+    out[row, Stress.SHORT_EQUITY_USD] = short_eq
+    out[row, Stress.LONG_NEAR_LIQUIDATION_USD] = long_near
+    out[row, Stress.SHORT_NEAR_LIQUIDATION_USD] = short_near
+    out[row, Stress.LONG_OVER_4X_USD] = long_high
+    out[row, Stress.SHORT_OVER_4X_USD] = short_high

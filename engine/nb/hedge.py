@@ -50,28 +50,14 @@ import math
 import numba
 import numpy as np
 
+from ..compile.layout import N_CONTROLS, N_HEDGE_OUT, Control, HedgeOut, Trace
 from .bs import norm_cdf_nb
 from .config import jit, jit_inline, jit_norc, pjit
 
 Z25 = 0.6744897501960817
-OUT_PNL, OUT_MAX_DD, OUT_LIQUIDATED, OUT_PREMIUM, OUT_FINAL_VALUE = 0, 1, 2, 3, 4
-N_OUT = 5
-# columns of ``controls[v]``: the rules that act along the path
-C_DYNAMIC = 0  # 1: the perp hedge is rebalanced toward a delta target
-C_DELTA_TARGET = 1  # net BTC delta kept, as a share of the unhedged delta (0 = fully hedged)
-C_BAND = 2  # rebalance when the hedge is off its target by more than this share of the unhedged delta
-C_EVERY = 3  # check every this many steps
-C_DELEV_TARGET = 4  # deleverage: the book perp's leverage after a cut (0 = close); NaN = no rule
-C_DELEV_DRAWDOWN = 5  # cut when the price is this far below its running peak (NaN = no trigger)
-C_DELEV_VOL = 6  # cut when realised vol (annual) over the window exceeds this (NaN = no trigger)
-C_DELEV_WINDOW = 7  # the realised-vol window, steps
-C_DELEV_COOLDOWN = 8  # steps between two cuts
-C_DELEV_FUNDING = 9  # cut when the funding rate per interval falls to this (NaN = no trigger)
-N_CONTROLS = 10
 
 
 FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (Deribit's rule)
-A_SPOT, A_BOOK, A_HEDGE = 0, 1, 2  # trace columns; then the options held, then one per contract of each leg
 
 
 @pjit
@@ -199,8 +185,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
     n_held = held_kind.shape[0]
     max_window = 1
     for v in range(n_var):
-        if not math.isnan(controls[v, C_DELEV_VOL]):
-            max_window = max(max_window, int(controls[v, C_DELEV_WINDOW]))
+        if not math.isnan(controls[v, Control.DELEV_VOL]):
+            max_window = max(max_window, int(controls[v, Control.DELEV_WINDOW]))
     for task in numba.prange(n_var * n_paths):
         v = task // n_paths
         p = task % n_paths
@@ -208,7 +194,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         expiry = np.empty(n_legs)
         tracing = v == trace_v and p == trace_p  # record marks and trades (engine.hedge.to_vectorbt)
         rolls = np.zeros(n_legs, dtype=np.int64)  # a leg's contracts alternate between two columns
-        leg_col0 = A_HEDGE + 1 + n_held
+        leg_col0 = Trace.HEDGE + 1 + n_held
         per_leg = max(1, (marks.shape[1] - leg_col0) // max(n_legs, 1))  # columns (contracts) per traced leg
         alive = np.zeros(n_legs, dtype=np.bool_)
         s = spot0
@@ -228,16 +214,16 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             mark = _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h], atm, rr, bf25, slope, ref_tenor, floor)
             value0 += held_size[h] * mark
             if tracing:
-                marks[0, A_HEDGE + 1 + h] = mark
-                _order_nb(orders, n_orders, 0, A_HEDGE + 1 + h, held_size[h], mark, 0.0)
+                marks[0, Trace.HEDGE + 1 + h] = mark
+                _order_nb(orders, n_orders, 0, Trace.HEDGE + 1 + h, held_size[h], mark, 0.0)
         if tracing:
-            marks[0, A_SPOT] = s
-            marks[0, A_BOOK] = s
-            marks[0, A_HEDGE] = s
+            marks[0, Trace.SPOT] = s
+            marks[0, Trace.BOOK] = s
+            marks[0, Trace.HEDGE] = s
             if spot_btc != 0.0:
-                _order_nb(orders, n_orders, 0, A_SPOT, spot_btc, s, 0.0)
+                _order_nb(orders, n_orders, 0, Trace.SPOT, spot_btc, s, 0.0)
             if perp_size != 0.0:
-                _order_nb(orders, n_orders, 0, A_BOOK, perp_size, s, 0.0)
+                _order_nb(orders, n_orders, 0, Trace.BOOK, perp_size, s, 0.0)
         # the variant's trades at time 0
         premium = 0.0
         for j in range(n_legs):
@@ -261,7 +247,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         h_collateral = abs(h_size) * s / hedge_leverage[v] if h_size != 0.0 else 0.0
         cash -= h_collateral + abs(h_size) * fee[v] * s
         if tracing and h_size != 0.0:
-            _order_nb(orders, n_orders, 0, A_HEDGE, h_size, s, abs(h_size) * fee[v] * s)
+            _order_nb(orders, n_orders, 0, Trace.HEDGE, h_size, s, abs(h_size) * fee[v] * s)
         spot_held = spot_btc
         stopped = False
         liquidated = 0.0
@@ -311,29 +297,29 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 cash += sold * s * (1.0 - fee[v])
                 spot_held -= sold
                 if tracing:
-                    _order_nb(orders, n_orders, t + 1, A_SPOT, -sold, s, sold * s * fee[v])
+                    _order_nb(orders, n_orders, t + 1, Trace.SPOT, -sold, s, sold * s * fee[v])
                 stopped = True
             # deleveraging: cut the book's perp to the target leverage when a trigger fires
             s_prev = prices[p, t - 1] if t > 0 else spot0
-            if not math.isnan(controls[v, C_DELEV_VOL]):
-                w = int(controls[v, C_DELEV_WINDOW])
+            if not math.isnan(controls[v, Control.DELEV_VOL]):
+                w = int(controls[v, Control.DELEV_WINDOW])
                 lr = math.log(s / s_prev)
                 sum_sq += lr * lr - sq_returns[t % w]
                 sq_returns[t % w] = lr * lr
-            target_lev = controls[v, C_DELEV_TARGET]
+            target_lev = controls[v, Control.DELEV_TARGET]
             if (book_size != 0.0 and not math.isnan(target_lev)
-                    and t - last_cut >= controls[v, C_DELEV_COOLDOWN]):
-                fire = 1.0 - s / peak_price >= controls[v, C_DELEV_DRAWDOWN]  # False when NaN
-                fire = fire or rate <= controls[v, C_DELEV_FUNDING]
-                if not math.isnan(controls[v, C_DELEV_VOL]) and t + 1 >= controls[v, C_DELEV_WINDOW]:
-                    vol_now = math.sqrt(max(sum_sq, 0.0) / controls[v, C_DELEV_WINDOW] / dt)
-                    fire = fire or vol_now >= controls[v, C_DELEV_VOL]
+                    and t - last_cut >= controls[v, Control.DELEV_COOLDOWN]):
+                fire = 1.0 - s / peak_price >= controls[v, Control.DELEV_DRAWDOWN]  # False when NaN
+                fire = fire or rate <= controls[v, Control.DELEV_FUNDING]
+                if not math.isnan(controls[v, Control.DELEV_VOL]) and t + 1 >= controls[v, Control.DELEV_WINDOW]:
+                    vol_now = math.sqrt(max(sum_sq, 0.0) / controls[v, Control.DELEV_WINDOW] / dt)
+                    fire = fire or vol_now >= controls[v, Control.DELEV_VOL]
                 equity = book_collateral + book_size * (s - book_entry)
                 if fire and equity > 0.0:
                     new_abs = min(abs(book_size), target_lev * equity / s)
                     cost = (abs(book_size) - new_abs) * s * fee[v]
                     if tracing:
-                        _order_nb(orders, n_orders, t + 1, A_BOOK, math.copysign(new_abs, book_size) - book_size, s, cost)
+                        _order_nb(orders, n_orders, t + 1, Trace.BOOK, math.copysign(new_abs, book_size) - book_size, s, cost)
                     book_collateral = equity - cost  # PnL realised into the collateral
                     book_entry = s
                     book_size = new_abs if book_size > 0.0 else -new_abs
@@ -342,18 +328,18 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                         book_collateral = 0.0
                     last_cut = t
             # the dynamic perp hedge: back to its delta target when off by more than the band
-            if controls[v, C_DYNAMIC] != 0.0 and t % int(controls[v, C_EVERY]) == 0:
+            if controls[v, Control.DYNAMIC] != 0.0 and t % int(controls[v, Control.EVERY]) == 0:
                 unhedged = spot_held + book_size
                 for h in range(n_held):
                     unhedged += held_size[h] * _option_delta_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now,
                                                                 atm, rr, bf25, slope, ref_tenor, floor)
-                target = -(1.0 - controls[v, C_DELTA_TARGET]) * unhedged
-                if abs(h_size - target) > controls[v, C_BAND] * abs(unhedged):
+                target = -(1.0 - controls[v, Control.DELTA_TARGET]) * unhedged
+                if abs(h_size - target) > controls[v, Control.BAND] * abs(unhedged):
                     if h_size != 0.0:  # realise the hedge and post collateral for the new size
                         cash += h_collateral + h_size * (s - h_entry)
                     cash -= abs(target - h_size) * s * fee[v]
                     if tracing:
-                        _order_nb(orders, n_orders, t + 1, A_HEDGE, target - h_size, s, abs(target - h_size) * s * fee[v])
+                        _order_nb(orders, n_orders, t + 1, Trace.HEDGE, target - h_size, s, abs(target - h_size) * s * fee[v])
                     h_collateral = abs(target) * s / hedge_leverage[v]
                     cash -= h_collateral
                     h_size = target
@@ -414,7 +400,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                                         ref_tenor, floor)
                 value += held_size[h] * mark
                 if tracing:
-                    marks[t + 1, A_HEDGE + 1 + h] = mark
+                    marks[t + 1, Trace.HEDGE + 1 + h] = mark
             for j in range(n_legs):
                 if alive[j]:
                     if leg_table[v, j] >= 0:  # a fixed contract: its tabulated mark
@@ -426,20 +412,20 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                     if tracing:
                         marks[t + 1, leg_col0 + per_leg * j + min(rolls[j], per_leg - 1)] = mark
             if tracing:
-                marks[t + 1, A_SPOT] = s
-                marks[t + 1, A_BOOK] = s
-                marks[t + 1, A_HEDGE] = s
+                marks[t + 1, Trace.SPOT] = s
+                marks[t + 1, Trace.BOOK] = s
+                marks[t + 1, Trace.HEDGE] = s
             if value > peak_value:
                 peak_value = value
             if peak_value > 0.0:
                 dd = (peak_value - value) / peak_value
                 if dd > max_dd:
                     max_dd = dd
-        out[v, p, OUT_PNL] = value - value0
-        out[v, p, OUT_MAX_DD] = max_dd
-        out[v, p, OUT_LIQUIDATED] = liquidated
-        out[v, p, OUT_PREMIUM] = premium
-        out[v, p, OUT_FINAL_VALUE] = value
+        out[v, p, HedgeOut.PNL] = value - value0
+        out[v, p, HedgeOut.MAX_DRAWDOWN] = max_dd
+        out[v, p, HedgeOut.LIQUIDATED] = liquidated
+        out[v, p, HedgeOut.PREMIUM] = premium
+        out[v, p, HedgeOut.FINAL_VALUE] = value
 
 
 # ----------------------------------------------------------------------------- rows of fixed contracts
@@ -622,9 +608,9 @@ def _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
                 dd = (peak_value - value) / peak_value
                 if dd > max_dd:
                     max_dd = dd
-    out[v, p, OUT_MAX_DD] = max_dd
-    out[v, p, OUT_LIQUIDATED] = liquidated
-    out[v, p, OUT_FINAL_VALUE] = value
+    out[v, p, HedgeOut.MAX_DRAWDOWN] = max_dd
+    out[v, p, HedgeOut.LIQUIDATED] = liquidated
+    out[v, p, HedgeOut.FINAL_VALUE] = value
     return value
 
 
@@ -694,9 +680,9 @@ def _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc, per
                                                         held_terms, t < settle0, size0, marks0, t < settle1, size1,
                                                         marks1, peak_value, trough, max_dd)
         t = end
-    out[v, p, OUT_MAX_DD] = max_dd
-    out[v, p, OUT_LIQUIDATED] = 1.0 if liquidated_at < n_steps else 0.0
-    out[v, p, OUT_FINAL_VALUE] = value
+    out[v, p, HedgeOut.MAX_DRAWDOWN] = max_dd
+    out[v, p, HedgeOut.LIQUIDATED] = 1.0 if liquidated_at < n_steps else 0.0
+    out[v, p, HedgeOut.FINAL_VALUE] = value
     return value
 
 
@@ -715,7 +701,7 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
     if n_legs != 2:
         raise ValueError("evaluate_fixed_nb takes two leg columns")
     for v in range(n_var):
-        if controls[v, C_DYNAMIC] != 0.0 or not math.isnan(controls[v, C_DELEV_TARGET]):
+        if controls[v, Control.DYNAMIC] != 0.0 or not math.isnan(controls[v, Control.DELEV_TARGET]):
             raise ValueError("evaluate_fixed_nb takes no dynamic hedge and no deleverage rule")
         for j in range(n_legs):
             if leg_size[v, j] != 0.0 and leg_table[v, j] < 0:
@@ -741,7 +727,7 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
             leg_tenor, hedge_size, hedge_leverage, spread, fee)
         opening[v, 0], opening[v, 1], opening[v, 2] = cash, h_collateral, peak_value
         for p in range(out.shape[1]):
-            out[v, p, OUT_PREMIUM] = premium
+            out[v, p, HedgeOut.PREMIUM] = premium
         stop_live = spot_btc > 0.0 and (stop_price[v] >= 0.0 or stop_drawdown[v] <= 1.0)
         plain[v] = hedge_size[v] == 0.0 and not stop_live
         for j in range(n_legs):
@@ -823,4 +809,4 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
                                               leg_table, settles, hedge_size, stop_price, stop_drawdown, stop_fraction,
                                               fee, opening[v, 0], opening[v, 1], opening[v, 2], value0, marks,
                                               held_terms, book_terms, drops, out)
-                    out[v, p, OUT_PNL] = final - value0
+                    out[v, p, HedgeOut.PNL] = final - value0

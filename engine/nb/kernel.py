@@ -70,72 +70,16 @@ import math
 import numpy as np
 import numba
 
-from ..compile.layout import Driver, Param, Step, Venue
+from ..compile.layout import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS, Driver, Flow, Param, Step, Summary, Venue
 from . import book as bk
 from .config import jit, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
 
-# per-path summary columns
-SUMMARY_FIELDS = (
-    "min_price",
-    "max_price",
-    "terminal_price",
-    "max_drawdown",
-    "trough_step",
-    "long_liquidations_usd",
-    "short_liquidations_usd",
-    "peak_step_liquidations_usd",
-    "max_cascade_rounds",
-    "open_interest_start_usd",
-    "open_interest_end_usd",
-    "etf_flow_usd",
-    "etf_reflexive_usd",
-    "miner_sales_usd",
-    "dealer_flow_usd",
-    "deleveraging_flow_usd",
-    "momentum_flow_usd",
-    "margin_cut_usd",
-    "forced_flow_usd",
-    "bad_debt_usd",
-    "adl_usd",
-    "insurance_fund_end_usd",
-    "liquidation_surplus_usd",
-    "min_funding_rate",
-    "max_funding_rate",
-    "paused_steps",
-)
-# flow decomposition per step (sum over paths), USD, sell < 0
-FLOW_FIELDS = (
-    "etf",
-    "long_liquidations",
-    "short_liquidations",
-    "deleveraging",
-    "dealers",
-    "miners",
-    "momentum",
-    "forced",
-    "margin_cuts",
-)
-# margin stress of the book at the end of each step, replay only (engine.nb.book.stress_nb), USD
-STRESS_FIELDS = (
-    "long_open_interest_usd",
-    "short_open_interest_usd",
-    "long_equity_usd",
-    "short_equity_usd",
-    "long_near_liquidation_usd",
-    "short_near_liquidation_usd",
-    "long_over_4x_usd",
-    "short_over_4x_usd",
-)
+# the outputs' columns and their indices live in the ABI module (engine.compile.layout); re-exported
+# here for the modules that read the kernel's outputs
 N_SUMMARY = len(SUMMARY_FIELDS)
 N_FLOWS = len(FLOW_FIELDS)
 N_STRESS = len(STRESS_FIELDS)
-
-S_MIN_PRICE, S_MAX_PRICE, S_TERMINAL, S_MAX_DD, S_TROUGH = 0, 1, 2, 3, 4
-S_LIQ_LONG, S_LIQ_SHORT, S_PEAK_LIQ, S_ROUNDS, S_OI0, S_OI1 = 5, 6, 7, 8, 9, 10
-S_ETF, S_ETF_REFLEX, S_MINERS, S_DEALERS, S_DELEV, S_MOMENTUM, S_CUTS, S_FORCED = 11, 12, 13, 14, 15, 16, 17, 18
-S_BAD_DEBT, S_ADL, S_FUND, S_SURPLUS, S_MIN_FUNDING, S_MAX_FUNDING, S_PAUSED = 19, 20, 21, 22, 23, 24, 25
-F_ETF, F_LIQ_LONG, F_LIQ_SHORT, F_DELEV, F_DEALERS, F_MINERS, F_MOMENTUM, F_FORCED, F_CUTS = range(9)
 
 _PAD = 16  # 8-byte words (128 bytes: two cache lines, the adjacent-line prefetcher's pair) of padding
 _WORK_ROWS = 7  # per-venue scratch rows: momentum offsets (2), fuel offsets, new log prices, triggers (2), funds
@@ -670,11 +614,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             liq_long_out[t] = liq_l_usd
             liq_short_out[t] = liq_s_usd
             funding_out[t] = funding  # the rate per funding interval the book set this step
-        flows[t, F_ETF] += etf
-        flows[t, F_DELEV] += delev
-        flows[t, F_DEALERS] += dealers
-        flows[t, F_MINERS] += miners
-        flows[t, F_MOMENTUM] += momentum
+        flows[t, Flow.ETF] += etf
+        flows[t, Flow.DELEVERAGING] += delev
+        flows[t, Flow.DEALERS] += dealers
+        flows[t, Flow.MINERS] += miners
+        flows[t, Flow.MOMENTUM] += momentum
         # the flows most steps do not have (adding 0.0 changes no sum, so skipping it is exact)
         if rounds > 0:
             liq_long_total += liq_l_usd
@@ -683,46 +627,46 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 peak_liq = liq_l_usd + liq_s_usd
             if rounds > max_rounds_seen:
                 max_rounds_seen = rounds
-            flows[t, F_LIQ_LONG] -= liq_l_usd
-            flows[t, F_LIQ_SHORT] += liq_s_usd
+            flows[t, Flow.LONG_LIQUIDATIONS] -= liq_l_usd
+            flows[t, Flow.SHORT_LIQUIDATIONS] += liq_s_usd
         if forced != 0.0:
             forced_total += forced
-            flows[t, F_FORCED] += forced
+            flows[t, Flow.FORCED] += forced
         if rare:  # margin cuts
             cuts_total += cut_usd
-            flows[t, F_CUTS] += cut_usd
+            flows[t, Flow.MARGIN_CUTS] += cut_usd
 
     if replaying:
         bk.stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, price, stress, n_steps - 1)
-    summary[S_MIN_PRICE] = low
-    summary[S_MAX_PRICE] = high
-    summary[S_TERMINAL] = price
-    summary[S_MAX_DD] = max_dd
-    summary[S_TROUGH] = low_step
-    summary[S_LIQ_LONG] = liq_long_total
-    summary[S_LIQ_SHORT] = liq_short_total
-    summary[S_PEAK_LIQ] = peak_liq
-    summary[S_ROUNDS] = max_rounds_seen
-    summary[S_OI0] = oi0
-    summary[S_OI1] = (long_size * scale_l + short_size * scale_s) * price
-    summary[S_ETF] = etf_total
-    summary[S_ETF_REFLEX] = etf_reflex_total
-    summary[S_MINERS] = miners_total
-    summary[S_DEALERS] = dealers_total
-    summary[S_DELEV] = delev_total
-    summary[S_MOMENTUM] = mom_total
-    summary[S_CUTS] = cuts_total
-    summary[S_FORCED] = forced_total
-    summary[S_BAD_DEBT] = bad_debt
-    summary[S_ADL] = adl
+    summary[Summary.MIN_PRICE] = low
+    summary[Summary.MAX_PRICE] = high
+    summary[Summary.TERMINAL_PRICE] = price
+    summary[Summary.MAX_DRAWDOWN] = max_dd
+    summary[Summary.TROUGH_STEP] = low_step
+    summary[Summary.LONG_LIQUIDATIONS_USD] = liq_long_total
+    summary[Summary.SHORT_LIQUIDATIONS_USD] = liq_short_total
+    summary[Summary.PEAK_STEP_LIQUIDATIONS_USD] = peak_liq
+    summary[Summary.MAX_CASCADE_ROUNDS] = max_rounds_seen
+    summary[Summary.OPEN_INTEREST_START_USD] = oi0
+    summary[Summary.OPEN_INTEREST_END_USD] = (long_size * scale_l + short_size * scale_s) * price
+    summary[Summary.ETF_FLOW_USD] = etf_total
+    summary[Summary.ETF_REFLEXIVE_USD] = etf_reflex_total
+    summary[Summary.MINER_SALES_USD] = miners_total
+    summary[Summary.DEALER_FLOW_USD] = dealers_total
+    summary[Summary.DELEVERAGING_FLOW_USD] = delev_total
+    summary[Summary.MOMENTUM_FLOW_USD] = mom_total
+    summary[Summary.MARGIN_CUT_USD] = cuts_total
+    summary[Summary.FORCED_FLOW_USD] = forced_total
+    summary[Summary.BAD_DEBT_USD] = bad_debt
+    summary[Summary.ADL_USD] = adl
     fund_total = 0.0
     for v in range(n_venues):
         fund_total += fund[v]
-    summary[S_FUND] = fund_total
-    summary[S_SURPLUS] = surplus
-    summary[S_MIN_FUNDING] = min_f
-    summary[S_MAX_FUNDING] = max_f
-    summary[S_PAUSED] = paused_steps
+    summary[Summary.INSURANCE_FUND_END_USD] = fund_total
+    summary[Summary.LIQUIDATION_SURPLUS_USD] = surplus
+    summary[Summary.MIN_FUNDING_RATE] = min_f
+    summary[Summary.MAX_FUNDING_RATE] = max_f
+    summary[Summary.PAUSED_STEPS] = paused_steps
 
 
 @pjit
