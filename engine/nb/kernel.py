@@ -72,7 +72,7 @@ import numba
 
 from ..compile.layout import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS, Driver, Flow, Param, Step, Summary, Venue
 from . import book as bk
-from .config import jit, jit_norc, pjit
+from .config import jit, jit_inline, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
 
 # the outputs' columns and their indices live in the ABI module (engine.compile.layout); re-exported
@@ -122,6 +122,27 @@ def _bridge_extreme_nb(a, c, u, bridge, sign):
     ``c`` with variance ``2 / bridge``, at the uniform ``u`` (exact inverse of its distribution)."""
     d = a - c
     return 0.5 * (a + c + sign * math.sqrt(d * d - 4.0 * math.log(u) / bridge))
+
+
+@jit_inline
+def _liquidate_side_nb(cells, ptr, other, other_ptr, other_empty, grid, level, pb_mult, mmr, v, scale, other_scale,
+                       open_price, price, penalty, fund, is_long):
+    """One venue's side in a cascade round: close the cells the step's ``level`` crossed
+    (:func:`engine.nb.book.liquidate_at_trigger_nb`), settle them against the venue's insurance
+    fund, and auto-deleverage what the fund cannot pay from the other side on that venue, pro rata
+    at ``price``. Returns (unscaled size closed, USD at the fills, surpluses, deficits, ADL USD,
+    unscaled size the ADL removed from the other side)."""
+    size, usd, pos, neg = bk.liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, open_price,
+                                                     penalty, is_long)
+    adl_now = 0.0
+    removed = 0.0
+    if size > 0.0:
+        adl_now = _settle_nb(fund, v, pos, neg)
+        if adl_now > 0.0:
+            opposite = bk.venue_size_nb(other, v) * other_scale * price
+            keep = max(0.0, 1.0 - adl_now / opposite) if opposite > 0.0 else 1.0
+            removed = bk.shrink_venue_nb(other, other_ptr, v, keep, other_empty)
+    return size, usd, pos, neg, adl_now, removed
 
 
 @jit
@@ -519,35 +540,27 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                     penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
                     # a venue and side whose first cell is not reached is not walked
                     if top[v] >= 0 and grid[top[v]] * trig[0, v] >= low_px:
-                        xl, usd, pos, neg = bk.liquidate_at_trigger_nb(
-                            long, top, grid, low_px, pb_mult, mmr, v, scale_l, s_prev, penalty, True)
-                        if xl > 0.0:
-                            long_size -= xl
-                            usd_l += usd
-                            size_l += xl
-                            surplus += pos
-                            bad_debt += neg
-                            adl_now = _settle_nb(fund, v, pos, neg)
-                            if adl_now > 0.0:
-                                adl += adl_now
-                                opposite = bk.venue_size_nb(short, v) * scale_s * price
-                                keep = max(0.0, 1.0 - adl_now / opposite) if opposite > 0.0 else 1.0
-                                short_size -= bk.shrink_venue_nb(short, bottom, v, keep, n_cells)
+                        xl, usd, pos, neg, adl_now, removed = _liquidate_side_nb(
+                            long, top, short, bottom, n_cells, grid, low_px, pb_mult, mmr, v, scale_l, scale_s, s_prev,
+                            price, penalty, fund, True)
+                        long_size -= xl
+                        usd_l += usd
+                        size_l += xl
+                        surplus += pos
+                        bad_debt += neg
+                        adl += adl_now
+                        short_size -= removed
                     if bottom[v] < n_cells and grid[bottom[v]] * trig[1, v] <= high_px:
-                        xs, usd, pos, neg = bk.liquidate_at_trigger_nb(
-                            short, bottom, grid, high_px, pb_mult, mmr, v, scale_s, s_prev, penalty, False)
-                        if xs > 0.0:
-                            short_size -= xs
-                            usd_s += usd
-                            size_s += xs
-                            surplus += pos
-                            bad_debt += neg
-                            adl_now = _settle_nb(fund, v, pos, neg)
-                            if adl_now > 0.0:
-                                adl += adl_now
-                                opposite = bk.venue_size_nb(long, v) * scale_l * price
-                                keep = max(0.0, 1.0 - adl_now / opposite) if opposite > 0.0 else 1.0
-                                long_size -= bk.shrink_venue_nb(long, top, v, keep, -1)
+                        xs, usd, pos, neg, adl_now, removed = _liquidate_side_nb(
+                            short, bottom, long, top, -1, grid, high_px, pb_mult, mmr, v, scale_s, scale_l, s_prev,
+                            price, penalty, fund, False)
+                        short_size -= xs
+                        usd_s += usd
+                        size_s += xs
+                        surplus += pos
+                        bad_debt += neg
+                        adl += adl_now
+                        long_size -= removed
                 if size_l == 0.0 and size_s == 0.0:
                     break
                 rounds += 1
