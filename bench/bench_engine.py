@@ -4,8 +4,9 @@
     python bench/bench_engine.py --quick    # 3 runs per figure, same shapes
 
 Prints one table. Every figure is the median of several runs, next to a baseline measured in the
-same invocation (so the ratios hold even when the machine is busy) and to the requirement of
-issue 3 with PASS/FAIL. It measures, never asserts: the exit status is 0 whatever the figures.
+same invocation (so the ratios hold even when the machine is busy) and to its requirement with
+PASS/FAIL. It measures, never asserts: the exit status is 0 whatever the figures, and 1 when a
+figure could not be measured.
 See bench/README.md for what each figure means and the last recorded numbers.
 
 Figures
@@ -41,9 +42,10 @@ FLAGSHIP = ROOT / "scenarios" / "feb-2026-deleveraging.yaml"
 if str(ROOT) not in sys.path:  # measure the engine next to this script, as the children do
     sys.path.insert(0, str(ROOT))
 
-# issue 3's requirements
-MIN_RATE = 30e6  # path-steps/s, flagship keep_steps=False, 2 threads
-MIN_RATIO = 0.25  # flagship / floor
+# the requirements
+MIN_RATE = 30e6  # path-steps/s, flagship keep_steps=False, 2 threads (on the 2-core AMD box it was set on)
+MIN_RATIO = 0.40  # flagship / gbm floor, measured in the same run (machine-independent)
+MIN_RNG_RATIO = 0.17  # flagship / xoshiro floor, the same
 MAX_RSS_BYTES = 2 * 1024**3  # 10k paths x 2,880 steps with the fan
 MAX_COLD_S = 30.0  # `cascade run` flagship, JIT compile included
 MAX_WARM_S = 5.0  # `cascade run` flagship, numba cache warm
@@ -381,7 +383,12 @@ def table(info: dict, runs: int, tp: dict | None, mem: dict | None, cl: dict | N
                     _status(of_floor >= MIN_RATIO))
             else:
                 add(f"a. flagship, {label} (kernel)", *mps(r[f"kernel_{key}"]), f"{of_floor:.3f} of floor")
-            add(f"   flagship, {label} / xoshiro floor", f"{ratio(f'kernel_{key}', 'rng_floor'):.3f}")
+            rng_ratio = ratio(f"kernel_{key}", "rng_floor")
+            if key == "false":
+                add(f"   flagship, {label} / xoshiro floor", f"{rng_ratio:.3f}", "", "", f">= {MIN_RNG_RATIO}",
+                    _status(rng_ratio >= MIN_RNG_RATIO))
+            else:
+                add(f"   flagship, {label} / xoshiro floor", f"{rng_ratio:.3f}")
         for key, label in (("false", "keep_steps=False"), ("true", "keep_steps=True")):
             add(f"   flagship, {label} (engine.run end to end)", *mps(r[f"e2e_{key}"]),
                 f"{ratio(f'e2e_{key}'):.3f} of floor")
@@ -465,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             errors[name] = f"{type(exc).__name__}: " + " / ".join(line.strip() for line in last)
             print(f"  {name} failed: {exc}", file=sys.stderr)
     print(table(info, runs, tp, mem, cl, errors))
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -145,6 +145,52 @@ def _liquidate_side_nb(cells, ptr, other, other_ptr, other_empty, grid, level, p
     return size, usd, pos, neg, adl_now, removed
 
 
+@jit_inline
+def _deposit_momentum_nb(cells, ptr, grid, trig, venue_share, offset, at, grid_per_log, btc, side_size, trigger,
+                         is_long):
+    """Momentum traders' new positions on one side: ``btc`` (unscaled) spread over venues by their
+    share, each at the log bankruptcy price ``at + offset[v]`` from the grid's start, split over the
+    two neighbouring cells (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every
+    step). Returns (the side's unscaled size, its nearest trigger, moved if a new cell is nearer)."""
+    n_cells = cells.shape[1]
+    for v in range(cells.shape[0]):
+        size = btc * venue_share[v]
+        if size <= 0.0:
+            continue
+        x = min(max((at + offset[v]) * grid_per_log, 0.0), n_cells - 1.0)
+        lo = min(int(x), n_cells - 2)
+        w = x - lo
+        cells[v, lo] += size * (1.0 - w)
+        cells[v, lo + 1] += size * w
+        if is_long:
+            hi = lo + 1 if w > 0.0 else lo
+            if hi > ptr[v]:
+                ptr[v] = hi
+                trigger = max(trigger, grid[hi] * trig[0, v])
+        else:
+            first = lo if w < 1.0 else lo + 1
+            if first < ptr[v]:
+                ptr[v] = first
+                trigger = min(trigger, grid[first] * trig[1, v])
+        side_size += size
+    return side_size, trigger
+
+
+@jit_inline
+def _miner_sales_nb(steps, t, price, reserves, hashrate, revenue, sell_dt, hashrate0, hashrate_sensitivity, rare):
+    """Miners sell reserves in proportion to the hash price's shortfall below breakeven (plus forced
+    sales); at a difficulty retarget the hashrate follows the shortfall. Returns (flow USD, reserves,
+    hashrate)."""
+    # hash price / breakeven = price * hp_coef: one division, which does not wait for the price
+    hp_coef = revenue / (max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9) * steps[t, Step.MINER_BREAKEVEN])
+    shortfall = max(0.0, 1.0 - price * hp_coef)  # hash price below breakeven
+    sold = min(reserves, reserves * sell_dt * shortfall + steps[t, Step.MINER_FORCED_SALE_BTC])
+    reserves -= sold
+    if rare and steps[t, Step.DIFFICULTY_ADJUST] != 0.0:
+        hashrate = hashrate0 * max(0.05, 1.0 - hashrate_sensitivity * shortfall)
+    return -sold * price, reserves, hashrate
+
+
 @jit
 def _triggers_nb(grid, top, bottom, mmr, pb_mult, trig):
     """The highest price at which a long liquidates and the lowest at which a short does.
@@ -385,15 +431,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         etf = steps[t, Step.ETF_FLOW_USD] + reflex
         holdings = max(0.0, holdings + etf * inv_s)
 
-        # hash price / breakeven = s_prev * hp_coef: one division, which does not wait for the price
-        hp_coef = revenue / (max(hashrate * steps[t, Step.MINER_HASHRATE_MULT], 1e-9) * steps[t, Step.MINER_BREAKEVEN])
-        shortfall = max(0.0, 1.0 - s_prev * hp_coef)  # hash price below breakeven
-        sold = min(reserves, reserves * miner_sell_dt * shortfall + steps[t, Step.MINER_FORCED_SALE_BTC])
-        reserves -= sold
-        miners = -sold * s_prev
-        if rare and steps[t, Step.DIFFICULTY_ADJUST] != 0.0:
-            hashrate = p_miner_hashrate_ph * max(
-                0.05, 1.0 - p_miner_hashrate_sensitivity * shortfall)
+        miners, reserves, hashrate = _miner_sales_nb(steps, t, s_prev, reserves, hashrate, revenue, miner_sell_dt,
+                                                     p_miner_hashrate_ph, p_miner_hashrate_sensitivity, rare)
 
         x = (ln_prev - dealer_lo) * dealer_inv  # dealer_hedge_nb, written out: it runs every step
         if x <= 0.0:
@@ -441,41 +480,16 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         opened_btc = momentum_rate_dt * min(abs(ret), MOMENTUM_RETURN_CAP) * total_btc
         if opened_btc > 0.0:
             opened = opened_btc * s_prev
-            # written out rather than calling bk.add_*_nb: this runs at every step
             at = ln_prev - ln_pb - grid_log0  # the price's log distance from the grid start
             if ret < 0.0:
-                btc = opened_btc / scale_s
-                for v in range(n_venues):
-                    size = btc * venue_share[v]
-                    if size <= 0.0:
-                        continue
-                    x = min(max((at + mom_short[v]) * grid_per_log, 0.0), n_cells - 1.0)  # cell_of_nb
-                    lo = min(int(x), n_cells - 2)
-                    w = x - lo
-                    short[v, lo] += size * (1.0 - w)
-                    short[v, lo + 1] += size * w
-                    first = lo if w < 1.0 else lo + 1
-                    if first < bottom[v]:
-                        bottom[v] = first
-                        short_trigger = min(short_trigger, grid[first] * trig[1, v])
-                    short_size += size
+                short_size, short_trigger = _deposit_momentum_nb(short, bottom, grid, trig, venue_share, mom_short, at,
+                                                                 grid_per_log, opened_btc / scale_s, short_size,
+                                                                 short_trigger, False)
                 momentum = -opened
             else:
-                btc = opened_btc / scale_l
-                for v in range(n_venues):
-                    size = btc * venue_share[v]
-                    if size <= 0.0:
-                        continue
-                    x = min(max((at + mom_long[v]) * grid_per_log, 0.0), n_cells - 1.0)
-                    lo = min(int(x), n_cells - 2)
-                    w = x - lo
-                    long[v, lo] += size * (1.0 - w)
-                    long[v, lo + 1] += size * w
-                    hi = lo + 1 if w > 0.0 else lo
-                    if hi > top[v]:
-                        top[v] = hi
-                        long_trigger = max(long_trigger, grid[hi] * trig[0, v])
-                    long_size += size
+                long_size, long_trigger = _deposit_momentum_nb(long, top, grid, trig, venue_share, mom_long, at,
+                                                               grid_per_log, opened_btc / scale_l, long_size,
+                                                               long_trigger, True)
                 momentum = opened
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD] if rare else 0.0
         if fuel > 0.0:
