@@ -146,6 +146,25 @@ def _liquidate_side_nb(cells, ptr, other, other_ptr, other_empty, grid, level, p
 
 
 @jit_inline
+def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, state, tail_table, tail_power, tail_scale, normal_table,
+                         dof, jump_mean, jump_stdev, rare):
+    """The step's exogenous log return: drift and cross-asset moves, the macro factor, the
+    diffusion (a unit-variance Student-t in one table read, or a normal), a random jump, and on
+    the steps that have one the scheduled jump, whose spread takes a fourth draw from ``state``
+    (the same steps on every path)."""
+    z = t_table_ppf_nb(u0, tail_table, tail_power, tail_scale) if dof > 0.0 else norm_table_ppf_nb(u0, normal_table)
+    # DRIFT + MACRO_BETA*MACRO_DRIFT + CROSS_ASSET_RETURN and MACRO_BETA*MACRO_VOL, tabulated
+    r = drivers[t, Driver.DRIFT] + drivers[t, Driver.MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) \
+        + steps[t, Step.VOL] * z
+    if u3 < steps[t, Step.JUMP_PROB]:
+        r += jump_mean + jump_stdev * norm_table_ppf_nb(u1, normal_table)
+    if rare and (steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0):
+        u6, _ = next_pair_nb(state)
+        r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u6, normal_table)
+    return r
+
+
+@jit_inline
 def _deposit_momentum_nb(cells, ptr, grid, trig, venue_share, offset, at, grid_per_log, btc, side_size, trigger,
                          is_long):
     """Momentum traders' new positions on one side: ``btc`` (unscaled) spread over venues by their
@@ -383,19 +402,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         s_prev = price
         ln_prev = ln_price
 
-        # 1-2. the transient flow state heals; exogenous return; jumps open the step
+        # 1-2. the transient flow state heals; the exogenous return (jumps included)
         flow_state *= drivers[t, Driver.DECAY]
-        # the diffusion's shock: a unit-variance Student-t (one table read), or a normal
-        z = t_table_ppf_nb(u0, tail_table, tail_power, tail_scale) if dof > 0.0 else norm_table_ppf_nb(u0, normal_table)
-        # DRIFT + MACRO_BETA*MACRO_DRIFT + CROSS_ASSET_RETURN and MACRO_BETA*MACRO_VOL, tabulated
-        r = drivers[t, Driver.DRIFT] + drivers[t, Driver.MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) \
-            + steps[t, Step.VOL] * z
-        if u3 < steps[t, Step.JUMP_PROB]:
-            r += p_jump_mean + p_jump_stdev * norm_table_ppf_nb(u1, normal_table)
         rare = drivers[t, Driver.RARE] != 0.0  # one test for the events most steps do not have
-        if rare and (steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0):
-            u6, _ = next_pair_nb(state)  # drawn on these steps only: the same steps on every path
-            r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u6, normal_table)
+        r = _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, state, tail_table, tail_power, tail_scale,
+                                 normal_table, dof, p_jump_mean, p_jump_stdev, rare)
         ln_f += r
         if replaying:  # an observed path: its close replaces the move (the caller turned impact off)
             ln_f = replay[t]
