@@ -89,9 +89,10 @@ MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback r
 BRIDGE_REACH = 23.0  # > -ln of the smallest uniform (engine.nb.rng.MAX_NEG_LOG_U): the bridge's widest draw
 
 
-@jit
+@jit_inline
 def dealer_hedge_nb(table, t, log_price, lo, inv_step):
-    """Dealers' hedge (BTC) at step ``t`` and ``log_price``, interpolated in the tabulated grid."""
+    """Dealers' hedge (BTC) at step ``t`` and ``log_price``, interpolated in the tabulated grid (inlined:
+    it runs at every step)."""
     n = table.shape[1]
     x = (log_price - lo) * inv_step
     if x <= 0.0:
@@ -143,6 +144,36 @@ def _liquidate_side_nb(cells, ptr, other, other_ptr, other_empty, grid, level, p
             keep = max(0.0, 1.0 - adl_now / opposite) if opposite > 0.0 else 1.0
             removed = bk.shrink_venue_nb(other, other_ptr, v, keep, other_empty)
     return size, usd, pos, neg, adl_now, removed
+
+
+@jit_inline
+def _etf_flow_nb(steps, t, price, inv_lookback_price, holdings, inv_basis, inv_price):
+    """The ETF's flow in the step: the scheduled creations/redemptions plus, in the US session,
+    reflexive redemptions from the trailing loss and the price below the holders' cost basis.
+    Returns (flow USD, its reflexive part, holdings BTC after it)."""
+    reflex = 0.0
+    if steps[t, Step.ETF_WINDOW] != 0.0:  # ETFs trade in the US session only
+        loss = max(0.0, 1.0 - price * inv_lookback_price)
+        below = max(0.0, 1.0 - price * inv_basis)
+        reflex = -holdings * price * (steps[t, Step.ETF_LOSS_SENS] * loss + steps[t, Step.ETF_BASIS_SENS] * below) \
+            * steps[t, Step.ETF_WINDOW] * steps[t, Step.ETF_REFLEX_MULT]
+    etf = steps[t, Step.ETF_FLOW_USD] + reflex
+    return etf, reflex, max(0.0, holdings + etf * inv_price)
+
+
+@jit_inline
+def _deleveraging_nb(var_step, funding, of_peak, trough_of, base, drawdown, volatility, vol_reference, funding_sens,
+                     dt_years, inv_dt_years, intervals_per_day, dt_days):
+    """Voluntary deleveraging: the share of each side closed in the step, ``min(1, hazard*dt)``,
+    the hazard per day rising with the side's drawdown (``1 - of_peak`` for longs, ``1 - trough_of``
+    for shorts), realised vol above the reference and the funding the side pays."""
+    vol_excess = 0.0
+    if var_step > vol_reference * vol_reference * dt_years:  # realised vol above the reference
+        vol_excess = np.sqrt(var_step * inv_dt_years) - vol_reference
+    fund_day = funding * intervals_per_day
+    h_long = (base + drawdown * (1.0 - of_peak) + volatility * vol_excess + funding_sens * max(0.0, fund_day))
+    h_short = (base + drawdown * (1.0 - trough_of) + volatility * vol_excess + funding_sens * max(0.0, -fund_day))
+    return min(1.0, h_long * dt_days), min(1.0, h_short * dt_days)
 
 
 @jit_inline
@@ -301,7 +332,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     ewma = params[Param.VOL_EWMA_DECAY]
     ln_floor = np.log(spot) - LOG_FLOOR
     ln_ceiling = np.log(spot) + LOG_FLOOR
-    n_dealer = dealer_table.shape[1]
     grid_log0 = grid[n_cells]  # the grid's log start and cells per unit log price (see book.py)
     grid_per_log = grid[n_cells + 1]
 
@@ -433,26 +463,13 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 4. flows
-        reflex = 0.0
-        if steps[t, Step.ETF_WINDOW] != 0.0:  # ETFs trade in the US session only
-            loss = max(0.0, 1.0 - s_prev * ring[slot - etf_lb + (ring_n if slot < etf_lb else 0)])
-            below = max(0.0, 1.0 - s_prev * inv_basis)
-            reflex = -holdings * s_prev * (steps[t, Step.ETF_LOSS_SENS] * loss + steps[t, Step.ETF_BASIS_SENS] * below) \
-                * steps[t, Step.ETF_WINDOW] * steps[t, Step.ETF_REFLEX_MULT]
-        etf = steps[t, Step.ETF_FLOW_USD] + reflex
-        holdings = max(0.0, holdings + etf * inv_s)
+        etf, reflex, holdings = _etf_flow_nb(steps, t, s_prev, ring[slot - etf_lb + (ring_n if slot < etf_lb else 0)],
+                                             holdings, inv_basis, inv_s)
 
         miners, reserves, hashrate = _miner_sales_nb(steps, t, s_prev, reserves, hashrate, revenue, miner_sell_dt,
                                                      p_miner_hashrate_ph, p_miner_hashrate_sensitivity, rare)
 
-        x = (ln_prev - dealer_lo) * dealer_inv  # dealer_hedge_nb, written out: it runs every step
-        if x <= 0.0:
-            target = dealer_table[t, 0]
-        elif x >= n_dealer - 1:
-            target = dealer_table[t, n_dealer - 1]
-        else:
-            k = int(x)
-            target = dealer_table[t, k] + (x - k) * (dealer_table[t, k + 1] - dealer_table[t, k])
+        target = dealer_hedge_nb(dealer_table, t, ln_prev, dealer_lo, dealer_inv)
         dealers = (target - hedge) * s_prev
         hedge = target
 
@@ -467,17 +484,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         min_f = min(min_f, funding)
         max_f = max(max_f, funding)
 
-        vol_excess = 0.0
-        vol_ref = p_delev_vol_reference
-        if var_step > vol_ref * vol_ref * p_dt_years:  # realised vol above the reference
-            vol_excess = np.sqrt(var_step * inv_dt_years) - vol_ref
-        fund_day = funding * p_funding_intervals_per_day
-        h_long = (p_delev_base + p_delev_drawdown * (1.0 - s_prev * inv_peak)
-                  + p_delev_volatility * vol_excess + p_delev_funding * max(0.0, fund_day))
-        h_short = (p_delev_base + p_delev_drawdown * (1.0 - trough * inv_s)
-                   + p_delev_volatility * vol_excess + p_delev_funding * max(0.0, -fund_day))
-        close_l = min(1.0, h_long * dt_days)
-        close_s = min(1.0, h_short * dt_days)
+        close_l, close_s = _deleveraging_nb(var_step, funding, s_prev * inv_peak, trough * inv_s, p_delev_base,
+                                            p_delev_drawdown, p_delev_volatility, p_delev_vol_reference, p_delev_funding,
+                                            p_dt_years, inv_dt_years, p_funding_intervals_per_day, dt_days)
         delev = (close_s * short_notional - close_l * long_notional)
         scale_l *= 1.0 - close_l
         scale_s *= 1.0 - close_s
