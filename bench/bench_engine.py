@@ -237,7 +237,8 @@ def _as_utc(value) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # a date alone: midnight UTC
 
 
 def memory_scenario():
@@ -248,11 +249,10 @@ def memory_scenario():
     2-4 Feb, the later margin-hike steps, the put wall); every shock that starts inside stays,
     and the memory depends on paths x steps, not on the shocks.
     """
-    import yaml
-
     import engine
+    from engine.scenario.canonical import to_plain
 
-    data = yaml.safe_load(FLAGSHIP.read_text(encoding="utf-8"))
+    data = to_plain(engine.load_scenario(FLAGSHIP))  # resolved: its `extends` merged, every default shown
     data["horizon"].update(step=MEMORY_STEP, duration=MEMORY_DURATION)
     start = _as_utc(data["horizon"]["start"])
     end = start + timedelta(days=float(MEMORY_DURATION.rstrip("d")))
