@@ -155,54 +155,33 @@ def liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, gap
     ``X*(P_b - F)`` (short), never netted across cells.
     """
     n = grid.shape[0] - 2
+    sign = 1.0 if is_long else -1.0  # longs walk down from the top cell, shorts up from the bottom one
+    step = -1 if is_long else 1
     size = 0.0
     usd = 0.0
     pos = 0.0
     neg = 0.0
-    if is_long:
-        c = ptr[v]
-        while c >= 0:
-            pb = grid[c] * pb_mult
-            trigger = pb / (1.0 - mmr[v])
-            if trigger < level:
-                break
-            x = cells[v, c]
-            if x > 0.0:
-                btc = x * scale
-                fill = min(trigger, gap_price) * (1.0 - penalty)
-                e = btc * (fill - pb)
-                if e >= 0.0:
-                    pos += e
-                else:
-                    neg -= e
-                size += x
-                usd += btc * fill
-                cells[v, c] = 0.0
-            c -= 1
-        while c >= 0 and cells[v, c] <= 0.0:
-            c -= 1
-    else:
-        c = ptr[v]
-        while c < n:
-            pb = grid[c] * pb_mult
-            trigger = pb / (1.0 + mmr[v])
-            if trigger > level:
-                break
-            x = cells[v, c]
-            if x > 0.0:
-                btc = x * scale
-                fill = max(trigger, gap_price) * (1.0 + penalty)
-                e = btc * (pb - fill)
-                if e >= 0.0:
-                    pos += e
-                else:
-                    neg -= e
-                size += x
-                usd += btc * fill
-                cells[v, c] = 0.0
-            c += 1
-        while c < n and cells[v, c] <= 0.0:
-            c += 1
+    c = ptr[v]
+    while 0 <= c < n:
+        pb = grid[c] * pb_mult
+        trigger = pb / (1.0 - sign * mmr[v])
+        if sign * (trigger - level) < 0.0:  # not reached: nor is any cell beyond it
+            break
+        x = cells[v, c]
+        if x > 0.0:
+            btc = x * scale
+            fill = (min(trigger, gap_price) if is_long else max(trigger, gap_price)) * (1.0 - sign * penalty)
+            e = sign * (btc * (fill - pb))
+            if e >= 0.0:
+                pos += e
+            else:
+                neg -= e
+            size += x
+            usd += btc * fill
+            cells[v, c] = 0.0
+        c += step
+    while 0 <= c < n and cells[v, c] <= 0.0:
+        c += step
     ptr[v] = c
     return size, usd, pos, neg
 
