@@ -316,6 +316,10 @@ def _cmd_run(args) -> int:
                  keep_steps=save or bool(scenario.strategies))
     for note in result.compiled.notes:  # what the compiler could not use as written
         print(f"cascade run: note: {note}", file=sys.stderr)
+    bounded = result.bounded_paths()
+    if bounded:
+        print(f"cascade run: note: {bounded:,} of {result.n_paths:,} paths reached the price bound the model keeps "
+              "(spot x e^-20 or x e^20): their impact ran away; check market.impact and the book", file=sys.stderr)
     try:
         metrics = result.to_dict()
         text = None if args.json else render_run(result)

@@ -153,6 +153,19 @@ class SimulationResult:
         out["prob_bad_debt"] = float((pp["bad_debt_usd"] > 0).mean())
         return out
 
+    def bounded_paths(self) -> int:
+        """Paths whose price reached the level the model keeps it within, spot * exp(+-20)
+        (engine.nb.kernel.LOG_FLOOR): their impact ran away, and their figures at the bound are
+        the bound's, not the market's. The clamp is a price level, so the count does not depend
+        on the step; ``cascade run`` reports it when it is not 0."""
+        from .nb.kernel import LOG_FLOOR
+
+        spot = self.compiled.param("SPOT0")
+        pp = self.per_path
+        low = pp["min_price"] <= spot * np.exp(-LOG_FLOOR) * (1 + 1e-9)
+        high = pp["max_price"] >= spot * np.exp(LOG_FLOOR) * (1 - 1e-9)
+        return int((low | high).sum())
+
     @cached_property
     def strategies(self) -> pd.DataFrame:
         """One row per strategy and parameter set, the unhedged book first (:mod:`engine.hedge`).

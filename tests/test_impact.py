@@ -190,3 +190,26 @@ def test_square_root_keys_under_the_linear_law_are_reported_unused(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "note: market.impact.daily_volume_usd set but unused" in out.stderr
+
+
+def test_paths_at_the_price_bound_are_counted_and_reported(tmp_path):
+    """The only clamp left is a price level (spot * e^-20): a run whose impact runs away to it is
+    counted (``bounded_paths``) and ``cascade run`` says so; a sane run reports nothing."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    runaway = {**QUIET, "n_paths": 8, "market": {**QUIET["market"], "impact": {"permanent_fraction": 1.0},
+                                                 "perpetuals": {"long": {"notional_usd": "40B"},
+                                                                "short": {"notional_usd": 0}}},
+               "shocks": [{"type": "price_jump", "start": "+1h", "size": "-5%"}]}
+    result = engine.run(engine.load_scenario(runaway))
+    assert result.bounded_paths() == 8
+    assert _with_flows(QUIET, np.zeros(4)).bounded_paths() == 0
+    path = tmp_path / "runaway.yaml"
+    path.write_text(yaml.safe_dump(runaway))
+    out = subprocess.run([sys.executable, "-m", "engine", "run", str(path), "--no-save"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "note: 8 of 8 paths reached the price bound" in out.stderr
