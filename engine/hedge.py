@@ -178,8 +178,6 @@ def _kernel_inputs(compiled, vs: list[Variant]) -> dict:
             kind[i, j], size[i, j] = k, sz
             for name, value in zip(("strike", "pct", "expiry", "tenor", "roll"), (strike, pct, expiry, tenor, roll)):
                 legs[name][i, j] = value
-    from .nb import hedge as nbh
-
     controls = np.zeros((n, N_CONTROLS))
     controls[:, Control.EVERY] = 1.0
     controls[:, [Control.DELEV_TARGET, Control.DELEV_DRAWDOWN, Control.DELEV_VOL, Control.DELEV_FUNDING]] = np.nan

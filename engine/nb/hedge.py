@@ -50,7 +50,7 @@ import math
 import numba
 import numpy as np
 
-from ..compile.layout import N_CONTROLS, N_HEDGE_OUT, Control, HedgeOut, Trace
+from ..compile.layout import Control, HedgeOut, Trace
 from .bs import norm_cdf_nb
 from .config import jit, jit_inline, jit_norc, pjit
 
