@@ -305,14 +305,18 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 
 @jit_norc
 def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-             tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
-             work, summary_all, i, price_all, oi_all, liq_long_all, liq_short_all, funding_all, row, flows_all, b,
-             keep_steps, replay, stress):
-    """One path (row ``i`` of ``summary_all``, row ``row`` of the per-step outputs, block ``b`` of
-    ``flows_all``). Compiled without the runtime: no reference counting in the step loop, so it
-    takes whole arrays and indices rather than views, and scratch space (``work``) rather than
-    allocating. ``replay`` (empty, or the log price at the end of every step) and ``stress``: see
-    :func:`simulate_nb`."""
+             tail_table, tail_power, tail_scale, normal_table, drivers, scratch, outputs, i, row, b, keep_steps, replay):
+    """One path (row ``i`` of the summaries, row ``row`` of the per-step outputs, block ``b`` of the
+    flow sums). Compiled without the runtime: no reference counting in the step loop, so it
+    takes whole arrays and indices rather than views, and scratch space rather than allocating.
+
+    ``scratch = (state, long, short, top, bottom, mmr, imr, ring, work)``: the thread's RNG state,
+    book, pointers, margin rates, trailing prices and per-venue work rows (:func:`simulate_nb`).
+    ``outputs = (summary, price, open_interest, liq_long, liq_short, funding, flows, stress)``: the
+    caller's output arrays. ``replay`` (empty, or the log price at the end of every step) and
+    ``stress``: see :func:`simulate_nb`."""
+    state, long, short, top, bottom, mmr, imr, ring, work = scratch
+    summary_all, price_all, oi_all, liq_long_all, liq_short_all, funding_all, flows_all, stress = outputs
     summary = summary_all[i]
     price_out = price_all[row]
     oi_out = oi_all[row]
@@ -762,9 +766,10 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], (first_path + i) % block_size)
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                     tail_table, tail_power, tail_scale, normal_table, drivers, state, long, short, top, bottom, mmr, imr, ring,
-                     work, summary, i, price_out, oi_out, liq_long_out, liq_short_out, funding_out, row, flows, k,
-                     keep_steps, replay, stress)
+                     tail_table, tail_power, tail_scale, normal_table, drivers,
+                     (state, long, short, top, bottom, mmr, imr, ring, work),
+                     (summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, stress),
+                     i, row, k, keep_steps, replay)
 
 
 @pjit
