@@ -181,7 +181,7 @@ def replay(scenario, prices: pd.Series, start=None, end=None, *, overrides=()) -
     """
     from .compile.compiler import compile_scenario
     from .compile.layout import Driver
-    from .simulate import prepare, run_prepared
+    from .simulate import bridge_reach, prepare, run_prepared
 
     if isinstance(scenario, (str, Path)):
         from .scenario.loader import load_scenario
@@ -196,7 +196,7 @@ def replay(scenario, prices: pd.Series, start=None, end=None, *, overrides=()) -
     # the straight line: no excursion is sampled (the lowest price of a step is its lower close)
     drivers[:, [Driver.SQRT_COEF, Driver.LINEAR_COEF, Driver.PERMANENT_COEF]] = 0.0
     drivers[:, Driver.BRIDGE] = np.inf
-    drivers[:, Driver.REACH] = 1.0
+    drivers[:, Driver.REACH] = bridge_reach(drivers[:, Driver.BRIDGE])
     prep = dataclasses.replace(prep, drivers=drivers, replay=np.log(rows.to_numpy(dtype=np.float64)))
     result = run_prepared(prep, replayed, n_jobs=1, keep_steps=True)
     return ReplayResult(replayed, rows.astype(np.float64), spot, step, result, int(prices.attrs.get("filled", 0)))

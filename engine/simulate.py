@@ -156,9 +156,16 @@ def impact_drivers(compiled: CompiledScenario) -> dict[str, np.ndarray]:
     }
 
 
-def prepare(compiled: CompiledScenario) -> Prepared:
-    from .compile.layout import DRIVER_FIELDS, N_DRIVERS, Driver
+def bridge_reach(bridge: np.ndarray) -> np.ndarray:
+    """``Driver.REACH`` from ``Driver.BRIDGE``: no bridge draw takes a step's path below its lower
+    end times this (nor above its upper end divided by it); 1 where there is no excursion."""
     from .nb.kernel import BRIDGE_REACH
+
+    return np.exp(-np.sqrt(BRIDGE_REACH / bridge))
+
+
+def prepare(compiled: CompiledScenario) -> Prepared:
+    from .compile.layout import N_DRIVERS, Driver
 
     table, lo, inv = dealer_hedge_table(compiled)
     tail, power, scale = student_t_table(compiled.param("TAIL_DOF"))
@@ -173,12 +180,11 @@ def prepare(compiled: CompiledScenario) -> Prepared:
     variance = compiled.step("VOL") ** 2 + drivers[:, Driver.MACRO_VOL] ** 2
     with np.errstate(divide="ignore"):
         drivers[:, Driver.BRIDGE] = np.where(variance > 0.0, 2.0 / variance, np.inf)
-    drivers[:, Driver.REACH] = np.exp(-np.sqrt(BRIDGE_REACH / drivers[:, Driver.BRIDGE]))
+    drivers[:, Driver.REACH] = bridge_reach(drivers[:, Driver.BRIDGE])
     rare = ((compiled.step("SCHEDULED_JUMP") != 0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0)
             | (compiled.step("NEW_SHORT_NOTIONAL_USD") > 0) | (compiled.step("DIFFICULTY_ADJUST") != 0)
             | (compiled.venue_steps[Venue.MARGIN_CHANGE] != 0).any(axis=0))
     drivers[:, Driver.RARE] = rare
-    assert len(DRIVER_FIELDS) == N_DRIVERS
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
     return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), drivers,

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
+from engine.compile.layout import Venue
 from engine.nb.kernel import LOG_FLOOR
 
 from sim_fixtures import START, market, patched, quiet, run, with_shocks
@@ -192,7 +193,7 @@ def _insurance_fund_identity(r) -> None:
     """``fund_end = fund_start + surplus - (bad_debt - adl)``: the fund takes every surplus, pays
     every deficit while it lasts, and auto-deleveraging covers exactly what it could not."""
     pp = r.per_path
-    fund0 = r.compiled.param("INSURANCE_FUND_USD")
+    fund0 = r.compiled.venue_steps[Venue.INSURANCE_FUND_USD, :, 0].sum()  # every venue's fund
     change = pp["insurance_fund_end_usd"].to_numpy() - fund0
     expected = (pp["liquidation_surplus_usd"] - (pp["bad_debt_usd"] - pp["adl_usd"])).to_numpy()
     scale = np.maximum(np.maximum(pp["bad_debt_usd"].to_numpy(), pp["liquidation_surplus_usd"].to_numpy()), 1.0)

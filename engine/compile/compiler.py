@@ -106,7 +106,6 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.RESILIENCE_DECAY] = math.exp(-math.log(2) * timeline.step_seconds
                                          / m.impact.resilience_half_life.total_seconds())
     p[Param.PERMANENT_FRACTION] = m.impact.permanent_fraction
-    p[Param.INSURANCE_FUND_USD] = sum(m.perpetuals.insurance_fund(name) for name in m.perpetuals.venues)
     p[Param.MAX_CASCADE_ROUNDS] = m.perpetuals.liquidation.max_cascade_rounds
     p[Param.FUNDING_BASE] = m.perpetuals.funding.base_rate
     p[Param.FUNDING_SENSITIVITY] = m.perpetuals.funding.imbalance_sensitivity

@@ -122,7 +122,6 @@ PARAM_FIELDS = (
     "DEPTH_USD_PER_PCT",
     "RESILIENCE_DECAY",  # share of the transient flow state left after one step (exp(-ln2 dt / half-life))
     "PERMANENT_FRACTION",  # share of the linear depth impact q / (100 * depth) that is permanent
-    "INSURANCE_FUND_USD",  # all venues' insurance funds at the start (Venue.INSURANCE_FUND_USD each)
     "MAX_CASCADE_ROUNDS",
     "FUNDING_BASE",  # per funding interval
     "FUNDING_SENSITIVITY",  # per interval per unit of book imbalance

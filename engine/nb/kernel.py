@@ -86,7 +86,7 @@ _WORK_ROWS = 7  # per-venue scratch rows: momentum offsets (2), fuel offsets, ne
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): a level, the same at every step size
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
-BRIDGE_REACH = 23.0  # > -ln of the smallest uniform (engine.nb.rng.MAX_NEG_LOG_U): the bridge's widest draw
+BRIDGE_REACH = 23.0  # > -ln of the smallest uniform, 0.5 / 2**32 (22.87): the bridge's widest draw
 
 
 @jit_inline

@@ -11,7 +11,7 @@ is read from its own table in one draw (:func:`engine.simulate.student_t_table`)
 Six uniforms are drawn at every step in a fixed order, whether used or not, and two more on the
 steps with a scheduled jump (the same steps on every path), so the stream layout never depends on
 the path: see :mod:`engine.nb.kernel` for the order (``UNIFORMS_PER_STEP`` counts them all).
-The smallest uniform is ``2**-33``, so ``-ln u < 22.9``: :data:`MAX_NEG_LOG_U`.
+The smallest uniform is ``2**-33``, so ``-ln u < 22.9`` (``engine.nb.kernel.BRIDGE_REACH`` rests on it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import numpy as np
 from .config import jit
 
 UNIFORMS_PER_STEP = 8
-MAX_NEG_LOG_U = 22.9  # -ln of the smallest uniform, 0.5 / 2**32 (22.87): no draw reaches beyond
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _TWO32 = 1.0 / 4294967296.0
 _LOW32 = np.uint64(0xFFFFFFFF)
