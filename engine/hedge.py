@@ -200,9 +200,7 @@ def _portfolio_inputs(compiled) -> dict:
         return dict(spot_btc=1.0, cash0=0.0, perp_size=0.0, perp_leverage=1.0, perp_entry=compiled.param("SPOT0"),
                     perp_mmr=0.0, held_kind=np.zeros(0, dtype=np.int64), held_strike=empty, held_expiry=empty,
                     held_size=empty)
-    from .compile.layout import Venue
-
-    mmr = float(compiled.venue_steps[Venue.MMR, pf.perp_venue, 0]) if pf.perp_size_btc else 0.0
+    mmr = pf.perp_mmr if pf.perp_size_btc else 0.0
     return dict(spot_btc=pf.spot_btc, cash0=pf.cash_usd, perp_size=pf.perp_size_btc,
                 perp_leverage=pf.perp_leverage or 1.0, perp_entry=pf.perp_entry_usd or compiled.param("SPOT0"),
                 perp_mmr=mmr, held_kind=pf.option_kind.astype(np.int64), held_strike=pf.option_strike_usd,

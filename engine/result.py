@@ -9,6 +9,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .compile.layout import BOOK_EVENT_FIELDS
 from .nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
 
 __all__ = ["SimulationResult"]
@@ -118,7 +119,16 @@ class SimulationResult:
 
     @cached_property
     def flows(self) -> pd.DataFrame:
-        return pd.DataFrame(self._flows.T / self.n_paths, index=self.timeline, columns=list(FLOW_FIELDS))
+        return pd.DataFrame(self._flows[:len(FLOW_FIELDS)].T / self.n_paths, index=self.timeline,
+                            columns=list(FLOW_FIELDS))
+
+    @cached_property
+    def book_events(self) -> pd.DataFrame:
+        """Per step, the mean over paths of the book's events (USD): ``adl`` (positions closed by
+        auto-deleveraging) and ``partial_liquidations`` (notional closed by partial liquidations,
+        also counted in the liquidations)."""
+        return pd.DataFrame(self._flows[len(FLOW_FIELDS):].T / self.n_paths, index=self.timeline,
+                            columns=list(BOOK_EVENT_FIELDS))
 
     @cached_property
     def sample_paths(self) -> pd.DataFrame:

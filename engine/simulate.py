@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .compile.compiled import CompiledScenario
-from .compile.layout import OPTION_PUT, Venue
+from .compile.layout import N_STEP_SUMS, OPTION_PUT, Venue
 from .errors import ScenarioError
 from .options.surface import VolSurface
 
@@ -126,7 +126,8 @@ class Prepared:
     tail_scale: float
     normal_table: np.ndarray
     drivers: np.ndarray  # (n_steps, N_DRIVERS): see engine.compile.layout.DRIVER_FIELDS
-    venue_share: np.ndarray
+    venue_share: np.ndarray  # each venue's share of the book at the start (new positions follow it)
+    rows: np.ndarray  # compiled.book_rows with Row.SHARE: the venue's share on its smallest class's row
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
     venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
     grid: np.ndarray  # the bankruptcy grid + [log(grid[0]), cells per unit log price]
@@ -169,8 +170,14 @@ def prepare(compiled: CompiledScenario) -> Prepared:
 
     table, lo, inv = dealer_hedge_table(compiled)
     tail, power, scale = student_t_table(compiled.param("TAIL_DOF"))
-    sizes = compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1)
+    from .compile.layout import Row
+
+    row_venue = compiled.book_rows[:, Row.VENUE].astype(np.int64)
+    sizes = np.bincount(row_venue, compiled.book_long_btc.sum(axis=1) + compiled.book_short_btc.sum(axis=1),
+                        minlength=compiled.n_venues)
     share = sizes / sizes.sum() if sizes.sum() > 0 else np.full(sizes.size, 1.0 / sizes.size)
+    rows = compiled.book_rows.copy()
+    rows[:, Row.SHARE] = np.where(rows[:, Row.DOWN] < 0, share[row_venue], 0.0)
     drivers = np.empty((compiled.n_steps, N_DRIVERS))
     for name, values in impact_drivers(compiled).items():
         drivers[:, getattr(Driver, name)] = values
@@ -188,7 +195,7 @@ def prepare(compiled: CompiledScenario) -> Prepared:
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
     return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), drivers,
-                    share,
+                    share, rows,
                     np.ascontiguousarray(compiled.steps.T), np.ascontiguousarray(compiled.venue_steps.transpose(2, 1, 0)),
                     grid)
 
@@ -229,7 +236,7 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
     else:
         views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(5)]
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
-                prep.venue_share, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
+                c.book_long_entry_usd, c.book_short_entry_usd, prep.rows, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
                 prep.tail_power, prep.tail_scale, prep.normal_table, prep.drivers, c.rng.block_seeds, block, task, first,
                 out["summary"][rows], *views, tasks, keep_steps, prep.replay,
                 out["stress"] if prep.replay.size else np.empty((0, N_STRESS)))
@@ -274,7 +281,7 @@ def run_prepared(prep: Prepared, scenario=None, n_jobs: int = 1, *, chunk_paths:
                  keep_steps: bool = True, progress: bool = False, started: float | None = None):
     """:func:`run` from a :class:`Prepared` (its ``compiled.n_paths`` paths): for callers that change
     what the kernel reads (:mod:`engine.replay`). ``scenario`` is kept on the result."""
-    from .nb.kernel import FLOW_FIELDS, N_STRESS, N_SUMMARY
+    from .nb.kernel import N_STRESS, N_SUMMARY
     from .result import SimulationResult
 
     started = time.perf_counter() if started is None else started
@@ -291,14 +298,14 @@ def run_prepared(prep: Prepared, scenario=None, n_jobs: int = 1, *, chunk_paths:
         "liq_short": np.zeros(step_shape, dtype=np.float32),
         "funding": np.zeros(step_shape, dtype=np.float32),  # the funding rate per interval, each step
         # per RNG block, (step, field): one step's flows side by side in memory
-        "flows": np.zeros((compiled.rng.block_seeds.shape[0], n_steps, len(FLOW_FIELDS))),
+        "flows": np.zeros((compiled.rng.block_seeds.shape[0], n_steps, N_STEP_SUMS)),
         # replay only: the book's margin stress at the end of every step (engine.nb.kernel.STRESS_FIELDS)
         "stress": np.zeros((n_steps if prep.replay.size else 0, N_STRESS)),
     }
     # default: one chunk (no barrier between chunks); with a progress bar ~20 updates, and never
     # fewer blocks per chunk than threads to keep busy
     chunk = chunk_paths or (max(n // 20, 4 * block * max(1, n_jobs)) if progress else n)
-    task_bytes = (block // _task_paths(block)) * n_steps * len(FLOW_FIELDS) * 8  # per block of a chunk
+    task_bytes = (block // _task_paths(block)) * n_steps * N_STEP_SUMS * 8  # per block of a chunk
     chunk = min(chunk, max(1, CHUNK_SCRATCH_BYTES // task_bytes) * block)
     chunk = max(block, chunk // block * block)
     starts = list(range(0, n, chunk))
@@ -312,7 +319,7 @@ def run_prepared(prep: Prepared, scenario=None, n_jobs: int = 1, *, chunk_paths:
             _run_chunk(prep, first, count, keep_steps, out)
             bar.update(count)
     bar.close()
-    flows = np.zeros((n_steps, len(FLOW_FIELDS)))
+    flows = np.zeros((n_steps, N_STEP_SUMS))
     for b in range(out["flows"].shape[0]):  # fixed block order: identical whatever the chunking
         flows += out["flows"][b]
     flows = np.ascontiguousarray(flows.T)

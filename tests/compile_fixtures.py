@@ -41,8 +41,11 @@ market:
       notional_usd: 23B
       leverage: {distribution: lognormal, median: 6, dispersion: 0.5, min: 1.5, max: 50}
       entry_price: {distribution: lognormal, center_usd: 90k, dispersion: 4%}
-    maintenance_margin_rate: 0.5%
-    initial_margin_rate: 1%
+    margin_tiers:
+      - {up_to_usd: 500k, maintenance_margin_rate: 0.4%, max_leverage: 100}
+      - {up_to_usd: 10M, maintenance_margin_rate: 1%, max_leverage: 50}
+      - {up_to_usd: null, maintenance_margin_rate: 2.5%, max_leverage: 20}
+    position_size: {median_usd: 3M, dispersion: 1.8}
     venues: {main: 70%, cme: {share: 30%, initial_margin_rate: 5%, maintenance_margin_rate: 2%, insurance_fund_usd: 50M}}
     funding: {interval: 8h, base_rate: 0.01%, imbalance_sensitivity: 0.05%, cap: 0.3%}
     insurance_fund_usd: 1B
@@ -214,6 +217,14 @@ def rich_tables() -> dict:
     perps["long"]["leverage"] = {"distribution": "table", "weights": {3: 0.2, 10: 0.5, 25: 0.3}}
     perps["long"]["entry_price"] = {"distribution": "table", "weights": {85000: 0.3, 92000: 0.4, 97000: 0.3}}
     data["market"]["impact"]["model"] = "linear"
+    # a flat rate for the book, a venue with its own tiers, one with its own flat rates, one with the book's
+    del perps["margin_tiers"]
+    perps["maintenance_margin_rate"] = "0.5%"
+    perps["initial_margin_rate"] = "1%"
+    perps["venues"] = {"main": {"share": "60%", "margin_tiers": [
+        {"up_to_usd": "2M", "maintenance_margin_rate": "0.5%", "max_leverage": 75},
+        {"up_to_usd": None, "maintenance_margin_rate": "2%", "max_leverage": 25}]},
+        "cme": perps["venues"]["cme"], "other": "10%"}
     return data
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import engine
 from engine.compile.compiler import rng_plan
+from engine.compile.layout import Row, Venue
 from engine.compile.timeline import Envelope, Timeline
 from engine.errors import ScenarioError
 
@@ -31,12 +32,15 @@ def test_book_holds_the_stated_notional_and_no_dead_positions(raw):
     assert c.book_short_btc.sum() * spot == pytest.approx(perps.short.notional_usd, rel=1e-12)
     grid = c.book_bankruptcy_usd
     assert np.all(np.diff(np.log(grid)) > 0)
-    # no cell is past its liquidation price at spot: longs liquidate at P_b/(1-m), shorts at P_b/(1+m)
-    m = perps.maintenance_margin_rate
-    assert c.book_long_btc[:, grid / (1 - m) >= spot].sum() == 0
-    assert c.book_short_btc[:, grid / (1 + m) <= spot].sum() == 0
+    # no cell is past its liquidation price at spot: longs liquidate at P_b/(1-m), shorts at P_b/(1+m),
+    # m the row's rate (its tier's, or its flat venue's)
+    venue = c.book_rows[:, Row.VENUE].astype(int)
+    m = np.maximum(c.book_rows[:, Row.MMR], c.venue_steps[Venue.MMR, venue, 0])[:, None]
+    assert (c.book_long_btc * (grid / (1 - m) >= spot)).sum() == 0
+    assert (c.book_short_btc * (grid / (1 + m) <= spot)).sum() == 0
     shares = np.array([v.share for v in perps.venues.values()])
-    np.testing.assert_allclose(c.book_long_btc.sum(axis=1) / c.book_long_btc.sum(), shares)
+    by_venue = np.bincount(venue, c.book_long_btc.sum(axis=1))
+    np.testing.assert_allclose(by_venue / c.book_long_btc.sum(), shares)
 
 
 def test_book_matches_the_bankruptcy_price_formula_for_a_single_node():
@@ -75,13 +79,15 @@ def test_venue_margins_cap_leverage_and_set_the_starting_rates():
     perps["long"]["entry_price"] = {"distribution": "table", "weights": {88000: 1.0}}
     c = engine.compile_scenario(engine.load_scenario(data))
     assert c.venue("IMR", "cme")[0] == 0.11 and c.venue("MMR", "cme")[0] == 0.08
-    assert c.venue("IMR", "main")[0] == 0.01
+    assert c.venue("IMR", "main")[0] == 0.01  # its first tier's: 100x
     spot, grid = 88_000, c.book_bankruptcy_usd
-    cme = c.book_long_btc[1]
+    venue = c.book_rows[:, Row.VENUE]
+    cme = c.book_long_btc[venue == 1].sum(axis=0)
+    main = c.book_long_btc[venue == 0].sum(axis=0)
     # entries at spot: leverage L puts P_b at spot*(1-1/L); CME holds nothing above 1/0.11 = 9.1x
     limit = spot * (1 - 0.11) * grid[1] / grid[0]  # one cell of interpolation
     assert cme[grid > limit].sum() == 0 and cme[grid <= limit].sum() > 0
-    assert c.book_long_btc[0][grid > limit].sum() > 0
+    assert main[grid > limit].sum() > 0
     assert cme.sum() * spot == pytest.approx(0.3 * 38e9, rel=1e-12)
 
 

@@ -23,6 +23,9 @@ BASE = {
             "long": {"notional_usd": "38B"},
             "short": {"notional_usd": "23B"},
             "venues": {"main": 0.7, "cme": 0.3},
+            # flat rates: the shocks' rates read plainly (tiers: tests/test_tiers.py)
+            "maintenance_margin_rate": "0.5%",
+            "initial_margin_rate": "1%",
         },
     },
 }

@@ -154,7 +154,8 @@ def test_reference_shows_friendly_defaults():
     kind, default = half_life[1:3]
     expected_kind = "duration"
     assert kind == expected_kind and default == "`30m`"
-    assert rows["`market.perpetuals.maintenance_margin_rate`"][2:4] == ["`0.5%`", "> 0%, < 50%"]
+    assert rows["`market.perpetuals.maintenance_margin_rate`"][2:4] == ["`null`", "> 0%, < 50%"]
+    assert rows["`market.perpetuals.margin_tiers`"][2] == "`binance-btcusdt`"
     assert rows["`horizon.start`"][2] == "required"
 
 

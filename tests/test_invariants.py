@@ -443,7 +443,8 @@ def test_horizon_shorter_than_a_step_is_a_clear_error():
     {"market.volatility.annual": 0},
     {"horizon": {"start": START, "duration": "1d", "step": "10s"}},
     {"market.perpetuals.initial_margin_rate": "0.4%"},  # below the maintenance rate
-    {"market.perpetuals.long.leverage.max": 150},  # above 1 / initial margin
+    # above 1 / a flat initial margin (margin tiers hold such positions at their tier's maximum instead)
+    {"market.perpetuals.initial_margin_rate": "1%", "market.perpetuals.long.leverage.max": 150},
 ])
 def test_out_of_range_inputs_are_clear_errors(changes):
     with pytest.raises(engine.ScenarioError) as info:

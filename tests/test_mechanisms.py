@@ -105,7 +105,8 @@ def test_maintenance_hike_liquidates_more_longs():
 
 def test_a_maintenance_cut_liquidates_fewer_longs():
     cut = {"type": "margin_hike", "start": "+1h", "maintenance_margin_rate": "0.1%"}
-    base, eased = pair(market(), with_shocks(market(), cut))
+    flat = {"market.perpetuals.maintenance_margin_rate": "0.5%", "market.perpetuals.initial_margin_rate": "1%"}
+    base, eased = pair(market(flat), with_shocks(market(flat), cut))
     assert mean(eased, "long_liquidations_usd") < mean(base, "long_liquidations_usd")
 
 
@@ -403,7 +404,7 @@ def test_without_an_insurance_fund_bad_debt_goes_to_adl():
     assert (pp["adl_usd"] > 0).all()
     uncovered = pp["bad_debt_usd"] > pp["liquidation_surplus_usd"]
     assert uncovered.all() and (pp.loc[uncovered, "adl_usd"] > 0).all()
-    assert (pp["adl_usd"] <= pp["bad_debt_usd"]).all()
+    assert (pp["adl_usd"] <= pp["bad_debt_usd"] * (1 + 1e-12)).all()  # summed per step: last-bit rounding
     assert (pp["liquidation_surplus_usd"] == 0).all()
     np.testing.assert_allclose(pp["adl_usd"], pp["bad_debt_usd"], rtol=1e-9)
     assert bare.probabilities()["prob_adl"] == 1.0 and funded.probabilities()["prob_adl"] == 0.0

@@ -46,6 +46,9 @@ QUIET = sim_fixtures.quiet({
                                          "max": 10},
     "market.perpetuals.funding": {"base_rate": 0, "imbalance_sensitivity": 0},
     "market.perpetuals.insurance_fund_usd": "1T",
+    # one flat rate per venue: every crossed cell closes whole (tiers: tests/test_tiers.py, test_reference.py)
+    "market.perpetuals.maintenance_margin_rate": "0.5%",
+    "market.perpetuals.initial_margin_rate": "1%",
 })
 
 
@@ -210,6 +213,8 @@ CASCADING = sim_fixtures.with_shocks(
         "market.perpetuals.long.leverage": {"distribution": "lognormal", "median": 20, "dispersion": 0.6, "min": 2,
                                             "max": 100},
         "market.perpetuals.long.entry_price": {"distribution": "uniform", "low_usd": "78k", "high_usd": "82k"},
+        "market.perpetuals.maintenance_margin_rate": "0.5%",  # flat, as QUIET
+        "market.perpetuals.initial_margin_rate": "1%",
     }),
     {"type": "price_jump", "id": "drop", "start": "+20h", "size": "-8%", "spread": "2%"},
     {"type": "relief_rally", "id": "squeeze", "start": "+30h", "duration": "8h", "new_short_notional_usd": "2B",

@@ -12,6 +12,13 @@ Positions that would already be past their liquidation price at ``spot``, or lev
 what their venue's initial margin allows, cannot exist at the start: they are dropped and the
 rest rescaled so each venue still holds its share of each side's stated notional.
 Nodes beyond the grid go to its end cells (they are at most ``1/span`` away from bankruptcy).
+
+Margin tiers split each venue into rows, one per size class (:func:`size_classes`): a tier's share of
+the book is the share of open interest in positions of its notional bracket
+(``market.perpetuals.position_size``), its maintenance rate the tier's effective rate at the class's
+representative notional ``N`` (``m - cum/N``, Binance's maintenance amount ``cum`` included), its
+leverage capped at the tier's maximum. A venue with a flat rate has one row. Each cell also carries
+its positions' entry notional (size x entry price), which ranks them for auto-deleveraging.
 """
 
 from __future__ import annotations
@@ -19,20 +26,97 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ..compile.layout import N_ROW_FIELDS, Row
 from scipy.special import ndtr, ndtri  # not scipy.stats: the same numbers (stats.norm calls these), without
 # scipy.stats' 1.2 s import, which every `cascade run` and every sweep worker paid
 
-__all__ = ["Book", "build_book", "entry_nodes", "leverage_nodes", "N_ENTRY_NODES", "N_LEVERAGE_NODES"]
+__all__ = ["Book", "SizeClass", "build_book", "entry_nodes", "leverage_nodes", "size_classes", "N_ENTRY_NODES",
+           "N_LEVERAGE_NODES"]
 
 N_ENTRY_NODES = 96
 N_LEVERAGE_NODES = 64
+MAX_KEEP = 0.99  # a partial liquidation closes at least 1% of the position
+MIN_CLASS_SHARE = 0.005  # a tier holding less of the book joins the nearest class below it
+
+
+@dataclass(frozen=True)
+class SizeClass:
+    """One margin tier's share of a venue's book."""
+
+    share: float  # of the venue's open interest
+    notional_usd: float  # representative position notional: exp(E[log N]) within the bracket
+    maintenance_rate: float  # effective: the tier's rate less its maintenance amount / notional_usd
+    max_leverage: float
+    tier: int  # 1-based tier number in the schedule (0: a flat venue's one class)
+    up_to_usd: float  # the bracket's upper bound (inf for the last)
+
+
+def tier_rate(tiers, notional_usd: float) -> float:
+    """The maintenance rate of one position of ``notional_usd`` under a tier schedule: Binance's
+    ``(N*m_k - cum_k)/N`` with ``k`` the tier holding ``N`` (positions beyond the last bound use the
+    last tier)."""
+    lower, cum, prev = 0.0, 0.0, None
+    for k, tier in enumerate(tiers):
+        m = tier.maintenance_margin_rate
+        if prev is not None:
+            cum += lower * (m - prev)
+        last = k == len(tiers) - 1 or tier.up_to_usd is None
+        if last or notional_usd <= tier.up_to_usd:
+            return m - cum / notional_usd if notional_usd > 0 else m
+        lower, prev = float(tier.up_to_usd), m
+    raise AssertionError("unreachable")
+
+
+def size_classes(tiers, position_size) -> list[SizeClass]:
+    """The size classes of a tier schedule under a notional-weighted lognormal of position sizes.
+
+    Bracket ``k`` holds the share ``Phi(b) - Phi(a)`` of open interest (``a``, ``b`` its bounds in
+    standard units of log notional; the last bracket is open-ended); its representative notional is
+    ``exp(mu + sigma*E[z | a < z < b])`` (truncated normal mean), kept inside the bracket. Binance's
+    maintenance amount ``cum_k = cum_(k-1) + bound_(k-1)*(m_k - m_(k-1))`` makes the requirement
+    ``N*m_k - cum_k`` continuous in ``N``; the class's rate is that requirement over ``N``. Tiers
+    holding less than ``MIN_CLASS_SHARE`` join the nearest kept class below (or the first kept).
+    """
+    mu, sigma = np.log(position_size.median_usd), position_size.dispersion
+    lower, cum, prev_rate = 0.0, 0.0, None
+    raw = []
+    for k, tier in enumerate(tiers):
+        upper = np.inf if (tier.up_to_usd is None or k == len(tiers) - 1) else float(tier.up_to_usd)
+        m = tier.maintenance_margin_rate
+        if prev_rate is not None:
+            cum += lower * (m - prev_rate)
+        a = (np.log(lower) - mu) / sigma if lower > 0 else -np.inf
+        b = (np.log(upper) - mu) / sigma if np.isfinite(upper) else np.inf
+        share = float(ndtr(b) - ndtr(a))
+        if share > 0:
+            pdf = lambda z: 0.0 if not np.isfinite(z) else np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)  # noqa: E731
+            z = (pdf(a) - pdf(b)) / share
+            notional = float(np.clip(np.exp(mu + sigma * z), lower, upper))
+        else:
+            notional = lower if not np.isfinite(upper) else 0.5 * (lower + upper)
+        raw.append(SizeClass(share, notional, m - cum / max(notional, 1e-300), float(tier.max_leverage), k + 1,
+                             upper))
+        lower, prev_rate = upper, m
+    kept = [c for c in raw if c.share >= MIN_CLASS_SHARE] or [max(raw, key=lambda c: c.share)]
+    extra = {id(c): 0.0 for c in kept}
+    for c in raw:
+        if any(c is x for x in kept):
+            continue
+        below = [x for x in kept if x.tier < c.tier]
+        extra[id(below[-1] if below else kept[0])] += c.share
+    total = sum(c.share + extra[id(c)] for c in kept)
+    return [SizeClass((c.share + extra[id(c)]) / total, c.notional_usd, c.maintenance_rate, c.max_leverage, c.tier,
+                      c.up_to_usd) for c in kept]
 
 
 @dataclass(frozen=True)
 class Book:
     bankruptcy_usd: np.ndarray  # (n_cells,) log-spaced grid, increasing
-    long_btc: np.ndarray  # (n_venues, n_cells)
-    short_btc: np.ndarray  # (n_venues, n_cells)
+    long_btc: np.ndarray  # (n_rows, n_cells): one row per (venue, size class)
+    short_btc: np.ndarray  # (n_rows, n_cells)
+    long_entry_usd: np.ndarray  # (n_rows, n_cells): size x entry price
+    short_entry_usd: np.ndarray  # (n_rows, n_cells)
+    rows: np.ndarray  # (n_rows, N_ROW_FIELDS): see engine.compile.layout.ROW_FIELDS
     dropped_long_share: float  # share of nodes already liquidated at spot, before rescaling
     dropped_short_share: float
 
@@ -81,9 +165,14 @@ def _deposit(grid: np.ndarray, prices: np.ndarray, sizes: np.ndarray) -> np.ndar
     return out
 
 
-def _side(side, grid, spot, mmr, max_leverage, is_long) -> tuple[np.ndarray, float]:
+def _side(side, grid, spot, mmr, max_leverage, is_long, cap=False) -> tuple[np.ndarray, np.ndarray, float]:
+    """One side of one row. Leverage above ``max_leverage`` is dropped (a flat venue: such positions
+    are held elsewhere), or with ``cap`` held at it (a margin tier: a large position is levered as
+    much as its tier allows)."""
     entry, w_entry = entry_nodes(side.entry_price, spot)
     lev, w_lev = leverage_nodes(side.leverage)
+    if cap:
+        lev = np.minimum(lev, max_leverage)
     e = entry[:, None]
     l = lev[None, :]
     weights = w_entry[:, None] * np.where(lev <= max_leverage * (1 + 1e-12), w_lev, 0.0)[None, :]
@@ -95,7 +184,7 @@ def _side(side, grid, spot, mmr, max_leverage, is_long) -> tuple[np.ndarray, flo
         alive = bankruptcy / (1 + mmr) > spot
     alive_share = weights[alive].sum()
     if side.notional_usd == 0:
-        return np.zeros(grid.size), 1 - alive_share
+        return np.zeros(grid.size), np.zeros(grid.size), 1 - alive_share
     if alive_share <= 0:
         raise ValueError(
             f"every {'long' if is_long else 'short'} position of the entry/leverage distributions "
@@ -104,27 +193,55 @@ def _side(side, grid, spot, mmr, max_leverage, is_long) -> tuple[np.ndarray, flo
     size_btc = side.notional_usd / spot
     sizes = np.where(alive, weights, 0.0) / alive_share * size_btc
     cells = _deposit(grid, bankruptcy.ravel(), sizes.ravel())
+    entry_usd = _deposit(grid, bankruptcy.ravel(), (sizes * e).ravel())
     # interpolation may put part of a node just past spot's liquidation boundary: keep it alive
     dead = grid / (1 - mmr) >= spot if is_long else grid / (1 + mmr) <= spot
     edge = np.flatnonzero(~dead)[-1 if is_long else 0]
-    cells[edge] += cells[dead].sum()
-    cells[dead] = 0.0
-    return cells, 1 - alive_share
+    for out in (cells, entry_usd):
+        out[edge] += out[dead].sum()
+        out[dead] = 0.0
+    return cells, entry_usd, 1 - alive_share
+
+
+def venue_classes(perps, name: str) -> list[SizeClass]:
+    """A venue's size classes: one per kept tier, or one class at its flat rates."""
+    tiers = perps.schedule(name)
+    if tiers is None:
+        mmr, imr = perps.margin_rates(name)
+        return [SizeClass(1.0, np.nan, mmr, 1.0 / imr, 0, np.inf)]
+    return size_classes(tiers, perps.position_size)
 
 
 def build_book(market) -> Book:
-    """Both sides on every venue: the venue's share of each side's notional, its leverage
-    distribution truncated at the venue's maximum (1 / initial margin rate), its maintenance rate."""
+    """Both sides on every venue and size class: the class's share of the venue's share of each
+    side's notional, its leverage distribution truncated at the class's maximum (a tier's, or 1 /
+    the venue's flat initial rate), its maintenance rate."""
     perps = market.perpetuals
     spot = market.spot_usd
     grid = spot * np.geomspace(1 / perps.grid_span, perps.grid_span, perps.book_cells)
-    longs, shorts, dropped_long, dropped_short = [], [], 0.0, 0.0
-    for name, venue in perps.venues.items():
-        mmr, imr = perps.margin_rates(name)
-        cells, dropped = _side(perps.long, grid, spot, mmr, 1 / imr, True)
-        longs.append(venue.share * cells)
-        dropped_long += venue.share * dropped
-        cells, dropped = _side(perps.short, grid, spot, mmr, 1 / imr, False)
-        shorts.append(venue.share * cells)
-        dropped_short += venue.share * dropped
-    return Book(grid, np.array(longs), np.array(shorts), dropped_long, dropped_short)
+    longs, shorts, long_entry, short_entry, rows = [], [], [], [], []
+    dropped_long = dropped_short = 0.0
+    for v, (name, venue) in enumerate(perps.venues.items()):
+        classes = venue_classes(perps, name)
+        for k, cls in enumerate(classes):
+            weight = venue.share * cls.share
+            cap = cls.tier > 0
+            cells, entry, dropped = _side(perps.long, grid, spot, cls.maintenance_rate, cls.max_leverage, True, cap)
+            longs.append(weight * cells)
+            long_entry.append(weight * entry)
+            dropped_long += weight * dropped
+            cells, entry, dropped = _side(perps.short, grid, spot, cls.maintenance_rate, cls.max_leverage, False, cap)
+            shorts.append(weight * cells)
+            short_entry.append(weight * entry)
+            dropped_short += weight * dropped
+            row = np.zeros(N_ROW_FIELDS)
+            row[Row.VENUE] = v
+            tiered = cls.tier > 0
+            row[Row.MMR] = cls.maintenance_rate if tiered else 0.0
+            row[Row.IMR] = 1.0 / cls.max_leverage if tiered else 0.0
+            row[Row.DOWN] = len(rows) - 1 if k > 0 else -1
+            # a partial liquidation cuts the position down to the top of the class below
+            row[Row.KEEP] = min(classes[k - 1].up_to_usd / cls.notional_usd, MAX_KEEP) if k > 0 else 0.0
+            rows.append(row)
+    return Book(grid, np.array(longs), np.array(shorts), np.array(long_entry), np.array(short_entry),
+                np.array(rows), dropped_long, dropped_short)

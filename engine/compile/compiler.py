@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import Problem, ScenarioError
 from . import layout
-from .book import build_book
+from .book import build_book, tier_rate
 from .compiled import CompiledScenario, OptionBook, OutputPlan, PortfolioArrays, RngPlan
 from .layout import Param, Step, Venue
 from .shocks import APPLY, Context
@@ -157,6 +157,11 @@ def _portfolio(scenario, venue_names) -> PortfolioArrays | None:
     if pf is None:
         return None
     perp = pf.perp
+    perps = scenario.market.perpetuals
+    venue = perp.venue if perp and perp.venue else next(iter(perps.venues))
+    entry = (perp.entry_price_usd or scenario.market.spot_usd) if perp else 0.0
+    tiers = perps.schedule(venue)
+    mmr = perps.margin_rates(venue)[0] if tiers is None else tier_rate(tiers, abs(perp.size_btc) * entry if perp else 0.0)
     return PortfolioArrays(
         spot_btc=pf.spot_btc,
         cash_usd=pf.cash_usd,
@@ -164,6 +169,7 @@ def _portfolio(scenario, venue_names) -> PortfolioArrays | None:
         perp_leverage=perp.leverage if perp else 0.0,
         perp_entry_usd=(perp.entry_price_usd or scenario.market.spot_usd) if perp else 0.0,
         perp_venue=venue_names.index(perp.venue) if perp and perp.venue else 0,
+        perp_mmr=mmr if perp else 0.0,
         option_kind=np.array([layout.OPTION_PUT if o.kind == "put" else layout.OPTION_CALL
                               for o in pf.options], dtype=np.int8),
         option_strike_usd=np.array([o.strike_usd for o in pf.options], dtype=float),
@@ -205,6 +211,10 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
     if inert:
         ctx.notes.append(f"market.impact.{' and '.join(inert)} set but unused: the transient law is linear "
                          "(model: linear); they act under model: sqrt or both")
+    perps = scenario.market.perpetuals
+    if "position_size" in perps.model_fields_set and all(perps.schedule(v) is None for v in perps.venues):
+        ctx.notes.append("market.perpetuals.position_size set but unused: every venue has a flat maintenance rate "
+                         "(it splits the book by margin tier)")
     # the liquidation engine's base slippage is the book's at normal depth: it grows as depth thins
     # (exchange failures, a tightening's withdrawal), 1/DEPTH_MULT times the base
     ctx.venue_steps[Venue.LIQ_FILL_PENALTY] += scenario.market.perpetuals.liquidation.fill_slippage * (
@@ -225,6 +235,9 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
         book_bankruptcy_usd=book.bankruptcy_usd,
         book_long_btc=book.long_btc,
         book_short_btc=book.short_btc,
+        book_long_entry_usd=book.long_entry_usd,
+        book_short_entry_usd=book.short_entry_usd,
+        book_rows=book.rows,
         options=_option_book(scenario, timeline, option_oi),
         portfolio=_portfolio(scenario, venue_names),
         rng=rng_plan(scenario.seed if seed is None else seed,

@@ -193,6 +193,7 @@ SUMMARY_FIELDS = (
     "min_funding_rate",
     "max_funding_rate",
     "paused_steps",
+    "partial_liquidations_usd",
 )
 # flow decomposition per step (sum over paths), USD, sell < 0
 FLOW_FIELDS = (
@@ -205,6 +206,23 @@ FLOW_FIELDS = (
     "momentum",
     "forced",
     "margin_cuts",
+)
+# events of the book per step (sum over paths), USD: not market flows (ADL closes positions off the
+# order book; a partial liquidation's market flow is already in the liquidations above). The kernel
+# writes them after the flows, in the same per-step array: ``flows[t, BookEvent.ADL]``
+BOOK_EVENT_FIELDS = (
+    "adl",
+    "partial_liquidations",
+)
+# the book's rows: one per (venue, size class), ordered by venue then class, smallest first
+# (engine.compile.book.build_book)
+ROW_FIELDS = (
+    "VENUE",  # the row's venue (index)
+    "MMR",  # the row's own maintenance-rate floor: its tier's effective rate (0 on a flat venue)
+    "IMR",  # the row's own initial-rate floor: 1 / its tier's maximum leverage (0 on a flat venue)
+    "SHARE",  # share of new positions (momentum, relief-rally fuel) opened in the row
+    "DOWN",  # the next smaller class's row on the venue (r - 1), -1 for the smallest
+    "KEEP",  # share of a position a partial liquidation leaves open (0 where DOWN is -1)
 )
 # margin stress of the book at the end of each step, replay only (engine.nb.book.stress_nb), USD
 STRESS_FIELDS = (
@@ -248,6 +266,9 @@ Driver = namedtuple("Driver", DRIVER_FIELDS)(*range(len(DRIVER_FIELDS)))
 # outputs: ``summary[i, Summary.MIN_PRICE]``, ``flows[t, Flow.ETF]``, ``stress[t, Stress.LONG_EQUITY_USD]``
 Summary = namedtuple("Summary", [f.upper() for f in SUMMARY_FIELDS])(*range(len(SUMMARY_FIELDS)))
 Flow = namedtuple("Flow", [f.upper() for f in FLOW_FIELDS])(*range(len(FLOW_FIELDS)))
+BookEvent = namedtuple("BookEvent", [f.upper() for f in BOOK_EVENT_FIELDS])(
+    *range(len(FLOW_FIELDS), len(FLOW_FIELDS) + len(BOOK_EVENT_FIELDS)))
+Row = namedtuple("Row", ROW_FIELDS)(*range(len(ROW_FIELDS)))
 Stress = namedtuple("Stress", [f.upper() for f in STRESS_FIELDS])(*range(len(STRESS_FIELDS)))
 HedgeOut = namedtuple("HedgeOut", [f.upper() for f in HEDGE_OUT_FIELDS])(*range(len(HEDGE_OUT_FIELDS)))
 Control = namedtuple("Control", CONTROL_FIELDS)(*range(len(CONTROL_FIELDS)))
@@ -258,3 +279,5 @@ N_STEP_FIELDS = len(STEP_FIELDS)
 N_VENUE_FIELDS = len(VENUE_FIELDS)
 N_PARAMS = len(PARAM_FIELDS)
 N_DRIVERS = len(DRIVER_FIELDS)
+N_ROW_FIELDS = len(ROW_FIELDS)
+N_STEP_SUMS = len(FLOW_FIELDS) + len(BOOK_EVENT_FIELDS)  # the kernel's per-step sums: flows, then book events

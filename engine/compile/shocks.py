@@ -57,6 +57,10 @@ class Context:
     def when(self, value) -> datetime:
         return self.scenario.horizon.resolve(value)
 
+    def tiered(self, v: int) -> bool:
+        """Whether venue ``v`` has a margin tier schedule (its rates are then floors)."""
+        return self.scenario.market.perpetuals.schedule(self.venue_names[v]) is not None
+
     def envelope(self, shock) -> np.ndarray:
         return self.timeline.average(
             Envelope.of(self.when(shock.start), getattr(shock, "ramp", None),
@@ -110,6 +114,11 @@ def margin_hike(shock, ctx: Context) -> None:
                 rate = getattr(step, f"{which}_margin_rate")
                 usd = getattr(step, f"{which}_margin_usd_per_contract")
                 if rate is not None:
+                    floor = before[rate_row, i]
+                    if which == "maintenance" and rate < floor and ctx.tiered(v):
+                        ctx.notes.append(f"margin_hike: maintenance_margin_rate {rate:.4g} is below venue "
+                                         f"{ctx.venue_names[v]!r}'s first margin tier ({floor:.4g}): tiers are "
+                                         "floors a hike raises, so it changes nothing there")
                     vs[rate_row, v, i:end_index] = rate
                     vs[usd_row, v, i:end_index] = 0.0
                 elif usd is not None:

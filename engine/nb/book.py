@@ -1,7 +1,7 @@
 """One path's position book: liquidation crossings, margin changes, new positions.
 
-The book is ``long[v, c]`` and ``short[v, c]``: *unscaled* sizes (BTC) per venue ``v`` and cell
-``c`` of the bankruptcy-price grid ``grid[c]`` (increasing, log-uniform; the array passed here
+The book is ``long[r, c]`` and ``short[r, c]``: *unscaled* sizes (BTC) per row ``r`` (a venue's
+size class, :data:`engine.compile.layout.ROW_FIELDS`) and cell ``c`` of the bankruptcy-price grid ``grid[c]`` (increasing, log-uniform; the array passed here
 carries two more values at its end: ``log(grid[0])`` and cells per unit of log price, see
 :func:`engine.simulate.prepare`). Three lazy factors keep the
 per-step work O(1):
@@ -11,9 +11,12 @@ per-step work O(1):
 * ``pb_mult``: funding payments shift every bankruptcy price by the factor ``(1 + f)``; a
   cell's bankruptcy price is ``grid[c] * pb_mult``.
 
-A long cell liquidates when the price falls to ``P_b/(1 - m)`` (``m`` the venue's maintenance
+``long_entry[r, c]`` / ``short_entry[r, c]`` hold the cells' entry notional (unscaled size x entry
+price): a cell's average entry price is ``entry / size``, which ranks it for auto-deleveraging.
+
+A long cell liquidates when the price falls to ``P_b/(1 - m)`` (``m`` the row's maintenance
 rate), a short when it rises to ``P_b/(1 + m)`` (Binance USDT-M mark-price convention).
-``top[v]`` is the highest long cell holding size on venue ``v`` (-1 if none), ``bottom[v]`` the
+``top[r]`` is the highest long cell holding size in row ``r`` (-1 if none), ``bottom[r]`` the
 lowest short cell (``n_cells`` if none): crossings are found by walking these pointers.
 """
 
@@ -23,7 +26,7 @@ import math
 
 import numpy as np
 
-from ..compile.layout import Stress
+from ..compile.layout import Row, Stress
 from .config import jit, jit_norc
 
 NEAR_LIQUIDATION = 0.05  # stress_nb: notional whose liquidation price is within 5% of the price
@@ -48,21 +51,26 @@ def cell_of_nb(grid, log_price):
 
 
 @jit
-def add_long_nb(long, top, grid, v, log_bankruptcy, size):
-    """Deposit ``size`` (unscaled BTC) at the grid log bankruptcy price on venue ``v``."""
+def add_long_nb(long, entry, top, grid, v, log_bankruptcy, size, entry_usd):
+    """Deposit ``size`` (unscaled BTC) with entry notional ``entry_usd`` at the grid log bankruptcy
+    price in row ``v``: both split over the two neighbouring cells with the same weights."""
     lo, w = cell_of_nb(grid, log_bankruptcy)
     long[v, lo] += size * (1.0 - w)
     long[v, lo + 1] += size * w
+    entry[v, lo] += entry_usd * (1.0 - w)
+    entry[v, lo + 1] += entry_usd * w
     hi = lo + 1 if w > 0.0 else lo
     if hi > top[v]:
         top[v] = hi
 
 
 @jit
-def add_short_nb(short, bottom, grid, v, log_bankruptcy, size):
+def add_short_nb(short, entry, bottom, grid, v, log_bankruptcy, size, entry_usd):
     lo, w = cell_of_nb(grid, log_bankruptcy)
     short[v, lo] += size * (1.0 - w)
     short[v, lo + 1] += size * w
+    entry[v, lo] += entry_usd * (1.0 - w)
+    entry[v, lo + 1] += entry_usd * w
     first = lo if w < 1.0 else lo + 1
     if first < bottom[v]:
         bottom[v] = first
@@ -85,17 +93,20 @@ def init_pointers_nb(long, short, top, bottom):
 
 
 @jit_norc
-def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, max_leverage, top_up, v):
+def enforce_initial_margin_nb(long, short, long_entry, short_entry, top, bottom, grid, price, pb_mult, max_leverage,
+                              top_up, v):
     """An initial-margin hike: cells above ``max_leverage`` at ``price`` top up (share ``top_up``)
     or cut size; both end at the new maximum leverage. Returns (long BTC cut, short BTC cut), unscaled.
 
     A long at bankruptcy ``P_b`` has leverage ``S/(S - P_b)``; it is over the limit when
-    ``P_b > S(1 - 1/L)``. Cutting at constant equity keeps ``size * L_max / l`` of it.
+    ``P_b > S(1 - 1/L)``. Cutting at constant equity keeps ``size * L_max / l`` of it. Positions
+    keep their entry prices (the kept share of each cell's entry notional moves with it).
     """
     n = grid.shape[0] - 2
     long_cut = 0.0
     target = price * (1.0 - 1.0 / max_leverage) / pb_mult
     moved = 0.0
+    moved_entry = 0.0
     c = top[v]
     while c >= 0 and grid[c] > target:
         x = long[v, c]
@@ -104,18 +115,21 @@ def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, ma
             lev = price / max(price - pb, price * 1e-9)
             keep = top_up + (1.0 - top_up) * max_leverage / lev
             moved += x * keep
+            moved_entry += long_entry[v, c] * keep
             long_cut += x * (1.0 - keep)
             long[v, c] = 0.0
+            long_entry[v, c] = 0.0
         c -= 1
     top[v] = c
     while top[v] >= 0 and long[v, top[v]] <= 0.0:
         top[v] -= 1
     if moved > 0.0:
-        add_long_nb(long, top, grid, v, np.log(target), moved)
+        add_long_nb(long, long_entry, top, grid, v, np.log(target), moved, moved_entry)
 
     short_cut = 0.0
     target = price * (1.0 + 1.0 / max_leverage) / pb_mult
     moved = 0.0
+    moved_entry = 0.0
     c = bottom[v]
     while c < n and grid[c] < target:
         x = short[v, c]
@@ -124,14 +138,16 @@ def enforce_initial_margin_nb(long, short, top, bottom, grid, price, pb_mult, ma
             lev = price / max(pb - price, price * 1e-9)
             keep = top_up + (1.0 - top_up) * max_leverage / lev
             moved += x * keep
+            moved_entry += short_entry[v, c] * keep
             short_cut += x * (1.0 - keep)
             short[v, c] = 0.0
+            short_entry[v, c] = 0.0
         c += 1
     bottom[v] = c
     while bottom[v] < n and short[v, bottom[v]] <= 0.0:
         bottom[v] += 1
     if moved > 0.0:
-        add_short_nb(short, bottom, grid, v, np.log(target), moved)
+        add_short_nb(short, short_entry, bottom, grid, v, np.log(target), moved, moved_entry)
     return long_cut, short_cut
 
 
@@ -143,16 +159,25 @@ def transient_nb(flow_state, sqrt_coef, linear_coef):
 
 
 @jit_norc
-def liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, gap_price, penalty, is_long):
-    """Close every cell of venue ``v`` on one side whose liquidation price the step's path reached.
+def liquidate_at_trigger_nb(cells, entry, ptr, grid, level, pb_mult, mmr, v, down, keep, scale, gap_price, penalty,
+                            is_long):
+    """Close, in whole or in part, every cell of row ``v`` on one side whose liquidation price the
+    step's path reached.
 
     ``level`` is the step's lowest (longs) or highest (shorts) price so far. A long cell's trigger
     is ``T = P_b / (1 - m)``, crossed when ``T >= level``; a short's ``T = P_b / (1 + m)``, crossed
-    when ``T <= level``. A crossed cell fills at its trigger, or at ``gap_price`` (the step's open)
-    if the step opened beyond it, less the venue's liquidation ``penalty``
-    (the engine's slippage, which grows as depth thins). Returns (unscaled size closed, USD
-    liquidated at the fills, the surpluses, the deficits): equities ``X*(F - P_b)`` (long) or
-    ``X*(P_b - F)`` (short), never netted across cells.
+    when ``T <= level``. The mark is the trigger, or ``gap_price`` (the step's open) if the step
+    opened beyond it; fills are at the mark less the venue's liquidation ``penalty`` (the engine's
+    slippage, which grows as depth thins).
+
+    In a row with a smaller class below (``down >= 0``), a crossed position is first cut down to
+    it: the share ``1 - keep`` closes and the rest moves to row ``down`` with all the equity left,
+    ``E = X*(M - P_b) - X*(1 - keep)*M*penalty`` (long; short mirrored), at the bankruptcy price
+    ``P_b' = M - E/(X*keep)`` (further from the price: the smaller class's lower rate leaves it
+    open). A position with no equity left, or in a venue's smallest class, closes whole.
+    Returns (unscaled size closed, USD at the fills, surpluses, deficits, USD closed in part):
+    equities ``X*(F - P_b)`` (long) or ``X*(P_b - F)`` (short) of the whole closes, never netted
+    across cells.
     """
     n = grid.shape[0] - 2
     sign = 1.0 if is_long else -1.0  # longs walk down from the top cell, shorts up from the bottom one
@@ -161,6 +186,7 @@ def liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, gap
     usd = 0.0
     pos = 0.0
     neg = 0.0
+    partial = 0.0
     c = ptr[v]
     while 0 <= c < n:
         pb = grid[c] * pb_mult
@@ -170,46 +196,107 @@ def liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, gap
         x = cells[v, c]
         if x > 0.0:
             btc = x * scale
-            fill = (min(trigger, gap_price) if is_long else max(trigger, gap_price)) * (1.0 - sign * penalty)
-            e = sign * (btc * (fill - pb))
-            if e >= 0.0:
-                pos += e
+            mark = min(trigger, gap_price) if is_long else max(trigger, gap_price)
+            fill = mark * (1.0 - sign * penalty)
+            left = sign * btc * (mark - pb) - btc * (1.0 - keep) * mark * penalty if down >= 0 else 0.0
+            if left > 0.0:  # cut down to the class below
+                closed = btc * (1.0 - keep)
+                usd += closed * fill
+                partial += closed * fill
+                size += x * (1.0 - keep)
+                ln_pb = np.log((mark - sign * left / (btc * keep)) / pb_mult)
+                if is_long:
+                    add_long_nb(cells, entry, ptr, grid, down, ln_pb, x * keep, entry[v, c] * keep)
+                else:
+                    add_short_nb(cells, entry, ptr, grid, down, ln_pb, x * keep, entry[v, c] * keep)
             else:
-                neg -= e
-            size += x
-            usd += btc * fill
+                e = sign * (btc * (fill - pb))
+                if e >= 0.0:
+                    pos += e
+                else:
+                    neg -= e
+                size += x
+                usd += btc * fill
             cells[v, c] = 0.0
+            entry[v, c] = 0.0
         c += step
     while 0 <= c < n and cells[v, c] <= 0.0:
         c += step
     ptr[v] = c
-    return size, usd, pos, neg
+    return size, usd, pos, neg, partial
 
 
 @jit_norc
-def shrink_venue_nb(cells, ptr, v, keep, empty):
-    """Auto-deleveraging on venue ``v``: every cell of one side keeps the share ``keep``. Returns
-    the unscaled size removed; a side taken to nothing is emptied (``ptr[v] = empty``)."""
+def adl_score_nb(x, entry_usd, pb, price, is_long):
+    """A position's auto-deleveraging rank (Binance): profit on margin times effective leverage if
+    in profit, divided by it if not. ``x`` unscaled size, ``entry_usd`` its entry notional."""
+    e = entry_usd / x
+    if is_long:
+        pnl = price - e
+        margin = e - pb
+        equity = price - pb
+    else:
+        pnl = e - price
+        margin = pb - e
+        equity = pb - price
+    tiny = 1e-12 * price
+    roe = pnl / max(margin, tiny)
+    lev = price / max(equity, tiny)
+    return roe * lev if roe >= 0.0 else roe / lev
+
+
+@jit_norc
+def adl_ranked_nb(cells, entry, ptr, rows, v, usd, price, grid, pb_mult, scale, score, is_long):
+    """Auto-deleverage ``usd`` of notional at ``price`` from one side's positions on venue ``v``
+    (every row of the venue), highest rank first (:func:`adl_score_nb`; ties: the first row, then
+    the first cell). Each taken position closes whole while the amount lasts; the last one in part.
+    ``score`` is scratch shaped like ``cells``. Returns the unscaled size removed."""
+    n_rows, n_cells = cells.shape
+    for r in range(n_rows):
+        if int(rows[r, Row.VENUE]) != v:
+            continue
+        for c in range(n_cells):
+            x = cells[r, c]
+            score[r, c] = adl_score_nb(x, entry[r, c], grid[c] * pb_mult, price, is_long) if x > 0.0 else -np.inf
+    left = usd
     removed = 0.0
-    for c in range(cells.shape[1]):
-        x = cells[v, c]
-        if x > 0.0:
-            kept = x * keep
-            removed += x - kept
-            cells[v, c] = kept
-    if keep <= 0.0:
-        cells[v, :] = 0.0
-        ptr[v] = empty
+    while left > 0.0:
+        best = -np.inf
+        br = -1
+        bc = -1
+        for r in range(n_rows):
+            if int(rows[r, Row.VENUE]) != v:
+                continue
+            for c in range(n_cells):
+                if cells[r, c] > 0.0 and score[r, c] > best:
+                    best = score[r, c]
+                    br = r
+                    bc = c
+        if br < 0:
+            break
+        x = cells[br, bc]
+        notional = x * scale * price
+        if notional <= left:
+            left -= notional
+            removed += x
+            cells[br, bc] = 0.0
+            entry[br, bc] = 0.0
+        else:
+            kept = 1.0 - left / notional
+            removed += x - x * kept
+            cells[br, bc] = x * kept
+            entry[br, bc] = entry[br, bc] * kept
+            left = 0.0
+    for r in range(n_rows):  # the pointers skip the cells ADL emptied
+        if int(rows[r, Row.VENUE]) != v:
+            continue
+        if is_long:
+            while ptr[r] >= 0 and cells[r, ptr[r]] <= 0.0:
+                ptr[r] -= 1
+        else:
+            while ptr[r] < n_cells and cells[r, ptr[r]] <= 0.0:
+                ptr[r] += 1
     return removed
-
-
-@jit_norc
-def venue_size_nb(cells, v):
-    """Unscaled size of one side on venue ``v``."""
-    out = 0.0
-    for c in range(cells.shape[1]):
-        out += cells[v, c]
-    return out
 
 
 @jit_norc

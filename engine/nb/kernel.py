@@ -44,12 +44,16 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
 7. Liquidations at their trigger, unless a circuit breaker pauses them. The path from ``log S`` to
    ``c`` is a Brownian bridge of variance ``2/BRIDGE``; its low ``m`` and high ``M`` are the exact
    quantiles ``u4``, ``u5`` of the bridge's extremes, drawn only when a trigger or the path's
-   running extreme lies within ``REACH`` of the step (beyond, no draw could cross it). A long cell
-   whose trigger ``P_b/(1 - mmr)`` is at or above ``exp(m)`` is closed at ``min(trigger, S)*(1 -
-   LIQ_FILL_PENALTY)``, a short whose trigger ``P_b/(1 + mmr)`` is at or below ``exp(M)`` at
-   ``max(trigger, S)*(1 + LIQ_FILL_PENALTY)``. Per venue and side, surpluses feed the venue's
-   insurance fund and deficits (bad debt) draw on it; what it cannot pay is auto-deleveraged from
-   the other side's positions on that venue. A round's net liquidation flow ``f`` moves
+   running extreme lies within ``REACH`` of the step (beyond, no draw could cross it). The book
+   has a row per venue and margin tier (``rows[r, Row.X]``), each with its own rates. A long cell
+   whose trigger ``P_b/(1 - mmr[r])`` is at or above ``exp(m)`` is closed at ``min(trigger, S)*(1 -
+   LIQ_FILL_PENALTY)``, a short whose trigger ``P_b/(1 + mmr[r])`` is at or below ``exp(M)`` at
+   ``max(trigger, S)*(1 + LIQ_FILL_PENALTY)``; in a row above its venue's smallest class only the
+   share ``1 - KEEP`` closes and the rest moves to the class below with its equity (a partial
+   liquidation, :func:`engine.nb.book.liquidate_at_trigger_nb`). Per row and side, surpluses feed
+   the venue's insurance fund and deficits (bad debt) draw on it; what it cannot pay is
+   auto-deleveraged from the other side's positions on that venue, the highest ranked by profit x
+   leverage first (:func:`engine.nb.book.adl_ranked_nb`). A round's net liquidation flow ``f`` moves
    ``ln_f += PERMANENT_COEF*f`` and ``J += f`` at once, and shifts the close, ``m`` and ``M`` by the
    price change; rounds repeat until nothing crosses (or the cap).
 8. Records: price, open interest, liquidations; the path's lowest and highest price (intra-step
@@ -70,7 +74,8 @@ import math
 import numpy as np
 import numba
 
-from ..compile.layout import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS, Driver, Flow, Param, Step, Summary, Venue
+from ..compile.layout import (FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param, Row, Step,
+                              Summary, Venue)
 from . import book as bk
 from .config import jit, jit_inline, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
@@ -126,24 +131,25 @@ def _bridge_extreme_nb(a, c, u, bridge, sign):
 
 
 @jit_inline
-def _liquidate_side_nb(cells, ptr, other, other_ptr, other_empty, grid, level, pb_mult, mmr, v, scale, other_scale,
-                       open_price, price, penalty, fund, is_long):
-    """One venue's side in a cascade round: close the cells the step's ``level`` crossed
-    (:func:`engine.nb.book.liquidate_at_trigger_nb`), settle them against the venue's insurance
-    fund, and auto-deleverage what the fund cannot pay from the other side on that venue, pro rata
-    at ``price``. Returns (unscaled size closed, USD at the fills, surpluses, deficits, ADL USD,
-    unscaled size the ADL removed from the other side)."""
-    size, usd, pos, neg = bk.liquidate_at_trigger_nb(cells, ptr, grid, level, pb_mult, mmr, v, scale, open_price,
-                                                     penalty, is_long)
+def _liquidate_side_nb(cells, entry, ptr, other, other_entry, other_ptr, rows, score, grid, level, pb_mult, mmr, r, v,
+                       scale, other_scale, open_price, price, penalty, fund, is_long):
+    """One row's side in a cascade round: close (in whole or in part) the cells the step's ``level``
+    crossed (:func:`engine.nb.book.liquidate_at_trigger_nb`), settle them against venue ``v``'s
+    insurance fund, and auto-deleverage what the fund cannot pay from the other side on that venue,
+    highest ranked first, at ``price`` (:func:`engine.nb.book.adl_ranked_nb`). Returns (unscaled
+    size closed, USD at the fills, surpluses, deficits, ADL USD, unscaled size the ADL removed from
+    the other side, USD closed in part)."""
+    size, usd, pos, neg, partial = bk.liquidate_at_trigger_nb(cells, entry, ptr, grid, level, pb_mult, mmr, r,
+                                                              int(rows[r, Row.DOWN]), rows[r, Row.KEEP], scale,
+                                                              open_price, penalty, is_long)
     adl_now = 0.0
     removed = 0.0
     if size > 0.0:
         adl_now = _settle_nb(fund, v, pos, neg)
         if adl_now > 0.0:
-            opposite = bk.venue_size_nb(other, v) * other_scale * price
-            keep = max(0.0, 1.0 - adl_now / opposite) if opposite > 0.0 else 1.0
-            removed = bk.shrink_venue_nb(other, other_ptr, v, keep, other_empty)
-    return size, usd, pos, neg, adl_now, removed
+            removed = bk.adl_ranked_nb(other, other_entry, other_ptr, rows, v, adl_now, price, grid, pb_mult,
+                                       other_scale, score, not is_long)
+    return size, usd, pos, neg, adl_now, removed, partial
 
 
 @jit_inline
@@ -196,15 +202,16 @@ def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, state, tail_table, t
 
 
 @jit_inline
-def _deposit_momentum_nb(cells, ptr, grid, trig, venue_share, offset, at, grid_per_log, btc, side_size, trigger,
-                         is_long):
-    """Momentum traders' new positions on one side: ``btc`` (unscaled) spread over venues by their
-    share, each at the log bankruptcy price ``at + offset[v]`` from the grid's start, split over the
-    two neighbouring cells (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every
-    step). Returns (the side's unscaled size, its nearest trigger, moved if a new cell is nearer)."""
+def _deposit_momentum_nb(cells, entry, ptr, grid, trig, rows, offset, at, grid_per_log, btc, entry_price, side_size,
+                         trigger, is_long):
+    """Momentum traders' new positions on one side: ``btc`` (unscaled) spread over rows by their
+    ``Row.SHARE`` (each venue's smallest class), each at the log bankruptcy price ``at + offset[v]``
+    from the grid's start, entered at ``entry_price``, split over the two neighbouring cells
+    (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every step). Returns (the side's
+    unscaled size, its nearest trigger, moved if a new cell is nearer)."""
     n_cells = cells.shape[1]
     for v in range(cells.shape[0]):
-        size = btc * venue_share[v]
+        size = btc * rows[v, Row.SHARE]
         if size <= 0.0:
             continue
         x = min(max((at + offset[v]) * grid_per_log, 0.0), n_cells - 1.0)
@@ -212,6 +219,8 @@ def _deposit_momentum_nb(cells, ptr, grid, trig, venue_share, offset, at, grid_p
         w = x - lo
         cells[v, lo] += size * (1.0 - w)
         cells[v, lo + 1] += size * w
+        entry[v, lo] += size * entry_price * (1.0 - w)
+        entry[v, lo + 1] += size * entry_price * w
         if is_long:
             hi = lo + 1 if w > 0.0 else lo
             if hi > ptr[v]:
@@ -269,26 +278,27 @@ def _pointer_triggers_nb(grid, top, bottom, trig):
 
 
 @jit
-def _open_nb(cells, pointer, grid, venue_share, ln_bankrupt, scale, notional_btc, is_long):
-    """Open ``notional_btc`` of new positions, spread over venues by their share, each at the log
-    bankruptcy price ``ln_bankrupt[v]``; returns the unscaled size added."""
+def _open_nb(cells, entry, pointer, grid, rows, ln_bankrupt, scale, notional_btc, entry_price, is_long):
+    """Open ``notional_btc`` of new positions at ``entry_price``, spread over rows by their
+    ``Row.SHARE``, each at the log bankruptcy price ``ln_bankrupt[r]``; returns the unscaled size added."""
     added = 0.0
     for v in range(cells.shape[0]):
-        size = notional_btc * venue_share[v] / scale
+        size = notional_btc * rows[v, Row.SHARE] / scale
         if size <= 0.0:
             continue
         if is_long:
-            bk.add_long_nb(cells, pointer, grid, v, ln_bankrupt[v], size)
+            bk.add_long_nb(cells, entry, pointer, grid, v, ln_bankrupt[v], size, size * entry_price)
         else:
-            bk.add_short_nb(cells, pointer, grid, v, ln_bankrupt[v], size)
+            bk.add_short_nb(cells, entry, pointer, grid, v, ln_bankrupt[v], size, size * entry_price)
         added += size
     return added
 
 
 @jit
-def _wipe_nb(cells, pointer, empty):
+def _wipe_nb(cells, entry, pointer, empty):
     """A side whose scale factor reached 0 holds nothing: empty its cells; (size, scale) = (0, 1)."""
     cells[:, :] = 0.0
+    entry[:, :] = 0.0
     pointer[:] = empty
     return 0.0, 1.0
 
@@ -304,18 +314,20 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 
 
 @jit_norc
-def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-             tail_table, tail_power, tail_scale, normal_table, drivers, scratch, outputs, i, row, b, keep_steps, replay):
+def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, dealer_table, dealer_lo,
+             dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers, scratch, outputs, i, row, b,
+             keep_steps, replay):
     """One path (row ``i`` of the summaries, row ``row`` of the per-step outputs, block ``b`` of the
     flow sums). Compiled without the runtime: no reference counting in the step loop, so it
     takes whole arrays and indices rather than views, and scratch space rather than allocating.
 
-    ``scratch = (state, long, short, top, bottom, mmr, imr, ring, work)``: the thread's RNG state,
-    book, pointers, margin rates, trailing prices and per-venue work rows (:func:`simulate_nb`).
+    ``scratch = (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring,
+    work)``: the thread's RNG state, book (sizes and entry notionals per row and cell, ADL scores),
+    pointers and margin rates per row, trailing prices and per-row work rows (:func:`simulate_nb`).
     ``outputs = (summary, price, open_interest, liq_long, liq_short, funding, flows, stress)``: the
     caller's output arrays. ``replay`` (empty, or the log price at the end of every step) and
     ``stress``: see :func:`simulate_nb`."""
-    state, long, short, top, bottom, mmr, imr, ring, work = scratch
+    state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work = scratch
     summary_all, price_all, oi_all, liq_long_all, liq_short_all, funding_all, flows_all, stress = outputs
     summary = summary_all[i]
     price_out = price_all[row]
@@ -325,7 +337,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     funding_out = funding_all[row]
     flows = flows_all[b]
     n_steps = steps.shape[0]
-    n_venues, n_cells = long.shape
+    n_rows, n_cells = long.shape  # a row per venue and size class (engine.compile.layout.ROW_FIELDS)
+    n_venues = venue_steps.shape[1]
     spot = params[Param.SPOT0]
     dt_days = params[Param.DT_YEARS] * 365.25
     dof = params[Param.TAIL_DOF]
@@ -341,22 +354,25 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
     long_size = 0.0
     short_size = 0.0
-    for v in range(n_venues):
+    for r in range(n_rows):
         for c in range(n_cells):
-            long[v, c] = long0[v, c]
-            short[v, c] = short0[v, c]
-            long_size += long0[v, c]
-            short_size += short0[v, c]
+            long[r, c] = long0[r, c]
+            short[r, c] = short0[r, c]
+            long_entry[r, c] = long_entry0[r, c]
+            short_entry[r, c] = short_entry0[r, c]
+            long_size += long0[r, c]
+            short_size += short0[r, c]
     bk.init_pointers_nb(long, short, top, bottom)
-    for v in range(n_venues):
-        mmr[v] = venue_steps[0, v, Venue.MMR]
-        imr[v] = venue_steps[0, v, Venue.IMR]
+    for r in range(n_rows):  # a row's rates: its tier's, or the venue's if higher (a flat venue's row has 0)
+        v = int(rows[r, Row.VENUE])
+        mmr[r] = max(rows[r, Row.MMR], venue_steps[0, v, Venue.MMR])
+        imr[r] = max(rows[r, Row.IMR], venue_steps[0, v, Venue.IMR])
     mom_long = work[0]
     mom_short = work[1]
     fuel_short = work[2]
     ln_new = work[3]
     trig = work[4:6]
-    fund = work[6]  # each venue's insurance fund
+    fund = work[6]  # each venue's insurance fund (the first n_venues entries)
     for v in range(n_venues):
         fund[v] = venue_steps[0, v, Venue.INSURANCE_FUND_USD]
     _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
@@ -403,6 +419,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     forced_total = 0.0
     bad_debt = 0.0
     adl = 0.0
+    partial_total = 0.0
     surplus = 0.0
     min_f = 1e300
     max_f = -1e300
@@ -449,20 +466,23 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
 
         # 3. margin changes
         cut_usd = 0.0
-        for v in range(n_venues if rare else 0):
+        for r in range(n_rows if rare else 0):
+            v = int(rows[r, Row.VENUE])
             if venue_steps[t, v, Venue.MARGIN_CHANGE] != 0.0:
+                # the venue's new floors; each row keeps its tier's rates where they are higher
                 mm_usd = venue_steps[t, v, Venue.MM_USD_PER_BTC]
                 im_usd = venue_steps[t, v, Venue.IM_USD_PER_BTC]
-                mmr[v] = mm_usd / s_prev if mm_usd > 0.0 else venue_steps[t, v, Venue.MMR]
-                new_imr = im_usd / s_prev if im_usd > 0.0 else venue_steps[t, v, Venue.IMR]
-                new_imr = min(max(new_imr, mmr[v] * 1.0001), 1.0)
-                if new_imr > imr[v]:
-                    lc, sc = bk.enforce_initial_margin_nb(long, short, top, bottom, grid, s_prev, pb_mult,
-                                                          1.0 / new_imr, venue_steps[t, v, Venue.TOP_UP_FRACTION], v)
+                mmr[r] = max(rows[r, Row.MMR], mm_usd / s_prev if mm_usd > 0.0 else venue_steps[t, v, Venue.MMR])
+                new_imr = max(rows[r, Row.IMR], im_usd / s_prev if im_usd > 0.0 else venue_steps[t, v, Venue.IMR])
+                new_imr = min(max(new_imr, mmr[r] * 1.0001), 1.0)
+                if new_imr > imr[r]:
+                    lc, sc = bk.enforce_initial_margin_nb(long, short, long_entry, short_entry, top, bottom, grid,
+                                                          s_prev, pb_mult, 1.0 / new_imr,
+                                                          venue_steps[t, v, Venue.TOP_UP_FRACTION], r)
                     long_size -= lc
                     short_size -= sc
                     cut_usd += (sc * scale_s - lc * scale_l) * s_prev
-                imr[v] = new_imr
+                imr[r] = new_imr
                 _leverage_offsets_nb(mom_long, mom_short, imr, p_momentum_leverage)
                 long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
@@ -495,9 +515,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         scale_l *= 1.0 - close_l
         scale_s *= 1.0 - close_s
         if scale_l == 0.0:
-            long_size, scale_l = _wipe_nb(long, top, -1)
+            long_size, scale_l = _wipe_nb(long, long_entry, top, -1)
         if scale_s == 0.0:
-            short_size, scale_s = _wipe_nb(short, bottom, n_cells)
+            short_size, scale_s = _wipe_nb(short, short_entry, bottom, n_cells)
 
         momentum = 0.0
         ret = s_prev * ring[slot - mom_lb + (ring_n if slot < mom_lb else 0)] - 1.0
@@ -506,28 +526,29 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             opened = opened_btc * s_prev
             at = ln_prev - ln_pb - grid_log0  # the price's log distance from the grid start
             if ret < 0.0:
-                short_size, short_trigger = _deposit_momentum_nb(short, bottom, grid, trig, venue_share, mom_short, at,
-                                                                 grid_per_log, opened_btc / scale_s, short_size,
-                                                                 short_trigger, False)
+                short_size, short_trigger = _deposit_momentum_nb(short, short_entry, bottom, grid, trig, rows,
+                                                                 mom_short, at, grid_per_log, opened_btc / scale_s,
+                                                                 s_prev, short_size, short_trigger, False)
                 momentum = -opened
             else:
-                long_size, long_trigger = _deposit_momentum_nb(long, top, grid, trig, venue_share, mom_long, at,
-                                                               grid_per_log, opened_btc / scale_l, long_size,
+                long_size, long_trigger = _deposit_momentum_nb(long, long_entry, top, grid, trig, rows, mom_long, at,
+                                                               grid_per_log, opened_btc / scale_l, s_prev, long_size,
                                                                long_trigger, True)
                 momentum = opened
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD] if rare else 0.0
         if fuel > 0.0:
             _leverage_offsets_nb(ln_new, fuel_short, imr, steps[t, Step.NEW_SHORT_LEVERAGE])
-            for v in range(n_venues):
-                ln_new[v] = ln_prev + fuel_short[v] - ln_pb
-            short_size += _open_nb(short, bottom, grid, venue_share, ln_new, scale_s, fuel / s_prev, False)
+            for r in range(n_rows):
+                ln_new[r] = ln_prev + fuel_short[r] - ln_pb
+            short_size += _open_nb(short, short_entry, bottom, grid, rows, ln_new, scale_s, fuel / s_prev, s_prev,
+                                   False)
             momentum -= fuel
             # new positions can only bring a trigger closer
-            for v in range(n_venues):
-                if top[v] >= 0:
-                    long_trigger = max(long_trigger, grid[top[v]] * trig[0, v])
-                if bottom[v] < n_cells:
-                    short_trigger = min(short_trigger, grid[bottom[v]] * trig[1, v])
+            for r in range(n_rows):
+                if top[r] >= 0:
+                    long_trigger = max(long_trigger, grid[top[r]] * trig[0, r])
+                if bottom[r] < n_cells:
+                    short_trigger = min(short_trigger, grid[bottom[r]] * trig[1, r])
         forced = steps[t, Step.FORCED_FLOW_USD]
 
         q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
@@ -554,6 +575,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
         rounds = 0
         liq_l_usd = 0.0
         liq_s_usd = 0.0
+        adl_step = 0.0
+        partial_step = 0.0
         bridge = drivers[t, Driver.BRIDGE]
         ln_low = np.inf
         ln_high = -np.inf
@@ -574,30 +597,33 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 size_s = 0.0
                 usd_l = 0.0
                 usd_s = 0.0
-                for v in range(n_venues):
+                for r in range(n_rows):
+                    v = int(rows[r, Row.VENUE])
                     penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
-                    # a venue and side whose first cell is not reached is not walked
-                    if top[v] >= 0 and grid[top[v]] * trig[0, v] >= low_px:
-                        xl, usd, pos, neg, adl_now, removed = _liquidate_side_nb(
-                            long, top, short, bottom, n_cells, grid, low_px, pb_mult, mmr, v, scale_l, scale_s, s_prev,
-                            price, penalty, fund, True)
+                    # a row and side whose first cell is not reached is not walked
+                    if top[r] >= 0 and grid[top[r]] * trig[0, r] >= low_px:
+                        xl, usd, pos, neg, adl_now, removed, part = _liquidate_side_nb(
+                            long, long_entry, top, short, short_entry, bottom, rows, score, grid, low_px, pb_mult, mmr,
+                            r, v, scale_l, scale_s, s_prev, price, penalty, fund, True)
                         long_size -= xl
                         usd_l += usd
                         size_l += xl
                         surplus += pos
                         bad_debt += neg
-                        adl += adl_now
+                        adl_step += adl_now
+                        partial_step += part
                         short_size -= removed
-                    if bottom[v] < n_cells and grid[bottom[v]] * trig[1, v] <= high_px:
-                        xs, usd, pos, neg, adl_now, removed = _liquidate_side_nb(
-                            short, bottom, long, top, -1, grid, high_px, pb_mult, mmr, v, scale_s, scale_l, s_prev,
-                            price, penalty, fund, False)
+                    if bottom[r] < n_cells and grid[bottom[r]] * trig[1, r] <= high_px:
+                        xs, usd, pos, neg, adl_now, removed, part = _liquidate_side_nb(
+                            short, short_entry, bottom, long, long_entry, top, rows, score, grid, high_px, pb_mult,
+                            mmr, r, v, scale_s, scale_l, s_prev, price, penalty, fund, False)
                         short_size -= xs
                         usd_s += usd
                         size_s += xs
                         surplus += pos
                         bad_debt += neg
-                        adl += adl_now
+                        adl_step += adl_now
+                        partial_step += part
                         long_size -= removed
                 if size_l == 0.0 and size_s == 0.0:
                     break
@@ -625,9 +651,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
             if rounds > 0:  # the book moved
                 any_long = False
                 any_short = False
-                for v in range(n_venues):
-                    any_long = any_long or top[v] >= 0
-                    any_short = any_short or bottom[v] < n_cells
+                for r in range(n_rows):
+                    any_long = any_long or top[r] >= 0
+                    any_short = any_short or bottom[r] < n_cells
                 if not any_long:
                     long_size = 0.0  # no cell left: drop the rounding residual of the running sum
                 if not any_short:
@@ -680,6 +706,12 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
                 max_rounds_seen = rounds
             flows[t, Flow.LONG_LIQUIDATIONS] -= liq_l_usd
             flows[t, Flow.SHORT_LIQUIDATIONS] += liq_s_usd
+            if adl_step != 0.0:
+                adl += adl_step
+                flows[t, BookEvent.ADL] += adl_step
+            if partial_step != 0.0:
+                partial_total += partial_step
+                flows[t, BookEvent.PARTIAL_LIQUIDATIONS] += partial_step
         if forced != 0.0:
             forced_total += forced
             flows[t, Flow.FORCED] += forced
@@ -718,10 +750,12 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, deale
     summary[Summary.MIN_FUNDING_RATE] = min_f
     summary[Summary.MAX_FUNDING_RATE] = max_f
     summary[Summary.PAUSED_STEPS] = paused_steps
+    summary[Summary.PARTIAL_LIQUIDATIONS_USD] = partial_total
 
 
 @pjit
-def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
+def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, dealer_table, dealer_lo,
+                dealer_inv,
                 tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, task_paths,
                 first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, keep_steps,
                 replay, stress):
@@ -740,34 +774,41 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, venue_share, de
     (:func:`engine.nb.book.stress_nb`); every path writes the same rows, so replay one path.
     """
     n_paths = summary.shape[0]
-    n_venues, n_cells = long0.shape
+    n_rows, n_cells = long0.shape
     n_tasks = (n_paths + task_paths - 1) // task_paths
     ring_n = int(max(params[Param.ETF_LOOKBACK_STEPS], params[Param.MOMENTUM_LOOKBACK_STEPS])) + 2
     for k in numba.prange(n_tasks):
         # a thread's scratch, each array PAD bytes away from anything another thread may write:
         # small arrays from malloc can share a cache line, and false sharing costs ~10% at 2 threads
-        ints = np.empty(2 * _PAD + 4 + 2 * n_venues, dtype=np.uint64)
+        ints = np.empty(2 * _PAD + 4 + 2 * n_rows, dtype=np.uint64)
         state = ints[_PAD:_PAD + 4]
-        pointers = ints[_PAD + 4:_PAD + 4 + 2 * n_venues].view(np.int64)
-        top = pointers[:n_venues]
-        bottom = pointers[n_venues:]
-        floats = np.empty(2 * _PAD + 2 * n_venues * n_cells + (2 + _WORK_ROWS) * n_venues + ring_n)
-        long = floats[_PAD:_PAD + n_venues * n_cells].reshape((n_venues, n_cells))
-        o = _PAD + n_venues * n_cells
-        short = floats[o:o + n_venues * n_cells].reshape((n_venues, n_cells))
-        o += n_venues * n_cells
-        mmr = floats[o:o + n_venues]
-        imr = floats[o + n_venues:o + 2 * n_venues]
-        o2 = o + (2 + _WORK_ROWS) * n_venues
-        work = floats[o + 2 * n_venues:o2].reshape((_WORK_ROWS, n_venues))
+        pointers = ints[_PAD + 4:_PAD + 4 + 2 * n_rows].view(np.int64)
+        top = pointers[:n_rows]
+        bottom = pointers[n_rows:]
+        book = n_rows * n_cells
+        floats = np.empty(2 * _PAD + 5 * book + (2 + _WORK_ROWS) * n_rows + ring_n)
+        long = floats[_PAD:_PAD + book].reshape((n_rows, n_cells))
+        o = _PAD + book
+        short = floats[o:o + book].reshape((n_rows, n_cells))
+        o += book
+        long_entry = floats[o:o + book].reshape((n_rows, n_cells))
+        o += book
+        short_entry = floats[o:o + book].reshape((n_rows, n_cells))
+        o += book
+        score = floats[o:o + book].reshape((n_rows, n_cells))
+        o += book
+        mmr = floats[o:o + n_rows]
+        imr = floats[o + n_rows:o + 2 * n_rows]
+        o2 = o + (2 + _WORK_ROWS) * n_rows
+        work = floats[o + 2 * n_rows:o2].reshape((_WORK_ROWS, n_rows))
         ring = floats[o2:o2 + ring_n]
         for i in range(k * task_paths, min((k + 1) * task_paths, n_paths)):
             global_block = (first_path + i) // block_size
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], (first_path + i) % block_size)
             row = i if keep_steps else 0
-            _path_nb(steps, venue_steps, params, grid, long0, short0, venue_share, dealer_table, dealer_lo, dealer_inv,
-                     tail_table, tail_power, tail_scale, normal_table, drivers,
-                     (state, long, short, top, bottom, mmr, imr, ring, work),
+            _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, dealer_table,
+                     dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers,
+                     (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work),
                      (summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, stress),
                      i, row, k, keep_steps, replay)
 

@@ -98,15 +98,18 @@ def _check_market(scenario, doc, problems) -> None:
         if oi.expiry <= scenario.horizon.start:
             problems.append(doc.problem(("market", "options", "open_interest", j, "expiry"),
                                         f"expiry {_fmt(oi.expiry)} is not after horizon.start"))
-    max_leverage = 1.0 / m.perpetuals.initial_margin_rate
+    perps = m.perpetuals
+    # a flat venue drops positions above its maximum leverage; a tiered one holds them at their tier's
+    flat = [1.0 / perps.margin_rates(name)[1] for name in perps.venues if perps.schedule(name) is None]
+    max_leverage = max(flat) if flat else math.inf
     for side in ("long", "short"):
-        lev = getattr(m.perpetuals, side).leverage
+        lev = getattr(perps, side).leverage
         top = lev.max if lev.distribution == "lognormal" else max(lev.weights)
-        if top > max_leverage * (1 + 1e-9):
+        if top > max_leverage * (1 + 1e-9) and len(flat) == len(perps.venues):
             problems.append(doc.problem(
                 ("market", "perpetuals", side, "leverage"),
                 f"leverage up to {top:g}x exceeds the {max_leverage:g}x that initial_margin_rate "
-                f"{m.perpetuals.initial_margin_rate:.4g} allows"))
+                f"{1 / max_leverage:.4g} allows"))
     nda = m.miners.next_difficulty_adjustment
     if nda is not None and scenario.horizon.resolve(nda) < scenario.horizon.start:
         problems.append(doc.problem(("market", "miners", "next_difficulty_adjustment"),

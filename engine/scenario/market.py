@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
 
 __all__ = ["Market"]
+
+FLAT_MMR = 0.005  # a flat venue's rates when only one of the two is given
+FLAT_IMR = 0.01
 
 
 class Jumps(StrictModel):
@@ -188,16 +191,97 @@ class Liquidation(StrictModel):
     max_cascade_rounds: Integer = Field(50, ge=1, le=10_000, description="Cap on cascade rounds per step.")
 
 
+class MarginTier(StrictModel):
+    """One bracket of a venue's margin schedule by position notional (Binance "leverage and margin tiers")."""
+
+    up_to_usd: Amount | None = Field(
+        ..., gt=0, description="Upper bound of the bracket's position notional (USD); null on the last = no bound."
+    )
+    maintenance_margin_rate: Rate = Field(..., gt=0, lt=1, description="Maintenance margin in the bracket.")
+    max_leverage: Number = Field(..., ge=1, le=200, description="Highest leverage a position in the bracket may open.")
+
+
+# Binance USDT-M BTCUSDT perpetual, leverage and margin tiers as published in 2024-2025 (the exchange
+# revises them; override with `margin_tiers:`). The maintenance amounts ("cum") follow from continuity
+# of the requirement at each bound, as Binance defines them: cum_k = cum_(k-1) + bound_(k-1) * (m_k - m_(k-1)).
+BINANCE_BTCUSDT_TIERS = (
+    (300_000, 0.004, 125),
+    (800_000, 0.005, 100),
+    (3_000_000, 0.0065, 75),
+    (12_000_000, 0.01, 50),
+    (70_000_000, 0.02, 25),
+    (100_000_000, 0.025, 20),
+    (230_000_000, 0.05, 10),
+    (480_000_000, 0.10, 5),
+    (600_000_000, 0.125, 4),
+    (800_000_000, 0.15, 3),
+    (1_200_000_000, 0.25, 2),
+    (1_800_000_000, 0.50, 1),
+)
+TIER_SCHEDULES = {"binance-btcusdt": BINANCE_BTCUSDT_TIERS}
+
+
+def _tiers(value):
+    if isinstance(value, str):
+        if value not in TIER_SCHEDULES:
+            raise ValueError(f"unknown tier schedule {value!r}; known: {', '.join(TIER_SCHEDULES)}, or a list of tiers")
+        return [{"up_to_usd": up, "maintenance_margin_rate": m, "max_leverage": lev}
+                for up, m, lev in TIER_SCHEDULES[value]]
+    return value
+
+
+def _check_tiers(tiers: list[MarginTier]) -> list[MarginTier]:
+    for i, tier in enumerate(tiers):
+        if tier.up_to_usd is None and i != len(tiers) - 1:
+            raise ValueError(f"tier {i + 1}: only the last tier may have no up_to_usd")
+        if 1 / tier.max_leverage <= tier.maintenance_margin_rate:
+            raise ValueError(f"tier {i + 1}: 1/max_leverage ({1 / tier.max_leverage:.4g}) must exceed its "
+                             f"maintenance_margin_rate ({tier.maintenance_margin_rate:g})")
+        if i:
+            prev = tiers[i - 1]
+            if tier.up_to_usd is not None and tier.up_to_usd <= prev.up_to_usd:
+                raise ValueError(f"tier {i + 1}: up_to_usd must increase, got {tier.up_to_usd:g} after {prev.up_to_usd:g}")
+            if tier.maintenance_margin_rate < prev.maintenance_margin_rate:
+                raise ValueError(f"tier {i + 1}: maintenance_margin_rate must not decrease")
+            if tier.max_leverage > prev.max_leverage:
+                raise ValueError(f"tier {i + 1}: max_leverage must not increase")
+    return tiers
+
+
+# a schedule's name ("binance-btcusdt") or its tiers; the JSON Schema accepts both, as the validator does
+MarginTiers = Annotated[
+    list[MarginTier],
+    BeforeValidator(_tiers, json_schema_input_type=Literal["binance-btcusdt"] | list[MarginTier]),
+    AfterValidator(_check_tiers),
+    Field(min_length=1, max_length=40),
+]
+
+
+class PositionSize(StrictModel):
+    """How open interest is spread over position sizes: a lognormal of position notional weighted by
+    notional (the share of open interest held in positions of each size). It decides each margin
+    tier's share of the book, and so which positions are liquidated in part."""
+
+    median_usd: Amount = Field(2e6, gt=0, description="Notional-weighted median position (USD).")
+    dispersion: Number = Field(2.0, gt=0, le=6, description="Standard deviation of log position notional.")
+
+
 class VenueSpec(StrictModel):
     """A venue's share of the book and, optionally, its own margin rates (CME is not Binance)."""
 
     share: Rate = Field(..., gt=0, le=1, description="Share of both sides of the book on this venue.")
     maintenance_margin_rate: Rate | None = Field(
-        None, gt=0, lt=0.5, description="Null = the book's maintenance_margin_rate."
+        None, gt=0, lt=0.5,
+        description="A flat maintenance rate for the venue (no tiers, no partial liquidation), as on CME; "
+        "null = the book's schedule.",
     )
     initial_margin_rate: Rate | None = Field(
         None, gt=0, le=1,
-        description="Null = the book's initial_margin_rate; positions above 1/rate leverage are not held here.",
+        description="With a flat maintenance rate: the initial rate (positions above 1/rate leverage are not "
+        "held here); null = the book's.",
+    )
+    margin_tiers: MarginTiers | None = Field(
+        None, description="The venue's own tier schedule (a name or a list of tiers); null = the book's.",
     )
     insurance_fund_usd: Amount | None = Field(
         None, ge=0,
@@ -216,8 +300,24 @@ VenueEntry = Annotated[VenueSpec, BeforeValidator(_venue, json_schema_input_type
 class Perpetuals(StrictModel):
     long: BookSide = Field(..., description="Leveraged longs.")
     short: BookSide = Field(..., description="Leveraged shorts.")
-    maintenance_margin_rate: Rate = Field(0.005, gt=0, lt=0.5, description="Maintenance margin, share of notional.")
-    initial_margin_rate: Rate = Field(0.01, gt=0, le=1, description="Initial margin; 1/rate is the max leverage.")
+    margin_tiers: MarginTiers = Field(
+        "binance-btcusdt",
+        description="Maintenance margin and maximum leverage by position notional: a schedule's name or a list of "
+        "{up_to_usd, maintenance_margin_rate, max_leverage}. A position above the first tier is liquidated in part, "
+        "down to the tier below, before it is liquidated whole.",
+    )
+    position_size: PositionSize = Field(
+        default_factory=PositionSize, description="Open interest by position size: each tier's share of the book."
+    )
+    maintenance_margin_rate: Rate | None = Field(
+        None, gt=0, lt=0.5,
+        description="A flat maintenance rate for every venue instead of the tiers (one rate, no partial liquidation); "
+        "null = the tiers.",
+    )
+    initial_margin_rate: Rate | None = Field(
+        None, gt=0, le=1,
+        description="With a flat maintenance rate: the initial rate, 1/rate the max leverage (default 1%).",
+    )
     venues: dict[Name, VenueEntry] = Field(
         default_factory=lambda: {"all": 1.0},
         description="Venue -> share of the book (sums to 1), or {share, maintenance_margin_rate, "
@@ -240,20 +340,41 @@ class Perpetuals(StrictModel):
         spec = self.venues[venue]
         return spec.insurance_fund_usd if spec.insurance_fund_usd is not None else self.insurance_fund_usd * spec.share
 
-    def margin_rates(self, venue: str) -> tuple[float, float]:
-        """(maintenance, initial) margin rates of a venue at the start."""
+    def schedule(self, venue: str) -> list[MarginTier] | None:
+        """A venue's tier schedule, or None if the venue has a flat rate (its own, or the book's)."""
         spec = self.venues[venue]
-        mmr = spec.maintenance_margin_rate if spec.maintenance_margin_rate is not None else self.maintenance_margin_rate
-        imr = spec.initial_margin_rate if spec.initial_margin_rate is not None else self.initial_margin_rate
+        if spec.margin_tiers is not None:
+            return spec.margin_tiers
+        if spec.maintenance_margin_rate is not None or spec.initial_margin_rate is not None:
+            return None
+        if "margin_tiers" not in self.model_fields_set and (
+                self.maintenance_margin_rate is not None or self.initial_margin_rate is not None):
+            return None
+        return self.margin_tiers
+
+    def margin_rates(self, venue: str) -> tuple[float, float]:
+        """(maintenance, initial) margin rates of a venue at the start: its flat rates, or its first tier's
+        (the floors a margin hike raises: every tier's rate is at least the venue's)."""
+        tiers = self.schedule(venue)
+        if tiers is not None:
+            return tiers[0].maintenance_margin_rate, 1.0 / tiers[0].max_leverage
+        spec = self.venues[venue]
+        mmr = next(x for x in (spec.maintenance_margin_rate, self.maintenance_margin_rate, FLAT_MMR) if x is not None)
+        imr = next(x for x in (spec.initial_margin_rate, self.initial_margin_rate, FLAT_IMR) if x is not None)
         return mmr, imr
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.initial_margin_rate <= self.maintenance_margin_rate:
-            raise ValueError(
-                f"initial_margin_rate ({self.initial_margin_rate:g}) must exceed "
-                f"maintenance_margin_rate ({self.maintenance_margin_rate:g})"
-            )
+        flat = self.maintenance_margin_rate is not None or self.initial_margin_rate is not None
+        if flat and "margin_tiers" in self.model_fields_set:
+            raise ValueError("give margin_tiers or a flat maintenance_margin_rate/initial_margin_rate, not both")
+        mmr, imr = (self.maintenance_margin_rate or FLAT_MMR), (self.initial_margin_rate or FLAT_IMR)
+        if flat and imr <= mmr:
+            raise ValueError(f"initial_margin_rate ({imr:g}) must exceed maintenance_margin_rate ({mmr:g})")
+        for name, venue in self.venues.items():
+            if venue.margin_tiers is not None:
+                if venue.maintenance_margin_rate is not None or venue.initial_margin_rate is not None:
+                    raise ValueError(f"venue {name!r}: give margin_tiers or flat margin rates, not both")
         total = sum(v.share for v in self.venues.values())
         if abs(total - 1) > 1e-6:
             raise ValueError(f"venue shares must sum to 100%, got {total:.6g}")
