@@ -4,8 +4,9 @@ Stumpy keeps a ``tests/naive.py`` beside every fast kernel; this is ours for
 :mod:`engine.nb.kernel`. It simulates one path of the model stated in the kernel's docstring from
 the same inputs (a :class:`engine.simulate.Prepared`) and the same innovations (the path's
 uniforms, ``engine.nb.rng.draw_uniforms_nb``), and returns what the kernel returns for that path:
-the summary (``SUMMARY_FIELDS``), the per-step price, open interest and liquidations, and the
-per-step flow decomposition (``FLOW_FIELDS``).
+the summary (``SUMMARY_FIELDS``), the per-step price, open interest and liquidations, the per-step
+flow decomposition (``FLOW_FIELDS``) and the per-step book events (``BOOK_EVENT_FIELDS``: ADL and
+partial liquidations, USD).
 
 The price, impact and liquidations (model v2):
 
@@ -21,19 +22,48 @@ The price, impact and liquidations (model v2):
   variance ``v_t`` (jumps are part of the step's move); its low ``m`` and high ``M`` are sampled
   from ``u4``/``u5`` (the straight line in a replay: ``m = min(ln_prev, c)``, ``M = max(ln_prev,
   c)``) and kept within the clamp, like the close.
-* Liquidations at the trigger: a long with bankruptcy price ``P_b`` on venue ``v`` has trigger
-  ``T = P_b/(1 - mmr)`` and is crossed iff ``T >= exp(m)`` (shorts: ``P_b/(1 + mmr) <= exp(M)``).
-  It fills at ``min(T, S)`` (``S`` the step's open: a step that opens beyond the trigger fills
-  there) less the venue's penalty (shorts: ``max(T, S)`` plus it). Each round's liquidation flow
-  ``f`` moves ``ln_f`` by ``lam_t*f`` and ``J`` by ``f``; the close ``c`` and the bridge's ``m``
-  and ``M`` shift by the price's move (``m`` and ``M`` clamped again), which may cross more cells
-  in the next round.
-* Insurance funds per venue: every batch (one side of one venue in one round) adds its surpluses
+* Liquidations at the trigger: a long with bankruptcy price ``P_b`` in row ``r`` has trigger
+  ``T = P_b/(1 - mmr[r])`` and is crossed iff ``T >= exp(m)`` (shorts: ``P_b/(1 + mmr[r]) <=
+  exp(M)``). It is marked at ``mark = min(T, S)`` (``S`` the step's open: a step that opens beyond
+  the trigger fills there) and fills at the mark less the venue's penalty (shorts: ``max(T, S)``
+  plus it). Each round's liquidation flow ``f`` moves ``ln_f`` by ``lam_t*f`` and ``J`` by ``f``; the
+  close ``c`` and the bridge's ``m`` and ``M`` shift by the price's move (``m`` and ``M`` clamped
+  again), which may cross more cells in the next round.
+* Insurance funds per venue: every batch (one side of one row in one round) adds its surpluses
   and subtracts its deficits; a fund below 0 is reset to 0 and the shortfall is auto-deleveraged
   on the same venue's other side, at the round's start price.
 * ``min_price``/``max_price`` include the intra-step lows/highs (``exp(m)``, ``exp(M)`` after the
   cascade's shifts); ``trough_step`` is the step where ``min_price`` was reached. Drawdown, the
   peak and trough of the deleveraging hazard and realised vol use step-end prices.
+
+The book (model v3: margin tiers, partial liquidation, ranked ADL; ``/work/spec-tiers.md``):
+
+* Rows: one per (venue, size class), a venue's classes its margin tiers, smallest first
+  (``compiled.book_rows``; a flat venue has one row). Each row has its own maintenance and initial
+  rates: the tier's floors, raised to the venue's rates (``max`` of the two), at the start and at
+  every margin change; a row whose initial rate rises enforces it on its own positions (top-up or
+  cut, the kept share keeping its share of the entry notional). New positions (momentum,
+  relief-rally fuel) open in each venue's smallest class, at leverage capped by that row.
+* Entry tracking: every cell holds its size (BTC) and its positions' entry notional (USD, size
+  times entry price; the reference keeps the average entry price), which new positions add to (at
+  the step's open) and every shrink or move carries along.
+* Partial liquidation: a crossed position of ``x`` BTC in a row with a smaller class below it
+  closes only the share ``1 - keep`` (at the fill) if the equity left ``E = sign*x*(mark - P_b) -
+  x*(1 - keep)*mark*pen`` is positive (``sign`` +1 long, -1 short); the rest moves down a class at
+  the bankruptcy price that keeps ``E`` (``mark - sign*E/(x*keep)``), where it can be reached in
+  the next round. It has no surplus or deficit; its USD counts in the side's liquidations and in
+  ``partial_liquidations_usd``. Else the position is closed whole, as in v2.
+* Ranked ADL: the shortfall is taken from the other side's positions on every row of the venue in
+  decreasing profit-times-leverage score (:func:`adl_score`; ties by row then cell), each closed
+  whole while the amount left covers its notional, the last one in part. The per-step ``adl``
+  event, like ``adl_usd``, is the shortfall.
+
+  A limit of the comparison: the same positions in several classes (one cell, the same entry mix)
+  tie in exact arithmetic, but their scores differ in the last bits, differently here and in the
+  kernel (its partial ADLs rescale a cell's entry notional and size, moving their ratio by an
+  ulp); which of them goes first is then rounding, and a path whose small ADLs keep hitting such
+  a group can part from the kernel (a few paths in a hundred of ``ranked-adl`` in
+  ``tests/test_reference.py``; the paths compared there agree).
 
 Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
 instead of its exogenous moves, and flows and liquidations have no impact (``c_t = l_t = lam_t =
@@ -43,13 +73,18 @@ margin stress at every step's close (``STRESS_FIELDS``), from its plain cells.
 
 It is deliberately *not* the kernel's algorithm:
 
-* the book holds each cell's actual size in BTC in plain per-venue lists; voluntary
-  deleveraging and auto-deleveraging shrink the cells themselves (the kernel keeps lazy scale
-  factors per side);
-* liquidations scan every cell of every venue for a crossing, each round, against the bridge
+* the book holds each cell's actual size in BTC and average entry price in plain lists, one per
+  row; voluntary deleveraging, auto-deleveraging and partial liquidations change the cells
+  themselves (the kernel keeps unscaled sizes and entry notionals and lazy scale factors per side);
+* liquidations scan every cell of every row for a crossing, each round, against the bridge
   low/high sampled at every step (the kernel walks pointers from the best cell, gates the cascade
   with cached trigger prices and computes the bridge extremes only when a trigger or the running
   extreme may be crossed);
+* ADL scores every open position of the venue's other side and sorts them once (Python's stable
+  sort by descending score: the model's "first maximum in (row, cell) order" reached by a sort),
+  then takes them in that order;
+* each row's rates are the plain ``max`` of its floors and its venue's rates, kept in a list and
+  used as they are (the kernel caches trigger factors);
 * the impact coefficients and the bridge variance are recomputed from the compiled params and
   steps at every step (the kernel reads them from ``prep.drivers``, which the reference never
   reads: it checks that table too);
@@ -84,11 +119,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.compile.layout import IMPACT_BOTH, IMPACT_LINEAR, IMPACT_SQRT, PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS
+from engine.compile.layout import (BOOK_EVENT_FIELDS, IMPACT_BOTH, IMPACT_LINEAR, IMPACT_SQRT, PARAM_FIELDS,
+                                   STEP_FIELDS, VENUE_FIELDS, Row)
 from engine.nb.kernel import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
 from engine.nb.rng import draw_uniforms_nb
 
-__all__ = ["PathResult", "simulate_path", "path_uniforms", "standard_normal", "inverse_normal_cdf", "LOG_FLOOR"]
+__all__ = ["PathResult", "Book", "BookRow", "book_rows", "simulate_path", "path_uniforms", "standard_normal",
+           "inverse_normal_cdf", "adl_score", "LOG_FLOOR"]
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20)
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% return
@@ -175,26 +212,69 @@ def path_uniforms(compiled, path: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the book
+@dataclass(frozen=True)
+class BookRow:
+    """One row of the book: the positions of one size class (margin tier) on one venue."""
+
+    venue: int
+    mmr: float  # the class's own maintenance-rate floor (0 on a flat venue)
+    imr: float  # its own initial-rate floor, 1 / the tier's max leverage (0 on a flat venue)
+    share: float  # share of new positions opened in the row (the venue's share on its smallest class)
+    down: int  # the row a partial liquidation leaves the rest of a position in; -1: none (smallest class)
+    keep: float  # share of a position a partial liquidation leaves open (0 where down is -1)
+
+
+def book_rows(prep) -> list[BookRow]:
+    """The scenario's rows (``compiled.book_rows``, columns ``engine.compile.layout.Row``). New
+    positions go to each venue's smallest class, at the venue's share of the book
+    (``prep.venue_share``): the model's ``Row.SHARE``, set here from that definition."""
+    rows = []
+    for x in np.asarray(prep.compiled.book_rows):
+        venue, down = int(x[Row.VENUE]), int(x[Row.DOWN])
+        share = float(prep.venue_share[venue]) if down < 0 else 0.0
+        rows.append(BookRow(venue, float(x[Row.MMR]), float(x[Row.IMR]), share, down, float(x[Row.KEEP])))
+    return rows
+
+
 class Book:
-    """Leveraged positions by venue on the bankruptcy-price grid, as plain lists of BTC sizes.
+    """Leveraged positions on the bankruptcy-price grid, one row per (venue, size class), as plain
+    lists: each cell's size in BTC and the average entry price of the positions it holds (the
+    model's entry notional, size times entry price, is ``size * entry_price``).
+
+    An average price does not move when the cell shrinks (voluntary deleveraging, a partial ADL),
+    and it starts as the compiled ``entry_usd / size``, the ratio the kernel reads: cells holding
+    the same positions in several classes (the compiler gives a cell the same entry mix in every
+    class whose leverage cap does not bind there) have entry prices equal to within rounding, and
+    shrinking a notional and a size at every step would add rounding of its own to their ADL
+    ranking (see the module docstring on such near-ties).
 
     Cell ``c`` holds positions whose bankruptcy price is ``grid[c] * funding_shift``: funding
     payments move every bankruptcy price by the same factor. A long's trigger is ``P_b / (1 - m)``
-    (it liquidates when the step's low reaches it), a short's ``P_b / (1 + m)`` (the step's high).
+    (it liquidates when the step's low reaches it), a short's ``P_b / (1 + m)`` (the step's high),
+    ``m`` the row's maintenance rate.
     """
 
-    def __init__(self, grid, long_btc, short_btc):
+    def __init__(self, grid, rows, long_btc, short_btc, long_entry_usd, short_entry_usd):
         self.grid = [float(g) for g in grid]
+        self.rows = list(rows)
         self.cells = {LONG: [[float(x) for x in row] for row in long_btc],
                       SHORT: [[float(x) for x in row] for row in short_btc]}
+        self.entry_price = {side: [[float(e) / float(x) if x > 0.0 else 0.0 for x, e in zip(sizes, entries)]
+                                   for sizes, entries in zip(btc, entry_usd)]
+                            for side, btc, entry_usd in ((LONG, long_btc, long_entry_usd),
+                                                         (SHORT, short_btc, short_entry_usd))}
         self.funding_shift = 1.0
         n = len(self.grid)
         self.log_grid0 = math.log(self.grid[0])
         self.cells_per_log = (n - 1) / math.log(self.grid[-1] / self.grid[0])
 
     @property
-    def n_venues(self) -> int:
-        return len(self.cells[LONG])
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    def rows_of(self, venue: int) -> list[int]:
+        """The rows of a venue, smallest class first."""
+        return [r for r, row in enumerate(self.rows) if row.venue == venue]
 
     def bankruptcy(self, c: int) -> float:
         return self.grid[c] * self.funding_shift
@@ -205,30 +285,30 @@ class Book:
     def open_interest_btc(self) -> float:
         return self.size(LONG) + self.size(SHORT)
 
-    def venue_size(self, side: str, venue: int) -> float:
-        return sum(self.cells[side][venue])
-
     def shrink(self, side: str, keep: float) -> None:
-        """Every position of a side keeps the share ``keep`` (voluntary deleveraging, ADL)."""
-        for row in self.cells[side]:
-            for c in range(len(row)):
-                row[c] *= keep
+        """Every position of a side keeps the share ``keep`` (voluntary deleveraging); entry prices
+        are unchanged."""
+        for sizes in self.cells[side]:
+            for c in range(len(sizes)):
+                sizes[c] *= keep
 
-    def shrink_venue(self, side: str, venue: int, keep: float) -> None:
-        """Every position of a side on one venue keeps the share ``keep`` (ADL)."""
-        row = self.cells[side][venue]
-        for c in range(len(row)):
-            row[c] *= keep
+    def take(self, side: str, r: int, c: int) -> tuple[float, float]:
+        """Empty cell ``c`` of row ``r``: returns its (size, entry notional)."""
+        size, entry_price = self.cells[side][r][c], self.entry_price[side][r][c]
+        self.cells[side][r][c] = 0.0
+        self.entry_price[side][r][c] = 0.0
+        return size, size * entry_price
 
     def trigger(self, side: str, c: int, mmr: float) -> float:
         """The liquidation price of cell ``c``: ``P_b / (1 - m)`` for a long, ``P_b / (1 + m)`` for a short."""
         return self.bankruptcy(c) / (1.0 - mmr) if side == LONG else self.bankruptcy(c) / (1.0 + mmr)
 
-    def deposit(self, side: str, venue: int, log_bankruptcy: float, size: float) -> None:
-        """Add ``size`` BTC at a bankruptcy price: split over the two neighbouring cells linearly in
-        log price; prices beyond the grid go to its end cells."""
-        row = self.cells[side][venue]
-        n = len(row)
+    def deposit(self, side: str, r: int, log_bankruptcy: float, size: float, entry_usd: float) -> None:
+        """Add ``size`` BTC of entry notional ``entry_usd`` to row ``r`` at a bankruptcy price: both
+        split over the two neighbouring cells linearly in log price (prices beyond the grid go to
+        its end cells); each cell's entry price becomes the size-weighted average."""
+        sizes, prices = self.cells[side][r], self.entry_price[side][r]
+        n = len(sizes)
         x = (log_bankruptcy - math.log(self.funding_shift) - self.log_grid0) * self.cells_per_log
         if x <= 0.0:
             lo, w = 0, 0.0
@@ -237,26 +317,30 @@ class Book:
         else:
             lo = int(x)
             w = x - lo
-        row[lo] += size * (1.0 - w)
-        row[lo + 1] += size * w
+        for c, share in ((lo, 1.0 - w), (lo + 1, w)):
+            added = size * share
+            if added > 0.0:
+                total = sizes[c] + added
+                prices[c] = (sizes[c] * prices[c] + entry_usd * share) / total
+                sizes[c] = total
 
-    def crossed(self, side: str, venue: int, price: float, mmr: float) -> list[int]:
-        """Cells of ``venue`` whose trigger the ``price`` has reached (full scan): longs with
+    def crossed(self, side: str, r: int, price: float, mmr: float) -> list[int]:
+        """Cells of row ``r`` whose trigger the ``price`` has reached (full scan): longs with
         ``trigger >= price`` (the step's low), shorts with ``trigger <= price`` (its high)."""
-        row = self.cells[side][venue]
+        sizes = self.cells[side][r]
         if side == LONG:
-            return [c for c in range(len(row)) if row[c] > 0.0 and self.trigger(LONG, c, mmr) >= price]
-        return [c for c in range(len(row)) if row[c] > 0.0 and self.trigger(SHORT, c, mmr) <= price]
+            return [c for c in range(len(sizes)) if sizes[c] > 0.0 and self.trigger(LONG, c, mmr) >= price]
+        return [c for c in range(len(sizes)) if sizes[c] > 0.0 and self.trigger(SHORT, c, mmr) <= price]
 
-    def over_levered(self, side: str, venue: int, price: float, max_leverage: float) -> list[int]:
-        """Cells above ``max_leverage`` at ``price``: a long at ``P_b`` has leverage ``S/(S - P_b)``,
-        a short ``S/(P_b - S)``."""
-        row = self.cells[side][venue]
+    def over_levered(self, side: str, r: int, price: float, max_leverage: float) -> list[int]:
+        """Cells of row ``r`` above ``max_leverage`` at ``price``: a long at ``P_b`` has leverage
+        ``S/(S - P_b)``, a short ``S/(P_b - S)``."""
+        sizes = self.cells[side][r]
         if side == LONG:
             limit = price * (1.0 - 1.0 / max_leverage)
-            return [c for c in range(len(row)) if row[c] > 0.0 and self.bankruptcy(c) > limit]
+            return [c for c in range(len(sizes)) if sizes[c] > 0.0 and self.bankruptcy(c) > limit]
         limit = price * (1.0 + 1.0 / max_leverage)
-        return [c for c in range(len(row)) if row[c] > 0.0 and self.bankruptcy(c) < limit]
+        return [c for c in range(len(sizes)) if sizes[c] > 0.0 and self.bankruptcy(c) < limit]
 
 
 def log_bankruptcy(log_price: float, sign: float, leverage: float) -> float:
@@ -267,25 +351,39 @@ def log_bankruptcy(log_price: float, sign: float, leverage: float) -> float:
     return log_price + math.log1p(ratio) if ratio > -1.0 else -math.inf
 
 
-def enforce_initial_margin(book: Book, venue: int, price: float, max_leverage: float, top_up: float) -> dict:
-    """A higher initial margin: every over-levered position ends at ``max_leverage``. The share
-    ``top_up`` adds margin (keeps its size); the rest cuts size at constant equity, keeping
-    ``max_leverage / leverage`` of it. Returns the BTC cut per side (sold or bought at market)."""
+def enforce_initial_margin(book: Book, r: int, price: float, max_leverage: float, top_up: float) -> dict:
+    """A higher initial margin on row ``r``: every over-levered position ends at ``max_leverage``.
+    The share ``top_up`` adds margin (keeps its size); the rest cuts size at constant equity,
+    keeping ``max_leverage / leverage`` of it. What is kept keeps its share of the entry notional
+    (the cut share's goes with it). Returns the BTC cut per side (sold or bought at market)."""
     cut = {}
     for side, sign in ((LONG, -1.0), (SHORT, 1.0)):
-        row = book.cells[side][venue]
-        kept = 0.0
+        kept = kept_entry = 0.0
         cut[side] = 0.0
-        for c in book.over_levered(side, venue, price, max_leverage):
+        for c in book.over_levered(side, r, price, max_leverage):
             distance = max(sign * (book.bankruptcy(c) - price), price * 1e-9)
             leverage = price / distance
             keep = top_up + (1.0 - top_up) * max_leverage / leverage
-            kept += row[c] * keep
-            cut[side] += row[c] * (1.0 - keep)
-            row[c] = 0.0
+            size, entry = book.take(side, r, c)
+            kept += size * keep
+            kept_entry += entry * keep
+            cut[side] += size * (1.0 - keep)
         if kept > 0.0:
-            book.deposit(side, venue, log_bankruptcy(math.log(price), sign, max_leverage), kept)
+            book.deposit(side, r, log_bankruptcy(math.log(price), sign, max_leverage), kept, kept_entry)
     return cut
+
+
+def adl_score(side: str, price: float, entry_price: float, bankruptcy: float) -> float:
+    """A position's rank in the ADL queue: its profit (return on margin) times its effective
+    leverage, or the return divided by the leverage when the position is at a loss."""
+    if side == LONG:
+        pnl, margin, equity = price - entry_price, entry_price - bankruptcy, price - bankruptcy
+    else:
+        pnl, margin, equity = entry_price - price, bankruptcy - entry_price, bankruptcy - price
+    tiny = 1e-12 * price
+    roe = pnl / max(margin, tiny)
+    lev = price / max(equity, tiny)
+    return roe * lev if roe >= 0.0 else roe / lev
 
 
 # ----------------------------------------------------------------------------- one path
@@ -298,6 +396,8 @@ class PathResult:
     liq_short: list
     flows: dict  # FLOW_FIELDS -> per-step list, USD, sell < 0
     rounds: list  # liquidation rounds per step
+    low: list = dataclasses.field(default_factory=list)  # the step's lowest price (its low or its close)
+    book_events: dict = dataclasses.field(default_factory=dict)  # BOOK_EVENT_FIELDS -> per-step list, USD
     stress: list = dataclasses.field(default_factory=list)  # replay only: STRESS_FIELDS -> value, per step
 
 
@@ -329,10 +429,11 @@ class _Path:
         self.venue = [{name: c.venue(name, v).tolist() for name in VENUE_FIELDS} for v in range(c.n_venues)]
         self.n_steps = c.n_steps
         self.dt_days = self.p["DT_YEARS"] * 365.25
-        self.book = Book(c.book_bankruptcy_usd, c.book_long_btc, c.book_short_btc)
-        self.venue_share = [float(x) for x in prep.venue_share]
-        self.mmr = [self.venue[v]["MMR"][0] for v in range(c.n_venues)]
-        self.imr = [self.venue[v]["IMR"][0] for v in range(c.n_venues)]
+        self.book = Book(c.book_bankruptcy_usd, book_rows(prep), c.book_long_btc, c.book_short_btc,
+                         c.book_long_entry_usd, c.book_short_entry_usd)
+        # per row: the row's own floors, raised to its venue's rates
+        self.mmr = [max(row.mmr, self.venue[row.venue]["MMR"][0]) for row in self.book.rows]
+        self.imr = [max(row.imr, self.venue[row.venue]["IMR"][0]) for row in self.book.rows]
 
         spot = self.p["SPOT0"]
         self.ln_floor = math.log(spot) - LOG_FLOOR
@@ -356,7 +457,9 @@ class _Path:
         self.totals.update(min_price=spot, max_price=spot, min_funding_rate=math.inf, max_funding_rate=-math.inf,
                            insurance_fund_end_usd=sum(self.fund),
                            open_interest_start_usd=self.book.open_interest_btc() * spot)
-        self.out = PathResult({}, [], [], [], [], {k: [] for k in FLOW_FIELDS}, [])
+        self.out = PathResult({}, [], [], [], [], {k: [] for k in FLOW_FIELDS}, [], [],
+                              {k: [] for k in BOOK_EVENT_FIELDS})
+        self.events = dict.fromkeys(BOOK_EVENT_FIELDS, 0.0)  # the current step's book events
 
     # -- helpers
     def lookback_price(self, t: int, steps: float) -> float:
@@ -416,20 +519,24 @@ class _Path:
 
     # -- 3
     def margin_changes(self, t: int, s: float) -> float:
-        """New margin rates at their change steps (USD-per-BTC requirements converted at ``s``);
-        a higher initial rate makes over-levered positions top up or cut. Returns the cut flow."""
+        """New margin rates at their change steps (USD-per-BTC requirements converted at ``s``): a
+        venue's new rates are floors under each of its rows' own; a row whose initial rate rises
+        makes its over-levered positions top up or cut. Returns the cut flow."""
         cut_usd = 0.0
         for v, venue in enumerate(self.venue):
             if venue["MARGIN_CHANGE"][t] == 0.0:
                 continue
             mm_usd, im_usd = venue["MM_USD_PER_BTC"][t], venue["IM_USD_PER_BTC"][t]
-            self.mmr[v] = mm_usd / s if mm_usd > 0.0 else venue["MMR"][t]
-            imr = im_usd / s if im_usd > 0.0 else venue["IMR"][t]
-            imr = min(max(imr, self.mmr[v] * 1.0001), 1.0)
-            if imr > self.imr[v]:
-                cut = enforce_initial_margin(self.book, v, s, 1.0 / imr, venue["TOP_UP_FRACTION"][t])
-                cut_usd += (cut[SHORT] - cut[LONG]) * s
-            self.imr[v] = imr
+            venue_mmr = mm_usd / s if mm_usd > 0.0 else venue["MMR"][t]
+            venue_imr = im_usd / s if im_usd > 0.0 else venue["IMR"][t]
+            for r in self.book.rows_of(v):
+                row = self.book.rows[r]
+                self.mmr[r] = max(row.mmr, venue_mmr)
+                imr = min(max(row.imr, venue_imr, self.mmr[r] * 1.0001), 1.0)
+                if imr > self.imr[r]:
+                    cut = enforce_initial_margin(self.book, r, s, 1.0 / imr, venue["TOP_UP_FRACTION"][t])
+                    cut_usd += (cut[SHORT] - cut[LONG]) * s
+                self.imr[r] = imr
         return cut_usd
 
     # -- 4
@@ -494,15 +601,16 @@ class _Path:
         return flow
 
     def open_positions(self, side: str, notional_usd: float, leverage: float) -> None:
-        """New positions at ``leverage`` (capped by each venue's initial margin) at the step-start
-        price, spread over venues by their share of the initial book."""
+        """New positions at ``leverage`` (capped by each row's initial margin) at the step-start
+        price (their entry price), spread over the rows by their share of new positions (each
+        venue's share, in its smallest class)."""
         sign = -1.0 if side == LONG else 1.0
-        for v in range(self.book.n_venues):
-            size = notional_usd / self.start_price * self.venue_share[v]
+        for r, row in enumerate(self.book.rows):
+            size = notional_usd / self.start_price * row.share
             if size <= 0.0:
                 continue
-            lev = min(leverage, 0.999 / self.imr[v])
-            self.book.deposit(side, v, log_bankruptcy(self.start_ln_price, sign, lev), size)
+            lev = min(leverage, 0.999 / self.imr[r])
+            self.book.deposit(side, r, log_bankruptcy(self.start_ln_price, sign, lev), size, size * self.start_price)
 
     def momentum_and_fuel(self, t: int, s: float, notional_before: float) -> float:
         """Momentum traders open along the lookback return (shorts into a fall, longs into a rise),
@@ -566,59 +674,93 @@ class _Path:
         adl = -self.fund[venue]
         self.fund[venue] = 0.0
         tot["adl_usd"] += adl
+        self.events["adl"] += adl
         return adl
 
     def auto_deleverage(self, side: str, venue: int, usd: float) -> None:
-        """ADL: the open positions of ``side`` on ``venue`` shrink by ``usd`` of notional at the
-        current price (the round's start: the price moves only between rounds)."""
-        notional = self.book.venue_size(side, venue) * self.price
-        if notional > 0.0:
-            self.book.shrink_venue(side, venue, max(0.0, 1.0 - usd / notional))
+        """Ranked ADL: ``usd`` of notional, at the current price (the round's start: the price moves
+        only between rounds), is taken from the open positions of ``side`` on every row of
+        ``venue``, the highest :func:`adl_score` first (ties: the first row, then the first cell);
+        each is closed whole while the amount left covers it, the last one in part."""
+        price, book = self.price, self.book
+        queue = []
+        for r in book.rows_of(venue):
+            for c, size in enumerate(book.cells[side][r]):
+                if size > 0.0:
+                    score = adl_score(side, price, book.entry_price[side][r][c], book.bankruptcy(c))
+                    queue.append((score, r, c))
+        left = usd
+        for _, r, c in sorted(queue, key=lambda item: -item[0]):  # stable: ties stay in (row, cell) order
+            notional = book.cells[side][r][c] * price
+            if notional <= left:
+                book.take(side, r, c)
+                left -= notional
+            else:
+                book.cells[side][r][c] *= 1.0 - left / notional  # its entry price stays
+                break
 
-    def liquidate(self, side: str, venue: int, t: int, extreme: float) -> tuple[float, int]:
-        """Close every cell of ``side`` on ``venue`` whose trigger ``T`` the step's low (longs) or
-        high (shorts) ``extreme`` has crossed, at ``T``, or at the step's open ``S`` if the step
-        opened beyond it, less the venue's fill penalty; settle their equity (ADL onto the venue's
-        other side). Returns (USD closed, cells closed)."""
-        row = self.book.cells[side][venue]
-        mmr, penalty = self.mmr[venue], self.venue[venue]["LIQ_FILL_PENALTY"][t]
-        crossed = self.book.crossed(side, venue, math.exp(extreme), mmr)
+    def liquidate(self, side: str, r: int, t: int, extreme: float) -> tuple[float, int]:
+        """Close every cell of ``side`` in row ``r`` whose trigger ``T`` the step's low (longs) or
+        high (shorts) ``extreme`` has crossed, marked at ``T``, or at the step's open ``S`` if the
+        step opened beyond it (``M``), and filled at ``M`` less the venue's penalty (``F``).
+
+        A row with a smaller class below it liquidates a position in part when it can: the share
+        ``1 - keep`` is closed at ``F``, and if the equity left (``E``, at ``M`` after the closed
+        share's penalty) is positive, the rest moves down a class at the bankruptcy price that keeps
+        ``E``; no surplus, no deficit. Otherwise the position closes whole and its equity at ``F`` is
+        a surplus or (below 0) a deficit; the batch's are settled against the venue's fund (ADL onto
+        the venue's other side). Returns (USD closed, cells closed)."""
+        row = self.book.rows[r]
+        mmr, penalty = self.mmr[r], self.venue[row.venue]["LIQ_FILL_PENALTY"][t]
+        sign = 1.0 if side == LONG else -1.0
+        crossed = self.book.crossed(side, r, math.exp(extreme), mmr)
         closed_usd = surplus = deficit = 0.0
         for c in crossed:
-            size, bankruptcy, trigger = row[c], self.book.bankruptcy(c), self.book.trigger(side, c, mmr)
-            if side == LONG:  # a sale
-                fill = min(trigger, self.start_price) * (1.0 - penalty)
-                equity = size * (fill - bankruptcy)
-            else:  # a purchase
-                fill = max(trigger, self.start_price) * (1.0 + penalty)
-                equity = size * (bankruptcy - fill)
+            bankruptcy, trigger = self.book.bankruptcy(c), self.book.trigger(side, c, mmr)
+            size, entry = self.book.take(side, r, c)
+            mark = min(trigger, self.start_price) if side == LONG else max(trigger, self.start_price)
+            fill = mark * (1.0 - sign * penalty)
+            if row.down >= 0:
+                keep = row.keep
+                left = sign * size * (mark - bankruptcy) - size * (1.0 - keep) * mark * penalty
+                if left > 0.0:  # a partial liquidation: the rest moves down a class
+                    usd = size * (1.0 - keep) * fill
+                    closed_usd += usd
+                    self.totals["partial_liquidations_usd"] += usd
+                    self.events["partial_liquidations"] += usd
+                    new_bankruptcy = mark - sign * left / (size * keep)
+                    at = math.log(new_bankruptcy) if new_bankruptcy > 0.0 else -math.inf
+                    self.book.deposit(side, row.down, at, size * keep, entry * keep)
+                    continue
+            equity = sign * size * (fill - bankruptcy)
             if equity >= 0.0:
                 surplus += equity
             else:
                 deficit += -equity
             closed_usd += size * fill
-            row[c] = 0.0
         if crossed:
-            adl = self.settle(venue, surplus, deficit)
+            adl = self.settle(row.venue, surplus, deficit)
             if adl > 0.0:
-                self.auto_deleverage(SHORT if side == LONG else LONG, venue, adl)
+                self.auto_deleverage(SHORT if side == LONG else LONG, row.venue, adl)
         return closed_usd, len(crossed)
 
     def cascade(self, t: int, low: float, high: float, k: Impact) -> tuple[float, float, int, float, float]:
-        """Rounds of liquidations: in each, venue by venue, the crossed longs then the crossed
-        shorts close. Their flow ``f`` (USD, buys of shorts less sales of longs) moves the
-        fundamental by ``lam*f`` and ``J`` by ``f``; the step's low, high and close shift by the
-        price's move (within the clamp), which may cross more: repeated until nothing crosses or the round cap. A
-        circuit breaker (a move beyond CIRCUIT_BREAKER_MOVE since the step's start) stops it and
-        pauses the next CIRCUIT_BREAKER_STEPS steps. Returns (long USD, short USD, rounds, low, high)."""
+        """Rounds of liquidations: in each, row by row (venue by venue, the smallest class first),
+        the row's crossed longs then its crossed shorts close, whole or in part. Their flow ``f``
+        (USD, buys of shorts less sales of longs) moves the fundamental by ``lam*f`` and ``J`` by
+        ``f``; the step's low, high and close shift by the price's move (within the clamp), which
+        may cross more, and what partial liquidations moved down a class may be crossed there:
+        repeated until nothing crosses or the round cap. A circuit breaker (a move beyond
+        CIRCUIT_BREAKER_MOVE since the step's start) stops it and pauses the next
+        CIRCUIT_BREAKER_STEPS steps. Returns (long USD, short USD, rounds, low, high)."""
         liq_long = liq_short = 0.0
         rounds = 0
         for _ in range(int(self.p["MAX_CASCADE_ROUNDS"])):
             closed_usd = {LONG: 0.0, SHORT: 0.0}
             closed_cells = 0
-            for v in range(self.book.n_venues):
+            for r in range(self.book.n_rows):
                 for side, extreme in ((LONG, low), (SHORT, high)):
-                    usd, cells = self.liquidate(side, v, t, extreme)
+                    usd, cells = self.liquidate(side, r, t, extreme)
                     closed_usd[side] += usd
                     closed_cells += cells
             if closed_cells == 0:
@@ -644,6 +786,7 @@ class _Path:
     def step(self, t: int, u) -> None:
         s = self.start_price = self.price
         self.start_ln_price = self.ln_price
+        self.events = dict.fromkeys(BOOK_EVENT_FIELDS, 0.0)
         k = self.impact(t)
 
         # 1-2. the transient flow state heals; exogenous return
@@ -693,6 +836,7 @@ class _Path:
         self.start_prices.append(price)
         self.peak, self.trough = max(self.peak, price), min(self.trough, price)
         lowest = min(math.exp(low), price)
+        out.low.append(lowest)
         if lowest < tot["min_price"]:
             tot["min_price"], tot["trough_step"] = lowest, float(t)
         tot["max_price"] = max(tot["max_price"], math.exp(high), price)
@@ -715,18 +859,20 @@ class _Path:
         out.rounds.append(rounds)
         for key in FLOW_FIELDS:
             out.flows[key].append(flows[key])
+        for key in BOOK_EVENT_FIELDS:
+            out.book_events[key].append(self.events[key])
         if self.replay is not None:
             out.stress.append(self.stress(price))
 
     def stress(self, price: float) -> dict:
         """Margin stress of the book at ``price``: each side's notional and equity (size times the
         distance from the price to the bankruptcy price), the notional a 5% move would liquidate (or
-        already crossed), and the notional above 4x effective leverage."""
+        already crossed, at the row's maintenance rate), and the notional above 4x effective leverage."""
         out = dict.fromkeys(STRESS_FIELDS, 0.0)
         book = self.book
-        for v in range(book.n_venues):
+        for r in range(book.n_rows):
             for side, sign in ((LONG, -1.0), (SHORT, 1.0)):
-                for c, size in enumerate(book.cells[side][v]):
+                for c, size in enumerate(book.cells[side][r]):
                     if size <= 0.0:
                         continue
                     pb = book.bankruptcy(c)
@@ -734,15 +880,14 @@ class _Path:
                     out[f"{side}_open_interest_usd"] += notional
                     out[f"{side}_equity_usd"] += size * sign * (pb - price)
                     if side == LONG:
-                        near = pb / (1.0 - self.mmr[v]) >= price * (1.0 - NEAR_LIQUIDATION)
+                        near = pb / (1.0 - self.mmr[r]) >= price * (1.0 - NEAR_LIQUIDATION)
                         high = pb > price * (1.0 - 1.0 / HIGH_LEVERAGE)
                     else:
-                        near = pb / (1.0 + self.mmr[v]) <= price * (1.0 + NEAR_LIQUIDATION)
+                        near = pb / (1.0 + self.mmr[r]) <= price * (1.0 + NEAR_LIQUIDATION)
                         high = pb < price * (1.0 + 1.0 / HIGH_LEVERAGE)
                     out[f"{side}_near_liquidation_usd"] += notional if near else 0.0
                     out[f"{side}_over_4x_usd"] += notional if high else 0.0
         return out
-
 
     def finish(self) -> PathResult:
         tot = self.totals
