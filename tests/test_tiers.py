@@ -253,3 +253,20 @@ def test_every_schedule_key_moves_the_flagship(base, override):
     other = _flagship(override)
     cols = ["min_price", "long_liquidations_usd", "partial_liquidations_usd"]
     assert not np.array_equal(base.per_path[cols].to_numpy(), other.per_path[cols].to_numpy()), override
+
+
+def test_settings_that_cannot_act_on_tiers_say_so():
+    """A maintenance cut below the first tier changes nothing on a tiered venue, and a position-size
+    distribution changes nothing when every venue is flat: both are compile notes, not silence."""
+    book = {"perpetuals": {"long": {"notional_usd": "1B"}, "short": {"notional_usd": "1B"}}}
+    data = {"name": "tiers", "seed": 1, "n_paths": 4,
+            "horizon": {"start": "2026-01-29T00:00:00Z", "duration": "2d", "step": "1h"},
+            "market": {"spot_usd": 90_000, **book},
+            "shocks": [{"type": "margin_hike", "start": "+1h", "maintenance_margin_rate": "0.1%"}]}
+    notes = engine.compile_scenario(engine.load_scenario(data)).notes
+    assert any("below venue 'all''s first margin tier" in n for n in notes), notes
+    data["shocks"][0]["maintenance_margin_rate"] = "1%"  # above it: acts, no note
+    assert not engine.compile_scenario(engine.load_scenario(data)).notes
+    flat = _compiled({"perpetuals": {**book["perpetuals"], "maintenance_margin_rate": "0.5%",
+                                     "position_size": {"median_usd": "5M"}}})
+    assert any("position_size set but unused" in n for n in flat.notes), flat.notes

@@ -23,12 +23,14 @@ its positions' entry notional (size x entry price), which ranks them for auto-de
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from ..compile.layout import N_ROW_FIELDS, Row
 from scipy.special import ndtr, ndtri  # not scipy.stats: the same numbers (stats.norm calls these), without
 # scipy.stats' 1.2 s import, which every `cascade run` and every sweep worker paid
+
+from .layout import N_ROW_FIELDS, Row
 
 __all__ = ["Book", "SizeClass", "build_book", "entry_nodes", "leverage_nodes", "size_classes", "N_ENTRY_NODES",
            "N_LEVERAGE_NODES"]
@@ -51,20 +53,32 @@ class SizeClass:
     up_to_usd: float  # the bracket's upper bound (inf for the last)
 
 
-def tier_rate(tiers, notional_usd: float) -> float:
-    """The maintenance rate of one position of ``notional_usd`` under a tier schedule: Binance's
-    ``(N*m_k - cum_k)/N`` with ``k`` the tier holding ``N`` (positions beyond the last bound use the
-    last tier)."""
+def _brackets(tiers):
+    """Each tier as ``(lower, upper, rate, cum)``: its notional bracket (the last one open-ended) and
+    Binance's maintenance amount ``cum_k = cum_(k-1) + bound_(k-1)*(m_k - m_(k-1))``, which makes
+    the requirement ``N*m_k - cum_k`` continuous in ``N``."""
     lower, cum, prev = 0.0, 0.0, None
     for k, tier in enumerate(tiers):
         m = tier.maintenance_margin_rate
         if prev is not None:
             cum += lower * (m - prev)
-        last = k == len(tiers) - 1 or tier.up_to_usd is None
-        if last or notional_usd <= tier.up_to_usd:
+        upper = np.inf if (tier.up_to_usd is None or k == len(tiers) - 1) else float(tier.up_to_usd)
+        yield lower, upper, m, cum
+        lower, prev = upper, m
+
+
+def tier_rate(tiers, notional_usd: float) -> float:
+    """The maintenance rate of one position of ``notional_usd`` under a tier schedule: Binance's
+    ``(N*m_k - cum_k)/N`` with ``k`` the tier holding ``N`` (positions beyond the last bound use the
+    last tier)."""
+    for _, upper, m, cum in _brackets(tiers):
+        if notional_usd <= upper:
             return m - cum / notional_usd if notional_usd > 0 else m
-        lower, prev = float(tier.up_to_usd), m
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last bracket is open-ended")
+
+
+def _phi(z: float) -> float:
+    return 0.0 if not np.isfinite(z) else float(np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi))
 
 
 def size_classes(tiers, position_size) -> list[SizeClass]:
@@ -72,41 +86,29 @@ def size_classes(tiers, position_size) -> list[SizeClass]:
 
     Bracket ``k`` holds the share ``Phi(b) - Phi(a)`` of open interest (``a``, ``b`` its bounds in
     standard units of log notional; the last bracket is open-ended); its representative notional is
-    ``exp(mu + sigma*E[z | a < z < b])`` (truncated normal mean), kept inside the bracket. Binance's
-    maintenance amount ``cum_k = cum_(k-1) + bound_(k-1)*(m_k - m_(k-1))`` makes the requirement
-    ``N*m_k - cum_k`` continuous in ``N``; the class's rate is that requirement over ``N``. Tiers
+    ``exp(mu + sigma*E[z | a < z < b])`` (truncated normal mean), kept inside the bracket; the
+    class's rate is the requirement ``N*m_k - cum_k`` over ``N`` (:func:`_brackets`). Tiers
     holding less than ``MIN_CLASS_SHARE`` join the nearest kept class below (or the first kept).
     """
     mu, sigma = np.log(position_size.median_usd), position_size.dispersion
-    lower, cum, prev_rate = 0.0, 0.0, None
     raw = []
-    for k, tier in enumerate(tiers):
-        upper = np.inf if (tier.up_to_usd is None or k == len(tiers) - 1) else float(tier.up_to_usd)
-        m = tier.maintenance_margin_rate
-        if prev_rate is not None:
-            cum += lower * (m - prev_rate)
+    for k, (lower, upper, m, cum) in enumerate(_brackets(tiers)):
         a = (np.log(lower) - mu) / sigma if lower > 0 else -np.inf
         b = (np.log(upper) - mu) / sigma if np.isfinite(upper) else np.inf
         share = float(ndtr(b) - ndtr(a))
         if share > 0:
-            pdf = lambda z: 0.0 if not np.isfinite(z) else np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)  # noqa: E731
-            z = (pdf(a) - pdf(b)) / share
-            notional = float(np.clip(np.exp(mu + sigma * z), lower, upper))
+            notional = float(np.clip(np.exp(mu + sigma * (_phi(a) - _phi(b)) / share), lower, upper))
         else:
             notional = lower if not np.isfinite(upper) else 0.5 * (lower + upper)
-        raw.append(SizeClass(share, notional, m - cum / max(notional, 1e-300), float(tier.max_leverage), k + 1,
+        raw.append(SizeClass(share, notional, m - cum / max(notional, 1e-300), float(tiers[k].max_leverage), k + 1,
                              upper))
-        lower, prev_rate = upper, m
-    kept = [c for c in raw if c.share >= MIN_CLASS_SHARE] or [max(raw, key=lambda c: c.share)]
-    extra = {id(c): 0.0 for c in kept}
-    for c in raw:
-        if any(c is x for x in kept):
-            continue
-        below = [x for x in kept if x.tier < c.tier]
-        extra[id(below[-1] if below else kept[0])] += c.share
-    total = sum(c.share + extra[id(c)] for c in kept)
-    return [SizeClass((c.share + extra[id(c)]) / total, c.notional_usd, c.maintenance_rate, c.max_leverage, c.tier,
-                      c.up_to_usd) for c in kept]
+    kept = [k for k, c in enumerate(raw) if c.share >= MIN_CLASS_SHARE] or [max(range(len(raw)),
+                                                                                key=lambda k: raw[k].share)]
+    shares = {k: 0.0 for k in kept}
+    for k, c in enumerate(raw):
+        shares[max((j for j in kept if j <= k), default=kept[0])] += c.share
+    total = sum(shares.values())
+    return [dataclasses.replace(raw[k], share=shares[k] / total) for k in kept]
 
 
 @dataclass(frozen=True)
@@ -225,18 +227,19 @@ def build_book(market) -> Book:
         classes = venue_classes(perps, name)
         for k, cls in enumerate(classes):
             weight = venue.share * cls.share
-            cap = cls.tier > 0
-            cells, entry, dropped = _side(perps.long, grid, spot, cls.maintenance_rate, cls.max_leverage, True, cap)
+            tiered = cls.tier > 0  # a tier holds large positions at its maximum leverage; a flat venue drops them
+            cells, entry, dropped = _side(perps.long, grid, spot, cls.maintenance_rate, cls.max_leverage, True,
+                                          tiered)
             longs.append(weight * cells)
             long_entry.append(weight * entry)
             dropped_long += weight * dropped
-            cells, entry, dropped = _side(perps.short, grid, spot, cls.maintenance_rate, cls.max_leverage, False, cap)
+            cells, entry, dropped = _side(perps.short, grid, spot, cls.maintenance_rate, cls.max_leverage, False,
+                                          tiered)
             shorts.append(weight * cells)
             short_entry.append(weight * entry)
             dropped_short += weight * dropped
             row = np.zeros(N_ROW_FIELDS)
             row[Row.VENUE] = v
-            tiered = cls.tier > 0
             row[Row.MMR] = cls.maintenance_rate if tiered else 0.0
             row[Row.IMR] = 1.0 / cls.max_leverage if tiered else 0.0
             row[Row.DOWN] = len(rows) - 1 if k > 0 else -1

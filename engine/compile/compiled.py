@@ -31,7 +31,7 @@ class PortfolioArrays:
     perp_leverage: float  # 0 when there is no perp
     perp_entry_usd: float
     perp_venue: int
-    perp_mmr: float  # the perp's maintenance rate on its venue: its tier's at its notional (maintenance amount included)
+    perp_mmr: float  # the perp's maintenance rate: its tier's at its notional (maintenance amount included)
     option_kind: np.ndarray  # (j,) int8
     option_strike_usd: np.ndarray
     option_expiry_years: np.ndarray
@@ -144,7 +144,8 @@ class CompiledScenario:
         long_btc, short_btc = self.book_long_btc.sum(), self.book_short_btc.sum()
         lines += [
             "",
-            f"book: {self.book_rows.shape[0]} rows (venue x margin tier), {self.book_bankruptcy_usd.size} cells {self.book_bankruptcy_usd[0]:,.0f}.."
+            f"book: {self.book_rows.shape[0]} rows (venue x margin tier), {self.book_bankruptcy_usd.size} cells "
+            f"{self.book_bankruptcy_usd[0]:,.0f}.."
             f"{self.book_bankruptcy_usd[-1]:,.0f} USD; long {long_btc:,.0f} BTC "
             f"({long_btc * spot / 1e9:,.2f}B), short {short_btc:,.0f} BTC ({short_btc * spot / 1e9:,.2f}B)",
             f"options: {self.options.kind.size} strikes/expiries, "

@@ -158,18 +158,20 @@ def _portfolio(scenario, venue_names) -> PortfolioArrays | None:
         return None
     perp = pf.perp
     perps = scenario.market.perpetuals
-    venue = perp.venue if perp and perp.venue else next(iter(perps.venues))
     entry = (perp.entry_price_usd or scenario.market.spot_usd) if perp else 0.0
-    tiers = perps.schedule(venue)
-    mmr = perps.margin_rates(venue)[0] if tiers is None else tier_rate(tiers, abs(perp.size_btc) * entry if perp else 0.0)
+    mmr = 0.0
+    if perp:  # its tier's rate at its notional, or its venue's flat rate
+        tiers = perps.schedule(perp.venue or venue_names[0])
+        mmr = perps.margin_rates(perp.venue or venue_names[0])[0] if tiers is None else tier_rate(
+            tiers, abs(perp.size_btc) * entry)
     return PortfolioArrays(
         spot_btc=pf.spot_btc,
         cash_usd=pf.cash_usd,
         perp_size_btc=perp.size_btc if perp else 0.0,
         perp_leverage=perp.leverage if perp else 0.0,
-        perp_entry_usd=(perp.entry_price_usd or scenario.market.spot_usd) if perp else 0.0,
+        perp_entry_usd=entry,
         perp_venue=venue_names.index(perp.venue) if perp and perp.venue else 0,
-        perp_mmr=mmr if perp else 0.0,
+        perp_mmr=mmr,
         option_kind=np.array([layout.OPTION_PUT if o.kind == "put" else layout.OPTION_CALL
                               for o in pf.options], dtype=np.int8),
         option_strike_usd=np.array([o.strike_usd for o in pf.options], dtype=float),

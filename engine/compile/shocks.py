@@ -57,9 +57,11 @@ class Context:
     def when(self, value) -> datetime:
         return self.scenario.horizon.resolve(value)
 
-    def tiered(self, v: int) -> bool:
-        """Whether venue ``v`` has a margin tier schedule (its rates are then floors)."""
-        return self.scenario.market.perpetuals.schedule(self.venue_names[v]) is not None
+    def first_tier_rate(self, v: int) -> float | None:
+        """Venue ``v``'s lowest tier maintenance rate, or None for a flat venue (a hike's rates are
+        floors under the tiers, so one below this changes nothing there)."""
+        tiers = self.scenario.market.perpetuals.schedule(self.venue_names[v])
+        return None if tiers is None else tiers[0].maintenance_margin_rate
 
     def envelope(self, shock) -> np.ndarray:
         return self.timeline.average(
@@ -114,8 +116,8 @@ def margin_hike(shock, ctx: Context) -> None:
                 rate = getattr(step, f"{which}_margin_rate")
                 usd = getattr(step, f"{which}_margin_usd_per_contract")
                 if rate is not None:
-                    floor = before[rate_row, i]
-                    if which == "maintenance" and rate < floor and ctx.tiered(v):
+                    floor = ctx.first_tier_rate(v)
+                    if which == "maintenance" and floor is not None and rate < floor:
                         ctx.notes.append(f"margin_hike: maintenance_margin_rate {rate:.4g} is below venue "
                                          f"{ctx.venue_names[v]!r}'s first margin tier ({floor:.4g}): tiers are "
                                          "floors a hike raises, so it changes nothing there")

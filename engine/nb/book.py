@@ -1,10 +1,10 @@
 """One path's position book: liquidation crossings, margin changes, new positions.
 
 The book is ``long[r, c]`` and ``short[r, c]``: *unscaled* sizes (BTC) per row ``r`` (a venue's
-size class, :data:`engine.compile.layout.ROW_FIELDS`) and cell ``c`` of the bankruptcy-price grid ``grid[c]`` (increasing, log-uniform; the array passed here
-carries two more values at its end: ``log(grid[0])`` and cells per unit of log price, see
-:func:`engine.simulate.prepare`). Three lazy factors keep the
-per-step work O(1):
+size class, :data:`engine.compile.layout.ROW_FIELDS`) and cell ``c`` of the bankruptcy-price grid
+``grid[c]`` (increasing, log-uniform; the array passed here carries two more values at its end:
+``log(grid[0])`` and cells per unit of log price, see :func:`engine.simulate.prepare`). Three
+lazy factors keep the per-step work O(1):
 
 * ``scale_l`` / ``scale_s`` (kernel locals): long / short size multipliers (voluntary
   deleveraging and ADL shrink a whole side at once); a cell's size is ``long[v, c] * scale_l``.

@@ -205,32 +205,32 @@ def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, state, tail_table, t
 def _deposit_momentum_nb(cells, entry, ptr, grid, trig, rows, offset, at, grid_per_log, btc, entry_price, side_size,
                          trigger, is_long):
     """Momentum traders' new positions on one side: ``btc`` (unscaled) spread over rows by their
-    ``Row.SHARE`` (each venue's smallest class), each at the log bankruptcy price ``at + offset[v]``
+    ``Row.SHARE`` (each venue's smallest class), each at the log bankruptcy price ``at + offset[r]``
     from the grid's start, entered at ``entry_price``, split over the two neighbouring cells
     (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every step). Returns (the side's
     unscaled size, its nearest trigger, moved if a new cell is nearer)."""
     n_cells = cells.shape[1]
-    for v in range(cells.shape[0]):
-        size = btc * rows[v, Row.SHARE]
+    for r in range(cells.shape[0]):
+        size = btc * rows[r, Row.SHARE]
         if size <= 0.0:
             continue
-        x = min(max((at + offset[v]) * grid_per_log, 0.0), n_cells - 1.0)
+        x = min(max((at + offset[r]) * grid_per_log, 0.0), n_cells - 1.0)
         lo = min(int(x), n_cells - 2)
         w = x - lo
-        cells[v, lo] += size * (1.0 - w)
-        cells[v, lo + 1] += size * w
-        entry[v, lo] += size * entry_price * (1.0 - w)
-        entry[v, lo + 1] += size * entry_price * w
+        cells[r, lo] += size * (1.0 - w)
+        cells[r, lo + 1] += size * w
+        entry[r, lo] += size * entry_price * (1.0 - w)
+        entry[r, lo + 1] += size * entry_price * w
         if is_long:
             hi = lo + 1 if w > 0.0 else lo
-            if hi > ptr[v]:
-                ptr[v] = hi
-                trigger = max(trigger, grid[hi] * trig[0, v])
+            if hi > ptr[r]:
+                ptr[r] = hi
+                trigger = max(trigger, grid[hi] * trig[0, r])
         else:
             first = lo if w < 1.0 else lo + 1
-            if first < ptr[v]:
-                ptr[v] = first
-                trigger = min(trigger, grid[first] * trig[1, v])
+            if first < ptr[r]:
+                ptr[r] = first
+                trigger = min(trigger, grid[first] * trig[1, r])
         side_size += size
     return side_size, trigger
 
@@ -282,14 +282,14 @@ def _open_nb(cells, entry, pointer, grid, rows, ln_bankrupt, scale, notional_btc
     """Open ``notional_btc`` of new positions at ``entry_price``, spread over rows by their
     ``Row.SHARE``, each at the log bankruptcy price ``ln_bankrupt[r]``; returns the unscaled size added."""
     added = 0.0
-    for v in range(cells.shape[0]):
-        size = notional_btc * rows[v, Row.SHARE] / scale
+    for r in range(cells.shape[0]):
+        size = notional_btc * rows[r, Row.SHARE] / scale
         if size <= 0.0:
             continue
         if is_long:
-            bk.add_long_nb(cells, entry, pointer, grid, v, ln_bankrupt[v], size, size * entry_price)
+            bk.add_long_nb(cells, entry, pointer, grid, r, ln_bankrupt[r], size, size * entry_price)
         else:
-            bk.add_short_nb(cells, entry, pointer, grid, v, ln_bankrupt[v], size, size * entry_price)
+            bk.add_short_nb(cells, entry, pointer, grid, r, ln_bankrupt[r], size, size * entry_price)
         added += size
     return added
 
@@ -466,9 +466,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
 
         # 3. margin changes
         cut_usd = 0.0
+        margins_changed = False
         for r in range(n_rows if rare else 0):
             v = int(rows[r, Row.VENUE])
             if venue_steps[t, v, Venue.MARGIN_CHANGE] != 0.0:
+                margins_changed = True
                 # the venue's new floors; each row keeps its tier's rates where they are higher
                 mm_usd = venue_steps[t, v, Venue.MM_USD_PER_BTC]
                 im_usd = venue_steps[t, v, Venue.IM_USD_PER_BTC]
@@ -483,8 +485,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                     short_size -= sc
                     cut_usd += (sc * scale_s - lc * scale_l) * s_prev
                 imr[r] = new_imr
-                _leverage_offsets_nb(mom_long, mom_short, imr, p_momentum_leverage)
-                long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
+        if margins_changed:  # once for all rows: new positions' leverage caps and every trigger
+            _leverage_offsets_nb(mom_long, mom_short, imr, p_momentum_leverage)
+            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 4. flows
         etf, reflex, holdings = _etf_flow_nb(steps, t, s_prev, ring[slot - etf_lb + (ring_n if slot < etf_lb else 0)],
