@@ -54,16 +54,16 @@ The book (model v3: margin tiers, partial liquidation, ranked ADL; ``/work/spec-
   the next round. It has no surplus or deficit; its USD counts in the side's liquidations and in
   ``partial_liquidations_usd``. Else the position is closed whole, as in v2.
 * Ranked ADL: the shortfall is taken from the other side's positions on every row of the venue in
-  decreasing profit-times-leverage score (:func:`adl_score`; ties by row then cell), each closed
-  whole while the amount left covers its notional, the last one in part. The per-step ``adl``
-  event, like ``adl_usd``, is the shortfall.
+  decreasing profit-times-leverage score (:func:`adl_score`), each closed whole while the amount
+  left covers its notional, the last one in part. The per-step ``adl`` event, like ``adl_usd``,
+  is the shortfall.
 
-  A limit of the comparison: the same positions in several classes (one cell, the same entry mix)
-  tie in exact arithmetic, but their scores differ in the last bits, differently here and in the
+  Scores are compared rounded to single precision, and equal ones go to the first row, then the
+  first cell: the same positions in several classes (one cell, the same entry mix) tie in exact
+  arithmetic, but their float64 scores differ in the last bits, differently here and in the
   kernel (its partial ADLs rescale a cell's entry notional and size, moving their ratio by an
-  ulp); which of them goes first is then rounding, and a path whose small ADLs keep hitting such
-  a group can part from the kernel (a few paths in a hundred of ``ranked-adl`` in
-  ``tests/test_reference.py``; the paths compared there agree).
+  ulp). Compared at full precision, which of them went first was rounding, and a few paths in a
+  hundred of ``ranked-adl`` parted from the kernel.
 
 Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
 instead of its exogenous moves, and flows and liquidations have no impact (``c_t = l_t = lam_t =
@@ -680,14 +680,17 @@ class _Path:
     def auto_deleverage(self, side: str, venue: int, usd: float) -> None:
         """Ranked ADL: ``usd`` of notional, at the current price (the round's start: the price moves
         only between rounds), is taken from the open positions of ``side`` on every row of
-        ``venue``, the highest :func:`adl_score` first (ties: the first row, then the first cell);
+        ``venue``, the highest :func:`adl_score` first, compared in single precision (ties: the first
+        row, then the first cell);
         each is closed whole while the amount left covers it, the last one in part."""
         price, book = self.price, self.book
         queue = []
         for r in book.rows_of(venue):
             for c, size in enumerate(book.cells[side][r]):
                 if size > 0.0:
-                    score = adl_score(side, price, book.entry_price[side][r][c], book.bankruptcy(c))
+                    # single precision: equal ranks (to ~7 digits) tie whatever their float64 last bits
+                    score = float(np.float32(adl_score(side, price, book.entry_price[side][r][c],
+                                                       book.bankruptcy(c))))
                     queue.append((score, r, c))
         left = usd
         for _, r, c in sorted(queue, key=lambda item: -item[0]):  # stable: ties stay in (row, cell) order

@@ -248,8 +248,8 @@ def adl_score_nb(x, entry_usd, pb, price, is_long):
 @jit_norc
 def adl_ranked_nb(cells, entry, ptr, rows, v, usd, price, grid, pb_mult, scale, score, is_long):
     """Auto-deleverage ``usd`` of notional at ``price`` from one side's positions on venue ``v``
-    (every row of the venue), highest rank first (:func:`adl_score_nb`; ties: the first row, then
-    the first cell). Each taken position closes whole while the amount lasts; the last one in part.
+    (every row of the venue), highest rank first (:func:`adl_score_nb`, rounded to single precision:
+    ranks equal to about 7 significant digits tie; ties: the first row, then the first cell). Each taken position closes whole while the amount lasts; the last one in part.
     ``score`` is scratch shaped like ``cells``. Returns the unscaled size removed."""
     n_rows, n_cells = cells.shape
     for r in range(n_rows):
@@ -257,7 +257,10 @@ def adl_ranked_nb(cells, entry, ptr, rows, v, usd, price, grid, pb_mult, scale, 
             continue
         for c in range(n_cells):
             x = cells[r, c]
-            score[r, c] = adl_score_nb(x, entry[r, c], grid[c] * pb_mult, price, is_long) if x > 0.0 else -np.inf
+            # ranks compared in single precision: positions equal in exact arithmetic (the same cell and
+            # entry mix in several classes) tie, whatever the last bits of their float64 scores
+            score[r, c] = np.float32(adl_score_nb(x, entry[r, c], grid[c] * pb_mult, price, is_long)) if x > 0.0 \
+                else -np.inf
     left = usd
     removed = 0.0
     while left > 0.0:

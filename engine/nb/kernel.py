@@ -59,6 +59,17 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
 8. Records: price, open interest, liquidations; the path's lowest and highest price (intra-step
    lows and highs included), drawdown from the closes, realised vol.
 
+Phases
+------
+:func:`_path_nb` holds a path's state as locals and calls one helper per phase: the start
+(:func:`_start_book_nb`), 2 (:func:`_exogenous_return_nb`), 3 (:func:`_margin_changes_nb`), 4
+(:func:`_etf_flow_nb`, :func:`_miner_sales_nb`, :func:`_deleveraging_nb`,
+:func:`_deposit_momentum_nb`, :func:`_fresh_shorts_nb`), 7 (:func:`_step_extremes_nb`,
+:func:`_cascade_nb`) and the summary (:func:`_write_summary_nb`). Those that run at every step
+are inlined (:data:`engine.nb.config.jit_inline`: numba inlines a call of at most 30 arguments,
+so state goes in and out as tuples); those behind the rare-event flag, or once per path, are
+calls. Every input and output index is a namedtuple of :mod:`engine.compile.layout`.
+
 Replay (:mod:`engine.replay`): with a non-empty ``replay`` array the log price at the end of step
 ``t`` is ``replay[t]`` instead of step 2's move (the draws are made and unused), and the caller has
 zeroed the impact coefficients and set BRIDGE to infinity, so steps 5 and 7 move nothing and the
@@ -125,9 +136,36 @@ def _settle_nb(fund, v, surplus, deficit):
 @jit
 def _bridge_extreme_nb(a, c, u, bridge, sign):
     """The lowest (``sign = -1``) or highest (``+1``) log price of a Brownian bridge from ``a`` to
-    ``c`` with variance ``2 / bridge``, at the uniform ``u`` (exact inverse of its distribution)."""
+    ``c`` with variance ``2 / bridge``, at the uniform ``u`` (exact inverse of its distribution).
+    With no variance (``bridge`` infinite: a replay, a step without diffusion) the path is the
+    straight line, and its extreme the open or the close exactly."""
+    if bridge == np.inf:
+        return min(a, c) if sign < 0.0 else max(a, c)
     d = a - c
     return 0.5 * (a + c + sign * math.sqrt(d * d - 4.0 * math.log(u) / bridge))
+
+
+@jit_inline
+def _step_extremes_nb(ln_open, ln_close, open_price, close_price, u_low, u_high, bridge, reach, watch_low, watch_high,
+                      ln_floor, ln_ceiling):
+    """Step 7's low and high: the extremes of the Brownian bridge from the step's open to its
+    close (variance ``2 / bridge``), drawn from ``u_low`` and ``u_high``, each only when
+    something watches it within the bridge's widest reach (``reach``, the factor no draw goes
+    beyond): ``watch_low`` is the highest price that matters below (the nearest long trigger, or
+    the path's low so far), ``watch_high`` the lowest above. An extreme not drawn is returned as
+    beyond every price (log low ``inf``, low ``inf``; log high ``-inf``, high 0). Returns (log
+    low, log high, low, high)."""
+    ln_low = np.inf
+    ln_high = -np.inf
+    low_px = np.inf
+    high_px = 0.0
+    if watch_low >= min(open_price, close_price) * reach:
+        ln_low = max(_bridge_extreme_nb(ln_open, ln_close, u_low, bridge, -1.0), ln_floor)
+        low_px = np.exp(ln_low)
+    if watch_high * reach <= max(open_price, close_price):
+        ln_high = min(_bridge_extreme_nb(ln_open, ln_close, u_high, bridge, 1.0), ln_ceiling)
+        high_px = np.exp(ln_high)
+    return ln_low, ln_high, low_px, high_px
 
 
 @jit_inline
@@ -150,6 +188,145 @@ def _liquidate_side_nb(cells, entry, ptr, other, other_entry, other_ptr, rows, s
             removed = bk.adl_ranked_nb(other, other_entry, other_ptr, rows, v, adl_now, price, grid, pb_mult,
                                        other_scale, score, not is_long)
     return size, usd, pos, neg, adl_now, removed, partial
+
+
+@jit_norc
+def _margin_changes_nb(venue_steps, rows, grid, t, long, short, long_entry, short_entry, top, bottom, mmr, imr, price,
+                       pb_mult, scale_l, scale_s, long_size, short_size):
+    """Step 3: the venues whose margin requirement changes at step ``t`` (a hike or its revert).
+
+    Each of their rows takes the venue's new floors where they are above its tier's own rates
+    (``mmr``, ``imr`` updated in place); a raised initial rate makes over-levered cells top up or
+    cut (:func:`engine.nb.book.enforce_initial_margin_nb`), at ``price`` (the step's open). Returns
+    (whether any venue changed, the cuts' signed flow in USD, the long and short unscaled sizes
+    after the cuts)."""
+    cut_usd = 0.0
+    changed = False
+    for r in range(long.shape[0]):
+        v = int(rows[r, Row.VENUE])
+        if venue_steps[t, v, Venue.MARGIN_CHANGE] != 0.0:
+            changed = True
+            mm_usd = venue_steps[t, v, Venue.MM_USD_PER_BTC]
+            im_usd = venue_steps[t, v, Venue.IM_USD_PER_BTC]
+            mmr[r] = max(rows[r, Row.MMR], mm_usd / price if mm_usd > 0.0 else venue_steps[t, v, Venue.MMR])
+            new_imr = max(rows[r, Row.IMR], im_usd / price if im_usd > 0.0 else venue_steps[t, v, Venue.IMR])
+            new_imr = min(max(new_imr, mmr[r] * 1.0001), 1.0)
+            if new_imr > imr[r]:
+                lc, sc = bk.enforce_initial_margin_nb(long, short, long_entry, short_entry, top, bottom, grid, price,
+                                                      pb_mult, 1.0 / new_imr, venue_steps[t, v, Venue.TOP_UP_FRACTION],
+                                                      r)
+                long_size -= lc
+                short_size -= sc
+                cut_usd += (sc * scale_s - lc * scale_l) * price
+            imr[r] = new_imr
+    return changed, cut_usd, long_size, short_size
+
+
+@jit_inline
+def _cascade_nb(steps, venue_steps, rows, grid, t, book, rates, pb_mult, scales, step_open, max_rounds, impact, sizes,
+                prices, extremes, triggers, totals, paused_until):
+    """Step 7's liquidation cascade, in rounds until no trigger is crossed (or ``max_rounds``).
+
+    Each round walks every row and side whose nearest trigger the step's low (longs) or high
+    (shorts) reached (:func:`_liquidate_side_nb`), then applies the round's net flow: permanently,
+    and at once on the transient state; the rest of the step's path (its low, its high, its close)
+    moves with it. A move beyond the step's circuit breaker pauses liquidations.
+
+    The state goes in and comes out in groups (an inlined call takes at most 30 arguments):
+    ``book = (long, short, long_entry, short_entry, top, bottom, score)``, ``rates = (trig, mmr,
+    fund)``, ``scales = (scale_l, scale_s)``, ``step_open = (price, log price)`` at the step's open,
+    ``impact = (permanent, sqrt, linear coefficients, log floor, log ceiling)``, ``sizes = (long,
+    short unscaled size)``, ``prices = (ln_f, flow state, log price, price)``, ``extremes = (log
+    low, log high, low, high)``, ``triggers = (nearest long, nearest short)``, ``totals = (the
+    path's surpluses, deficits)``.
+
+    Returns (rounds with a liquidation, long USD, short USD, ADL USD, USD closed in part, sizes,
+    prices, (low, high), triggers, totals, paused-until step): the groups updated.
+    """
+    long, short, long_entry, short_entry, top, bottom, score = book
+    trig, mmr, fund = rates
+    scale_l, scale_s = scales
+    open_price, ln_open = step_open
+    permanent_coef, sqrt_coef, linear_coef, ln_floor, ln_ceiling = impact
+    long_size, short_size = sizes
+    ln_f, flow_state, ln_price, price = prices
+    ln_low, ln_high, low_px, high_px = extremes
+    long_trigger, short_trigger = triggers
+    surplus, bad_debt = totals
+    n_rows, n_cells = long.shape
+    rounds = 0
+    liq_l_usd = 0.0
+    liq_s_usd = 0.0
+    adl_step = 0.0
+    partial_step = 0.0
+    while rounds < max_rounds:
+        size_l = 0.0
+        size_s = 0.0
+        usd_l = 0.0
+        usd_s = 0.0
+        for r in range(n_rows):
+            v = int(rows[r, Row.VENUE])
+            penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
+            # a row and side whose first cell is not reached is not walked
+            if top[r] >= 0 and grid[top[r]] * trig[0, r] >= low_px:
+                xl, usd, pos, neg, adl_now, removed, part = _liquidate_side_nb(
+                    long, long_entry, top, short, short_entry, bottom, rows, score, grid, low_px, pb_mult, mmr,
+                    r, v, scale_l, scale_s, open_price, price, penalty, fund, True)
+                long_size -= xl
+                usd_l += usd
+                size_l += xl
+                surplus += pos
+                bad_debt += neg
+                adl_step += adl_now
+                partial_step += part
+                short_size -= removed
+            if bottom[r] < n_cells and grid[bottom[r]] * trig[1, r] <= high_px:
+                xs, usd, pos, neg, adl_now, removed, part = _liquidate_side_nb(
+                    short, short_entry, bottom, long, long_entry, top, rows, score, grid, high_px, pb_mult,
+                    mmr, r, v, scale_s, scale_l, open_price, price, penalty, fund, False)
+                short_size -= xs
+                usd_s += usd
+                size_s += xs
+                surplus += pos
+                bad_debt += neg
+                adl_step += adl_now
+                partial_step += part
+                long_size -= removed
+        if size_l == 0.0 and size_s == 0.0:
+            break
+        rounds += 1
+        liq_l_usd += usd_l
+        liq_s_usd += usd_s
+        net = usd_s - usd_l
+        ln_f += permanent_coef * net
+        flow_state += net
+        ln_next = min(max(ln_f + bk.transient_nb(flow_state, sqrt_coef, linear_coef), ln_floor), ln_ceiling)
+        shift = ln_next - ln_price
+        ln_price = ln_next
+        price = np.exp(ln_price)
+        ln_low = max(ln_low + shift, ln_floor)
+        ln_high = min(ln_high + shift, ln_ceiling)
+        low_px = np.exp(ln_low)
+        high_px = np.exp(ln_high)
+        move = steps[t, Step.CIRCUIT_BREAKER_MOVE]
+        if move > 0.0 and abs(ln_price - ln_open) > move:
+            paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
+            break
+
+    if rounds > 0:  # the book moved
+        any_long = False
+        any_short = False
+        for r in range(n_rows):
+            any_long = any_long or top[r] >= 0
+            any_short = any_short or bottom[r] < n_cells
+        if not any_long:
+            long_size = 0.0  # no cell left: drop the rounding residual of the running sum
+        if not any_short:
+            short_size = 0.0
+        long_trigger, short_trigger = _pointer_triggers_nb(grid, top, bottom, trig)
+    return (rounds, liq_l_usd, liq_s_usd, adl_step, partial_step, (long_size, short_size),
+            (ln_f, flow_state, ln_price, price), (low_px, high_px), (long_trigger, short_trigger), (surplus, bad_debt),
+            paused_until)
 
 
 @jit_inline
@@ -314,9 +491,97 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
 
 
 @jit_norc
+def _fresh_shorts_nb(short, short_entry, top, bottom, grid, rows, trig, imr, ln_new, offsets, notional_usd, leverage,
+                     price, ln_price, ln_pb, scale_s, short_size, long_trigger, short_trigger):
+    """Step 4's scheduled new shorts (a relief rally's fuel): ``notional_usd`` opened at ``price``
+    and ``leverage`` (capped at each row's maximum), spread over rows by ``Row.SHARE``, at the
+    log bankruptcy price ``ln_price`` + offset less the funding shift ``ln_pb``; ``ln_new`` and
+    ``offsets`` are per-row scratch. Returns (the short side's unscaled size, the nearest long and
+    short triggers)."""
+    n_cells = short.shape[1]
+    _leverage_offsets_nb(ln_new, offsets, imr, leverage)
+    for r in range(short.shape[0]):
+        ln_new[r] = ln_price + offsets[r] - ln_pb
+    short_size += _open_nb(short, short_entry, bottom, grid, rows, ln_new, scale_s, notional_usd / price, price, False)
+    # new positions can only bring a trigger closer
+    for r in range(short.shape[0]):
+        if top[r] >= 0:
+            long_trigger = max(long_trigger, grid[top[r]] * trig[0, r])
+        if bottom[r] < n_cells:
+            short_trigger = min(short_trigger, grid[bottom[r]] * trig[1, r])
+    return short_size, long_trigger, short_trigger
+
+
+@jit_norc
+def _start_book_nb(long0, short0, long_entry0, short_entry0, long, short, long_entry, short_entry, top, bottom, rows,
+                   venue_steps, mmr, imr, fund):
+    """A path's start: the compiled book copied into the thread's scratch, its pointers, each
+    row's margin rates (its tier's, or its venue's where higher: a flat venue's row has 0) and each
+    venue's insurance fund (the first ``n_venues`` entries of ``fund``)."""
+    n_rows, n_cells = long.shape
+    for r in range(n_rows):
+        for c in range(n_cells):
+            long[r, c] = long0[r, c]
+            short[r, c] = short0[r, c]
+            long_entry[r, c] = long_entry0[r, c]
+            short_entry[r, c] = short_entry0[r, c]
+    bk.init_pointers_nb(long, short, top, bottom)
+    for r in range(n_rows):
+        v = int(rows[r, Row.VENUE])
+        mmr[r] = max(rows[r, Row.MMR], venue_steps[0, v, Venue.MMR])
+        imr[r] = max(rows[r, Row.IMR], venue_steps[0, v, Venue.IMR])
+    for v in range(venue_steps.shape[1]):
+        fund[v] = venue_steps[0, v, Venue.INSURANCE_FUND_USD]
+
+
+@jit_norc
+def _write_summary_nb(summary, fund, n_venues, prices, liquidations, open_interest, flows, funding):
+    """A path's summary row (``engine.compile.layout.SUMMARY_FIELDS``): ``prices = (low, high,
+    terminal, max drawdown, trough step)``, ``liquidations = (long USD, short USD, peak step USD,
+    most cascade rounds, bad debt, ADL, surplus, USD closed in part)``, ``open_interest = (start,
+    end)``, ``flows`` (the path's ETF, reflexive ETF, miner, dealer, deleveraging, momentum,
+    margin-cut and forced totals), ``funding = (lowest rate, highest rate, paused steps)``; the
+    insurance funds left are summed over venues."""
+    low, high, price, max_dd, low_step = prices
+    liq_long, liq_short, peak_liq, max_rounds_seen, bad_debt, adl, surplus, partial = liquidations
+    etf, etf_reflex, miners, dealers, delev, momentum, cuts, forced = flows
+    min_f, max_f, paused_steps = funding
+    summary[Summary.MIN_PRICE] = low
+    summary[Summary.MAX_PRICE] = high
+    summary[Summary.TERMINAL_PRICE] = price
+    summary[Summary.MAX_DRAWDOWN] = max_dd
+    summary[Summary.TROUGH_STEP] = low_step
+    summary[Summary.LONG_LIQUIDATIONS_USD] = liq_long
+    summary[Summary.SHORT_LIQUIDATIONS_USD] = liq_short
+    summary[Summary.PEAK_STEP_LIQUIDATIONS_USD] = peak_liq
+    summary[Summary.MAX_CASCADE_ROUNDS] = max_rounds_seen
+    summary[Summary.OPEN_INTEREST_START_USD] = open_interest[0]
+    summary[Summary.OPEN_INTEREST_END_USD] = open_interest[1]
+    summary[Summary.ETF_FLOW_USD] = etf
+    summary[Summary.ETF_REFLEXIVE_USD] = etf_reflex
+    summary[Summary.MINER_SALES_USD] = miners
+    summary[Summary.DEALER_FLOW_USD] = dealers
+    summary[Summary.DELEVERAGING_FLOW_USD] = delev
+    summary[Summary.MOMENTUM_FLOW_USD] = momentum
+    summary[Summary.MARGIN_CUT_USD] = cuts
+    summary[Summary.FORCED_FLOW_USD] = forced
+    summary[Summary.BAD_DEBT_USD] = bad_debt
+    summary[Summary.ADL_USD] = adl
+    fund_total = 0.0
+    for v in range(n_venues):
+        fund_total += fund[v]
+    summary[Summary.INSURANCE_FUND_END_USD] = fund_total
+    summary[Summary.LIQUIDATION_SURPLUS_USD] = surplus
+    summary[Summary.MIN_FUNDING_RATE] = min_f
+    summary[Summary.MAX_FUNDING_RATE] = max_f
+    summary[Summary.PAUSED_STEPS] = paused_steps
+    summary[Summary.PARTIAL_LIQUIDATIONS_USD] = partial
+
+
+@jit_norc
 def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, dealer_table, dealer_lo,
              dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers, scratch, outputs, i, row, b,
-             keep_steps, replay):
+             keep_steps, replay, sizes0):
     """One path (row ``i`` of the summaries, row ``row`` of the per-step outputs, block ``b`` of the
     flow sums). Compiled without the runtime: no reference counting in the step loop, so it
     takes whole arrays and indices rather than views, and scratch space rather than allocating.
@@ -352,29 +617,15 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     grid_log0 = grid[n_cells]  # the grid's log start and cells per unit log price (see book.py)
     grid_per_log = grid[n_cells + 1]
 
-    long_size = 0.0
-    short_size = 0.0
-    for r in range(n_rows):
-        for c in range(n_cells):
-            long[r, c] = long0[r, c]
-            short[r, c] = short0[r, c]
-            long_entry[r, c] = long_entry0[r, c]
-            short_entry[r, c] = short_entry0[r, c]
-            long_size += long0[r, c]
-            short_size += short0[r, c]
-    bk.init_pointers_nb(long, short, top, bottom)
-    for r in range(n_rows):  # a row's rates: its tier's, or the venue's if higher (a flat venue's row has 0)
-        v = int(rows[r, Row.VENUE])
-        mmr[r] = max(rows[r, Row.MMR], venue_steps[0, v, Venue.MMR])
-        imr[r] = max(rows[r, Row.IMR], venue_steps[0, v, Venue.IMR])
+    long_size, short_size = sizes0  # the book's sums, added once per task (a serial chain of adds)
     mom_long = work[0]
     mom_short = work[1]
     fuel_short = work[2]
     ln_new = work[3]
     trig = work[4:6]
     fund = work[6]  # each venue's insurance fund (the first n_venues entries)
-    for v in range(n_venues):
-        fund[v] = venue_steps[0, v, Venue.INSURANCE_FUND_USD]
+    _start_book_nb(long0, short0, long_entry0, short_entry0, long, short, long_entry, short_entry, top, bottom, rows,
+                   venue_steps, mmr, imr, fund)
     _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
     scale_l = 1.0
     scale_s = 1.0
@@ -466,28 +717,13 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
 
         # 3. margin changes
         cut_usd = 0.0
-        margins_changed = False
-        for r in range(n_rows if rare else 0):
-            v = int(rows[r, Row.VENUE])
-            if venue_steps[t, v, Venue.MARGIN_CHANGE] != 0.0:
-                margins_changed = True
-                # the venue's new floors; each row keeps its tier's rates where they are higher
-                mm_usd = venue_steps[t, v, Venue.MM_USD_PER_BTC]
-                im_usd = venue_steps[t, v, Venue.IM_USD_PER_BTC]
-                mmr[r] = max(rows[r, Row.MMR], mm_usd / s_prev if mm_usd > 0.0 else venue_steps[t, v, Venue.MMR])
-                new_imr = max(rows[r, Row.IMR], im_usd / s_prev if im_usd > 0.0 else venue_steps[t, v, Venue.IMR])
-                new_imr = min(max(new_imr, mmr[r] * 1.0001), 1.0)
-                if new_imr > imr[r]:
-                    lc, sc = bk.enforce_initial_margin_nb(long, short, long_entry, short_entry, top, bottom, grid,
-                                                          s_prev, pb_mult, 1.0 / new_imr,
-                                                          venue_steps[t, v, Venue.TOP_UP_FRACTION], r)
-                    long_size -= lc
-                    short_size -= sc
-                    cut_usd += (sc * scale_s - lc * scale_l) * s_prev
-                imr[r] = new_imr
-        if margins_changed:  # once for all rows: new positions' leverage caps and every trigger
-            _leverage_offsets_nb(mom_long, mom_short, imr, p_momentum_leverage)
-            long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
+        if rare:
+            margins_changed, cut_usd, long_size, short_size = _margin_changes_nb(
+                venue_steps, rows, grid, t, long, short, long_entry, short_entry, top, bottom, mmr, imr, s_prev,
+                pb_mult, scale_l, scale_s, long_size, short_size)
+            if margins_changed:  # once for all rows: new positions' leverage caps and every trigger
+                _leverage_offsets_nb(mom_long, mom_short, imr, p_momentum_leverage)
+                long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 4. flows
         etf, reflex, holdings = _etf_flow_nb(steps, t, s_prev, ring[slot - etf_lb + (ring_n if slot < etf_lb else 0)],
@@ -540,18 +776,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                 momentum = opened
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD] if rare else 0.0
         if fuel > 0.0:
-            _leverage_offsets_nb(ln_new, fuel_short, imr, steps[t, Step.NEW_SHORT_LEVERAGE])
-            for r in range(n_rows):
-                ln_new[r] = ln_prev + fuel_short[r] - ln_pb
-            short_size += _open_nb(short, short_entry, bottom, grid, rows, ln_new, scale_s, fuel / s_prev, s_prev,
-                                   False)
+            short_size, long_trigger, short_trigger = _fresh_shorts_nb(
+                short, short_entry, top, bottom, grid, rows, trig, imr, ln_new, fuel_short, fuel,
+                steps[t, Step.NEW_SHORT_LEVERAGE], s_prev, ln_prev, ln_pb, scale_s, short_size, long_trigger,
+                short_trigger)
             momentum -= fuel
-            # new positions can only bring a trigger closer
-            for r in range(n_rows):
-                if top[r] >= 0:
-                    long_trigger = max(long_trigger, grid[top[r]] * trig[0, r])
-                if bottom[r] < n_cells:
-                    short_trigger = min(short_trigger, grid[bottom[r]] * trig[1, r])
         forced = steps[t, Step.FORCED_FLOW_USD]
 
         q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
@@ -580,88 +809,20 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         liq_s_usd = 0.0
         adl_step = 0.0
         partial_step = 0.0
-        bridge = drivers[t, Driver.BRIDGE]
-        ln_low = np.inf
-        ln_high = -np.inf
-        low_px = np.inf
-        high_px = 0.0
-        reach = drivers[t, Driver.REACH]
-        if max(long_trigger, low) >= min(s_prev, price) * reach:
-            ln_low = max(_bridge_extreme_nb(ln_prev, ln_price, u4, bridge, -1.0), ln_floor)
-            low_px = np.exp(ln_low)
-        if min(short_trigger, high) * reach <= max(s_prev, price):
-            ln_high = min(_bridge_extreme_nb(ln_prev, ln_price, u5, bridge, 1.0), ln_ceiling)
-            high_px = np.exp(ln_high)
+        ln_low, ln_high, low_px, high_px = _step_extremes_nb(
+            ln_prev, ln_price, s_prev, price, u4, u5, drivers[t, Driver.BRIDGE], drivers[t, Driver.REACH],
+            max(long_trigger, low), min(short_trigger, high), ln_floor, ln_ceiling)
         if t < paused_until:
             paused_steps += 1
         elif long_trigger >= low_px or short_trigger <= high_px:
-            while rounds < max_rounds:
-                size_l = 0.0
-                size_s = 0.0
-                usd_l = 0.0
-                usd_s = 0.0
-                for r in range(n_rows):
-                    v = int(rows[r, Row.VENUE])
-                    penalty = venue_steps[t, v, Venue.LIQ_FILL_PENALTY]
-                    # a row and side whose first cell is not reached is not walked
-                    if top[r] >= 0 and grid[top[r]] * trig[0, r] >= low_px:
-                        xl, usd, pos, neg, adl_now, removed, part = _liquidate_side_nb(
-                            long, long_entry, top, short, short_entry, bottom, rows, score, grid, low_px, pb_mult, mmr,
-                            r, v, scale_l, scale_s, s_prev, price, penalty, fund, True)
-                        long_size -= xl
-                        usd_l += usd
-                        size_l += xl
-                        surplus += pos
-                        bad_debt += neg
-                        adl_step += adl_now
-                        partial_step += part
-                        short_size -= removed
-                    if bottom[r] < n_cells and grid[bottom[r]] * trig[1, r] <= high_px:
-                        xs, usd, pos, neg, adl_now, removed, part = _liquidate_side_nb(
-                            short, short_entry, bottom, long, long_entry, top, rows, score, grid, high_px, pb_mult,
-                            mmr, r, v, scale_s, scale_l, s_prev, price, penalty, fund, False)
-                        short_size -= xs
-                        usd_s += usd
-                        size_s += xs
-                        surplus += pos
-                        bad_debt += neg
-                        adl_step += adl_now
-                        partial_step += part
-                        long_size -= removed
-                if size_l == 0.0 and size_s == 0.0:
-                    break
-                rounds += 1
-                liq_l_usd += usd_l
-                liq_s_usd += usd_s
-                # the liquidation flow's impact: permanent, and instantaneous on the transient state;
-                # the rest of the step's path (its low, its high, its close) moves with it
-                net = usd_s - usd_l
-                ln_f += permanent_coef * net
-                flow_state += net
-                ln_next = min(max(ln_f + bk.transient_nb(flow_state, sqrt_coef, linear_coef), ln_floor), ln_ceiling)
-                shift = ln_next - ln_price
-                ln_price = ln_next
-                price = np.exp(ln_price)
-                ln_low = max(ln_low + shift, ln_floor)
-                ln_high = min(ln_high + shift, ln_ceiling)
-                low_px = np.exp(ln_low)
-                high_px = np.exp(ln_high)
-                move = steps[t, Step.CIRCUIT_BREAKER_MOVE]
-                if move > 0.0 and abs(ln_price - ln_prev) > move:
-                    paused_until = t + 1 + int(steps[t, Step.CIRCUIT_BREAKER_STEPS])
-                    break
-
-            if rounds > 0:  # the book moved
-                any_long = False
-                any_short = False
-                for r in range(n_rows):
-                    any_long = any_long or top[r] >= 0
-                    any_short = any_short or bottom[r] < n_cells
-                if not any_long:
-                    long_size = 0.0  # no cell left: drop the rounding residual of the running sum
-                if not any_short:
-                    short_size = 0.0
-                long_trigger, short_trigger = _pointer_triggers_nb(grid, top, bottom, trig)
+            (rounds, liq_l_usd, liq_s_usd, adl_step, partial_step, (long_size, short_size),
+             (ln_f, flow_state, ln_price, price), (low_px, high_px), (long_trigger, short_trigger), (surplus, bad_debt),
+             paused_until) = _cascade_nb(
+                steps, venue_steps, rows, grid, t, (long, short, long_entry, short_entry, top, bottom, score),
+                (trig, mmr, fund), pb_mult, (scale_l, scale_s), (s_prev, ln_prev), max_rounds,
+                (permanent_coef, sqrt_coef, linear_coef, ln_floor, ln_ceiling), (long_size, short_size),
+                (ln_f, flow_state, ln_price, price), (ln_low, ln_high, low_px, high_px), (long_trigger, short_trigger),
+                (surplus, bad_debt), paused_until)
         if low_px < low:  # the intra-step low and high (after the cascade's moves)
             low = low_px
             low_step = t
@@ -724,36 +885,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
 
     if replaying:
         bk.stress_nb(long, short, top, bottom, grid, trig, pb_mult, scale_l, scale_s, price, stress, n_steps - 1)
-    summary[Summary.MIN_PRICE] = low
-    summary[Summary.MAX_PRICE] = high
-    summary[Summary.TERMINAL_PRICE] = price
-    summary[Summary.MAX_DRAWDOWN] = max_dd
-    summary[Summary.TROUGH_STEP] = low_step
-    summary[Summary.LONG_LIQUIDATIONS_USD] = liq_long_total
-    summary[Summary.SHORT_LIQUIDATIONS_USD] = liq_short_total
-    summary[Summary.PEAK_STEP_LIQUIDATIONS_USD] = peak_liq
-    summary[Summary.MAX_CASCADE_ROUNDS] = max_rounds_seen
-    summary[Summary.OPEN_INTEREST_START_USD] = oi0
-    summary[Summary.OPEN_INTEREST_END_USD] = (long_size * scale_l + short_size * scale_s) * price
-    summary[Summary.ETF_FLOW_USD] = etf_total
-    summary[Summary.ETF_REFLEXIVE_USD] = etf_reflex_total
-    summary[Summary.MINER_SALES_USD] = miners_total
-    summary[Summary.DEALER_FLOW_USD] = dealers_total
-    summary[Summary.DELEVERAGING_FLOW_USD] = delev_total
-    summary[Summary.MOMENTUM_FLOW_USD] = mom_total
-    summary[Summary.MARGIN_CUT_USD] = cuts_total
-    summary[Summary.FORCED_FLOW_USD] = forced_total
-    summary[Summary.BAD_DEBT_USD] = bad_debt
-    summary[Summary.ADL_USD] = adl
-    fund_total = 0.0
-    for v in range(n_venues):
-        fund_total += fund[v]
-    summary[Summary.INSURANCE_FUND_END_USD] = fund_total
-    summary[Summary.LIQUIDATION_SURPLUS_USD] = surplus
-    summary[Summary.MIN_FUNDING_RATE] = min_f
-    summary[Summary.MAX_FUNDING_RATE] = max_f
-    summary[Summary.PAUSED_STEPS] = paused_steps
-    summary[Summary.PARTIAL_LIQUIDATIONS_USD] = partial_total
+    _write_summary_nb(summary, fund, n_venues, (low, high, price, max_dd, low_step),
+                      (liq_long_total, liq_short_total, peak_liq, max_rounds_seen, bad_debt, adl, surplus, partial_total),
+                      (oi0, (long_size * scale_l + short_size * scale_s) * price),
+                      (etf_total, etf_reflex_total, miners_total, dealers_total, delev_total, mom_total, cuts_total,
+                       forced_total), (min_f, max_f, paused_steps))
 
 
 @pjit
@@ -780,6 +916,12 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
     n_rows, n_cells = long0.shape
     n_tasks = (n_paths + task_paths - 1) // task_paths
     ring_n = int(max(params[Param.ETF_LOOKBACK_STEPS], params[Param.MOMENTUM_LOOKBACK_STEPS])) + 2
+    long_size0 = 0.0  # the initial book's unscaled sizes, in the order a path would add them
+    short_size0 = 0.0
+    for r in range(n_rows):
+        for c in range(n_cells):
+            long_size0 += long0[r, c]
+            short_size0 += short0[r, c]
     for k in numba.prange(n_tasks):
         # a thread's scratch, each array PAD bytes away from anything another thread may write:
         # small arrays from malloc can share a cache line, and false sharing costs ~10% at 2 threads
@@ -813,7 +955,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
                      dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers,
                      (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work),
                      (summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, stress),
-                     i, row, k, keep_steps, replay)
+                     i, row, k, keep_steps, replay, (long_size0, short_size0))
 
 
 @pjit
