@@ -27,6 +27,7 @@ SUMMARY_METRICS = {
     "etf_flow_usd": "ETF net flow, scheduled and reflexive (USD)",
     "bad_debt_usd": "liquidation losses beyond margin (USD)",
     "adl_usd": "bad debt left to auto-deleveraging (USD)",
+    "partial_liquidations_usd": "liquidated in part, a position cut down a margin tier (USD)",
 }
 
 
