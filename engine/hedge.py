@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compile.layout import N_CONTROLS, N_HEDGE_OUT, Control, HedgeOut
+from .compile.layout import (N_CONTROLS, N_HEDGE_OUT, N_LEGS, N_ORDER_FIELDS, N_TABLE_FIELDS, N_TRACE_FIELDS,
+                             SURFACE_FIELDS, Control, HedgeOut, Order)
 
 __all__ = ["evaluate", "evaluate_paths", "to_vectorbt", "path_to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
 
 METRICS = ("pnl_mean", "pnl_median", "var95", "es95", "var99", "es99", "max_dd_p50", "max_dd_p95",
            "p_liquidated", "premium", "effectiveness", "d_pnl_mean", "d_es99")
-N_LEGS = 2
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Variant:
     strategy: str
     rule: str
     params: dict = field(default_factory=dict)  # the swept parameters of this row
-    legs: list = field(default_factory=list)  # (kind, size_btc, strike, strike_pct, expiry, tenor, roll)
+    legs: list = field(default_factory=list)  # (kind, size_btc, strike, strike_pct, expiry, tenor, roll), by Leg
     hedge_size: float = 0.0
     hedge_leverage: float = 1.0
     stop_price: float = -math.inf
@@ -60,7 +60,7 @@ class Variant:
     stop_fraction: float = 0.0
     spread: float = 0.0
     fee: float = 0.0
-    controls: dict = field(default_factory=dict)  # engine.nb.hedge C_* columns, by name
+    controls: dict = field(default_factory=dict)  # engine.compile.layout Control columns, by name
 
 
 def row_label(row) -> str:
@@ -256,13 +256,14 @@ def _tables(compiled, prices: np.ndarray, contracts: list[list]) -> dict:
                 leg_table[i, j] = keys.setdefault(key, len(keys))
     n_steps = compiled.n_steps
     if not keys:
-        return dict(leg_table=leg_table, tables=np.zeros((1, 2, 1, 2)), tab_lo=0.0, tab_inv=1.0)
+        return dict(leg_table=leg_table, tables=np.zeros((1, 2, 1, N_TABLE_FIELDS)), tab_lo=0.0, tab_inv=1.0)
     spot0 = compiled.param("SPOT0")
     lo = float(np.log(min(float(prices.min()), spot0))) - 0.01
     hi = float(np.log(max(float(prices.max()), spot0))) + 0.01
     step = (hi - lo) / (TABLE_POINTS - 1)
     table_keys = np.array(list(keys), dtype=float).reshape(-1, 3)
-    tables = np.empty((len(keys), TABLE_POINTS, n_steps, 2))  # by grid price, then step: a path reads nearby memory
+    # tables[c, i, t, Table.X]: by grid price, then step (a path reads nearby memory)
+    tables = np.empty((len(keys), TABLE_POINTS, n_steps, N_TABLE_FIELDS))
     option_tables_nb(table_keys[:, 0].astype(np.int64), table_keys[:, 1], table_keys[:, 2], compiled.param("DT_YEARS"),
                      n_steps, _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
                      compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, spot0, lo, step, tables)
@@ -326,12 +327,12 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
 
 
 def _surface(compiled) -> np.ndarray:
-    return np.ascontiguousarray(np.stack([compiled.step("ATM_IV"), compiled.step("RISK_REVERSAL_25D"),
-                                          compiled.step("TERM_SLOPE")], axis=1))
+    """The kernels' ``surface[t, Surface.X]``: the ``Step`` rows of the same names side by side."""
+    return np.ascontiguousarray(np.stack([compiled.step(name) for name in SURFACE_FIELDS], axis=1))
 
 
 def _no_trace() -> dict:
-    return dict(trace_v=-1, trace_p=-1, marks=np.zeros((1, 1)), orders=np.zeros((1, 5)),
+    return dict(trace_v=-1, trace_p=-1, marks=np.zeros((1, 1)), orders=np.zeros((1, N_ORDER_FIELDS)),
                 n_orders=np.zeros(1, dtype=np.int64))
 
 
@@ -405,7 +406,7 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
 
 def to_vectorbt(result, row: int, path: int, scenario=None):
     """One (strategy row, path) of :func:`evaluate` as a ``vectorbt.Portfolio``, and the kernel's
-    outputs for it (``engine.nb.hedge.OUT_*``).
+    outputs for it (indexed by ``engine.compile.layout.HedgeOut``).
 
     Columns share one cash account: spot BTC, the book's perp and the hedge perp (priced at the
     spot), each option held, and one per contract of each option leg (a roll sells one and buys
@@ -454,10 +455,10 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     for _, _, _, _, _, tenor, roll in vs[row].legs:
         if not math.isnan(roll):
             contracts = max(contracts, min(compiled.n_steps, math.ceil(horizon / max(tenor - roll - dt, dt))) + 2)
-    n_cols = 3 + n_held + N_LEGS * contracts
+    n_cols = N_TRACE_FIELDS + n_held + N_LEGS * contracts
     n_steps = compiled.n_steps
     marks = np.full((n_steps + 1, n_cols), np.nan)
-    orders = np.zeros((8 * n_steps + 64, 5))
+    orders = np.zeros((8 * n_steps + 64, N_ORDER_FIELDS))  # orders[k, Order.X]
     n_orders = np.zeros(1, dtype=np.int64)
     out = np.zeros((1, 1, N_HEDGE_OUT))
     funding = _funding(compiled, funding_rates, n_paths)
@@ -484,9 +485,9 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     size = np.full(marks.shape, np.nan)
     price = np.full(marks.shape, np.nan)
     fixed = np.zeros(marks.shape)
-    for r, c, sz, pr, ff in orders[: n_orders[0]]:
-        r, c = int(r), int(c)
+    for order in orders[: n_orders[0]]:
+        r, c = int(order[Order.ROW]), int(order[Order.COLUMN])
         if not np.isnan(size[r, c]):
             raise AssertionError(f"two trades in one cell ({r}, {c})")  # the column layout prevents this
-        size[r, c], price[r, c], fixed[r, c] = sz, pr, ff
+        size[r, c], price[r, c], fixed[r, c] = order[Order.SIZE], order[Order.PRICE], order[Order.FIXED_FEE]
     return dict(close=close, size=size, price=price, fixed_fees=fixed, init_cash=value0, freq=step, out=out[0, 0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,13 @@ def test_the_scenario_layer_does_not_reach_into_later_layers():
     for path in (ENGINE / "scenario").glob("*.py"):
         for name in _imports(path):
             assert not name.startswith(("..compile", "..nb", "..simulate", "..result", "engine.")), (path.name, name)
+
+
+def test_the_strategy_kernel_names_every_column_it_indexes():
+    """engine/nb/hedge.py indexes no column with a bare integer: engine/compile/layout.py names them
+    (Surface, Leg, Table, Hermite, Opening, Order, ...)."""
+    from engine.compile import layout
+
+    bare = re.findall(r"\w+\[[^]\n]*, \d+\]", (ENGINE / "nb" / "hedge.py").read_text())
+    assert not bare, bare
+    assert set(layout.SURFACE_FIELDS) <= set(layout.STEP_FIELDS)  # the surface is those Step rows side by side

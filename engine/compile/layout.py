@@ -59,6 +59,35 @@ INSURANCE_FUND_USD         the venue's insurance fund at the start (USD; read at
 =========================  ====================================================================
 
 ``params[Param.X]``: scalars, listed in :data:`PARAM_FIELDS`.
+
+The strategy kernel (:mod:`engine.nb.hedge`; :mod:`engine.hedge` builds and reads its arrays) indexes
+its per-row and per-contract arrays the same way, by the enums at the end of this module:
+
+==================================  ===========================================================
+array                               meaning
+==================================  ===========================================================
+``surface[t, Surface.X]``           the vol surface of step ``t``: the ``Step`` rows ATM_IV,
+                                    RISK_REVERSAL_25D and TERM_SLOPE side by side
+``leg_size[v, Leg.X]``              row ``v``'s option legs (likewise ``leg_kind``, ``leg_strike``,
+                                    ..., and ``leg_table``: the leg's contract in ``tables``, -1 for
+                                    none): FIRST, SECOND, in the order ``engine.hedge.variants``
+                                    gives them
+``tables[c, i, t, Table.X]``        fixed contract ``c`` at the end of step ``t`` with the price at
+                                    ``exp(lo + i*step)``: VALUE (USD) and S_DELTA, its derivative in
+                                    log price (price times delta)
+``weights[t, j, Hermite.X]``        the cubic Hermite weights of path ``j``'s log price at step
+                                    ``t`` (between grid points ``i`` and ``i + 1``) on VALUE,
+                                    S_DELTA, NEXT_VALUE, NEXT_S_DELTA (those of ``i + 1``)
+``opening[v, Opening.X]``           row ``v``'s opening trades: CASH after them,
+                                    HEDGE_COLLATERAL, PEAK_VALUE (the value drawdowns start from)
+``orders[k, Order.X]``              trade ``k`` of a traced (row, path): ROW (0 = the start, t + 1
+                                    = the end of step t), COLUMN (in ``marks``), SIZE (signed),
+                                    PRICE, FIXED_FEE (USD)
+``marks[row, Trace.X]``             the traced path's marks, then one column per option held and
+                                    per contract of each leg
+``controls[v, Control.X]``          row ``v``'s dynamic rules, listed in :data:`CONTROL_FIELDS`
+``out[v, p, HedgeOut.X]``           outputs per (row, path), listed in :data:`HEDGE_OUT_FIELDS`
+==================================  ===========================================================
 """
 
 from __future__ import annotations
@@ -252,6 +281,20 @@ CONTROL_FIELDS = (
     "DELEV_FUNDING",  # cut when the funding rate per interval falls to this (NaN = no trigger)
 )
 TRACE_FIELDS = ("SPOT", "BOOK", "HEDGE")  # then the options held, then one per contract of each leg
+# the strategy kernel's inputs: the vol surface per step (engine.hedge._surface stacks these Step rows)
+SURFACE_FIELDS = ("ATM_IV", "RISK_REVERSAL_25D", "TERM_SLOPE")
+# option legs of a row (columns of leg_kind, leg_size, ..., leg_table), as engine.hedge.variants orders
+# them: the bought put first, then a put spread's sold put or a collar's sold call
+LEG_FIELDS = ("FIRST", "SECOND")
+# a fixed contract's mark table per (grid price, step): its value and its derivative in log price
+TABLE_FIELDS = ("VALUE", "S_DELTA")  # S_DELTA: price times delta
+# cubic Hermite weights of a log price between grid points i and i + 1 (engine.nb.hedge.hermite_weights_nb)
+HERMITE_FIELDS = ("VALUE", "S_DELTA", "NEXT_VALUE", "NEXT_S_DELTA")  # on tables[.., i, .., Table.X], then i + 1
+# evaluate_fixed_nb's per-row opening, the same on every path: cash after the opening trades, the hedge
+# perp's collateral, the value drawdowns start from
+OPENING_FIELDS = ("CASH", "HEDGE_COLLATERAL", "PEAK_VALUE")
+# one trade of a traced (row, path): the marks row and column it books in, signed size, price, fixed fee
+ORDER_FIELDS = ("ROW", "COLUMN", "SIZE", "PRICE", "FIXED_FEE")
 
 SIDE_LONG, SIDE_SHORT = 0, 1
 IMPACT_SQRT, IMPACT_LINEAR, IMPACT_BOTH = 0, 1, 2  # the transient law: square root, linear or both
@@ -273,8 +316,22 @@ Stress = namedtuple("Stress", [f.upper() for f in STRESS_FIELDS])(*range(len(STR
 HedgeOut = namedtuple("HedgeOut", [f.upper() for f in HEDGE_OUT_FIELDS])(*range(len(HEDGE_OUT_FIELDS)))
 Control = namedtuple("Control", CONTROL_FIELDS)(*range(len(CONTROL_FIELDS)))
 Trace = namedtuple("Trace", TRACE_FIELDS)(*range(len(TRACE_FIELDS)))
+# the strategy kernel's other arrays: ``surface[t, Surface.ATM_IV]``, ``leg_table[v, Leg.FIRST]``,
+# ``tables[c, i, t, Table.VALUE]``, ``weights[t, j, Hermite.S_DELTA]``, ``orders[k, Order.PRICE]``
+Surface = namedtuple("Surface", SURFACE_FIELDS)(*range(len(SURFACE_FIELDS)))
+Leg = namedtuple("Leg", LEG_FIELDS)(*range(len(LEG_FIELDS)))
+Table = namedtuple("Table", TABLE_FIELDS)(*range(len(TABLE_FIELDS)))
+Hermite = namedtuple("Hermite", HERMITE_FIELDS)(*range(len(HERMITE_FIELDS)))
+Opening = namedtuple("Opening", OPENING_FIELDS)(*range(len(OPENING_FIELDS)))
+Order = namedtuple("Order", ORDER_FIELDS)(*range(len(ORDER_FIELDS)))
 N_HEDGE_OUT = len(HEDGE_OUT_FIELDS)
 N_CONTROLS = len(CONTROL_FIELDS)
+N_TRACE_FIELDS = len(TRACE_FIELDS)
+N_LEGS = len(LEG_FIELDS)
+N_TABLE_FIELDS = len(TABLE_FIELDS)
+N_HERMITE_WEIGHTS = len(HERMITE_FIELDS)
+N_OPENING_FIELDS = len(OPENING_FIELDS)
+N_ORDER_FIELDS = len(ORDER_FIELDS)
 N_STEP_FIELDS = len(STEP_FIELDS)
 N_VENUE_FIELDS = len(VENUE_FIELDS)
 N_PARAMS = len(PARAM_FIELDS)

@@ -6,17 +6,18 @@ Contract
 start, time 0, is ``spot0``). Every variant ``v`` (a strategy with one parameter set) holds the
 same base portfolio (spot BTC, cash, an optional perp, options already held) plus its own legs:
 
-* option legs ``j``: ``leg_kind`` (0 put, 1 call), signed ``leg_size`` (BTC; bought > 0; 0 = no
-  leg), ``leg_strike`` (USD, or ``NaN`` for a strike set as ``leg_strike_pct`` of the price when
-  bought), ``leg_expiry`` (years from the start, or ``NaN`` for ``leg_tenor`` years after each
-  purchase) and ``leg_roll`` (tenor legs only: sell and buy a new one with the same tenor and strike
-  rule this long before expiry; ``NaN`` = hold to expiry and settle, no new leg after it);
+* option legs ``j`` (columns ``Leg.X``): ``leg_kind`` (0 put, 1 call), signed ``leg_size`` (BTC;
+  bought > 0; 0 = no leg), ``leg_strike`` (USD, or ``NaN`` for a strike set as ``leg_strike_pct``
+  of the price when bought), ``leg_expiry`` (years from the start, or ``NaN`` for ``leg_tenor``
+  years after each purchase) and ``leg_roll`` (tenor legs only: sell and buy a new one with the
+  same tenor and strike rule this long before expiry; ``NaN`` = hold to expiry and settle, no new
+  leg after it);
 * a perp hedge ``hedge_size`` (signed BTC, short < 0) at ``hedge_leverage``;
 * a stop: sell ``stop_fraction`` of the spot BTC, once, when the price falls to ``stop_price``
   or the drawdown from the running peak reaches ``stop_drawdown`` (``NaN`` = no such trigger).
 
-Options are valued with Black-Scholes (no rates) on the step's vol surface (``surface[t]``: ATM,
-25d risk reversal, term slope; ``bf25``, ``spot_vol_beta``, ``skew_beta`` scalars, the surface
+Options are valued with Black-Scholes (no rates) on the step's vol surface (``surface[t, Surface.X]``:
+ATM_IV, RISK_REVERSAL_25D, TERM_SLOPE; ``bf25``, ``spot_vol_beta``, ``skew_beta`` scalars, the surface
 moved by the log return since the start), see :mod:`engine.options.surface`. Trades pay half the
 bid-ask ``spread`` (a share of the option's value) and ``fee`` (a share of the notional ``|size|*S``;
 for options capped at ``FEE_CAP`` = 12.5% of the option's price, as Deribit caps it).
@@ -50,7 +51,8 @@ import math
 import numba
 import numpy as np
 
-from ..compile.layout import Control, HedgeOut, Trace
+from ..compile.layout import (N_HERMITE_WEIGHTS, N_LEGS, N_OPENING_FIELDS, Control, HedgeOut, Hermite, Leg, Opening,
+                              Order, Surface, Table, Trace)
 from .bs import norm_cdf_nb
 from .config import jit, jit_inline, jit_norc, pjit
 
@@ -63,9 +65,10 @@ FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (D
 @pjit
 def option_tables_nb(kinds, strikes, expiries, dt, n_steps, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor,
                      spot0, lo, step, tables):
-    """Marks of fixed contracts by log price and step: ``tables[c, i, t, 0]`` is contract ``c`` at the
-    end of step ``t`` with the price at ``exp(lo + i*step)``, ``tables[c, i, t, 1]`` its derivative in
-    log price (delta times price), side by side for cubic Hermite interpolation (:func:`table_mark_nb`)."""
+    """Marks of fixed contracts by log price and step: ``tables[c, i, t, Table.VALUE]`` is contract ``c``
+    at the end of step ``t`` with the price at ``exp(lo + i*step)``, ``tables[c, i, t, Table.S_DELTA]`` its
+    derivative in log price (delta times price), side by side for cubic Hermite interpolation
+    (:func:`table_mark_nb`)."""
     n_c = kinds.shape[0]
     n_grid = tables.shape[1]
     for task in numba.prange(n_c * n_grid):  # a task fills one contract's row of steps (contiguous)
@@ -76,19 +79,21 @@ def option_tables_nb(kinds, strikes, expiries, dt, n_steps, surface, bf25, spot_
         r = x - math.log(spot0)
         for t in range(n_steps):
             tau = expiries[c] - (t + 1) * dt
-            atm = max(surface[t, 0] - spot_vol_beta * r, floor)
-            rr = surface[t, 1] + skew_beta * r
-            value, delta = _option_value_delta_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25, surface[t, 2],
-                                                  ref_tenor, floor)
-            tables[c, i, t, 0] = value
-            tables[c, i, t, 1] = s * delta
+            atm = max(surface[t, Surface.ATM_IV] - spot_vol_beta * r, floor)
+            rr = surface[t, Surface.RISK_REVERSAL_25D] + skew_beta * r
+            value, delta = _option_value_delta_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25,
+                                                  surface[t, Surface.TERM_SLOPE], ref_tenor, floor)
+            tables[c, i, t, Table.VALUE] = value
+            tables[c, i, t, Table.S_DELTA] = s * delta
 
 
 @jit
 def hermite_weights_nb(x, lo, inv_step, n):
     """Where log price ``x`` falls on a table's grid of ``n`` points (clamped to it) and the cubic
-    Hermite weights there: ``(i, a, b, c, d)``, the mark being ``a*value[i] + b*slope[i] +
-    c*value[i+1] + d*slope[i+1]``. The same for every contract at a (path, step)."""
+    Hermite weights there: ``(i, a, b, c, d)``, the mark being ``a*value[i] + b*s_delta[i] +
+    c*value[i+1] + d*s_delta[i+1]`` (``Table.VALUE``, ``Table.S_DELTA``; stored as ``Hermite.VALUE``,
+    ``Hermite.S_DELTA``, ``Hermite.NEXT_VALUE``, ``Hermite.NEXT_S_DELTA``). The same for every contract
+    at a (path, step)."""
     u = (x - lo) * inv_step
     u = min(max(u, 0.0), n - 1.0)
     i = min(int(u), n - 2)
@@ -103,19 +108,21 @@ def hermite_weights_nb(x, lo, inv_step, n):
 def table_mark_nb(tables, c, t, x, lo, inv_step):
     """Cubic Hermite interpolation of a contract's mark at log price ``x`` (clamped to the grid)."""
     i, a, b, cc, d = hermite_weights_nb(x, lo, inv_step, tables.shape[1])
-    return a * tables[c, i, t, 0] + b * tables[c, i, t, 1] + cc * tables[c, i + 1, t, 0] + d * tables[c, i + 1, t, 1]
+    return (a * tables[c, i, t, Table.VALUE] + b * tables[c, i, t, Table.S_DELTA]
+            + cc * tables[c, i + 1, t, Table.VALUE] + d * tables[c, i + 1, t, Table.S_DELTA])
 
 
 @jit
 def _order_nb(orders, n_orders, row, col, size, price, fixed_fee):
-    """Record one trade of the traced (variant, path): (row, column, size, price, fixed fee)."""
+    """Record one trade of the traced (variant, path): ``orders[k, Order.X]``, (row, column, size,
+    price, fixed fee)."""
     k = n_orders[0]
     if k < orders.shape[0]:
-        orders[k, 0] = row
-        orders[k, 1] = col
-        orders[k, 2] = size
-        orders[k, 3] = price
-        orders[k, 4] = fixed_fee
+        orders[k, Order.ROW] = row
+        orders[k, Order.COLUMN] = col
+        orders[k, Order.SIZE] = size
+        orders[k, Order.PRICE] = price
+        orders[k, Order.FIXED_FEE] = fixed_fee
     n_orders[0] = k + 1
 
 
@@ -198,8 +205,8 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         per_leg = max(1, (marks.shape[1] - leg_col0) // max(n_legs, 1))  # columns (contracts) per traced leg
         alive = np.zeros(n_legs, dtype=np.bool_)
         s = spot0
-        atm, rr = surface[0, 0], surface[0, 1]
-        slope = surface[0, 2]
+        atm, rr = surface[0, Surface.ATM_IV], surface[0, Surface.RISK_REVERSAL_25D]
+        slope = surface[0, Surface.TERM_SLOPE]
         # the base portfolio at time 0
         cash = cash0
         book_collateral = abs(perp_size) * perp_entry / perp_leverage if perp_size != 0.0 else 0.0
@@ -269,9 +276,9 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
             s = prices[p, t]
             now = (t + 1) * dt
             r = math.log(s / spot0)
-            atm = max(surface[t, 0] - spot_vol_beta * r, floor)
-            rr = surface[t, 1] + skew_beta * r
-            slope = surface[t, 2]
+            atm = max(surface[t, Surface.ATM_IV] - spot_vol_beta * r, floor)
+            rr = surface[t, Surface.RISK_REVERSAL_25D] + skew_beta * r
+            slope = surface[t, Surface.TERM_SLOPE]
             # funding (the path's rate per interval, times the payments in the step), then
             # liquidations, of the book's perp and the hedge
             rate = funding[min(p, funding.shape[0] - 1), t]
@@ -450,7 +457,7 @@ def _open_nb(v, spot0, surface, bf25, ref_tenor, floor, spot_btc, cash0, perp_si
     """Variant ``v``'s trades at time 0, the same on every path, in :func:`evaluate_nb`'s order of
     operations: ``(cash after them, premium, hedge collateral, the value drawdowns start from)``."""
     s = spot0
-    atm, rr, slope = surface[0, 0], surface[0, 1], surface[0, 2]
+    atm, rr, slope = surface[0, Surface.ATM_IV], surface[0, Surface.RISK_REVERSAL_25D], surface[0, Surface.TERM_SLOPE]
     cash = cash0
     book_collateral = abs(perp_size) * perp_entry / perp_leverage if perp_size != 0.0 else 0.0
     cash -= book_collateral
@@ -497,13 +504,16 @@ def _block_marks_nb(p0, prices, tables, tab_lo, tab_inv, marks_until, nodes, wei
         for t in range(n_steps):
             i, a, b, cc, d = hermite_weights_nb(math.log(prices[p0 + j, t]), tab_lo, tab_inv, n)
             nodes[t, j] = i
-            weights[t, j, 0], weights[t, j, 1], weights[t, j, 2], weights[t, j, 3] = a, b, cc, d
+            weights[t, j, Hermite.VALUE], weights[t, j, Hermite.S_DELTA] = a, b
+            weights[t, j, Hermite.NEXT_VALUE], weights[t, j, Hermite.NEXT_S_DELTA] = cc, d
     for c in range(marks_until.shape[0]):
         for t in range(min(marks_until[c], n_steps)):
             for j in range(n_block):
                 i = nodes[t, j]
-                marks[j, c, t] = (weights[t, j, 0] * tables[c, i, t, 0] + weights[t, j, 1] * tables[c, i, t, 1]
-                                  + weights[t, j, 2] * tables[c, i + 1, t, 0] + weights[t, j, 3] * tables[c, i + 1, t, 1])
+                marks[j, c, t] = (weights[t, j, Hermite.VALUE] * tables[c, i, t, Table.VALUE]
+                                  + weights[t, j, Hermite.S_DELTA] * tables[c, i, t, Table.S_DELTA]
+                                  + weights[t, j, Hermite.NEXT_VALUE] * tables[c, i + 1, t, Table.VALUE]
+                                  + weights[t, j, Hermite.NEXT_S_DELTA] * tables[c, i + 1, t, Table.S_DELTA])
 
 
 @jit_norc
@@ -534,11 +544,12 @@ def _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_be
         if held_kind.shape[0]:
             now = (t + 1) * dt
             r = math.log(s / spot0)
-            atm = max(surface[t, 0] - spot_vol_beta * r, floor)
-            rr = surface[t, 1] + skew_beta * r
+            atm = max(surface[t, Surface.ATM_IV] - spot_vol_beta * r, floor)
+            rr = surface[t, Surface.RISK_REVERSAL_25D] + skew_beta * r
             for h in range(held_kind.shape[0]):
                 held_terms[h, t] = held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now,
-                                                                   atm, rr, bf25, surface[t, 2], ref_tenor, floor)
+                                                                   atm, rr, bf25, surface[t, Surface.TERM_SLOPE],
+                                                                   ref_tenor, floor)
     return liquidated_at
 
 
@@ -558,12 +569,12 @@ def _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
     max_dd = 0.0
     trough = peak_value  # the lowest value since the peak: a drawdown can only deepen below it
     value = value0
-    size0, size1 = leg_size[v, 0], leg_size[v, 1]
-    settle0, settle1 = settles[v, 0], settles[v, 1]  # -1: no leg
-    marks0 = marks[max(leg_table[v, 0], 0)]
-    marks1 = marks[max(leg_table[v, 1], 0)]
-    strike0, strike1 = leg_strike[v, 0], leg_strike[v, 1]
-    call0, call1 = leg_kind[v, 0] == 1, leg_kind[v, 1] == 1
+    size0, size1 = leg_size[v, Leg.FIRST], leg_size[v, Leg.SECOND]
+    settle0, settle1 = settles[v, Leg.FIRST], settles[v, Leg.SECOND]  # -1: no leg
+    marks0 = marks[max(leg_table[v, Leg.FIRST], 0)]
+    marks1 = marks[max(leg_table[v, Leg.SECOND], 0)]
+    strike0, strike1 = leg_strike[v, Leg.FIRST], leg_strike[v, Leg.SECOND]
+    call0, call1 = leg_kind[v, Leg.FIRST] == 1, leg_kind[v, Leg.SECOND] == 1
     stop_at, stop_dd = stop_price[v], stop_drawdown[v]
     n_held = held_terms.shape[0]
     for t in range(n_steps):
@@ -652,10 +663,10 @@ def _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc, per
     steps where its cash moves (funding, a leg settling) and where the book perp stops counting,
     only marks move, and those stretches run in :func:`_stretch_nb`."""
     n_steps = prices.shape[1]
-    size0, size1 = leg_size[v, 0], leg_size[v, 1]
-    settle0, settle1 = settles[v, 0], settles[v, 1]  # -1: no leg
-    marks0 = marks[max(leg_table[v, 0], 0)]
-    marks1 = marks[max(leg_table[v, 1], 0)]
+    size0, size1 = leg_size[v, Leg.FIRST], leg_size[v, Leg.SECOND]
+    settle0, settle1 = settles[v, Leg.FIRST], settles[v, Leg.SECOND]  # -1: no leg
+    marks0 = marks[max(leg_table[v, Leg.FIRST], 0)]
+    marks1 = marks[max(leg_table[v, Leg.SECOND], 0)]
     max_dd = 0.0
     trough = peak_value
     value = value0
@@ -669,9 +680,11 @@ def _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc, per
             book_size = perp_size if t <= liquidated_at else 0.0
             cash -= (book_size + h_size) * s * funding_row[t] * events[t]
         if t == settle0:
-            cash += size0 * (max(s - leg_strike[v, 0], 0.0) if leg_kind[v, 0] == 1 else max(leg_strike[v, 0] - s, 0.0))
+            cash += size0 * (max(s - leg_strike[v, Leg.FIRST], 0.0) if leg_kind[v, Leg.FIRST] == 1
+                             else max(leg_strike[v, Leg.FIRST] - s, 0.0))
         if t == settle1:
-            cash += size1 * (max(s - leg_strike[v, 1], 0.0) if leg_kind[v, 1] == 1 else max(leg_strike[v, 1] - s, 0.0))
+            cash += size1 * (max(s - leg_strike[v, Leg.SECOND], 0.0) if leg_kind[v, Leg.SECOND] == 1
+                             else max(leg_strike[v, Leg.SECOND] - s, 0.0))
         end = next_funding[t] if funded else n_steps
         for boundary in (settle0, settle1, book_until):
             if t < boundary < end:
@@ -698,7 +711,7 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
     after each step, how long each contract's marks are needed, and the book's start value."""
     n_steps = prices.shape[1]
     n_var, n_legs = leg_kind.shape
-    if n_legs != 2:
+    if n_legs != N_LEGS:
         raise ValueError("evaluate_fixed_nb takes two leg columns")
     for v in range(n_var):
         if controls[v, Control.DYNAMIC] != 0.0 or not math.isnan(controls[v, Control.DELEV_TARGET]):
@@ -710,7 +723,7 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
     for v in range(n_var):
         for j in range(n_legs):
             n_contracts = max(n_contracts, leg_table[v, j] + 1)
-    opening = np.empty((n_var, 3))  # cash after the opening trades, hedge collateral, value drawdowns start from
+    opening = np.empty((n_var, N_OPENING_FIELDS))  # Opening.X: cash after the opening trades, hedge collateral, ...
     settles = np.empty((n_var, n_legs), dtype=np.int64)  # the step a leg settles at (-1: no leg)
     marks_until = np.zeros(n_contracts, dtype=np.int64)  # marks needed before this step
     plain = np.empty(n_var, dtype=np.bool_)
@@ -725,7 +738,8 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
             v, spot0, surface, bf25, ref_tenor, floor, spot_btc, cash0, perp_size, perp_leverage, perp_entry,
             held_kind, held_strike, held_expiry, held_size, leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry,
             leg_tenor, hedge_size, hedge_leverage, spread, fee)
-        opening[v, 0], opening[v, 1], opening[v, 2] = cash, h_collateral, peak_value
+        opening[v, Opening.CASH], opening[v, Opening.HEDGE_COLLATERAL] = cash, h_collateral
+        opening[v, Opening.PEAK_VALUE] = peak_value
         for p in range(out.shape[1]):
             out[v, p, HedgeOut.PREMIUM] = premium
         stop_live = spot_btc > 0.0 and (stop_price[v] >= 0.0 or stop_drawdown[v] <= 1.0)
@@ -738,8 +752,9 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
                 marks_until[leg_table[v, j]] = max(marks_until[leg_table[v, j]], settles[v, j])
     value0 = cash0 + spot_btc * spot0 + perp_size * (spot0 - perp_entry)
     for h in range(held_kind.shape[0]):
-        value0 += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], spot0, held_expiry[h], surface[0, 0],
-                                                  surface[0, 1], bf25, surface[0, 2], ref_tenor, floor)
+        value0 += held_size[h] * _option_value_nb(held_kind[h], held_strike[h], spot0, held_expiry[h],
+                                                  surface[0, Surface.ATM_IV], surface[0, Surface.RISK_REVERSAL_25D],
+                                                  bf25, surface[0, Surface.TERM_SLOPE], ref_tenor, floor)
     return opening, settles, marks_until, plain, next_funding, value0
 
 
@@ -784,7 +799,7 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
         book_terms = np.empty(n_steps)
         drops = np.empty(n_steps)
         nodes = np.empty((n_steps, PATH_BLOCK), dtype=np.int64)
-        weights = np.empty((n_steps, PATH_BLOCK, 4))
+        weights = np.empty((n_steps, PATH_BLOCK, N_HERMITE_WEIGHTS))
         for task in range(worker, n_tasks, n_workers):
             p0 = task * PATH_BLOCK
             if n_contracts:
@@ -801,12 +816,13 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
                     if plain[v]:
                         final = _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc,
                                               perp_size, liquidated_at, book_until, leg_kind, leg_size, leg_strike,
-                                              leg_table, settles, hedge_size[v], opening[v, 0], opening[v, 2], value0,
-                                              marks, held_terms, book_terms, out)
+                                              leg_table, settles, hedge_size[v], opening[v, Opening.CASH],
+                                              opening[v, Opening.PEAK_VALUE], value0, marks, held_terms, book_terms, out)
                     else:
                         final = _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
                                               perp_mmr, liquidated_at, book_until, leg_kind, leg_size, leg_strike,
                                               leg_table, settles, hedge_size, stop_price, stop_drawdown, stop_fraction,
-                                              fee, opening[v, 0], opening[v, 1], opening[v, 2], value0, marks,
+                                              fee, opening[v, Opening.CASH], opening[v, Opening.HEDGE_COLLATERAL],
+                                              opening[v, Opening.PEAK_VALUE], value0, marks,
                                               held_terms, book_terms, drops, out)
                     out[v, p, HedgeOut.PNL] = final - value0
