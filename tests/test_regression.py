@@ -227,7 +227,7 @@ def test_bootstrap_statistics_of_the_sample_are_the_engines_numbers():
             if math.isfinite(value):
                 assert pick(draws)[0] == pytest.approx(value, rel=1e-9, abs=1e-9), name
                 checked += 1
-    assert checked == 88
+    assert checked == 92
 
 
 def test_bootstrap_matches_explicit_resamples():
@@ -384,7 +384,7 @@ def test_update_round_trip_and_exit_codes(mine, tmp_path, capsys):
     assert "Traceback" not in err
     # --update writes it; check passes (0); a second --update keeps the file
     assert main(["check", "--update", str(mine), *args]) == 0
-    assert f"mine: wrote {baselines.as_posix()}/mine.json (52 metrics)" in capsys.readouterr().out
+    assert f"mine: wrote {baselines.as_posix()}/mine.json (56 metrics)" in capsys.readouterr().out
     assert main(["check", str(mine), *args]) == 0
     assert capsys.readouterr().out.startswith("mine: ok")
     before = (baselines / "mine.json").read_text()
@@ -397,7 +397,7 @@ def test_update_round_trip_and_exit_codes(mine, tmp_path, capsys):
     (baselines / "mine.json").write_text(json.dumps(data))
     assert main(["check", str(mine), *args]) == 1
     out = capsys.readouterr().out
-    assert "DRIFT in 1 of 52 metrics" in out and "market.terminal_price.p50" in out
+    assert "DRIFT in 1 of 56 metrics" in out and "market.terminal_price.p50" in out
     assert main(["check", str(mine), "--json", *args]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] is False
