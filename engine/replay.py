@@ -197,6 +197,7 @@ def replay(scenario, prices: pd.Series, start=None, end=None, *, overrides=()) -
     drivers[:, [Driver.SQRT_COEF, Driver.LINEAR_COEF, Driver.PERMANENT_COEF]] = 0.0
     drivers[:, Driver.BRIDGE] = np.inf
     drivers[:, Driver.REACH] = bridge_reach(drivers[:, Driver.BRIDGE])
+    drivers[:, Driver.REACH_LOG] = np.log(drivers[:, Driver.REACH])
     prep = dataclasses.replace(prep, drivers=drivers, replay=np.log(rows.to_numpy(dtype=np.float64)))
     result = run_prepared(prep, replayed, n_jobs=1, keep_steps=True)
     return ReplayResult(replayed, rows.astype(np.float64), spot, step, result, int(prices.attrs.get("filled", 0)))

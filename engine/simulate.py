@@ -188,6 +188,7 @@ def prepare(compiled: CompiledScenario) -> Prepared:
     with np.errstate(divide="ignore"):
         drivers[:, Driver.BRIDGE] = np.where(variance > 0.0, 2.0 / variance, np.inf)
     drivers[:, Driver.REACH] = bridge_reach(drivers[:, Driver.BRIDGE])
+    drivers[:, Driver.REACH_LOG] = np.log(drivers[:, Driver.REACH])
     rare = ((compiled.step("SCHEDULED_JUMP") != 0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0)
             | (compiled.step("NEW_SHORT_NOTIONAL_USD") > 0) | (compiled.step("DIFFICULTY_ADJUST") != 0)
             | (compiled.venue_steps[Venue.MARGIN_CHANGE] != 0).any(axis=0))

@@ -10,18 +10,22 @@ partial liquidations, USD).
 
 The price, impact and liquidations (model v2):
 
-* Eight uniforms per step: ``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump
-  occurrence, ``u4``/``u5`` the step's bridge low/high; ``u6`` the scheduled-jump spread on the
-  steps that have one (``u6``, ``u7`` NaN elsewhere; ``u7`` unused).
+* Twelve uniform slots per step: ``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3``
+  jump occurrence, ``u4``/``u5`` the step's bridge low/high; ``u6`` the log variance's own shock
+  when volatility clusters (``u6``, ``u7`` NaN otherwise; ``u7`` unused); ``u8`` the
+  scheduled-jump spread on the steps that have one (``u8``, ``u9`` NaN elsewhere; ``u9`` unused);
+  ``u10`` at ``t = 0`` only, when volatility clusters, the path's starting regime (``u11``
+  unused).
 * A fundamental log price ``ln_f`` (exogenous returns and permanent impact) and a transient flow
   state ``J`` (USD, a decaying cumulative net flow). The price is ``ln_f + I_t(J)``, with
   ``I_t(J) = c_t*sign(J)*sqrt(|J|) + l_t*J``, clamped to ``spot * exp(+-LOG_FLOOR)``. Each step
   ``J`` heals by ``decay_t``; the step's net flow ``q`` (executed evenly over the step) adds
   ``gain_t*q`` to ``J`` and ``lam_t*q`` to ``ln_f`` (permanent, linear in every impact model).
 * Between the step's open ``ln_prev`` and its close ``c`` the path is a Brownian bridge of
-  variance ``v_t`` (jumps are part of the step's move); its low ``m`` and high ``M`` are sampled
-  from ``u4``/``u5`` (the straight line in a replay: ``m = min(ln_prev, c)``, ``M = max(ln_prev,
-  c)``) and kept within the clamp, like the close.
+  variance ``v_t`` (times the conditional variance when volatility clusters: model v4 below;
+  jumps are part of the step's move); its low ``m`` and high ``M`` are sampled from ``u4``/``u5``
+  (the straight line in a replay: ``m = min(ln_prev, c)``, ``M = max(ln_prev, c)``) and kept
+  within the clamp, like the close.
 * Liquidations at the trigger: a long with bankruptcy price ``P_b`` in row ``r`` has trigger
   ``T = P_b/(1 - mmr[r])`` and is crossed iff ``T >= exp(m)`` (shorts: ``P_b/(1 + mmr[r]) <=
   exp(M)``). It is marked at ``mark = min(T, S)`` (``S`` the step's open: a step that opens beyond
@@ -65,6 +69,24 @@ The book (model v3: margin tiers, partial liquidation, ranked ADL; ``/work/spec-
   ulp). Compared at full precision, which of them went first was rounding, and a few paths in a
   hundred of ``ranked-adl`` parted from the kernel.
 
+Conditional volatility (model v4: clustering; ``/work/spec-sv.md``):
+
+* A per-path state ``h``, the deviation of the log variance from its long-run level;
+  ``s = CLUSTER_STDEV`` (``vol_of_vol``) is its stationary standard deviation. ``s = 0`` is
+  constant volatility: ``h`` stays 0, no extra uniforms are drawn, the path is model v3's exactly.
+* The path starts in a regime drawn from ``h``'s stationary law: ``h = s*Phi^-1(u10)`` at ``t = 0``.
+* Each step reads ``h`` at its start: ``m = exp(h/2 - s^2/4)`` (the spec's name, not the bridge's
+  low above), so that ``E[m^2] = 1`` under the stationary law and the scenario's vol stays the
+  long-run average. The diffusive part of the exogenous return (the macro factor's term and the
+  BTC diffusion term) is ``m`` times model v3's; the drift, cross-asset moves and the random and
+  scheduled jumps are not scaled. The step's bridge variance is ``m^2 * v_t``.
+* Then ``h`` moves on by an Ornstein-Uhlenbeck step sampled exactly: ``h <- CLUSTER_PERSIST*h +
+  CLUSTER_SHOCK*(rho*x + sqrt(1 - rho^2)*w)``, ``rho = CLUSTER_RHO``, ``x = Phi^-1(u0)`` (the
+  normal score of the diffusion's uniform, even when the diffusion is Student-t) and ``w =
+  Phi^-1(u6)``: ``rho < 0`` raises the vol after a fall (the leverage effect).
+* In a replay ``h`` evolves just the same (the draws are made; the move is the observed one). The
+  realised-vol EWMA of voluntary deleveraging reads the realised returns, as before.
+
 Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
 instead of its exogenous moves, and flows and liquidations have no impact (``c_t = l_t = lam_t =
 0``: the observed price already holds their effect) and the path between two closes is the
@@ -85,9 +107,9 @@ It is deliberately *not* the kernel's algorithm:
   then takes them in that order;
 * each row's rates are the plain ``max`` of its floors and its venue's rates, kept in a list and
   used as they are (the kernel caches trigger factors);
-* the impact coefficients and the bridge variance are recomputed from the compiled params and
-  steps at every step (the kernel reads them from ``prep.drivers``, which the reference never
-  reads: it checks that table too);
+* the impact coefficients and the bridge variance (times ``m^2`` when volatility clusters) are
+  recomputed from the compiled params and steps at every step (the kernel reads them from
+  ``prep.drivers``, which the reference never reads: it checks that table too);
 * totals (open interest, side sizes) are summed from the cells when needed (the kernel keeps
   running sums);
 * the trailing prices are a plain list of step-start prices (the kernel keeps a ring buffer).
@@ -204,11 +226,14 @@ def dealer_hedge(prep, t: int, log_price: float) -> float:
 
 
 def path_uniforms(compiled, path: int) -> np.ndarray:
-    """The ``(n_steps, 8)`` uniforms the kernel draws for ``path`` (same streams, same order): three
-    pairs at every step, a fourth on the steps with a scheduled jump (NaN elsewhere)."""
+    """The ``(n_steps, 12)`` uniforms the kernel draws for ``path`` (same streams, same order): three
+    pairs at every step, a fourth when volatility clusters, a fifth on the steps with a scheduled
+    jump, and the starting regime's pair at ``t = 0`` when volatility clusters (NaN where none is
+    drawn; ``engine.nb.rng.draw_uniforms_nb``)."""
     rng = compiled.rng
     extra = (compiled.step("SCHEDULED_JUMP") != 0.0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0.0)
-    return draw_uniforms_nb(rng.block_seeds, rng.block_size, path, 1, compiled.n_steps, extra)[0]
+    clustering = compiled.param("CLUSTER_STDEV") > 0.0
+    return draw_uniforms_nb(rng.block_seeds, rng.block_size, path, 1, compiled.n_steps, extra, clustering)[0]
 
 
 # ----------------------------------------------------------------------------- the book
@@ -399,6 +424,7 @@ class PathResult:
     low: list = dataclasses.field(default_factory=list)  # the step's lowest price (its low or its close)
     book_events: dict = dataclasses.field(default_factory=dict)  # BOOK_EVENT_FIELDS -> per-step list, USD
     stress: list = dataclasses.field(default_factory=list)  # replay only: STRESS_FIELDS -> value, per step
+    vol_multiplier: list = dataclasses.field(default_factory=list)  # per step, m (1 without clustering)
 
 
 @dataclass(frozen=True)
@@ -410,7 +436,7 @@ class Impact:
     permanent_coef: float  # lam_t: permanent log impact per USD of net flow
     decay: float  # share of the transient flow state J kept over the step
     gain: float  # share of a flow spread evenly over the step still unhealed at its end
-    variance: float  # v_t of the Brownian bridge between the open and the close; 0: the straight line
+    variance: float  # of the Brownian bridge between the open and the close (m^2 * v_t); 0: the straight line
 
     def transient(self, flow_state: float) -> float:
         """The price's transient deviation (log) from the fundamental: ``c*sign(J)*sqrt(|J|) + l*J``."""
@@ -418,7 +444,13 @@ class Impact:
 
 
 class _Path:
-    """The state of one path, and one method per mechanism of a step (kernel docstring, 1-8)."""
+    """The state of one path, and one method per mechanism of a step (kernel docstring, 1-8).
+
+    The state: the fundamental log price and the transient flow state ``J`` (hence the price), the
+    book (cells, entry prices, funding shift) with each row's rates, the insurance funds, the ETF's
+    holdings, the miners' reserves and hashrate, the dealers' hedge, the realised-variance EWMA, the
+    trailing step-start prices, the running peak and trough, a circuit breaker's pause, and ``h``,
+    the log variance's deviation (model v4; 0 and unused without clustering)."""
 
     def __init__(self, prep, replay=None):
         c = prep.compiled
@@ -452,6 +484,7 @@ class _Path:
         self.hashrate = self.p["MINER_HASHRATE_PH"]
         self.hedge = dealer_hedge(prep, 0, self.ln_price)
         self.paused_until = -1
+        self.h = 0.0  # the log variance's deviation from its long-run level (set at t = 0 from u10)
 
         self.totals = dict.fromkeys(SUMMARY_FIELDS, 0.0)
         self.totals.update(min_price=spot, max_price=spot, min_funding_rate=math.inf, max_funding_rate=-math.inf,
@@ -472,8 +505,9 @@ class _Path:
         ``c = Y*sigma_day/sqrt(V_day*d)`` (square-root law), ``l = 1/(depth*d*100)`` (linear law),
         ``lam = permanent_fraction/(depth*d*100)`` (every law), ``decay = RESILIENCE_DECAY **
         RESILIENCE_MULT``, ``gain = (1 - decay)/(-ln decay)`` (1 when nothing heals), ``v = VOL^2 +
-        (MACRO_BETA*MACRO_VOL)^2``. In a replay flows move nothing (the observed price already holds
-        them) and the path between two closes is the straight line."""
+        (MACRO_BETA*MACRO_VOL)^2`` times ``m^2`` (:meth:`vol_multiplier`, 1 without clustering). In a
+        replay flows move nothing (the observed price already holds them) and the path between two
+        closes is the straight line."""
         p, d = self.p, self.drv
         decay = p["RESILIENCE_DECAY"] ** d["RESILIENCE_MULT"][t]
         if decay == 1.0:
@@ -491,7 +525,7 @@ class _Path:
         if model in (IMPACT_SQRT, IMPACT_BOTH):
             sqrt_coef = p["SQRT_COEFFICIENT"] * p["SIGMA_DAY"] / math.sqrt(p["DAILY_VOLUME_USD"] * liquidity)
         linear_coef = 1.0 / depth if model in (IMPACT_LINEAR, IMPACT_BOTH) else 0.0
-        variance = d["VOL"][t] ** 2 + (d["MACRO_BETA"][t] * d["MACRO_VOL"][t]) ** 2
+        variance = (d["VOL"][t] ** 2 + (d["MACRO_BETA"][t] * d["MACRO_VOL"][t]) ** 2) * self.vol_multiplier() ** 2
         return Impact(sqrt_coef, linear_coef, p["PERMANENT_FRACTION"] / depth, decay, gain, variance)
 
     def set_price(self, k: Impact) -> None:
@@ -499,22 +533,48 @@ class _Path:
         self.ln_price = min(max(self.ln_fundamental + k.transient(self.flow_state), self.ln_floor), self.ln_ceiling)
         self.price = math.exp(self.ln_price)
 
+    # -- conditional volatility (model v4)
+    def start_regime(self, u10: float) -> None:
+        """The path's starting regime, from ``h``'s stationary law ``N(0, s^2)``: ``h = s*Phi^-1(u10)``
+        (nothing without clustering: ``u10`` is then NaN)."""
+        s = self.p["CLUSTER_STDEV"]
+        self.h = s * standard_normal(self.prep, u10) if s > 0.0 else 0.0
+
+    def vol_multiplier(self) -> float:
+        """``m = exp(h/2 - s^2/4)``, the diffusion's scale this step (its variance ``m^2``, of mean 1
+        under ``h``'s stationary law); 1 without clustering."""
+        s = self.p["CLUSTER_STDEV"]
+        return math.exp(self.h / 2.0 - s * s / 4.0) if s > 0.0 else 1.0
+
+    def evolve_volatility(self, u) -> None:
+        """``h``'s exact Ornstein-Uhlenbeck step: ``h <- phi*h + shock*(rho*x + sqrt(1 - rho^2)*w)``,
+        ``x = Phi^-1(u0)`` (the diffusion's own uniform, as a normal score whatever its law: the
+        leverage effect) and ``w = Phi^-1(u6)``. Nothing without clustering."""
+        p = self.p
+        if p["CLUSTER_STDEV"] <= 0.0:
+            return
+        rho = p["CLUSTER_RHO"]
+        x = standard_normal(self.prep, u[0])
+        w = standard_normal(self.prep, u[6])
+        self.h = p["CLUSTER_PERSIST"] * self.h + p["CLUSTER_SHOCK"] * (rho * x + math.sqrt(1.0 - rho * rho) * w)
+
     # -- 1-2
     def heal(self, k: Impact) -> None:
         """The transient flow state decays toward 0."""
         self.flow_state *= k.decay
 
     def exogenous_return(self, t: int, u) -> float:
-        """Drift, the macro factor, cross-asset moves, fat-tailed diffusion and jumps (log)."""
+        """Drift, the macro factor, cross-asset moves, fat-tailed diffusion and jumps (log); the macro
+        factor's and the diffusion's terms scaled by the conditional vol ``m`` (model v4)."""
         d = self.drv
         z = student_t(self.prep, u[0]) if self.p["TAIL_DOF"] > 0.0 else standard_normal(self.prep, u[0])
         x = standard_normal(self.prep, u[2])
         drift = d["DRIFT"][t] + d["MACRO_BETA"][t] * d["MACRO_DRIFT"][t] + d["CROSS_ASSET_RETURN"][t]
-        r = drift + d["MACRO_BETA"][t] * d["MACRO_VOL"][t] * x + d["VOL"][t] * z
+        r = drift + self.vol_multiplier() * (d["MACRO_BETA"][t] * d["MACRO_VOL"][t] * x + d["VOL"][t] * z)
         if u[3] < d["JUMP_PROB"][t]:
             r += self.p["JUMP_MEAN"] + self.p["JUMP_STDEV"] * standard_normal(self.prep, u[1])
         if d["SCHEDULED_JUMP"][t] != 0.0 or d["SCHEDULED_JUMP_SPREAD"][t] != 0.0:
-            r += d["SCHEDULED_JUMP"][t] + d["SCHEDULED_JUMP_SPREAD"][t] * standard_normal(self.prep, u[6])
+            r += d["SCHEDULED_JUMP"][t] + d["SCHEDULED_JUMP_SPREAD"][t] * standard_normal(self.prep, u[8])
         return r
 
     # -- 3
@@ -790,12 +850,16 @@ class _Path:
         s = self.start_price = self.price
         self.start_ln_price = self.ln_price
         self.events = dict.fromkeys(BOOK_EVENT_FIELDS, 0.0)
+        if t == 0:
+            self.start_regime(u[10])
+        self.out.vol_multiplier.append(self.vol_multiplier())
         k = self.impact(t)
 
-        # 1-2. the transient flow state heals; exogenous return
+        # 1-2. the transient flow state heals; exogenous return (m from h at the step's start), then h moves on
         self.heal(k)
         self.ln_fundamental += self.exogenous_return(t, u)
-        if self.replay is not None:  # the observed close instead
+        self.evolve_volatility(u)
+        if self.replay is not None:  # the observed close instead (h has moved on all the same)
             self.ln_fundamental = self.replay[t]
 
         # 3. margin changes; 4. flows, at the step-start price
@@ -902,11 +966,12 @@ class _Path:
 
 
 def simulate_path(prep, uniforms, replay=None) -> PathResult:
-    """One path of the model from the prepared scenario and the path's ``(n_steps, 8)`` uniforms
-    (``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` and
-    ``u5`` the step's bridge low and high, ``u6`` the scheduled-jump spread on the steps that have
-    one, NaN elsewhere; ``u7`` unused). ``replay``: the log price at the end of every step, to
-    replay an observed path (then the uniforms are drawn on and unused, as in the kernel)."""
+    """One path of the model from the prepared scenario and the path's ``(n_steps, 12)`` uniforms
+    (:func:`path_uniforms`: ``u0`` diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump
+    occurrence, ``u4`` and ``u5`` the step's bridge low and high, ``u6`` the log variance's shock,
+    ``u8`` the scheduled-jump spread, ``u10`` the starting regime; NaN where not drawn).
+    ``replay``: the log price at the end of every step, to replay an observed path (then the
+    uniforms are drawn on and unused, as in the kernel, and ``h`` still evolves)."""
     path = _Path(prep, replay)
     for t in range(path.n_steps):
         path.step(t, [float(x) for x in uniforms[t]])

@@ -4,12 +4,14 @@ Small scenarios (a few paths, 24-144 steps) each exercise a part of the model: a
 a cascade of many rounds with bad debt and auto-deleveraging (and the same with a round cap), a
 margin-hike schedule in USD per contract, an exchange failure with a circuit breaker, a relief
 rally, ``RICH`` (every shock type), a crash through the default margin tiers (partial
-liquidations down the size classes) and bad debt auto-deleveraged by rank across a tiered venue's
-rows. The reference gets the same uniforms as the kernel (``draw_uniforms_nb``) and must give the
-same per-path summary, flow decomposition and book events (ADL, partial liquidations) to 1e-9
-(relative; absolute where a value can be ~0) and the same float32 per-step records. Then: the
+liquidations down the size classes), bad debt auto-deleveraged by rank across a tiered venue's
+rows and the cascade under conditional volatility (``clustering``, model v4). The reference gets
+the same uniforms as the kernel (``draw_uniforms_nb``) and must give the same per-path summary,
+flow decomposition and book events (ADL, partial liquidations) to 1e-9 (relative; absolute where
+a value can be ~0) and the same float32 per-step records. Then: the
 cases do run the mechanisms they are meant to, and a change of one part in a million in one
-parameter of the reference is caught. The tests at the end pin kernel discrepancies the
+parameter of the reference is caught; the reference's log variance follows its stated law, and
+without a vol of vol it changes nothing. The tests at the end pin kernel discrepancies the
 reference found (netted bad debt, a side's scale reaching 0, ADL inside a round, extreme
 initial margins), all fixed.
 """
@@ -186,9 +188,16 @@ RANKED_ADL = _merge(CASCADE, {
                                     "duration": "8h", "ramp_out": "2h", "macro_move": "15%"}],
 })
 
+# conditional volatility (model v4) on the cascade (its Student-t innovations kept: h's shock is
+# correlated with the normal score of the diffusion's uniform, not with the t draw): a vol of vol
+# of 1.2 (the diffusion's scale typically within a factor 1.8 of its average), a half-life of 12
+# steps and a leverage effect; its scheduled jump's spread comes after the clustering draw
+CLUSTER = {"vol_of_vol": 1.2, "half_life": "12h", "leverage": -0.6}
+CLUSTERING = _merge(CASCADE, {"name": "clustering", "market": {"volatility": {"clustering": CLUSTER}}})
+
 SCENARIOS = {"calm": CALM, "cascade": CASCADE, "cascade-capped": CASCADE_CAPPED, "margin-hike": MARGIN_HIKE,
              "exchange-failure": EXCHANGE_FAILURE, "relief-rally": RELIEF_RALLY, "rich": RICH,
-             "tiered-crash": TIERED_CRASH, "ranked-adl": RANKED_ADL}
+             "tiered-crash": TIERED_CRASH, "ranked-adl": RANKED_ADL, "clustering": CLUSTERING}
 N_PATHS = {"rich": 6, "ranked-adl": 16}  # 4 for the others; ranked ADL's near-ties need more paths
 
 
@@ -381,7 +390,17 @@ _EXERCISED = {
     and (pp["max_cascade_rounds"] >= 2).any() and _rows_of(case, 0) > 2
     and not _venue_steps(case, "MARGIN_CHANGE").any(),
     "ranked-adl": lambda case, pp: (pp["adl_usd"] > 0).any() and _rows_of(case, 0) > 1 and _rows_of(case, 1) == 1,
+    # the diffusion's scale m (the reference's, which the kernel's prices match) ranges over more
+    # than a factor 4, and the cascades still run
+    "clustering": lambda case, pp: case.compiled.param("CLUSTER_STDEV") > 0
+    and _vol_range(case) > 4.0 and (pp["max_cascade_rounds"] >= 3).any(),
 }
+
+
+def _vol_range(case) -> float:
+    """The largest over the smallest diffusion scale ``m`` the reference applied, over the case's paths."""
+    m = np.concatenate([ref.vol_multiplier for ref in case.refs])
+    return float(m.max() / m.min())
 
 
 def test_each_case_exercises_its_mechanism(case):
@@ -410,6 +429,8 @@ def _reference_with(case: Case, **params) -> list:
     ("margin-hike", "DELEV_DRAWDOWN"),
     ("tiered-crash", "LIQ_FILL_PENALTY"),
     ("ranked-adl", "INSURANCE_FUND_USD"),
+    ("clustering", "CLUSTER_SHOCK"),
+    ("clustering", "CLUSTER_RHO"),
 ])
 def test_the_comparison_catches_a_parameter_off_by_one_in_a_million(name, parameter):
     case = _case(name)
@@ -498,6 +519,71 @@ def test_the_comparison_catches_pro_rata_adl(monkeypatch):
         compare_all(case, _reference_paths(case.compiled, len(case.refs)))
 
 
+# ----------------------------------------------------------------------------- conditional volatility
+def test_without_vol_of_vol_clustering_is_model_v3():
+    """A ``clustering`` block with ``vol_of_vol: 0`` (its other keys set) draws nothing more and
+    changes nothing: the uniforms, the reference's paths and the kernel's are the cascade case's,
+    exactly."""
+    cascade = _case("cascade")
+    data = _merge(CASCADE, {"market": {"volatility": {"clustering": dict(CLUSTER, vol_of_vol=0)}}})
+    compiled = engine.compile_scenario(engine.load_scenario(data), n_paths=cascade.compiled.n_paths)
+    assert compiled.param("CLUSTER_STDEV") == 0.0 and compiled.param("CLUSTER_RHO") == -0.6
+    for i in range(compiled.n_paths):
+        u = reference.path_uniforms(compiled, i)
+        np.testing.assert_array_equal(u, reference.path_uniforms(cascade.compiled, i))
+        assert np.isnan(u[:, 6:8]).all() and np.isnan(u[:, 10:]).all()
+    refs = _reference_paths(compiled, compiled.n_paths)
+    for ref, before in zip(refs, cascade.refs):
+        assert ref.summary == before.summary and ref.price == before.price and ref.low == before.low
+        assert ref.vol_multiplier == [1.0] * compiled.n_steps
+    kernel = engine.run(compiled, keep_steps=True)
+    for field in SUMMARY_FIELDS:
+        np.testing.assert_array_equal(kernel.per_path[field], cascade.kernel.per_path[field], err_msg=field)
+    np.testing.assert_array_equal(kernel._raw["price"], cascade.kernel._raw["price"])
+
+
+def test_reference_log_variance_is_stationary_with_its_half_life():
+    """The reference's ``h`` (its start and its step, on uniforms of its own) against the spec's
+    law: stationary ``N(0, s^2)`` from the first step, a correlation of 1/2 one half-life (12 steps)
+    apart, shocks correlated ``rho`` with the diffusion's normal score, and ``E[m^2] = 1`` (the
+    scenario's variance on average). 4000 paths of 25 steps, each ``h`` from its stationary law:
+    the tolerances are about 4 standard errors."""
+    case = _case("clustering")
+    s, rho = CLUSTER["vol_of_vol"], CLUSTER["leverage"]
+    path = reference._Path(prepare(case.compiled))
+    rng = np.random.default_rng(5)
+    n_paths, n_steps, lag = 4000, 25, 12
+    h, m = np.empty((n_paths, n_steps)), np.empty((n_paths, n_steps))
+    x, shock = np.empty((n_paths, n_steps - 1)), np.empty((n_paths, n_steps - 1))
+    for i in range(n_paths):
+        u = rng.random((n_steps, 12))
+        path.start_regime(u[0, 10])
+        for t in range(n_steps):
+            h[i, t], m[i, t] = path.h, path.vol_multiplier()
+            if t < n_steps - 1:
+                path.evolve_volatility(u[t])
+                x[i, t] = reference.standard_normal(path.prep, u[t, 0])
+                shock[i, t] = path.h - case.compiled.param("CLUSTER_PERSIST") * h[i, t]
+    assert np.allclose(m, np.exp(h / 2 - s * s / 4), rtol=1e-15, atol=0)
+    assert abs(h.mean()) < 0.06 and np.std(h[:, 0]) == pytest.approx(s, rel=0.05)
+    assert np.std(h[:, -1]) == pytest.approx(s, rel=0.05)  # still stationary 24 steps on
+    assert np.corrcoef(h[:, 0], h[:, lag])[0, 1] == pytest.approx(0.5, abs=0.06)
+    assert np.corrcoef(x.ravel(), shock.ravel())[0, 1] == pytest.approx(rho, abs=0.01)
+    assert (m[:, 0] ** 2).mean() == pytest.approx(1.0, abs=0.12)
+    assert (m ** 2).mean() == pytest.approx(1.0, abs=0.1)
+
+
+def test_reference_replay_evolves_the_log_variance_as_the_simulation_does():
+    """Replaying its own path 0, the reference's ``h`` (hence ``m``) follows the same course: the
+    draws are made and the log variance moves on, though the observed close replaces the move."""
+    case = _case("clustering")
+    sim = case.refs[0]
+    prep = prepare(case.compiled)
+    ref = reference.simulate_path(prep, reference.path_uniforms(case.compiled, 0), replay=np.log(sim.price))
+    assert ref.vol_multiplier == sim.vol_multiplier and len(set(sim.vol_multiplier)) == case.compiled.n_steps
+    assert np.allclose(ref.price, sim.price, rtol=1e-14, atol=0)
+
+
 # ----------------------------------------------------------------------------- fixed kernel discrepancies
 # Each test below pins a kernel behaviour the reference found wrong and that was fixed.
 def test_bad_debt_is_counted_per_position():
@@ -583,7 +669,7 @@ def test_an_adl_in_a_round_spares_the_positions_closed_before_it():
 # The kernel replaying an observed path (engine.replay) against the reference replaying it. The
 # observed path is path 0 of the case's own simulation (its float32 closes): it holds the jumps,
 # cascades, margin hikes and breaker trips each case was built for.
-REPLAYED = ["cascade", "margin-hike", "exchange-failure", "relief-rally", "rich", "tiered-crash"]
+REPLAYED = ["cascade", "margin-hike", "exchange-failure", "relief-rally", "rich", "tiered-crash", "clustering"]
 _REPLAYS: dict = {}
 
 

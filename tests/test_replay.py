@@ -230,6 +230,7 @@ def straight_line(data: dict, seed: int):
     drivers = prep.drivers.copy()
     drivers[:, Driver.BRIDGE] = np.inf
     drivers[:, Driver.REACH] = 1.0
+    drivers[:, Driver.REACH_LOG] = 0.0
     return run_prepared(dataclasses.replace(prep, drivers=drivers), scn, keep_steps=True)
 
 

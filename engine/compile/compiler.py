@@ -97,6 +97,12 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.TAIL_DOF] = m.volatility.tail_dof or 0.0
     p[Param.JUMP_MEAN] = m.volatility.jumps.mean
     p[Param.JUMP_STDEV] = m.volatility.jumps.stdev
+    cl = m.volatility.clustering
+    persist = math.exp(-math.log(2) * timeline.step_seconds / cl.half_life.total_seconds())
+    p[Param.CLUSTER_PERSIST] = persist
+    p[Param.CLUSTER_SHOCK] = cl.vol_of_vol * math.sqrt(1.0 - persist * persist)
+    p[Param.CLUSTER_STDEV] = cl.vol_of_vol
+    p[Param.CLUSTER_RHO] = cl.leverage
     p[Param.IMPACT_MODEL] = {"sqrt": layout.IMPACT_SQRT, "linear": layout.IMPACT_LINEAR,
                              "both": layout.IMPACT_BOTH}[m.impact.model]
     p[Param.SQRT_COEFFICIENT] = m.impact.sqrt_coefficient

@@ -144,6 +144,10 @@ PARAM_FIELDS = (
     "TAIL_DOF",  # Student-t degrees of freedom; 0 = Gaussian
     "JUMP_MEAN",  # mean log-size of random jumps
     "JUMP_STDEV",  # standard deviation of their log-size
+    "CLUSTER_PERSIST",  # share of the log-variance deviation h left after one step (exp(-ln2 dt / half-life))
+    "CLUSTER_SHOCK",  # standard deviation of h's shock over one step: vol_of_vol * sqrt(1 - persist^2)
+    "CLUSTER_STDEV",  # vol_of_vol: h's stationary standard deviation; 0 = constant volatility
+    "CLUSTER_RHO",  # correlation of h's shocks with the return's (leverage effect)
     "IMPACT_MODEL",  # 0 = square-root law, 1 = linear depth, 2 = both (their sum)
     "SQRT_COEFFICIENT",  # Y of the square-root law
     "SIGMA_DAY",  # daily volatility used by the square-root law
@@ -190,6 +194,7 @@ DRIVER_FIELDS = (
     "GAIN",  # share of a flow spread evenly over the step still unhealed at its end: (1-DECAY)/(-ln DECAY)
     "BRIDGE",  # 2 / the step's diffusive log variance (VOL^2 + (MACRO_BETA*MACRO_VOL)^2); inf when 0
     "REACH",  # exp(-sqrt(BRIDGE_REACH / BRIDGE)): no bridge draw takes the path below its lower end times this
+    "REACH_LOG",  # log(REACH): a path whose variance is m^2 times the step's has reach REACH^m (clustering)
     "RARE",  # 1 if the step has a scheduled jump, a margin change, relief-rally shorts or a retarget
 )
 

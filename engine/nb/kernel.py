@@ -19,16 +19,24 @@ One step ``t`` of one path (``S`` the price at the start of the step)
 ------------------------------------------------------------------
 Six uniforms are drawn in this order (three 64-bit draws, two 32-bit uniforms each): ``u0``
 diffusion, ``u1`` jump size, ``u2`` macro factor, ``u3`` jump occurrence, ``u4`` the step's low,
-``u5`` its high; on the steps with a scheduled jump (the same on every path) a fourth draw gives
-``u6``, its spread (``u7`` unused).
+``u5`` its high; when volatility clusters (``Param.CLUSTER_STDEV`` > 0) a fourth draw gives
+``u6``, the log variance's own shock (``u7`` unused); on the steps with a scheduled jump (the same
+on every path) another draw gives ``u8``, its spread (``u9`` unused). When volatility clusters, one
+draw before the first step gives the path's starting regime (``u10``; ``u11`` unused).
+
+Conditional volatility: the log-variance deviation ``h`` is an Ornstein-Uhlenbeck process whose
+one-step transition is exact, ``h <- CLUSTER_PERSIST*h + CLUSTER_SHOCK*(rho*x + sqrt(1 -
+rho^2)*Phi^-1(u6))`` after the step's return (``x = Phi^-1(u0)``, the diffusion's normal score:
+the leverage effect), started from its stationary law ``N(0, s^2)``; the step's diffusion (and its
+bridge variance) is scaled by ``m = exp(h/2 - s^2/4)``, so ``E[m^2] = 1``.
 
 The price is ``exp(ln_f + I(J))``: ``ln_f`` the fundamental log price (exogenous moves and
 permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COEF*sign(J)*sqrt(|J|)
 + LINEAR_COEF*J`` the transient deviation (``Driver.X`` columns of ``drivers``, per step).
 
 1. The transient flow state heals: ``J *= DECAY``.
-2. Exogenous log return ``r = DRIFT + MACRO_VOL*x + VOL*z (+ JUMP_MEAN + JUMP_STDEV*Phi^-1(u1) if
-   u3 < JUMP_PROB) (+ SCHEDULED_JUMP + SPREAD*Phi^-1(u6))``, ``z`` the unit-variance Student-t
+2. Exogenous log return ``r = DRIFT + m*MACRO_VOL*x + m*VOL*z (+ JUMP_MEAN + JUMP_STDEV*Phi^-1(u1) if
+   u3 < JUMP_PROB) (+ SCHEDULED_JUMP + SPREAD*Phi^-1(u8))``, ``z`` the unit-variance Student-t
    quantile of ``u0`` (``Phi^-1(u0)`` if Gaussian), ``x = Phi^-1(u2)``; ``ln_f += r``.
 3. Margin changes (venue rows with MARGIN_CHANGE): new maintenance/initial rates (USD-per-BTC
    requirements converted at ``S``); a higher initial rate makes over-levered cells top up or cut
@@ -360,22 +368,23 @@ def _deleveraging_nb(var_step, funding, of_peak, trough_of, base, drawdown, vola
 
 
 @jit_inline
-def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, state, tail_table, tail_power, tail_scale, normal_table,
-                         dof, jump_mean, jump_stdev, rare):
+def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, m, state, tail_table, tail_power, tail_scale,
+                         normal_table, dof, jump_mean, jump_stdev, rare):
     """The step's exogenous log return: drift and cross-asset moves, the macro factor, the
-    diffusion (a unit-variance Student-t in one table read, or a normal), a random jump, and on
-    the steps that have one the scheduled jump, whose spread takes a fourth draw from ``state``
-    (the same steps on every path)."""
+    diffusion (a unit-variance Student-t in one table read, or a normal), both scaled by the
+    path's conditional vol multiplier ``m`` (1 without clustering), a random jump, and on the
+    steps that have one the scheduled jump, whose spread takes another draw from ``state`` (the
+    same steps on every path). Returns (the return, the diffusion's draw ``z``)."""
     z = t_table_ppf_nb(u0, tail_table, tail_power, tail_scale) if dof > 0.0 else norm_table_ppf_nb(u0, normal_table)
     # DRIFT + MACRO_BETA*MACRO_DRIFT + CROSS_ASSET_RETURN and MACRO_BETA*MACRO_VOL, tabulated
-    r = drivers[t, Driver.DRIFT] + drivers[t, Driver.MACRO_VOL] * norm_table_ppf_nb(u2, normal_table) \
-        + steps[t, Step.VOL] * z
+    r = drivers[t, Driver.DRIFT] + (m * drivers[t, Driver.MACRO_VOL]) * norm_table_ppf_nb(u2, normal_table) \
+        + (m * steps[t, Step.VOL]) * z
     if u3 < steps[t, Step.JUMP_PROB]:
         r += jump_mean + jump_stdev * norm_table_ppf_nb(u1, normal_table)
     if rare and (steps[t, Step.SCHEDULED_JUMP] != 0.0 or steps[t, Step.SCHEDULED_JUMP_SPREAD] != 0.0):
-        u6, _ = next_pair_nb(state)
-        r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u6, normal_table)
-    return r
+        u8, _ = next_pair_nb(state)
+        r += steps[t, Step.SCHEDULED_JUMP] + steps[t, Step.SCHEDULED_JUMP_SPREAD] * norm_table_ppf_nb(u8, normal_table)
+    return r, z
 
 
 @jit_inline
@@ -696,20 +705,40 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     p_momentum_leverage = params[Param.MOMENTUM_LEVERAGE]
     momentum_rate_dt = params[Param.MOMENTUM_RATE] * dt_days
     replaying = replay.shape[0] != 0
+    # conditional volatility: the log-variance deviation h, an Ornstein-Uhlenbeck process sampled
+    # exactly at the steps; the diffusion's vol is m = exp(h/2 - s^2/4) times the step's (E[m^2] = 1)
+    cl_stdev = params[Param.CLUSTER_STDEV]
+    clustering = cl_stdev > 0.0
+    cl_persist = params[Param.CLUSTER_PERSIST]
+    cl_shock = params[Param.CLUSTER_SHOCK]
+    cl_rho = params[Param.CLUSTER_RHO]
+    cl_rho_c = math.sqrt(1.0 - cl_rho * cl_rho)
+    cl_shift = -0.25 * cl_stdev * cl_stdev
+    h = 0.0
+    if clustering:  # the path starts in a regime drawn from h's stationary law N(0, s^2)
+        a, _ = next_pair_nb(state)
+        h = cl_stdev * norm_table_ppf_nb(a, normal_table)
+    m = 1.0
     slot = 0  # ring slot of the current step: t % ring_n
     for t in range(n_steps):
         u0, u1 = next_pair_nb(state)
         u2, u3 = next_pair_nb(state)
         u4, u5 = next_pair_nb(state)
+        if clustering:
+            u6, _ = next_pair_nb(state)
+            m = np.exp(0.5 * h + cl_shift)
         s_prev = price
         ln_prev = ln_price
 
         # 1-2. the transient flow state heals; the exogenous return (jumps included)
         flow_state *= drivers[t, Driver.DECAY]
         rare = drivers[t, Driver.RARE] != 0.0  # one test for the events most steps do not have
-        r = _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, state, tail_table, tail_power, tail_scale,
-                                 normal_table, dof, p_jump_mean, p_jump_stdev, rare)
+        r, z = _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, m, state, tail_table, tail_power,
+                                    tail_scale, normal_table, dof, p_jump_mean, p_jump_stdev, rare)
         ln_f += r
+        if clustering:  # h moves on, its shock correlated with the diffusion's (the leverage effect)
+            x = norm_table_ppf_nb(u0, normal_table) if dof > 0.0 else z
+            h = cl_persist * h + cl_shock * (cl_rho * x + cl_rho_c * norm_table_ppf_nb(u6, normal_table))
         if replaying:  # an observed path: its close replaces the move (the caller turned impact off)
             ln_f = replay[t]
             if t > 0:  # the book as the previous step left it, at its close
@@ -809,8 +838,13 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         liq_s_usd = 0.0
         adl_step = 0.0
         partial_step = 0.0
+        bridge = drivers[t, Driver.BRIDGE]  # the step's variance is m^2 times the compiled one
+        reach = drivers[t, Driver.REACH]
+        if clustering:
+            bridge /= m * m
+            reach = np.exp(m * drivers[t, Driver.REACH_LOG])
         ln_low, ln_high, low_px, high_px = _step_extremes_nb(
-            ln_prev, ln_price, s_prev, price, u4, u5, drivers[t, Driver.BRIDGE], drivers[t, Driver.REACH],
+            ln_prev, ln_price, s_prev, price, u4, u5, bridge, reach,
             max(long_trigger, low), min(short_trigger, high), ln_floor, ln_ceiling)
         if t < paused_until:
             paused_steps += 1

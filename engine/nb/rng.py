@@ -8,9 +8,10 @@ an inverse-CDF table with linear interpolation (:func:`engine.simulate.normal_ta
 Acklam's approximation (relative error < 1.2e-9) in the outermost cells; the Student-t scale
 is read from its own table in one draw (:func:`engine.simulate.student_t_table`).
 
-Six uniforms are drawn at every step in a fixed order, whether used or not, and two more on the
-steps with a scheduled jump (the same steps on every path), so the stream layout never depends on
-the path: see :mod:`engine.nb.kernel` for the order (``UNIFORMS_PER_STEP`` counts them all).
+Six uniforms are drawn at every step in a fixed order, whether used or not, two more when
+volatility clusters (and two once before the first step), and two more on the steps with a
+scheduled jump (the same steps on every path), so the stream layout never depends on the path:
+see :mod:`engine.nb.kernel` for the order (``UNIFORMS_PER_STEP`` counts them all).
 The smallest uniform is ``2**-33``, so ``-ln u < 22.9`` (``engine.nb.kernel.BRIDGE_REACH`` rests on it).
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from .config import jit
 
-UNIFORMS_PER_STEP = 8
+UNIFORMS_PER_STEP = 12
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _TWO32 = 1.0 / 4294967296.0
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -126,16 +127,24 @@ def t_table_ppf_nb(u, table, tail_power, tail_scale):
 
 
 @jit
-def draw_uniforms_nb(block_seeds, block_size, first_path, n_paths, n_steps, extra):
-    """The uniforms the kernel draws, ``(n_paths, n_steps, UNIFORMS_PER_STEP)``, for tests: ``u6``
-    and ``u7`` only on the steps where ``extra[t]`` (scheduled jumps), NaN elsewhere."""
+def draw_uniforms_nb(block_seeds, block_size, first_path, n_paths, n_steps, extra, clustering):
+    """The uniforms the kernel draws, ``(n_paths, n_steps, UNIFORMS_PER_STEP)``, for tests, NaN where
+    none is drawn: ``u0``-``u5`` at every step; ``u6``, ``u7`` at every step if ``clustering``; ``u8``,
+    ``u9`` on the steps where ``extra[t]`` (scheduled jumps); ``u10``, ``u11`` at ``t = 0`` only, if
+    ``clustering``: the pair drawn once before the first step (the path's starting regime)."""
     out = np.full((n_paths, n_steps, UNIFORMS_PER_STEP), np.nan)
     state = np.empty(4, dtype=np.uint64)
     for i in range(n_paths):
         p = first_path + i
         b = p // block_size
         seed_path_nb(state, block_seeds[b, 0], block_seeds[b, 1], p - b * block_size)
+        if clustering and n_steps > 0:
+            out[i, 0, 10], out[i, 0, 11] = next_pair_nb(state)
         for t in range(n_steps):
-            for k in range(0, 8 if extra[t] else 6, 2):
+            for k in range(0, 6, 2):
                 out[i, t, k], out[i, t, k + 1] = next_pair_nb(state)
+            if clustering:
+                out[i, t, 6], out[i, t, 7] = next_pair_nb(state)
+            if extra[t]:
+                out[i, t, 8], out[i, t, 9] = next_pair_nb(state)
     return out

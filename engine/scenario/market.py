@@ -32,6 +32,32 @@ def _gaussian(value):
     return None if isinstance(value, str) and value.strip().lower() in ("gaussian", "normal") else value
 
 
+class Clustering(StrictModel):
+    """Volatility that clusters: the diffusion's variance is ``m^2`` times the scenario's, with
+    ``m = exp(h/2 - s^2/4)`` and ``h`` a log-variance deviation that reverts to 0 with
+    ``half_life`` (an Ornstein-Uhlenbeck process, whose step transition is exact at any
+    ``horizon.step``), its stationary standard deviation ``vol_of_vol`` (``s``) and its shocks
+    correlated with the return's by ``leverage``. ``E[m^2] = 1``: ``annual`` stays the long-run vol.
+    Each path starts in a regime drawn from ``h``'s stationary law."""
+
+    vol_of_vol: Number = Field(
+        0.0, ge=0, le=3,
+        description="Stationary standard deviation of the log variance (0: constant volatility; 1 means the "
+        "variance is typically within a factor e of its average).",
+    )
+    half_life: Duration = Field("2d", description="Half-life of a deviation of the log variance.")
+    leverage: Number = Field(
+        0.0, ge=-0.99, le=0.99,
+        description="Correlation of the log variance's shocks with the return's (negative: vol rises as the price falls).",
+    )
+
+    @model_validator(mode="after")
+    def _positive_half_life(self):
+        if self.half_life.total_seconds() <= 0:
+            raise ValueError("half_life must be positive, e.g. 2d")
+        return self
+
+
 class Volatility(StrictModel):
     annual: Rate = Field(0.55, gt=0, le=5, description="Annualised volatility of the diffusive part (55%).")
     tail_dof: Annotated[Number | None, BeforeValidator(_gaussian)] = Field(
@@ -40,6 +66,7 @@ class Volatility(StrictModel):
         "'gaussian' (or null) for normal innovations.",
     )
     jumps: Jumps = Field(default_factory=Jumps, description="Jump component.")
+    clustering: Clustering = Field(default_factory=Clustering, description="Conditional volatility (clustering).")
 
 
 class Macro(StrictModel):

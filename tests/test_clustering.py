@@ -1,0 +1,109 @@
+"""Conditional volatility (``market.volatility.clustering``): a log-variance Ornstein-Uhlenbeck
+process scaling the diffusion (docs/model.md, section 2).
+
+The properties a risk manager would check first: every key moves the output; off, nothing
+changes; on, the long-run variance is the scenario's ``annual`` vol, absolute returns cluster,
+falls raise the vol when ``leverage`` is negative, and the process is the same at every
+``horizon.step``. The runs use a market whose only move is the exogenous diffusion (a tiny
+book, no flows, no jumps), so the statistics read the volatility process alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+
+from sim_fixtures import quiet
+
+PURE = quiet({
+    "market.perpetuals.long.notional_usd": "1M",
+    "market.perpetuals.short.notional_usd": "1M",
+    "market.volatility.jumps.intensity_per_day": 0,
+    "market.volatility.tail_dof": "gaussian",
+    "market.macro.annual_vol": 0,
+    "horizon.duration": "20d",
+})
+ON = {"market.volatility.clustering.vol_of_vol": 1.0, "market.volatility.clustering.half_life": "2d",
+      "market.volatility.clustering.leverage": -0.5}
+
+
+def _scenario(changes: dict | None = None, base: dict = PURE):
+    data = {**base}
+    from sim_fixtures import patched
+
+    return engine.load_scenario(patched(data, changes))
+
+
+def _returns(changes: dict | None = None, n_paths: int = 1000, seed: int = 7, base: dict = PURE) -> np.ndarray:
+    """Per-path log returns of every step (paths x steps), from the start price."""
+    scenario = _scenario(changes, base)
+    result = engine.run(scenario, n_paths=n_paths, seed=seed, keep_steps=True)
+    price = result._raw["price"].astype(np.float64)
+    start = np.full((price.shape[0], 1), scenario.market.spot_usd)
+    return np.diff(np.log(np.concatenate([start, price], axis=1)), axis=1)
+
+
+def _acf_abs(r: np.ndarray, lag: int) -> float:
+    """Lag-``lag`` autocorrelation of |r|, pooled over paths (each path demeaned on the pool's mean)."""
+    a = np.abs(r)
+    a = a - a.mean()
+    return float((a[:, :-lag] * a[:, lag:]).mean() / (a * a).mean())
+
+
+def test_off_by_default_and_zero_vol_of_vol_changes_nothing():
+    base = engine.run(_scenario(), n_paths=64, seed=3).per_path
+    zero = engine.run(_scenario({"market.volatility.clustering.vol_of_vol": 0.0,
+                                 "market.volatility.clustering.half_life": "6h",
+                                 "market.volatility.clustering.leverage": -0.9}), n_paths=64, seed=3).per_path
+    assert _scenario().market.volatility.clustering.vol_of_vol == 0.0
+    assert base.equals(zero)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("market.volatility.clustering.vol_of_vol", 1.5),
+    ("market.volatility.clustering.half_life", "6h"),
+    ("market.volatility.clustering.leverage", 0.5),
+])
+def test_every_key_moves_the_output(key, value):
+    on = engine.run(_scenario(ON), n_paths=64, seed=3).per_path["min_price"].to_numpy()
+    moved = engine.run(_scenario({**ON, key: value}), n_paths=64, seed=3).per_path["min_price"].to_numpy()
+    assert not np.allclose(on, moved, rtol=1e-6), f"{key} changed nothing"
+
+
+def test_long_run_variance_is_the_scenarios_and_absolute_returns_cluster():
+    off = _returns()
+    on = _returns(ON)
+    # E[m^2] = 1 under the stationary law each path starts from: the same mean variance (the
+    # per-path variance is dispersed, so the Monte Carlo error of the ratio is a few percent)
+    ratio = (on ** 2).mean() / (off ** 2).mean()
+    assert ratio == pytest.approx(1.0, abs=0.06)
+    assert abs(_acf_abs(off, 1)) < 0.02  # i.i.d. without clustering
+    assert _acf_abs(on, 1) > 0.10
+    assert _acf_abs(on, 24) > 0.05  # still there a day later (half-life 2 days)
+    # fat tails from the mixture, though the innovations are Gaussian
+    kurtosis = ((on - on.mean()) ** 4).mean() / on.var() ** 2
+    assert kurtosis > 3.5
+
+
+@pytest.mark.parametrize("leverage", [-0.8, 0.8])
+def test_leverage_sets_the_sign_of_returns_on_later_vol(leverage):
+    r = _returns({**ON, "market.volatility.clustering.leverage": leverage})
+    a = np.abs(r[:, 1:]) - np.abs(r[:, 1:]).mean()
+    corr = float((r[:, :-1] * a).mean() / (r[:, :-1].std() * a.std()))
+    assert np.sign(corr) == np.sign(leverage) and abs(corr) > 0.02
+
+
+def test_the_process_does_not_depend_on_the_step():
+    """Daily returns aggregated from 1h and 15m steps: same volatility, same clustering of their
+    absolute values, same tails (within Monte Carlo error of 2,000 paths x 20 days)."""
+    stats = {}
+    for step, per_day in (("1h", 24), ("15m", 96)):
+        r = _returns({**ON, "horizon.step": step}, n_paths=2000)
+        daily = r.reshape(r.shape[0], -1, per_day).sum(axis=2)
+        stats[step] = (daily.std(), _acf_abs(daily, 1), ((daily - daily.mean()) ** 4).mean() / daily.var() ** 2)
+    (vol_h, acf_h, kurt_h), (vol_q, acf_q, kurt_q) = stats["1h"], stats["15m"]
+    assert vol_q == pytest.approx(vol_h, rel=0.03)
+    assert acf_q == pytest.approx(acf_h, abs=0.03)
+    assert kurt_q == pytest.approx(kurt_h, rel=0.10)
