@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +77,6 @@ def main(argv=None) -> int:
     numba.set_num_threads(threads)
     for run in floors.values():
         run()
-
-    import time
 
     ns: dict[str, list[float]] = {name: [] for name in [*floors, *VARIANTS]}
     for r in range(args.rounds):

@@ -15,7 +15,7 @@ import pytest
 
 import engine
 
-from sim_fixtures import quiet
+from sim_fixtures import patched, quiet
 
 PURE = quiet({
     "market.perpetuals.long.notional_usd": "1M",
@@ -30,10 +30,7 @@ ON = {"market.volatility.clustering.vol_of_vol": 1.0, "market.volatility.cluster
 
 
 def _scenario(changes: dict | None = None, base: dict = PURE):
-    data = {**base}
-    from sim_fixtures import patched
-
-    return engine.load_scenario(patched(data, changes))
+    return engine.load_scenario(patched(base, changes))
 
 
 def _returns(changes: dict | None = None, n_paths: int = 1000, seed: int = 7, base: dict = PURE) -> np.ndarray:
@@ -107,3 +104,11 @@ def test_the_process_does_not_depend_on_the_step():
     assert vol_q == pytest.approx(vol_h, rel=0.03)
     assert acf_q == pytest.approx(acf_h, abs=0.03)
     assert kurt_q == pytest.approx(kurt_h, rel=0.10)
+
+
+def test_half_life_and_leverage_without_vol_of_vol_get_a_note():
+    compiled = engine.compile_scenario(_scenario({"market.volatility.clustering.half_life": "6h",
+                                                  "market.volatility.clustering.leverage": -0.5}))
+    assert any("clustering.half_life and leverage set but unused: vol_of_vol is 0" in n for n in compiled.notes), \
+        compiled.notes
+    assert not any("clustering" in n for n in engine.compile_scenario(_scenario(ON)).notes)

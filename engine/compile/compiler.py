@@ -219,6 +219,11 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
     if inert:
         ctx.notes.append(f"market.impact.{' and '.join(inert)} set but unused: the transient law is linear "
                          "(model: linear); they act under model: sqrt or both")
+    clustering = scenario.market.volatility.clustering
+    inert = sorted({"half_life", "leverage"} & clustering.model_fields_set) if clustering.vol_of_vol == 0 else []
+    if inert:
+        ctx.notes.append(f"market.volatility.clustering.{' and '.join(inert)} set but unused: vol_of_vol is 0 "
+                         "(constant volatility); set vol_of_vol above 0 for them to act")
     perps = scenario.market.perpetuals
     if "position_size" in perps.model_fields_set and all(perps.schedule(v) is None for v in perps.venues):
         ctx.notes.append("market.perpetuals.position_size set but unused: every venue has a flat maintenance rate "
