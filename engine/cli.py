@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", help="comma-separated parameters to fit (default: all of them; README, 'Calibration')")
     p.add_argument("--no-fit", action="store_true",
                    help="evaluate the scenario as given (validate the shipped defaults); write the report only")
+    p.add_argument("--no-calm", action="store_true",
+                   help="leave out the calm year's targets (the scenario with no shocks against the real hourly "
+                        "windows of its length, crashes excluded): fit February alone")
     p.add_argument("--paths", type=_positive_int, default=2000, help="paths per evaluation in the fit (default 2000)")
     p.add_argument("--report-paths", type=_positive_int, default=10000,
                    help="paths of the report's run at the result (default 10000)")
@@ -788,7 +791,7 @@ def _cmd_calibrate(args) -> int:
                                  names=names, fit=not args.no_fit, n_paths=args.paths, report_paths=args.report_paths,
                                  seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1, design_points=args.design,
                                  max_evals=args.max_evals, overrides=args.overrides, out=out,
-                                 write_params=args.write_params,
+                                 write_params=args.write_params, calm=not args.no_calm,
                                  progress=progress if not args.json and sys.stderr.isatty() else None)
     except ValueError as exc:  # the data, the facts or the reference file
         return usage(str(exc))

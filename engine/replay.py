@@ -63,8 +63,8 @@ __all__ = ["replay", "ReplayResult", "load_facts", "default_facts", "render_repl
 
 # the flows the table keeps (USD, sell < 0); liquidations have their own columns
 FLOW_COLUMNS = {"etf": "etf_flow_usd", "deleveraging": "deleveraging_flow_usd", "dealers": "dealer_flow_usd",
-                "miners": "miner_flow_usd", "momentum": "momentum_flow_usd", "forced": "forced_flow_usd",
-                "margin_cuts": "margin_cut_usd"}
+                "miners": "miner_flow_usd", "momentum": "momentum_flow_usd",
+                "new_positions": "new_positions_flow_usd", "forced": "forced_flow_usd", "margin_cuts": "margin_cut_usd"}
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -293,7 +293,7 @@ class ReplayResult:
         row = self.simulation.per_path.iloc[0]
         keys = ("long_liquidations_usd", "short_liquidations_usd", "peak_step_liquidations_usd",
                 "open_interest_start_usd", "open_interest_end_usd", "open_interest_change", "etf_flow_usd",
-                "deleveraging_flow_usd", "momentum_flow_usd", "margin_cut_usd", "forced_flow_usd", "dealer_flow_usd",
+                "deleveraging_flow_usd", "momentum_flow_usd", "new_positions_flow_usd", "margin_cut_usd", "forced_flow_usd", "dealer_flow_usd",
                 "miner_sales_usd", "bad_debt_usd", "adl_usd", "insurance_fund_end_usd", "min_funding_rate",
                 "max_funding_rate", "paused_steps")
         return {k: float(row[k]) for k in keys}

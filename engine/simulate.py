@@ -135,6 +135,11 @@ class Prepared:
     # of every step, with the impact coefficients in ``drivers`` set to 0
     replay: np.ndarray = field(default_factory=lambda: np.empty(0))
 
+    @property
+    def new_leverage(self) -> np.ndarray:
+        """(3, N_NEW_NODES): the leverage nodes of new longs, new shorts and momentum positions."""
+        return self.compiled.new_leverage
+
 
 def impact_drivers(compiled: CompiledScenario) -> dict[str, np.ndarray]:
     """The impact coefficients per step (see :data:`engine.compile.layout.DRIVER_FIELDS`)."""
@@ -237,7 +242,7 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
     else:
         views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(5)]
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
-                c.book_long_entry_usd, c.book_short_entry_usd, prep.rows, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
+                c.book_long_entry_usd, c.book_short_entry_usd, prep.rows, c.new_leverage, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
                 prep.tail_power, prep.tail_scale, prep.normal_table, prep.drivers, c.rng.block_seeds, block, task, first,
                 out["summary"][rows], *views, tasks, keep_steps, prep.replay,
                 out["stress"] if prep.replay.size else np.empty((0, N_STRESS)))

@@ -83,11 +83,12 @@ market:
     deleveraging:
       base_hazard_per_day: 0.01
       drawdown_sensitivity: 1.0
+      take_profit_sensitivity: 0.5
       volatility_sensitivity: 0.2
       reference_volatility: 50%
       funding_sensitivity: 5
       volatility_half_life: 1d
-    momentum: {lookback: 6h, open_rate: 0.5, leverage: 15}
+    momentum: {lookback: 6h, open_rate: 0.5, leverage: 15, threshold: 0.5%}
 shocks:
   - type: margin_hike
     id: direct

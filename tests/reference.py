@@ -37,8 +37,9 @@ The price, impact and liquidations (model v2):
   and subtracts its deficits; a fund below 0 is reset to 0 and the shortfall is auto-deleveraged
   on the same venue's other side, at the round's start price.
 * ``min_price``/``max_price`` include the intra-step lows/highs (``exp(m)``, ``exp(M)`` after the
-  cascade's shifts); ``trough_step`` is the step where ``min_price`` was reached. Drawdown, the
-  peak and trough of the deleveraging hazard and realised vol use step-end prices.
+  cascade's shifts); ``trough_step`` is the step where ``min_price`` was reached. Drawdown (from
+  the running peak), the average entry of the unwinding hazard (model v5) and realised vol use
+  step-end prices.
 
 The book (model v3: margin tiers, partial liquidation, ranked ADL; ``/work/spec-tiers.md``):
 
@@ -46,8 +47,8 @@ The book (model v3: margin tiers, partial liquidation, ranked ADL; ``/work/spec-
   (``compiled.book_rows``; a flat venue has one row). Each row has its own maintenance and initial
   rates: the tier's floors, raised to the venue's rates (``max`` of the two), at the start and at
   every margin change; a row whose initial rate rises enforces it on its own positions (top-up or
-  cut, the kept share keeping its share of the entry notional). New positions (momentum,
-  relief-rally fuel) open in each venue's smallest class, at leverage capped by that row.
+  cut, the kept share keeping its share of the entry notional). New positions (turnover arrivals,
+  momentum, relief-rally fuel) open in each venue's smallest class, at leverage capped by that row.
 * Entry tracking: every cell holds its size (BTC) and its positions' entry notional (USD, size
   times entry price; the reference keeps the average entry price), which new positions add to (at
   the step's open) and every shrink or move carries along.
@@ -86,6 +87,30 @@ Conditional volatility (model v4: clustering; ``/work/spec-sv.md``):
   Phi^-1(u6)``: ``rho < 0`` raises the vol after a fall (the leverage effect).
 * In a replay ``h`` evolves just the same (the draws are made; the move is the observed one). The
   realised-vol EWMA of voluntary deleveraging reads the realised returns, as before.
+
+Turnover (model v5: traders who unwind; ``/work/spec-turnover.md``), in place of the drawdown hazard
+and the momentum traders' single leverage:
+
+* Every position has a holding time: each side closes at a hazard of ``lam = DELEV_BASE`` per day
+  in calm, and new positions replace them, ``lam*dt_days`` times the side's *starting* size (``L0``,
+  ``S0``: the initial book's BTC, summed row by row, cell by cell) at every step, whatever the side's
+  size now. Closing ``lam*dt*side*S`` and arriving ``lam*dt*side0*S`` cancel while the book keeps
+  its starting size, so turnover alone gives the market no drift.
+* Stress shortens the holding time. Against ``e``, the *average entry* (one for both sides), the
+  gain ``g = S/e - 1`` at the step's open ``S`` adds ``DELEV_DRAWDOWN*max(0, -g)`` (stop-loss) and
+  ``DELEV_TAKE_PROFIT*max(0, g)`` (take-profit) to the longs' hazard, the mirror image to the
+  shorts'; realised vol above the reference and the funding a side pays add to it as before. The
+  running peak and trough no longer enter it.
+* ``e`` starts at spot and, once the step is over (after the cascade), moves toward the step's
+  close ``P``: ``e <- w*e + (1 - w)*P``, ``w = ENTRY_EMA_DECAY = exp(-lam*dt_days)``: the positions'
+  ages are exponential at rate ``lam``, so the size-weighted entry of those still open is the
+  price's exponential average at that rate.
+* New positions open at one leverage node per step, ``k = t mod N_NEW_NODES``, of the prepared
+  ``new_leverage`` (equal-mass nodes: row 0 the longs' distribution, row 1 the shorts', row 2 the
+  momentum traders'), capped by each row as every new position is. Within the step: the closes
+  (flow ``deleveraging``), the arrivals, longs then shorts (flow ``new_positions``), the momentum
+  traders (``opened = MOMENTUM_RATE*dt*max(0, min(|ret|, 1) - MOMENTUM_THRESHOLD)`` times the
+  book's starting size in BTC, ``L0 + S0``), then the relief-rally shorts.
 
 Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
 instead of its exogenous moves, and flows and liquidations have no impact (``c_t = l_t = lam_t =
@@ -127,8 +152,8 @@ Points where the kernel once differed from the model (the tests at the end of
   positive equities and its deficit the sum of its negative ones, never netted;
 * an ADL shrinks the positions still open, at the moment it happens (those closed earlier in the
   round are gone);
-* a side that ADL or a full voluntary deleveraging wipes out is simply empty, and an empty book
-  has no imbalance;
+* a side that ADL or a full voluntary deleveraging wipes out is simply empty (until new positions
+  arrive), and an empty book has no imbalance;
 * a long at 1x leverage or less (new positions under a 100% initial margin) cannot go bankrupt
   and sits in the lowest cell (the kernel once computed ``log1p(-1/L)`` = NaN there).
 """
@@ -141,8 +166,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.compile.layout import (BOOK_EVENT_FIELDS, IMPACT_BOTH, IMPACT_LINEAR, IMPACT_SQRT, PARAM_FIELDS,
-                                   STEP_FIELDS, VENUE_FIELDS, Row)
+from engine.compile.layout import (BOOK_EVENT_FIELDS, IMPACT_BOTH, IMPACT_LINEAR, IMPACT_SQRT, N_NEW_NODES,
+                                   PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS, Row)
 from engine.nb.kernel import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
 from engine.nb.rng import draw_uniforms_nb
 
@@ -449,7 +474,8 @@ class _Path:
     The state: the fundamental log price and the transient flow state ``J`` (hence the price), the
     book (cells, entry prices, funding shift) with each row's rates, the insurance funds, the ETF's
     holdings, the miners' reserves and hashrate, the dealers' hedge, the realised-variance EWMA, the
-    trailing step-start prices, the running peak and trough, a circuit breaker's pause, and ``h``,
+    trailing step-start prices, the running peak, the average entry ``e`` (model v5) and the
+    initial book's side sizes ``L0``, ``S0`` (BTC), a circuit breaker's pause, and ``h``,
     the log variance's deviation (model v4; 0 and unused without clustering)."""
 
     def __init__(self, prep, replay=None):
@@ -476,7 +502,16 @@ class _Path:
         self.price = spot
         self.start_price, self.start_ln_price = spot, self.ln_price  # the current step's start
         self.start_prices = [spot]  # start_prices[t]: the price at the start of step t
-        self.peak = self.trough = spot
+        self.peak = spot  # the highest close (drawdown)
+        self.entry = spot  # e: the average entry, the closes' exponential average (model v5)
+        # L0, S0: the initial book's sides (BTC), added row by row, cell by cell
+        self.long0 = self.short0 = 0.0
+        for row in c.book_long_btc:
+            for x in row:
+                self.long0 += float(x)
+        for row in c.book_short_btc:
+            for x in row:
+                self.short0 += float(x)
         self.realised_var = self.drv["VOL"][0] ** 2  # EWMA of squared step log returns
         self.fund = [self.venue[v]["INSURANCE_FUND_USD"][0] for v in range(c.n_venues)]  # per venue, USD
         self.etf_holdings = self.p["ETF_HOLDINGS_BTC"]
@@ -641,18 +676,22 @@ class _Path:
         return min(cap, max(-cap, self.p["FUNDING_BASE"] + self.p["FUNDING_SENSITIVITY"] * imbalance))
 
     def voluntary_deleveraging(self, s: float, funding: float) -> float:
-        """Each side closes a share ``hazard * dt`` of itself: the hazard rises with the side's
-        drawdown (from the peak for longs, from the trough for shorts), realised vol above the
-        reference and the funding it pays. Returns the flow (longs sell, shorts buy)."""
+        """Each side closes a share ``hazard * dt`` of itself (model v5): the holding-time hazard
+        ``lam``, plus the stop-loss and take-profit terms on the gain ``g = s/e - 1`` against the
+        average entry ``e`` (a long loses when ``g < 0``, a short when ``g > 0``), realised vol above
+        the reference and the funding the side pays. Returns the flow (longs sell, shorts buy), from
+        the sides' sizes before the close."""
         p = self.p
         vol_annual = math.sqrt(self.realised_var / p["DT_YEARS"])
         vol_excess = max(0.0, vol_annual - p["DELEV_VOL_REFERENCE"])
         funding_day = funding * p["FUNDING_INTERVALS_PER_DAY"]
-        common = p["DELEV_BASE"] + p["DELEV_VOLATILITY"] * vol_excess
-        hazard_long = (common + p["DELEV_DRAWDOWN"] * (1.0 - s / self.peak)
-                       + p["DELEV_FUNDING"] * max(0.0, funding_day))
-        hazard_short = (common + p["DELEV_DRAWDOWN"] * (1.0 - self.trough / s)
-                        + p["DELEV_FUNDING"] * max(0.0, -funding_day))
+        lam, stop_loss, take_profit = p["DELEV_BASE"], p["DELEV_DRAWDOWN"], p["DELEV_TAKE_PROFIT"]
+        vol, fund = p["DELEV_VOLATILITY"], p["DELEV_FUNDING"]
+        g = s / self.entry - 1.0
+        hazard_long = (lam + stop_loss * max(0.0, -g) + take_profit * max(0.0, g) + vol * vol_excess
+                       + fund * max(0.0, funding_day))
+        hazard_short = (lam + stop_loss * max(0.0, g) + take_profit * max(0.0, -g) + vol * vol_excess
+                        + fund * max(0.0, -funding_day))
         close_long = min(1.0, hazard_long * self.dt_days)
         close_short = min(1.0, hazard_short * self.dt_days)
         flow = close_short * self.book.size(SHORT) * s - close_long * self.book.size(LONG) * s
@@ -660,33 +699,57 @@ class _Path:
         self.book.shrink(SHORT, 1.0 - close_short)
         return flow
 
-    def open_positions(self, side: str, notional_usd: float, leverage: float) -> None:
-        """New positions at ``leverage`` (capped by each row's initial margin) at the step-start
-        price (their entry price), spread over the rows by their share of new positions (each
-        venue's share, in its smallest class)."""
+    def new_leverage(self, which: int, t: int) -> float:
+        """Step ``t``'s leverage for new positions: node ``t mod N_NEW_NODES`` of the prepared
+        equal-mass nodes, row ``which`` (0 new longs, 1 new shorts, 2 momentum traders)."""
+        return float(self.prep.new_leverage[which][t % N_NEW_NODES])
+
+    def open_positions(self, side: str, btc: float, leverage: float) -> None:
+        """``btc`` of new positions at ``leverage`` (capped by each row's initial margin) at the
+        step-start price (their entry price), spread over the rows by their share of new positions
+        (each venue's share, in its smallest class)."""
         sign = -1.0 if side == LONG else 1.0
         for r, row in enumerate(self.book.rows):
-            size = notional_usd / self.start_price * row.share
+            size = btc * row.share
             if size <= 0.0:
                 continue
             lev = min(leverage, 0.999 / self.imr[r])
             self.book.deposit(side, r, log_bankruptcy(self.start_ln_price, sign, lev), size, size * self.start_price)
 
-    def momentum_and_fuel(self, t: int, s: float, notional_before: float) -> float:
+    def new_positions(self, t: int, s: float) -> float:
+        """Turnover arrivals (model v5): each side opens ``lam*dt`` times its starting size (``L0``,
+        ``S0``), longs then shorts, at the step's nodes of their leverage distributions. Returns the
+        flow (new longs buy, new shorts sell)."""
+        rate = self.p["DELEV_BASE"] * self.dt_days
+        new_long, new_short = rate * self.long0, rate * self.short0
+        if new_long > 0.0:
+            self.open_positions(LONG, new_long, self.new_leverage(0, t))
+        if new_short > 0.0:
+            self.open_positions(SHORT, new_short, self.new_leverage(1, t))
+        return (new_long - new_short) * s
+
+    def momentum_and_fuel(self, t: int, s: float) -> float:
         """Momentum traders open along the lookback return (shorts into a fall, longs into a rise),
-        a share ``rate * |return| * dt`` of the open interest; relief-rally shorts are added."""
+        a share ``rate * (|return| - threshold) * dt`` of the book's starting size (BTC), at the
+        step's node of their leverage distribution; relief-rally shorts are added."""
         ret = s / self.lookback_price(t, self.p["MOMENTUM_LOOKBACK_STEPS"]) - 1.0
-        opened = self.p["MOMENTUM_RATE"] * min(abs(ret), MOMENTUM_RETURN_CAP) * self.dt_days * notional_before
+        excess = max(0.0, min(abs(ret), MOMENTUM_RETURN_CAP) - self.p["MOMENTUM_THRESHOLD"])  # a breakout's size
+        opened = self.p["MOMENTUM_RATE"] * self.dt_days * excess * (self.long0 + self.short0)
         flow = 0.0
         if opened > 0.0:
             side = SHORT if ret < 0.0 else LONG
-            self.open_positions(side, opened, self.p["MOMENTUM_LEVERAGE"])
-            flow = -opened if side == SHORT else opened
+            self.open_positions(side, opened, self.new_leverage(2, t))
+            flow = -opened * s if side == SHORT else opened * s
         fuel = self.drv["NEW_SHORT_NOTIONAL_USD"][t]
         if fuel > 0.0:
-            self.open_positions(SHORT, fuel, self.drv["NEW_SHORT_LEVERAGE"][t])
+            self.open_positions(SHORT, fuel / s, self.drv["NEW_SHORT_LEVERAGE"][t])
             flow -= fuel
         return flow
+
+    def follow_entry(self) -> None:
+        """The average entry after the step: ``e <- w*e + (1 - w)*P``, ``P`` the step's close."""
+        w = self.p["ENTRY_EMA_DECAY"]
+        self.entry = w * self.entry + (1.0 - w) * self.price
 
     # -- 5
     def flow_impact(self, q: float, k: Impact) -> None:
@@ -867,12 +930,12 @@ class _Path:
         etf, reflexive = self.etf_flow(t, s)
         miners = self.miner_sales(t, s)
         dealers = self.dealer_rehedge(t)
-        notional = self.book.open_interest_btc() * s
         funding = self.funding_rate(s)
-        delev = self.voluntary_deleveraging(s, funding)
-        momentum = self.momentum_and_fuel(t, s, notional)
+        delev = self.voluntary_deleveraging(s, funding)  # model v5: closes, then arrivals, then momentum
+        arrivals = self.new_positions(t, s)
+        momentum = self.momentum_and_fuel(t, s)
         forced = self.drv["FORCED_FLOW_USD"][t]
-        q = etf + miners + dealers + delev + momentum + forced + cuts
+        q = etf + miners + dealers + delev + arrivals + momentum + forced + cuts
 
         # 5. impact of the net flow; 6. funding payments
         self.flow_impact(q, k)
@@ -887,11 +950,13 @@ class _Path:
         else:
             liq_long, liq_short, rounds, low, high = self.cascade(t, low, high, k)
 
-        # 8. records
+        # 8. records; the average entry moves toward the step's close
         self.record(t, liq_long, liq_short, rounds, funding, low, high,
                     dict(etf=etf, long_liquidations=-liq_long, short_liquidations=liq_short, deleveraging=delev,
-                         dealers=dealers, miners=miners, momentum=momentum, forced=forced, margin_cuts=cuts),
+                         dealers=dealers, miners=miners, momentum=momentum, new_positions=arrivals, forced=forced,
+                         margin_cuts=cuts),
                     reflexive)
+        self.follow_entry()
 
     def record(self, t, liq_long, liq_short, rounds, funding, low, high, flows, reflexive) -> None:
         """Step-end records: price path statistics (the extremes with the step's low and high
@@ -901,7 +966,7 @@ class _Path:
         ewma = self.p["VOL_EWMA_DECAY"]
         self.realised_var = ewma * self.realised_var + (1.0 - ewma) * step_return ** 2
         self.start_prices.append(price)
-        self.peak, self.trough = max(self.peak, price), min(self.trough, price)
+        self.peak = max(self.peak, price)
         lowest = min(math.exp(low), price)
         out.low.append(lowest)
         if lowest < tot["min_price"]:
@@ -916,6 +981,7 @@ class _Path:
         tot["max_funding_rate"] = max(tot["max_funding_rate"], funding)
         for field, key in (("etf_flow_usd", "etf"), ("miner_sales_usd", "miners"), ("dealer_flow_usd", "dealers"),
                            ("deleveraging_flow_usd", "deleveraging"), ("momentum_flow_usd", "momentum"),
+                           ("new_positions_flow_usd", "new_positions"),
                            ("margin_cut_usd", "margin_cuts"), ("forced_flow_usd", "forced")):
             tot[field] += flows[key]
         tot["etf_reflexive_usd"] += reflexive

@@ -122,6 +122,9 @@ def small_scenarios(draw, *, new_positions: bool = True) -> dict:
                                       "imbalance_sensitivity": draw(st.sampled_from([0, 5e-4, 5e-3]))},
         "market.etf.cost_basis_usd": spot * draw(st.floats(0.7, 1.3)),
         "market.behaviour.momentum.open_rate": draw(st.sampled_from([0, 0.5, 3])) if new_positions else 0,
+        # turnover: the holding-time hazard's closes replaced by new positions
+        "market.behaviour.deleveraging.base_hazard_per_day": draw(st.sampled_from([0.02, 0.2, 2])) if new_positions
+        else 0,
         "market.options.open_interest": [
             {"kind": "put", "strike_usd": spot * 0.85, "expiry": "2026-02-27T08:00:00Z", "size_btc": 20000},
         ],
@@ -260,7 +263,7 @@ def test_liquidations_are_bounded_by_the_book(data):
 
     Made sound by removing what could move a liquidation price toward the market: funding is
     set to zero (bankruptcy prices stay put) and maintenance-rate hikes are dropped; nothing adds
-    positions (no momentum traders, no relief-rally shorts). An initial-margin top-up only moves
+    positions (no turnover arrivals, no momentum traders, no relief-rally shorts). An initial-margin top-up only moves
     a long's bankruptcy price down (a short's up), deleveraging and ADL only shrink sizes. So a
     long is liquidated at or below its trigger at the start, which is below spot; and a short
     cascade only pushes the price up, so each short is bought back at or below the price that
@@ -268,6 +271,8 @@ def test_liquidations_are_bounded_by_the_book(data):
     """
     data = copy.deepcopy(data)
     data["market"]["perpetuals"]["funding"] = {"base_rate": 0, "imbalance_sensitivity": 0}
+    # no turnover: the holding-time hazard's closes would be replaced by new positions
+    data["market"].setdefault("behaviour", {}).setdefault("deleveraging", {})["base_hazard_per_day"] = 0
     data["shocks"] = [s for s in data["shocks"]
                       if not (s["type"] == "margin_hike" and "maintenance_margin_rate" in s)]
     r = run(data, n_paths=N_PATHS, seed=9)
@@ -478,14 +483,17 @@ def test_momentum_after_adl_wipes_out_the_long_side_stays_finite():
 
 
 def test_squeeze_fuel_after_a_full_voluntary_close_stays_finite():
-    """Daily steps and a deleveraging hazard of 1/day: both sides close completely in the first
+    """Daily steps and a deleveraging hazard of at least 1/day: both sides close completely in the first
     step (``close = min(1, h*dt) = 1``); the relief rally's new shorts then open on an empty side."""
     data = {"name": "wiped-by-closing", "seed": 1, "n_paths": 4,
             "horizon": {"start": START, "duration": "5d", "step": "1d"},
             "market": {"spot_usd": "80k",
                        "perpetuals": {"long": {"notional_usd": "20B"}, "short": {"notional_usd": "10B"}},
                        # no momentum traders: the momentum flow is the rally's new shorts alone
-                       "behaviour": {"deleveraging": {"base_hazard_per_day": 1}, "momentum": {"open_rate": 0}}},
+                       # closing is the vol term's (1/day at least), not the base hazard's, which new positions replace
+                           "behaviour": {"deleveraging": {"base_hazard_per_day": 0, "volatility_sensitivity": 100,
+                                                          "reference_volatility": 0},
+                                         "momentum": {"open_rate": 0}}},
             "shocks": [{"type": "relief_rally", "start": "+2d", "new_short_notional_usd": "1B"}]}
     r = run(data)
     assert _nan_paths(r) == 0

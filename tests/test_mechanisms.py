@@ -310,13 +310,29 @@ def test_student_t_innovations_have_fatter_tails_than_gaussian():
 
 
 # ----------------------------------------------------------------------------- behaviour
-def test_a_higher_deleveraging_hazard_closes_more():
-    """Closing is a sale for longs and a purchase for shorts; the book is long-heavy (20B vs 10B)."""
+def test_a_shorter_holding_time_turns_the_book_over_faster():
+    """The base hazard is the holding time: every position closes at it (longs sell, shorts buy;
+    the book is long-heavy, 20B vs 10B) and new positions replace them at the starting size times
+    it. A nervous book (0.2/day) closes and opens about 20 times more than a patient one
+    (0.01/day), the two flows cancel but for the stress terms, and the open interest stays put."""
     base, nervous = pair(market({"market.behaviour.deleveraging.base_hazard_per_day": 0.01}),
                          market({"market.behaviour.deleveraging.base_hazard_per_day": 0.2}))
     assert mean(nervous, "deleveraging_flow_usd") < 5 * mean(base, "deleveraging_flow_usd") < 0
+    assert mean(nervous, "new_positions_flow_usd") > 5 * mean(base, "new_positions_flow_usd") > 0
     assert nervous.flows["deleveraging"].abs().sum() > 5 * base.flows["deleveraging"].abs().sum()
-    assert median(nervous, "open_interest_change") < median(base, "open_interest_change")
+    net = mean(nervous, "deleveraging_flow_usd") + mean(nervous, "new_positions_flow_usd")
+    assert abs(net) < 0.25 * abs(mean(nervous, "deleveraging_flow_usd"))
+    assert abs(median(nervous, "open_interest_change") - median(base, "open_interest_change")) < 0.05
+
+
+def test_momentum_traders_ignore_moves_below_their_threshold():
+    """They act on the lookback return beyond the threshold: none of a calm day's hourly moves
+    reaches 50%, so they open nothing; at 0.5% they trade and their flow shrinks as it rises."""
+    idle, some, all_moves = (run(market({"market.behaviour.momentum.threshold": x}), n_paths=N, seed=SEED)
+                             for x in (0.5, 0.005, 0.0))
+    assert (idle.per_path["momentum_flow_usd"] == 0).all()
+    gross = [r.flows["momentum"].abs().sum() for r in (some, all_moves)]
+    assert 0 < gross[0] < gross[1]
 
 
 def test_deleveraging_rises_with_the_drawdown():

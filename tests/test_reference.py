@@ -1,6 +1,8 @@
 """The numba kernel against the plain-Python reference (``tests/reference.py``), path by path.
 
-Small scenarios (a few paths, 24-144 steps) each exercise a part of the model: a calm market,
+Small scenarios (a few paths, 24-144 steps) each exercise a part of the model: a calm market
+(turnover: positions closing at their holding-time hazard, stop-loss and take-profit against the
+average entry, new ones arriving; model v5),
 a cascade of many rounds with bad debt and auto-deleveraging (and the same with a round cap), a
 margin-hike schedule in USD per contract, an exchange failure with a circuit breaker, a relief
 rally, ``RICH`` (every shock type), a crash through the default margin tiers (partial
@@ -11,7 +13,8 @@ flow decomposition and book events (ADL, partial liquidations) to 1e-9 (relative
 a value can be ~0) and the same float32 per-step records. Then: the
 cases do run the mechanisms they are meant to, and a change of one part in a million in one
 parameter of the reference is caught; the reference's log variance follows its stated law, and
-without a vol of vol it changes nothing. The tests at the end pin kernel discrepancies the
+without a vol of vol it changes nothing; with no stress and no momentum, the reference's closings
+and arrivals balance. The tests at the end pin kernel discrepancies the
 reference found (netted bad debt, a side's scale reaching 0, ADL inside a round, extreme
 initial margins), all fixed.
 """
@@ -64,7 +67,10 @@ def _merge(base: dict, patch: dict) -> dict:
     return out
 
 
-CALM = _merge(_BASE, {"name": "calm", "horizon": {"duration": "2d"}})
+# a take-profit sensitivity (0 by default) so that every term of the unwinding hazard acts
+CALM = _merge(_BASE, {"name": "calm", "horizon": {"duration": "2d"},
+                      "market": {"behaviour": {"deleveraging": {"take_profit_sensitivity": 2.0},
+                                               "momentum": {"threshold": "0.3%"}}}})
 
 CASCADE = _merge(_BASE, {
     "name": "cascade",
@@ -234,7 +240,8 @@ def case(request) -> Case:
 # summary fields that are sums of a per-step flow: their rounding grows with the flow's magnitude
 _SUMMED_FLOW = {"etf_flow_usd": "etf", "etf_reflexive_usd": "etf", "miner_sales_usd": "miners",
                 "dealer_flow_usd": "dealers", "deleveraging_flow_usd": "deleveraging",
-                "momentum_flow_usd": "momentum", "margin_cut_usd": "margin_cuts", "forced_flow_usd": "forced"}
+                "momentum_flow_usd": "momentum", "new_positions_flow_usd": "new_positions",
+                "margin_cut_usd": "margin_cuts", "forced_flow_usd": "forced"}
 _EXACT = {"trough_step", "max_cascade_rounds", "paused_steps"}
 _PRICES = {"min_price", "max_price", "terminal_price"}
 # bad debt and surpluses are counted position by position (cell by cell), never netted
@@ -375,6 +382,8 @@ def _rows_of(case, venue: int) -> int:
 # what each case is for: the mechanism must run, else its comparison proves little
 _EXERCISED = {
     "calm": lambda case, pp: (pp["momentum_flow_usd"] != 0).all() and (pp["deleveraging_flow_usd"] != 0).all()
+    and (pp["new_positions_flow_usd"] != 0).all() and case.compiled.param("DELEV_TAKE_PROFIT") > 0
+    and _take_profit_acts(case)
     and not case.compiled.step("SCHEDULED_JUMP").any() and not _venue_steps(case, "MARGIN_CHANGE").any(),
     "cascade": lambda case, pp: (pp["max_cascade_rounds"] >= 3).any() and (pp["bad_debt_usd"] > 0).all(),
     "cascade-capped": lambda case, pp: (pp["max_cascade_rounds"] == 2).any() and (pp["max_cascade_rounds"] <= 2).all(),
@@ -395,6 +404,13 @@ _EXERCISED = {
     "clustering": lambda case, pp: case.compiled.param("CLUSTER_STDEV") > 0
     and _vol_range(case) > 4.0 and (pp["max_cascade_rounds"] >= 3).any(),
 }
+
+
+def _take_profit_acts(case) -> bool:
+    """Every path of the case has steps where the price is off its average entry (one side's
+    take-profit term is then on): the reference's path without take-profit differs from it."""
+    refs = _reference_with(case, DELEV_TAKE_PROFIT=0.0)
+    return all(a.flows["deleveraging"] != b.flows["deleveraging"] for a, b in zip(refs, case.refs))
 
 
 def _vol_range(case) -> float:
@@ -426,6 +442,9 @@ def _reference_with(case: Case, **params) -> list:
     ("rich", "FUNDING_SENSITIVITY"),
     ("rich", "MINER_SELL_SENSITIVITY"),
     ("calm", "MOMENTUM_RATE"),
+    ("calm", "DELEV_TAKE_PROFIT"),
+    ("calm", "DELEV_BASE"),
+    ("calm", "MOMENTUM_THRESHOLD"),
     ("margin-hike", "DELEV_DRAWDOWN"),
     ("tiered-crash", "LIQ_FILL_PENALTY"),
     ("ranked-adl", "INSURANCE_FUND_USD"),
@@ -519,6 +538,38 @@ def test_the_comparison_catches_pro_rata_adl(monkeypatch):
         compare_all(case, _reference_paths(case.compiled, len(case.refs)))
 
 
+# ----------------------------------------------------------------------------- turnover (model v5)
+def test_reference_closings_and_arrivals_balance_without_stress():
+    """With no stop-loss, take-profit, volatility or funding hazard and no momentum traders, each
+    side closes ``lam*dt`` of itself and ``lam*dt`` of its starting size arrives: at the first step,
+    the book at its starting size, the deleveraging and new-positions flows cancel (in exact
+    arithmetic: ``-lam*dt*(L0 - S0)*S + lam*dt*(L0 - S0)*S``); at every step they add up to ``lam*dt*S``
+    times what the sides lack of their starting sizes (liquidations shrink them), 0 on a full book."""
+    case = _case("calm")
+    compiled = case.compiled
+    values = compiled.params.copy()
+    for name in ("DELEV_DRAWDOWN", "DELEV_TAKE_PROFIT", "DELEV_VOLATILITY", "DELEV_FUNDING", "MOMENTUM_RATE"):
+        values[getattr(layout.Param, name)] = 0.0
+    prep = prepare(dataclasses.replace(compiled, params=values))
+    lam_dt = compiled.param("DELEV_BASE") * compiled.param("DT_YEARS") * 365.25
+    long0, short0 = compiled.book_long_btc.sum(), compiled.book_short_btc.sum()
+    assert lam_dt > 0.0 and long0 != short0
+    for i in range(compiled.n_paths):
+        path = reference._Path(prep)
+        u = reference.path_uniforms(compiled, i)
+        for t in range(path.n_steps):
+            lacking = (long0 - path.book.size(reference.LONG)) - (short0 - path.book.size(reference.SHORT))
+            s = path.price
+            path.step(t, [float(x) for x in u[t]])
+            delev, arrivals = path.out.flows["deleveraging"][t], path.out.flows["new_positions"][t]
+            assert path.out.flows["momentum"][t] == 0.0
+            assert arrivals == pytest.approx(lam_dt * (long0 - short0) * s, rel=1e-12)
+            if t == 0:
+                assert abs(delev + arrivals) <= 1e-12 * abs(arrivals)
+            assert delev + arrivals == pytest.approx(lam_dt * lacking * s, abs=1e-12 * abs(arrivals))
+        assert sum(path.out.liq_long) + sum(path.out.liq_short) > 0  # the book did not stay full
+
+
 # ----------------------------------------------------------------------------- conditional volatility
 def test_without_vol_of_vol_clustering_is_model_v3():
     """A ``clustering`` block with ``vol_of_vol: 0`` (its other keys set) draws nothing more and
@@ -593,15 +644,28 @@ def test_bad_debt_is_counted_per_position():
                _usd_atol(case.compiled))
 
 
-# Two ways to empty a side of the book: CASCADE with linear impact on a thin book (the longs go in
-# the first steps and their bad debt auto-deleverages the whole short side), and daily steps with
-# a deleveraging hazard of 1 per day (both sides close in full), then relief-rally shorts
+# Three ways to empty a side of the book: CASCADE with linear impact on a thin book (the longs go in
+# the first steps and their bad debt auto-deleverages the whole short side); daily steps with no
+# holding-time hazard (no new positions arrive) and a volatility hazard far above 1 per day (both
+# sides close in full), then relief-rally shorts; and daily steps with a holding-time hazard of 1 per
+# day (model v5: both sides close in full at every step, and new positions at their starting sizes
+# replace them)
 WIPEOUTS = {
     "adl": _merge(CASCADE, {"name": "adl-wipeout",
                             "market": {"impact": {"model": "both", "depth_usd_per_pct": "40M"}}}),
     "deleveraging": _merge(CALM, {
         "name": "deleveraging-wipeout", "horizon": {"duration": "8d", "step": "1d"},
-        "market": {"behaviour": {"deleveraging": {"base_hazard_per_day": 1.0}}},
+        "market": {"behaviour": {"deleveraging": {"base_hazard_per_day": 0.0, "volatility_sensitivity": 100.0,
+                                                  "reference_volatility": 0.0}}},
+        "shocks": [{"type": "relief_rally", "id": "fuel", "start": "+3d", "duration": "2d",
+                    "new_short_notional_usd": "2B", "short_leverage": 20}]}),
+    # linear impact, on a book deep enough for the 2B of fresh shorts: at the first step the closes and
+    # arrivals cancel (the net flow is their rounding, ~1e-5 USD), which a square-root law, infinitely
+    # steep at 0, would turn into a ~1e-10 price move set by the order of the sums, not by the model
+    "turnover": _merge(CALM, {
+        "name": "turnover-wipeout", "horizon": {"duration": "8d", "step": "1d"},
+        "market": {"behaviour": {"deleveraging": {"base_hazard_per_day": 1.0}},
+                   "impact": {"model": "linear", "depth_usd_per_pct": "1B"}},
         "shocks": [{"type": "relief_rally", "id": "fuel", "start": "+3d", "duration": "2d",
                     "new_short_notional_usd": "2B", "short_leverage": 20}]}),
 }
@@ -611,7 +675,12 @@ WIPEOUTS = {
 def test_the_reference_survives_a_side_wiped_out(how):
     compiled = engine.compile_scenario(engine.load_scenario(WIPEOUTS[how]), n_paths=2)
     ref = reference.simulate_path(prepare(compiled), reference.path_uniforms(compiled, 0))
-    assert min(ref.open_interest) == 0.0 and (how != "adl" or ref.summary["adl_usd"] > 0)
+    if how == "turnover":  # the whole book closes at the first step (and new positions replace it)
+        long0, short0 = compiled.book_long_btc.sum(), compiled.book_short_btc.sum()
+        assert ref.flows["deleveraging"][0] == pytest.approx((short0 - long0) * compiled.param("SPOT0"), rel=1e-12)
+        assert min(ref.open_interest) > 0.0
+    else:
+        assert min(ref.open_interest) == 0.0 and (how != "adl" or ref.summary["adl_usd"] > 0)
     assert np.isfinite(ref.price).all() and np.isfinite(list(ref.summary.values())).all()
 
 

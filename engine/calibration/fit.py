@@ -11,8 +11,14 @@ name                scenario key                                            what
                                                                             net flow (share of q/depth)
 ``long_leverage``   ``market.perpetuals.long.leverage.median``              how close longs sit to
                                                                             liquidation
-``deleveraging``    ``market.behaviour.deleveraging.drawdown_sensitivity``  hazard of voluntary cuts
-                                                                            as the price falls
+``deleveraging``    ``market.behaviour.deleveraging.drawdown_sensitivity``  stop-loss hazard per unit of
+                                                                            loss against the entry
+``momentum``        ``market.behaviour.momentum.open_rate``                 positions opened along the
+                                                                            lookback return
+``momentum_thr...`` ``market.behaviour.momentum.threshold``                 the move they ignore
+``momentum_lev...`` ``market.behaviour.momentum.leverage.median``           their leverage
+``holding``         ``market.behaviour.deleveraging.base_hazard_per_day``   1 / the mean holding time
+``vol_of_vol``      ``market.volatility.clustering.vol_of_vol``             volatility clustering
 ``etf_reflexivity`` ``market.etf.reflexivity.loss_sensitivity``             ETF redemptions that
                                                                             follow losses
 ==================  ======================================================  ===========================
@@ -82,9 +88,17 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("long_dispersion", "market.perpetuals.long.leverage.dispersion", 0.05, 1.5, True,
               "dispersion (log sd) of the long book's leverage"),
     Parameter("deleveraging", "market.behaviour.deleveraging.drawdown_sensitivity", 1e-4, 3.0, True,
-              "voluntary deleveraging hazard per unit of drawdown"),
+              "stop-loss: closing hazard per day per unit of loss against the side's average entry"),
     Parameter("momentum", "market.behaviour.momentum.open_rate", 0.05, 100.0, True,
               "positions opened per day (share of open interest) per 100% move over the lookback"),
+    Parameter("momentum_threshold", "market.behaviour.momentum.threshold", 0.001, 0.2, True,
+              "lookback return momentum traders ignore (they act on breakouts beyond it)"),
+    Parameter("momentum_leverage", "market.behaviour.momentum.leverage.median", 2.5, 50.0, True,
+              "median leverage of the positions momentum traders open (lognormal)"),
+    Parameter("holding", "market.behaviour.deleveraging.base_hazard_per_day", 0.02, 2.0, True,
+              "holding-time hazard per day (1 / the mean holding time): closes replaced by new positions"),
+    Parameter("vol_of_vol", "market.volatility.clustering.vol_of_vol", 0.05, 3.0, True,
+              "standard deviation of the log variance's stationary law (volatility clustering)"),
     Parameter("etf_reflexivity", "market.etf.reflexivity.loss_sensitivity", 0.0005, 0.2, True,
               "ETF redemptions (share of holdings per day) per unit of lookback loss"),
 )}
@@ -169,6 +183,26 @@ def replay_plain(plain: dict, candles: pd.Series):
     return replay(load_scenario(plain), candles)
 
 
+def calm_plain(plain: dict) -> dict:
+    """The scenario with its shocks removed: the calm market its ``on="calm"`` targets read."""
+    out = copy.deepcopy(plain)
+    out["shocks"] = []
+    return out
+
+
+def evaluate_all(point: dict, sim, targets: list[Target], candles, n_paths: int, seed: int, n_jobs: int) -> pd.DataFrame:
+    """Every target at the scenario ``point``: simulated ones on ``sim``, replayed ones on the book
+    along ``candles``, calm ones on the scenario with no shocks (same paths and seed)."""
+    by_kind = {kind: [t for t in targets if t.on == kind] for kind in ("simulation", "replay", "calm")}
+    replay = replay_plain(point, candles) if by_kind["replay"] else None
+    tables = [evaluate(sim, by_kind["simulation"] + by_kind["replay"], replay)] if (
+        by_kind["simulation"] or by_kind["replay"]) else []
+    if by_kind["calm"]:
+        tables.append(evaluate(simulate_plain(calm_plain(point), n_paths, seed, n_jobs), by_kind["calm"]))
+    order = [t.name for t in targets]
+    return pd.concat(tables).reindex(order)
+
+
 def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = None, *, candles: pd.Series | None = None,
               names: list[str] | None = None, n_paths: int = 2000, seed: int | None = None,
               n_jobs: int = 1, design_points: int = 32, max_evals: int = 160,
@@ -215,7 +249,7 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
     def run_at(values: dict[str, float]):
         point = with_parameters(plain, values)
         sim = simulate_plain(point, n_paths, seed, n_jobs)
-        table = evaluate(sim, targets, replay_plain(point, candles) if replays else None)
+        table = evaluate_all(point, sim, targets, candles, n_paths, seed, n_jobs)
         coverage = fan_coverage(sim, real_path)[0] if real_path is not None else None
         return sim, table, coverage
 
@@ -282,17 +316,20 @@ def _round(x: float) -> float:
 
 
 def parameter_yaml(cal: Calibration, base_plain: dict, *, header: list[str]) -> str:
-    """The parameter file shipped scenarios extend: the fitted keys, with the long leverage as a
-    whole mapping (the loader replaces a mapping whose ``distribution`` differs, so a lone
+    """The parameter file shipped scenarios extend: the fitted keys, with a fitted leverage (the long
+    book's, the momentum traders') as a whole mapping (the loader replaces a mapping whose ``distribution`` differs, so a lone
     ``median`` would not merge into the scenario's lognormal)."""
     import yaml
 
+    from ..scenario.loader import set_path, split_path
+
     data = _nest(cal.best)
-    prefix = "market.perpetuals.long.leverage."
-    fitted = {PARAMETERS[n].key[len(prefix):]: v for n, v in cal.best.items() if PARAMETERS[n].key.startswith(prefix)}
-    if fitted:
-        whole = copy.deepcopy(_get(base_plain, prefix[:-1]))
-        whole.update({k: _round(v) for k, v in fitted.items()})
-        data["market"]["perpetuals"]["long"]["leverage"] = whole
+    for prefix in ("market.perpetuals.long.leverage.", "market.behaviour.momentum.leverage."):
+        fitted = {PARAMETERS[n].key[len(prefix):]: v for n, v in cal.best.items()
+                  if PARAMETERS[n].key.startswith(prefix)}
+        if fitted:
+            whole = copy.deepcopy(_get(base_plain, prefix[:-1]))
+            whole.update({k: _round(v) for k, v in fitted.items()})
+            set_path(data, split_path(prefix[:-1]), whole)
     lines = [f"# {line}" if line else "#" for line in header]
     return "\n".join(lines) + "\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

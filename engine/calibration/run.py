@@ -1,7 +1,8 @@
 """``cascade calibrate``: fit, validate, report, and write the parameter file.
 
 :func:`run_calibration` does the whole of it: load the scenario, the real hourly closes and the
-facts; build the February 2026 targets; fit (unless ``fit=False``, which evaluates the scenario as
+facts; build the February 2026 targets and the calm year's (the scenario with no shocks against
+the real windows of its length, crashes excluded); fit (unless ``fit=False``, which evaluates the scenario as
 given: the shipped defaults' validation); run the result on ``report_paths`` paths with the
 scenario's own seed for the report (targets, fan coverage, stylised facts), and the out-of-sample
 scenario with the same parameter values; write the report folder and, when asked, the parameter
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .fit import PARAMETERS, Calibration, calibrate, parameter_yaml, replay_plain, simulate_plain, with_parameters
-from .targets import evaluate, fan_coverage, feb_2026_targets, real_window
+from .fit import PARAMETERS, Calibration, calibrate, evaluate_all, parameter_yaml, simulate_plain, with_parameters
+from .targets import calm_targets, evaluate, fan_coverage, feb_2026_targets, real_window
 
 __all__ = ["CalibrationRun", "run_calibration", "default_data", "default_reference", "PARAMETER_FILE"]
 
@@ -66,7 +67,8 @@ class CalibrationRun:
 def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=None, names=None, fit: bool = True,
                     n_paths: int = 2000, report_paths: int = 10000, seed: int | None = None, n_jobs: int = 1,
                     design_points: int = 32, max_evals: int = 160, stylised_data=None, overrides=(),
-                    out=None, write_params: str | Path | None = None, progress=None) -> CalibrationRun:
+                    out=None, write_params: str | Path | None = None, progress=None,
+                    calm: bool = True) -> CalibrationRun:
     from ..backtest import load_ohlcv
     from ..replay import load_facts
     from ..scenario.canonical import to_plain
@@ -82,6 +84,10 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
     real = real_window(closes, start, end)
     real.attrs["labelled_by_close"] = True
     targets = feb_2026_targets(facts_data, real, start, end)
+    if calm:  # the calm year: the scenario with no shocks against the real windows of its length
+        step = pd.Timedelta(scenario.horizon.step).total_seconds()
+        targets += calm_targets(closes if stylised_data in (None, False) else load_ohlcv(stylised_data),
+                                int(round((end - start).total_seconds() / step)), step)
     plain = to_plain(scenario)
     cal = None
     if fit:
@@ -93,7 +99,7 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
     report_seed = int(scenario.seed)
     point = with_parameters(plain, values)
     sim = simulate_plain(point, report_paths, report_seed, n_jobs)
-    table = evaluate(sim, targets, replay_plain(point, closes))
+    table = evaluate_all(point, sim, targets, closes, report_paths, report_seed, n_jobs)
     coverage, fan = fan_coverage(sim, real)
     stylised = None
     if stylised_data is not False:

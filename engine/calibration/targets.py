@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Target", "feb_2026_targets", "evaluate", "fan_coverage", "order_statistic_se", "real_window"]
+__all__ = ["Target", "feb_2026_targets", "calm_targets", "evaluate", "fan_coverage", "order_statistic_se", "real_window",
+           "CRASH_WINDOWS"]
 
 Q_LO, Q_HI = 5.0, 95.0  # the "central range" of the issue: the 5-95% fan
 
@@ -48,7 +49,8 @@ class Target:
     log: bool = False
     weight: float = 1.0
     source: str = ""
-    on: str = "simulation"  # or "replay": read off the book run along the observed path (one value)
+    on: str = "simulation"  # or "replay": read off the book run along the observed path (one value),
+    # or "calm": read off the scenario simulated with its shocks removed (the calm market)
 
     def miss(self, model_median: float) -> float:
         """The standardised distance of the model's median from the observed value."""
@@ -305,10 +307,99 @@ def feb_2026_targets(facts: dict, real: pd.Series, start="2026-01-29", end="2026
         # with trending returns (lag-1 autocorrelation +0.14 where the market has none)
         Target("return_autocorrelation", "lag-1 autocorrelation of hourly returns", float(_lag1(r)), "ratio",
                return_autocorrelation(start, end), 0.05, False, source="hourly closes"),
+        collapse_target(),
     ]
 
 
+COLLAPSE_LEVEL = 0.25  # a path whose price falls below a quarter of spot within the horizon has collapsed
+COLLAPSE_SCALE = 0.005  # half a percent of paths collapsing counts as one unit
+
+
+def collapse_share(sim) -> np.ndarray:
+    """The share of paths whose lowest price fell below ``COLLAPSE_LEVEL`` of spot, on every path
+    (the objective reads a median: this makes it read the share)."""
+    low = sim.per_path["min_price"].to_numpy(dtype=np.float64)
+    return np.full(low.size, float(np.mean(low < COLLAPSE_LEVEL * sim.compiled.param("SPOT0"))))
+
+
+def collapse_target(on: str = "simulation", prefix: str = "") -> Target:
+    """No runaway: a market that loses three quarters of its price in weeks has not been seen in
+    BTC's hourly history (the worst fortnight since 2020, March 2020, lost about half). Medians
+    cannot see a few per cent of paths running to the floor, so this target reads their share."""
+    return Target(f"{prefix}collapsed_paths", f"{prefix.replace('_', ' ')}share of paths falling below "
+                  f"{COLLAPSE_LEVEL:.0%} of spot".lstrip(), 0.0, "fraction", collapse_share, COLLAPSE_SCALE,
+                  False, source="none in the hourly and daily history's fortnights", on=on)
+
+
 # --------------------------------------------------------------------------- reducing a simulation
+# the two crashes of the hourly year, left out of the calm market's windows: 10-11 Oct 2025 (the
+# exchange-failure cascade) and 29 Jan - 12 Feb 2026 (the February deleveraging, the flagship)
+CRASH_WINDOWS = (("2025-10-10", "2025-10-12"), ("2026-01-29", "2026-02-12"))
+
+# the calm market's statistics the fit asks for: (statistic of engine.calibration.stylised, scale, log)
+CALM_STATISTICS = {
+    "annual_vol": ("annualised volatility of hourly returns", 0.10, True),
+    "acf_abs_lag1": ("lag-1 autocorrelation of |r| (volatility clustering)", 0.03, False),
+    "acf_r_lag1": ("lag-1 autocorrelation of hourly returns", 0.02, False),
+    "max_drawdown": ("largest fall from a running peak", 0.20, True),
+}
+DRIFT_SCALE = 0.02  # the calm market's median log return over the horizon: 2% off counts as one unit
+
+
+def _calm_samples(sim):
+    """Per-path stylised statistics of a calm simulation, computed once per simulation."""
+    from .stylised import per_sample, simulated_log_returns
+
+    cached = getattr(sim, "_calm_samples", None)
+    if cached is None:
+        cached = per_sample(simulated_log_returns(sim), float(sim.compiled.step_seconds) / 3600)
+        sim._calm_samples = cached
+    return cached
+
+
+def _calm_statistic(name: str) -> Callable:
+    return lambda sim: _calm_samples(sim)[name].to_numpy()
+
+
+def _calm_drift(sim) -> np.ndarray:
+    return np.log(_array(sim, "price")[:, -1].astype(np.float64) / sim.compiled.param("SPOT0"))
+
+
+def calm_targets(close: pd.Series, window: int, step_seconds: float = 3600.0, *, stride: int = 24,
+                 exclude=CRASH_WINDOWS, weight: float = 1.0) -> list[Target]:
+    """The calm market: the median over the real series' windows of ``window`` steps (every
+    ``stride`` returns, windows touching a crash in ``exclude`` left out) of each statistic in
+    :data:`CALM_STATISTICS`, and no drift (the median log return over the horizon is 0: the
+    scenario's drift is the only drift). Read off the scenario simulated with no shocks."""
+    from .stylised import _real_returns, per_sample
+
+    r, used = _real_returns(close, step_seconds)
+    if window > len(r):
+        raise ValueError(f"the real series has {len(r)} returns, fewer than one window of {window}")
+    starts = np.arange(0, len(r) - window + 1, stride)
+    times = used.index
+    keep = np.ones(starts.size, dtype=bool)
+    for lo, hi in exclude:
+        lo, hi = _utc(lo), _utc(hi)
+        # window k covers the returns ending at closes starts[k]+1 .. starts[k]+window
+        first, last = times[starts], times[starts + window]
+        keep &= ~((first < hi) & (last > lo))
+    if not keep.any():
+        raise ValueError("every window of the real series touches a crash window")
+    windows = np.stack([r[k:k + window] for k in starts[keep]])
+    table = per_sample(windows, step_seconds / 3600)
+    source = (f"median of {int(keep.sum())} windows of {window} returns, {times[0]:%Y-%m-%d} - {times[-1]:%Y-%m-%d}, "
+              f"crashes excluded")
+    out = [Target(f"calm_{name}", f"calm market: {text}", float(np.nanmedian(table[name])),
+                  "fraction" if log else "ratio", _calm_statistic(name),
+                  scale, log, weight, source, on="calm")
+           for name, (text, scale, log) in CALM_STATISTICS.items()]
+    out.append(collapse_target("calm", "calm_"))
+    out.append(Target("calm_drift", "calm market: median log return over the horizon (no shocks, no drift)", 0.0,
+                      "fraction", _calm_drift, DRIFT_SCALE, False, weight, "the scenario's drift is 0", on="calm"))
+    return out
+
+
 def order_statistic_se(values: np.ndarray, q: float) -> float:
     """Monte Carlo standard error of the ``q``-quantile (0-100) from order statistics: half the
     distance between the ranks ``n q +- sqrt(n q (1-q))`` (a distribution-free 68% interval)."""
@@ -339,9 +430,9 @@ def evaluate(sim, targets: list[Target], replay=None) -> pd.DataFrame:
         rows.append({
             "target": t.name, "description": t.description, "unit": t.unit, "observed": t.observed,
             "model_p05": q[0], "model_p25": q[1], "model_p50": q[2], "model_p75": q[3], "model_p95": q[4],
-            "mc_se_p50": order_statistic_se(finite, 50.0) if t.on == "simulation" else 0.0, "rank": rank, "z": t.miss(q[2]),
+            "mc_se_p50": order_statistic_se(finite, 50.0) if t.on != "replay" else 0.0, "rank": rank, "z": t.miss(q[2]),
             # a replay has one value: "inside" means within one scale of the observation (z in [-1, 1])
-            "inside_5_95": bool(q[0] <= t.observed <= q[4]) if t.on == "simulation" else bool(abs(t.miss(q[2])) <= 1),
+            "inside_5_95": bool(q[0] <= t.observed <= q[4]) if t.on != "replay" else bool(abs(t.miss(q[2])) <= 1),
             "weight": t.weight, "scale": t.scale,
             "log_scale": t.log, "on": t.on, "source": t.source,
         })

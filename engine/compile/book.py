@@ -33,7 +33,7 @@ from scipy.special import ndtr, ndtri  # not scipy.stats: the same numbers (stat
 from .layout import N_ROW_FIELDS, Row
 
 __all__ = ["Book", "SizeClass", "build_book", "entry_nodes", "leverage_nodes", "size_classes", "N_ENTRY_NODES",
-           "N_LEVERAGE_NODES"]
+           "N_LEVERAGE_NODES", "new_leverage_nodes"]
 
 N_ENTRY_NODES = 96
 N_LEVERAGE_NODES = 64
@@ -152,6 +152,24 @@ def leverage_nodes(dist) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = ndtr((np.log([dist.min, dist.max]) - mu) / sigma)
     u = lo + _midquantiles(N_LEVERAGE_NODES) * (hi - lo)
     return np.exp(mu + sigma * ndtri(u)), np.full(N_LEVERAGE_NODES, 1 / N_LEVERAGE_NODES)
+
+
+def new_leverage_nodes(dist, n: int) -> np.ndarray:
+    """``n`` equal-mass leverage nodes of a distribution (a number: all equal), for new positions:
+    the mid-quantiles ``(k + 1/2)/n`` of the lognormal truncated to [min, max], or of a table's
+    discrete distribution (leverage ascending). A step's new positions open at one node, the node
+    rotating with the step, so every ``n`` steps open the whole distribution."""
+    u = _midquantiles(n)
+    if isinstance(dist, (int, float)):
+        return np.full(n, float(dist))
+    if dist.distribution == "table":
+        lev = np.array(sorted(dist.weights), dtype=float)
+        w = np.array([dist.weights[k] for k in sorted(dist.weights)], dtype=float)
+        cum = np.cumsum(w / w.sum())
+        return lev[np.minimum(np.searchsorted(cum, u, side="right"), lev.size - 1)]
+    mu, sigma = np.log(dist.median), dist.dispersion
+    lo, hi = ndtr((np.log([dist.min, dist.max]) - mu) / sigma)
+    return np.exp(mu + sigma * ndtri(lo + u * (hi - lo)))
 
 
 def _deposit(grid: np.ndarray, prices: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -78,6 +78,7 @@ class CompiledScenario:
     book_long_entry_usd: np.ndarray  # (n_rows, n_cells): size x entry price
     book_short_entry_usd: np.ndarray  # (n_rows, n_cells)
     book_rows: np.ndarray  # (n_rows, N_ROW_FIELDS)
+    new_leverage: np.ndarray  # (3, N_NEW_NODES): new longs', new shorts' and momentum's leverage nodes
     options: OptionBook
     portfolio: PortfolioArrays | None
     rng: RngPlan

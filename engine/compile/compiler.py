@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import Problem, ScenarioError
 from . import layout
-from .book import build_book, tier_rate
+from .book import build_book, new_leverage_nodes, tier_rate
 from .compiled import CompiledScenario, OptionBook, OutputPlan, PortfolioArrays, RngPlan
 from .layout import Param, Step, Venue
 from .shocks import APPLY, Context
@@ -127,6 +127,10 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     delev, momentum = m.behaviour.deleveraging, m.behaviour.momentum
     p[Param.DELEV_BASE] = delev.base_hazard_per_day
     p[Param.DELEV_DRAWDOWN] = delev.drawdown_sensitivity
+    p[Param.DELEV_TAKE_PROFIT] = delev.take_profit_sensitivity
+    # the average entry of a book whose positions arrive steadily and close at the base hazard: the
+    # price's exponential average at that rate (the open positions' ages are exponential)
+    p[Param.ENTRY_EMA_DECAY] = math.exp(-delev.base_hazard_per_day * timeline.step_seconds / 86400.0)
     p[Param.DELEV_VOLATILITY] = delev.volatility_sensitivity
     p[Param.DELEV_VOL_REFERENCE] = delev.reference_volatility
     p[Param.DELEV_FUNDING] = delev.funding_sensitivity
@@ -134,7 +138,7 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
                                        / max(delev.volatility_half_life.total_seconds(), 1.0))
     p[Param.MOMENTUM_LOOKBACK_STEPS] = max(1, round(momentum.lookback.total_seconds() / timeline.step_seconds))
     p[Param.MOMENTUM_RATE] = momentum.open_rate
-    p[Param.MOMENTUM_LEVERAGE] = momentum.leverage
+    p[Param.MOMENTUM_THRESHOLD] = momentum.threshold
     p[Param.FUNDING_INTERVALS_PER_DAY] = 86400 / m.perpetuals.funding.interval.total_seconds()
     p[Param.SURFACE_BF25] = m.options.butterfly_25d
     p[Param.SURFACE_SPOT_VOL_BETA] = m.options.spot_vol_beta
@@ -251,6 +255,9 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
         book_long_entry_usd=book.long_entry_usd,
         book_short_entry_usd=book.short_entry_usd,
         book_rows=book.rows,
+        new_leverage=np.array([new_leverage_nodes(d, layout.N_NEW_NODES) for d in (
+            scenario.market.perpetuals.long.leverage, scenario.market.perpetuals.short.leverage,
+            scenario.market.behaviour.momentum.leverage)]),
         options=_option_book(scenario, timeline, option_oi),
         portfolio=_portfolio(scenario, venue_names),
         rng=rng_plan(scenario.seed if seed is None else seed,

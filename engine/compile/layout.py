@@ -167,15 +167,17 @@ PARAM_FIELDS = (
     "MINER_REVENUE_BTC_PER_DAY",  # subsidy * 144 * (1 + fee share)
     "MINER_SELL_SENSITIVITY",  # share of reserves per day per 100% shortfall
     "MINER_HASHRATE_SENSITIVITY",
-    "DELEV_BASE",  # voluntary deleveraging hazard per day when calm
-    "DELEV_DRAWDOWN",  # per day per 100% drawdown
+    "DELEV_BASE",  # the holding-time hazard per day: every position closes at it, new ones replace them
+    "DELEV_DRAWDOWN",  # stop-loss: per day per 100% loss of a side against its average entry
+    "DELEV_TAKE_PROFIT",  # take-profit: per day per 100% gain of a side against its average entry
+    "ENTRY_EMA_DECAY",  # the average entry's weight on its old value per step: exp(-DELEV_BASE * dt_days)
     "DELEV_VOLATILITY",  # per day per unit of annual realised vol above the reference
     "DELEV_VOL_REFERENCE",
     "DELEV_FUNDING",  # per day per unit of daily funding paid
     "VOL_EWMA_DECAY",  # weight of the old realised-variance estimate per step
     "MOMENTUM_LOOKBACK_STEPS",
-    "MOMENTUM_RATE",  # share of OI opened per day per 100% lookback return
-    "MOMENTUM_LEVERAGE",
+    "MOMENTUM_RATE",  # share of OI opened per day per 100% lookback return beyond the threshold
+    "MOMENTUM_THRESHOLD",  # lookback return momentum traders ignore
     "FUNDING_INTERVALS_PER_DAY",
     "SURFACE_BF25",  # the vol surface's 25-delta butterfly
     "SURFACE_SPOT_VOL_BETA",  # ATM IV per unit of log return lost (engine.options.surface)
@@ -218,6 +220,7 @@ SUMMARY_FIELDS = (
     "dealer_flow_usd",
     "deleveraging_flow_usd",
     "momentum_flow_usd",
+    "new_positions_flow_usd",
     "margin_cut_usd",
     "forced_flow_usd",
     "bad_debt_usd",
@@ -238,6 +241,7 @@ FLOW_FIELDS = (
     "dealers",
     "miners",
     "momentum",
+    "new_positions",
     "forced",
     "margin_cuts",
 )
@@ -340,6 +344,9 @@ N_ORDER_FIELDS = len(ORDER_FIELDS)
 N_STEP_FIELDS = len(STEP_FIELDS)
 N_VENUE_FIELDS = len(VENUE_FIELDS)
 N_PARAMS = len(PARAM_FIELDS)
+# new positions (turnover arrivals, momentum) open at one of this many equal-mass leverage nodes of
+# their distribution, the node rotating with the step (engine.compile.book.new_leverage_nodes)
+N_NEW_NODES = 16
 N_DRIVERS = len(DRIVER_FIELDS)
 N_ROW_FIELDS = len(ROW_FIELDS)
 N_STEP_SUMS = len(FLOW_FIELDS) + len(BOOK_EVENT_FIELDS)  # the kernel's per-step sums: flows, then book events

@@ -44,8 +44,16 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
 4. Flows in USD at ``S`` (sell < 0): scheduled ETF flow; reflexive ETF redemptions
    ``holdings*S*(LOSS_SENS*loss + BASIS_SENS*below_basis)*ETF_WINDOW*ETF_REFLEX_MULT``; miner
    sales (rule below breakeven hash price + forced); dealer re-hedging toward the tabulated hedge;
-   voluntary deleveraging (hazard from drawdown, realised vol and funding); momentum traders
-   opening positions along the lookback return; relief-rally shorts; forced flows; margin cuts.
+   traders who unwind: each side closes ``min(1, h*dt)`` of itself, the hazard ``h`` the
+   holding-time hazard ``DELEV_BASE`` plus stop-loss and take-profit terms in the price's return
+   against the book's average entry ``e`` (the price's exponential average at rate
+   ``DELEV_BASE``, ``ENTRY_EMA_DECAY`` per step), realised vol and funding; new positions replace
+   the holding-time closes: ``DELEV_BASE*dt`` of each side's starting size opens at the step's
+   leverage node ``t mod N_NEW_NODES`` of the side's distribution (``new_leverage[0|1]``);
+   momentum traders open along the lookback return, in proportion to its size beyond
+   ``MOMENTUM_THRESHOLD``, a share of the book's starting size (their capital: sized on the
+   current book, their own positions would compound into a runaway), at
+   the same node of theirs (``new_leverage[2]``); relief-rally shorts; forced flows; margin cuts.
 5. Impact of the net flow ``q``, executed evenly over the step: ``ln_f += PERMANENT_COEF*q`` and
    ``J += GAIN*q``; the close is ``c = ln_f + I(J)``, kept within ``log(spot) +- LOG_FLOOR``.
 6. Funding payments (FUNDING_EVENTS): every bankruptcy price moves by ``(1 + f)`` per payment.
@@ -65,7 +73,8 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
    ``ln_f += PERMANENT_COEF*f`` and ``J += f`` at once, and shifts the close, ``m`` and ``M`` by the
    price change; rounds repeat until nothing crosses (or the cap).
 8. Records: price, open interest, liquidations; the path's lowest and highest price (intra-step
-   lows and highs included), drawdown from the closes, realised vol.
+   lows and highs included), drawdown from the closes, realised vol; the average entry follows
+   the close ``P``: ``e <- w*e + (1 - w)*P``.
 
 Phases
 ------
@@ -93,8 +102,8 @@ import math
 import numpy as np
 import numba
 
-from ..compile.layout import (FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param, Row, Step,
-                              Summary, Venue)
+from ..compile.layout import (FLOW_FIELDS, N_NEW_NODES, STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param,
+                              Row, Step, Summary, Venue)
 from . import book as bk
 from .config import jit, jit_inline, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
@@ -106,7 +115,8 @@ N_FLOWS = len(FLOW_FIELDS)
 N_STRESS = len(STRESS_FIELDS)
 
 _PAD = 16  # 8-byte words (128 bytes: two cache lines, the adjacent-line prefetcher's pair) of padding
-_WORK_ROWS = 7  # per-venue scratch rows: momentum offsets (2), fuel offsets, new log prices, triggers (2), funds
+_WORK_ROWS = 5  # per-row scratch rows: fuel offsets, new log prices, triggers (2), funds
+_NEW_KINDS = 4  # new positions' log-bankruptcy offsets per (node, row): new longs, new shorts, momentum long, short
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): a level, the same at every step size
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
@@ -353,17 +363,22 @@ def _etf_flow_nb(steps, t, price, inv_lookback_price, holdings, inv_basis, inv_p
 
 
 @jit_inline
-def _deleveraging_nb(var_step, funding, of_peak, trough_of, base, drawdown, volatility, vol_reference, funding_sens,
+def _deleveraging_nb(var_step, funding, g, base, stop_loss, take_profit, volatility, vol_reference, funding_sens,
                      dt_years, inv_dt_years, intervals_per_day, dt_days):
-    """Voluntary deleveraging: the share of each side closed in the step, ``min(1, hazard*dt)``,
-    the hazard per day rising with the side's drawdown (``1 - of_peak`` for longs, ``1 - trough_of``
-    for shorts), realised vol above the reference and the funding the side pays."""
+    """Traders who unwind: the share of each side closed in the step, ``min(1, hazard*dt)``, the
+    hazard per day the holding-time hazard ``base`` plus the side's stop-loss and take-profit
+    (``g`` the price's return against the book's average entry: longs lose ``max(0, -g)`` and gain
+    ``max(0, g)``, shorts the reverse), realised vol above the reference and the funding it pays."""
     vol_excess = 0.0
     if var_step > vol_reference * vol_reference * dt_years:  # realised vol above the reference
         vol_excess = np.sqrt(var_step * inv_dt_years) - vol_reference
     fund_day = funding * intervals_per_day
-    h_long = (base + drawdown * (1.0 - of_peak) + volatility * vol_excess + funding_sens * max(0.0, fund_day))
-    h_short = (base + drawdown * (1.0 - trough_of) + volatility * vol_excess + funding_sens * max(0.0, -fund_day))
+    loss = max(0.0, -g)  # the longs' loss, the shorts' gain
+    gain = max(0.0, g)
+    h_long = (base + stop_loss * loss + take_profit * gain + volatility * vol_excess
+              + funding_sens * max(0.0, fund_day))
+    h_short = (base + stop_loss * gain + take_profit * loss + volatility * vol_excess
+               + funding_sens * max(0.0, -fund_day))
     return min(1.0, h_long * dt_days), min(1.0, h_short * dt_days)
 
 
@@ -388,19 +403,20 @@ def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, m, state, tail_table
 
 
 @jit_inline
-def _deposit_momentum_nb(cells, entry, ptr, grid, trig, rows, offset, at, grid_per_log, btc, entry_price, side_size,
-                         trigger, is_long):
-    """Momentum traders' new positions on one side: ``btc`` (unscaled) spread over rows by their
-    ``Row.SHARE`` (each venue's smallest class), each at the log bankruptcy price ``at + offset[r]``
-    from the grid's start, entered at ``entry_price``, split over the two neighbouring cells
-    (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every step). Returns (the side's
-    unscaled size, its nearest trigger, moved if a new cell is nearer)."""
+def _deposit_new_nb(cells, entry, ptr, grid, trig, rows, offsets, kind, node, at, grid_per_log, btc, entry_price,
+                    side_size, trigger, is_long):
+    """New positions on one side (turnover arrivals or momentum): ``btc`` (unscaled) spread over
+    rows by their ``Row.SHARE`` (each venue's smallest class), each at the log bankruptcy price
+    ``at + offsets[kind, node, r]`` from the grid's start (leverage node ``node`` of the kind's
+    distribution, capped by the row), entered at ``entry_price``, split over the two neighbouring
+    cells (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every step). Returns (the
+    side's unscaled size, its nearest trigger, moved if a new cell is nearer)."""
     n_cells = cells.shape[1]
     for r in range(cells.shape[0]):
         size = btc * rows[r, Row.SHARE]
         if size <= 0.0:
             continue
-        x = min(max((at + offset[r]) * grid_per_log, 0.0), n_cells - 1.0)
+        x = min(max((at + offsets[kind, node, r]) * grid_per_log, 0.0), n_cells - 1.0)
         lo = min(int(x), n_cells - 2)
         w = x - lo
         cells[r, lo] += size * (1.0 - w)
@@ -499,6 +515,22 @@ def _leverage_offsets_nb(out_long, out_short, imr, leverage):
         out_short[v] = np.log1p(1.0 / lev)
 
 
+@jit
+def _node_offsets_nb(offsets, imr, new_leverage):
+    """``offsets[kind, k, r]``: the log-bankruptcy offsets of new positions at leverage node ``k``
+    (:func:`_leverage_offsets_nb` per node): kinds 0/1 new longs/shorts at their side's nodes
+    (``new_leverage[0|1]``), 2/3 momentum longs/shorts at the momentum nodes (``new_leverage[2]``)."""
+    for k in range(offsets.shape[1]):
+        for r in range(imr.shape[0]):
+            cap = 0.999 / imr[r]
+            lev = min(new_leverage[0, k], cap)
+            offsets[0, k, r] = np.log1p(-1.0 / lev) if lev > 1.0 else -np.inf
+            offsets[1, k, r] = np.log1p(1.0 / min(new_leverage[1, k], cap))
+            lev = min(new_leverage[2, k], cap)
+            offsets[2, k, r] = np.log1p(-1.0 / lev) if lev > 1.0 else -np.inf
+            offsets[3, k, r] = np.log1p(1.0 / lev)
+
+
 @jit_norc
 def _fresh_shorts_nb(short, short_entry, top, bottom, grid, rows, trig, imr, ln_new, offsets, notional_usd, leverage,
                      price, ln_price, ln_pb, scale_s, short_size, long_trigger, short_trigger):
@@ -549,11 +581,11 @@ def _write_summary_nb(summary, fund, n_venues, prices, liquidations, open_intere
     terminal, max drawdown, trough step)``, ``liquidations = (long USD, short USD, peak step USD,
     most cascade rounds, bad debt, ADL, surplus, USD closed in part)``, ``open_interest = (start,
     end)``, ``flows`` (the path's ETF, reflexive ETF, miner, dealer, deleveraging, momentum,
-    margin-cut and forced totals), ``funding = (lowest rate, highest rate, paused steps)``; the
+    new-position, margin-cut and forced totals), ``funding = (lowest rate, highest rate, paused steps)``; the
     insurance funds left are summed over venues."""
     low, high, price, max_dd, low_step = prices
     liq_long, liq_short, peak_liq, max_rounds_seen, bad_debt, adl, surplus, partial = liquidations
-    etf, etf_reflex, miners, dealers, delev, momentum, cuts, forced = flows
+    etf, etf_reflex, miners, dealers, delev, momentum, new_positions, cuts, forced = flows
     min_f, max_f, paused_steps = funding
     summary[Summary.MIN_PRICE] = low
     summary[Summary.MAX_PRICE] = high
@@ -572,6 +604,7 @@ def _write_summary_nb(summary, fund, n_venues, prices, liquidations, open_intere
     summary[Summary.DEALER_FLOW_USD] = dealers
     summary[Summary.DELEVERAGING_FLOW_USD] = delev
     summary[Summary.MOMENTUM_FLOW_USD] = momentum
+    summary[Summary.NEW_POSITIONS_FLOW_USD] = new_positions
     summary[Summary.MARGIN_CUT_USD] = cuts
     summary[Summary.FORCED_FLOW_USD] = forced
     summary[Summary.BAD_DEBT_USD] = bad_debt
@@ -588,20 +621,21 @@ def _write_summary_nb(summary, fund, n_venues, prices, liquidations, open_intere
 
 
 @jit_norc
-def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, dealer_table, dealer_lo,
-             dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers, scratch, outputs, i, row, b,
+def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage, dealer_table,
+             dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers, scratch, outputs, i, row, b,
              keep_steps, replay, sizes0):
     """One path (row ``i`` of the summaries, row ``row`` of the per-step outputs, block ``b`` of the
     flow sums). Compiled without the runtime: no reference counting in the step loop, so it
     takes whole arrays and indices rather than views, and scratch space rather than allocating.
 
     ``scratch = (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring,
-    work)``: the thread's RNG state, book (sizes and entry notionals per row and cell, ADL scores),
-    pointers and margin rates per row, trailing prices and per-row work rows (:func:`simulate_nb`).
+    work, offsets)``: the thread's RNG state, book (sizes and entry notionals per row and cell, ADL
+    scores), pointers and margin rates per row, trailing prices, per-row work rows and new
+    positions' offsets per (kind, leverage node, row) (:func:`simulate_nb`).
     ``outputs = (summary, price, open_interest, liq_long, liq_short, funding, flows, stress)``: the
     caller's output arrays. ``replay`` (empty, or the log price at the end of every step) and
     ``stress``: see :func:`simulate_nb`."""
-    state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work = scratch
+    state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work, offsets = scratch
     summary_all, price_all, oi_all, liq_long_all, liq_short_all, funding_all, flows_all, stress = outputs
     summary = summary_all[i]
     price_out = price_all[row]
@@ -627,15 +661,15 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     grid_per_log = grid[n_cells + 1]
 
     long_size, short_size = sizes0  # the book's sums, added once per task (a serial chain of adds)
-    mom_long = work[0]
-    mom_short = work[1]
-    fuel_short = work[2]
-    ln_new = work[3]
-    trig = work[4:6]
-    fund = work[6]  # each venue's insurance fund (the first n_venues entries)
+    long0_btc, short0_btc = sizes0  # each side's starting size (BTC): turnover keeps it when calm
+    total0_btc = long0_btc + short0_btc  # momentum traders' capital: a share of the starting book
+    fuel_short = work[0]
+    ln_new = work[1]
+    trig = work[2:4]
+    fund = work[4]  # each venue's insurance fund (the first n_venues entries)
     _start_book_nb(long0, short0, long_entry0, short_entry0, long, short, long_entry, short_entry, top, bottom, rows,
                    venue_steps, mmr, imr, fund)
-    _leverage_offsets_nb(mom_long, mom_short, imr, params[Param.MOMENTUM_LEVERAGE])
+    _node_offsets_nb(offsets, imr, new_leverage)
     scale_l = 1.0
     scale_s = 1.0
     pb_mult = 1.0
@@ -647,7 +681,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     ln_price = ln_f
     peak = spot
     inv_peak = 1.0 / spot
-    trough = spot
     low = spot  # the lowest price the path reached, intra-step lows included (and the highest)
     high = spot
     low_step = 0
@@ -675,6 +708,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     dealers_total = 0.0
     delev_total = 0.0
     mom_total = 0.0
+    new_total = 0.0
     cuts_total = 0.0
     forced_total = 0.0
     bad_debt = 0.0
@@ -688,6 +722,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     # parameters as locals: the compiler cannot keep array reads in registers across stores
     p_delev_base = params[Param.DELEV_BASE]
     p_delev_drawdown = params[Param.DELEV_DRAWDOWN]
+    p_delev_take_profit = params[Param.DELEV_TAKE_PROFIT]
+    turnover_dt = p_delev_base * dt_days  # share of each side's starting size opened per step
+    ema_w = params[Param.ENTRY_EMA_DECAY]
+    entry_avg = spot  # the book's average entry: the price's average over the holding time
     p_delev_funding = params[Param.DELEV_FUNDING]
     p_delev_volatility = params[Param.DELEV_VOLATILITY]
     p_delev_vol_reference = params[Param.DELEV_VOL_REFERENCE]
@@ -702,8 +740,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     p_miner_hashrate_ph = params[Param.MINER_HASHRATE_PH]
     p_miner_hashrate_sensitivity = params[Param.MINER_HASHRATE_SENSITIVITY]
     miner_sell_dt = params[Param.MINER_SELL_SENSITIVITY] * dt_days
-    p_momentum_leverage = params[Param.MOMENTUM_LEVERAGE]
     momentum_rate_dt = params[Param.MOMENTUM_RATE] * dt_days
+    momentum_threshold = params[Param.MOMENTUM_THRESHOLD]
     replaying = replay.shape[0] != 0
     # conditional volatility: the log-variance deviation h, an Ornstein-Uhlenbeck process sampled
     # exactly at the steps; the diffusion's vol is m = exp(h/2 - s^2/4) times the step's (E[m^2] = 1)
@@ -720,7 +758,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         h = cl_stdev * norm_table_ppf_nb(a, normal_table)
     m = 1.0
     slot = 0  # ring slot of the current step: t % ring_n
+    node = N_NEW_NODES - 1  # the step's leverage node for new positions: t % N_NEW_NODES
     for t in range(n_steps):
+        node = node + 1 if node + 1 < N_NEW_NODES else 0
         u0, u1 = next_pair_nb(state)
         u2, u3 = next_pair_nb(state)
         u4, u5 = next_pair_nb(state)
@@ -751,7 +791,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                 venue_steps, rows, grid, t, long, short, long_entry, short_entry, top, bottom, mmr, imr, s_prev,
                 pb_mult, scale_l, scale_s, long_size, short_size)
             if margins_changed:  # once for all rows: new positions' leverage caps and every trigger
-                _leverage_offsets_nb(mom_long, mom_short, imr, p_momentum_leverage)
+                _node_offsets_nb(offsets, imr, new_leverage)
                 long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
 
         # 4. flows
@@ -776,9 +816,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         min_f = min(min_f, funding)
         max_f = max(max_f, funding)
 
-        close_l, close_s = _deleveraging_nb(var_step, funding, s_prev * inv_peak, trough * inv_s, p_delev_base,
-                                            p_delev_drawdown, p_delev_volatility, p_delev_vol_reference, p_delev_funding,
-                                            p_dt_years, inv_dt_years, p_funding_intervals_per_day, dt_days)
+        close_l, close_s = _deleveraging_nb(var_step, funding, s_prev / entry_avg - 1.0, p_delev_base,
+                                            p_delev_drawdown, p_delev_take_profit, p_delev_volatility,
+                                            p_delev_vol_reference, p_delev_funding, p_dt_years, inv_dt_years,
+                                            p_funding_intervals_per_day, dt_days)
         delev = (close_s * short_notional - close_l * long_notional)
         scale_l *= 1.0 - close_l
         scale_s *= 1.0 - close_s
@@ -787,21 +828,35 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         if scale_s == 0.0:
             short_size, scale_s = _wipe_nb(short, short_entry, bottom, n_cells)
 
+        # new positions replace what the holding-time hazard closed: each side opens its starting
+        # size times the hazard, at the step's leverage node of its distribution
+        at = ln_prev - ln_pb - grid_log0  # the price's log distance from the grid start
+        new_flow = 0.0
+        if turnover_dt > 0.0:
+            new_l = turnover_dt * long0_btc
+            new_s = turnover_dt * short0_btc
+            long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, offsets, 0, node, at,
+                                                      grid_per_log, new_l / scale_l, s_prev, long_size, long_trigger,
+                                                      True)
+            short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, offsets, 1, node,
+                                                        at, grid_per_log, new_s / scale_s, s_prev, short_size,
+                                                        short_trigger, False)
+            new_flow = (new_l - new_s) * s_prev
+
         momentum = 0.0
         ret = s_prev * ring[slot - mom_lb + (ring_n if slot < mom_lb else 0)] - 1.0
-        opened_btc = momentum_rate_dt * min(abs(ret), MOMENTUM_RETURN_CAP) * total_btc
+        opened_btc = momentum_rate_dt * max(0.0, min(abs(ret), MOMENTUM_RETURN_CAP) - momentum_threshold) * total0_btc
         if opened_btc > 0.0:
             opened = opened_btc * s_prev
-            at = ln_prev - ln_pb - grid_log0  # the price's log distance from the grid start
             if ret < 0.0:
-                short_size, short_trigger = _deposit_momentum_nb(short, short_entry, bottom, grid, trig, rows,
-                                                                 mom_short, at, grid_per_log, opened_btc / scale_s,
-                                                                 s_prev, short_size, short_trigger, False)
+                short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, offsets, 3,
+                                                            node, at, grid_per_log, opened_btc / scale_s, s_prev,
+                                                            short_size, short_trigger, False)
                 momentum = -opened
             else:
-                long_size, long_trigger = _deposit_momentum_nb(long, long_entry, top, grid, trig, rows, mom_long, at,
-                                                               grid_per_log, opened_btc / scale_l, s_prev, long_size,
-                                                               long_trigger, True)
+                long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, offsets, 2, node,
+                                                          at, grid_per_log, opened_btc / scale_l, s_prev, long_size,
+                                                          long_trigger, True)
                 momentum = opened
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD] if rare else 0.0
         if fuel > 0.0:
@@ -812,7 +867,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
             momentum -= fuel
         forced = steps[t, Step.FORCED_FLOW_USD]
 
-        q = ((etf + miners) + (dealers + delev)) + ((momentum + forced) + cut_usd)  # a tree: shorter chain
+        q = ((etf + miners) + (dealers + delev)) + ((momentum + new_flow) + (forced + cut_usd))  # a tree: shorter chain
 
         # 5. impact of the step's flow, executed evenly over the step: permanent and transient
         sqrt_coef = drivers[t, Driver.SQRT_COEF]
@@ -872,8 +927,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         if price > peak:
             peak = price
             inv_peak = inv_s
-        if price < trough:  # the lowest close (the short side's hazard reads it)
-            trough = price
+        entry_avg = ema_w * entry_avg + (1.0 - ema_w) * price
         dd = 1.0 - price * inv_peak
         if dd > max_dd:
             max_dd = dd
@@ -883,6 +937,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         dealers_total += dealers
         delev_total += delev
         mom_total += momentum
+        new_total += new_flow
         if keep_steps:
             price_out[t] = price
             oi_out[t] = (long_size * scale_l + short_size * scale_s) * price
@@ -894,6 +949,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         flows[t, Flow.DEALERS] += dealers
         flows[t, Flow.MINERS] += miners
         flows[t, Flow.MOMENTUM] += momentum
+        flows[t, Flow.NEW_POSITIONS] += new_flow
         # the flows most steps do not have (adding 0.0 changes no sum, so skipping it is exact)
         if rounds > 0:
             liq_long_total += liq_l_usd
@@ -922,13 +978,13 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     _write_summary_nb(summary, fund, n_venues, (low, high, price, max_dd, low_step),
                       (liq_long_total, liq_short_total, peak_liq, max_rounds_seen, bad_debt, adl, surplus, partial_total),
                       (oi0, (long_size * scale_l + short_size * scale_s) * price),
-                      (etf_total, etf_reflex_total, miners_total, dealers_total, delev_total, mom_total, cuts_total,
-                       forced_total), (min_f, max_f, paused_steps))
+                      (etf_total, etf_reflex_total, miners_total, dealers_total, delev_total, mom_total, new_total,
+                       cuts_total, forced_total), (min_f, max_f, paused_steps))
 
 
 @pjit
-def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, dealer_table, dealer_lo,
-                dealer_inv,
+def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage, dealer_table,
+                dealer_lo, dealer_inv,
                 tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, task_paths,
                 first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, keep_steps,
                 replay, stress):
@@ -965,7 +1021,8 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
         top = pointers[:n_rows]
         bottom = pointers[n_rows:]
         book = n_rows * n_cells
-        floats = np.empty(2 * _PAD + 5 * book + (2 + _WORK_ROWS) * n_rows + ring_n)
+        n_offsets = _NEW_KINDS * N_NEW_NODES * n_rows
+        floats = np.empty(2 * _PAD + 5 * book + (2 + _WORK_ROWS) * n_rows + ring_n + n_offsets)
         long = floats[_PAD:_PAD + book].reshape((n_rows, n_cells))
         o = _PAD + book
         short = floats[o:o + book].reshape((n_rows, n_cells))
@@ -981,13 +1038,14 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
         o2 = o + (2 + _WORK_ROWS) * n_rows
         work = floats[o + 2 * n_rows:o2].reshape((_WORK_ROWS, n_rows))
         ring = floats[o2:o2 + ring_n]
+        offsets = floats[o2 + ring_n:o2 + ring_n + n_offsets].reshape((_NEW_KINDS, N_NEW_NODES, n_rows))
         for i in range(k * task_paths, min((k + 1) * task_paths, n_paths)):
             global_block = (first_path + i) // block_size
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], (first_path + i) % block_size)
             row = i if keep_steps else 0
-            _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, dealer_table,
-                     dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers,
-                     (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work),
+            _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage,
+                     dealer_table, dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers,
+                     (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work, offsets),
                      (summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, stress),
                      i, row, k, keep_steps, replay, (long_size0, short_size0))
 

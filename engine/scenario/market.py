@@ -496,16 +496,29 @@ class Miners(StrictModel):
 
 
 class Deleveraging(StrictModel):
-    """Voluntary deleveraging: a hazard of closing positions that rises with stress.
+    """Traders who unwind: every position has a holding time, stress shortens it.
 
-    Per day, longs close at ``base + drawdown_sensitivity*drawdown + volatility_sensitivity*
-    max(0, vol - reference_volatility) + funding_sensitivity*max(0, funding)*intervals per day``
-    (shorts mirror it: draw-up from the trough, negative funding); closing longs sell, shorts buy.
+    Per day, longs close at ``base + drawdown_sensitivity*loss + take_profit_sensitivity*gain +
+    volatility_sensitivity*max(0, vol - reference_volatility) + funding_sensitivity*max(0,
+    funding)*intervals per day``, ``loss`` and ``gain`` the side's against its average entry (the
+    price's average over the holding time); shorts mirror it (their loss is the longs' gain,
+    negative funding). Closing longs sell, shorts buy. New positions replace what the base hazard
+    closes: each side opens ``base`` times its starting size per day, at the current price and its
+    leverage distribution, so with no stress the book keeps its size and the market has no drift.
     """
 
-    base_hazard_per_day: Number = Field(0.002, ge=0, le=10, description="Share of a side closed per day when calm.")
+    base_hazard_per_day: Number = Field(
+        0.15, ge=0, le=10,
+        description="Holding-time hazard: share of a side closed per day when calm (1 / the mean holding time in "
+        "days), replaced by new positions at the side's starting size times this rate.",
+    )
     drawdown_sensitivity: Number = Field(
-        0.1, ge=0, le=100, description="Added daily hazard per 100% drawdown from the running peak."
+        0.1, ge=0, le=100,
+        description="Stop-loss: added daily hazard per 100% loss of a side against its average entry.",
+    )
+    take_profit_sensitivity: Number = Field(
+        0.0, ge=0, le=100,
+        description="Take-profit: added daily hazard per 100% gain of a side against its average entry.",
     )
     volatility_sensitivity: Number = Field(
         0.05, ge=0, le=100, description="Added daily hazard per unit of annualised realised vol above the reference."
@@ -518,14 +531,25 @@ class Deleveraging(StrictModel):
 
 
 class Momentum(StrictModel):
-    """Momentum traders open shorts into a fall and longs into a rise: the fuel of squeezes."""
+    """Momentum traders open shorts into a fall and longs into a rise: the fuel of squeezes. Their
+    positions then unwind like any other (``deleveraging``)."""
 
     lookback: Duration = Field("6h", description="Window of the return they follow.")
     open_rate: Number = Field(
         0.5, ge=0, le=100,
-        description="Share of open interest opened per day per 100% return over the lookback.",
+        description="Share of the starting open interest opened per day per 100% return over the lookback beyond "
+        "the threshold.",
     )
-    leverage: Number = Field(15.0, gt=1, le=200, description="Leverage of the positions they open.")
+    threshold: Rate = Field(
+        0.0, ge=0, le=1,
+        description="Lookback return they ignore: they open in proportion to the move beyond it (a breakout), "
+        "so small moves of a calm market do not trend it.",
+    )
+    leverage: Number | Leverage = Field(
+        default_factory=lambda: LognormalLeverage(distribution="lognormal", median=10.0, dispersion=0.5, min=2.0,
+                                                  max=100.0),
+        description="Leverage of the positions they open: a number, or a distribution like the book's.",
+    )
 
 
 class Behaviour(StrictModel):
