@@ -13,8 +13,9 @@ observed path already holds their effect). Everything else runs as simulated: th
 funding payments moving bankruptcy prices, margin hikes (top-ups and cuts), liquidations when the
 price between two closes reaches a trigger (the path between them is the straight line: no wick
 is drawn; all crossed cells in one round, each at its trigger), bad debt, the
-insurance fund and ADL, circuit breakers, voluntary deleveraging (drawdown, realised vol of the
-observed returns, funding), momentum traders, ETF flows scheduled and reflexive, miners, dealers.
+insurance fund and ADL, circuit breakers, positions closing (holding time, stop-loss and
+take-profit, realised vol of the observed returns, funding) and new ones replacing them, momentum
+traders, ETF flows scheduled and reflexive, miners, dealers.
 A shock's effect on the price (drift, vol, jumps, macro factor, depth, resilience) is superseded by
 the observed path; its effect on the book and flows stays.
 
@@ -497,8 +498,8 @@ def render_replay(result: ReplayResult, data=None, facts=None, comparison: pd.Da
                "their margin equity (both at the day's last close)"),
               (f"total: long liquidations {_usd(t['long_liquidations_usd'])}, short {_usd(t['short_liquidations_usd'])}; "
                f"open interest {_usd(t['open_interest_start_usd'])} -> {_usd(t['open_interest_end_usd'])} "
-               f"({t['open_interest_change']:+.1%}); voluntary deleveraging {_usd(t['deleveraging_flow_usd'])}, "
-               f"margin cuts {_usd(t['margin_cut_usd'])}; bad debt {_usd(t['bad_debt_usd'])}, ADL {_usd(t['adl_usd'])}")]
+               f"({t['open_interest_change']:+.1%}); positions closed {_usd(t['deleveraging_flow_usd'])}, new "
+               f"positions {_usd(t['new_positions_flow_usd'])}, margin cuts {_usd(t['margin_cut_usd'])}; bad debt {_usd(t['bad_debt_usd'])}, ADL {_usd(t['adl_usd'])}")]
     if facts is None:
         lines += ["", "no facts file to compare with (give --facts FILE)"]
         return "\n".join(lines)

