@@ -13,8 +13,11 @@ same "share of the floor" as bench_engine.py). The variants:
 * ``flagship``: every mechanism on;
 * ``flat margin``: one maintenance rate per venue (0.5%, 1% initial) instead of the Binance tiers:
   one book row per venue instead of one per size class, no partial liquidation;
-* ``no momentum``: ``market.behaviour.momentum.open_rate=0``: no new momentum positions, whose 15x
-  liquidations are most of the flagship's cascades;
+* ``no clustering``: ``market.volatility.clustering.vol_of_vol=0``: constant volatility (one draw
+  and one ``exp`` fewer per step, and fewer steps whose bridge reaches a trigger);
+* ``no turnover``: ``market.behaviour.deleveraging.base_hazard_per_day=0``: no new positions
+  replacing the holding-time closes (two deposits fewer per step);
+* ``no momentum``: ``market.behaviour.momentum.open_rate=0``: no new momentum positions;
 * ``flat, no momentum``: both;
 * ``calm``: ``scenarios/calm-baseline.yaml`` over the same 720 steps.
 
@@ -41,8 +44,12 @@ CALM = ROOT / "scenarios" / "calm-baseline.yaml"
 HORIZON = ["horizon.duration=30d"]
 FLAT = ["market.perpetuals.maintenance_margin_rate=0.005", "market.perpetuals.initial_margin_rate=0.01"]
 NO_MOMENTUM = ["market.behaviour.momentum.open_rate=0"]
+NO_CLUSTERING = ["market.volatility.clustering.vol_of_vol=0"]
+NO_TURNOVER = ["market.behaviour.deleveraging.base_hazard_per_day=0"]
 VARIANTS = {
     "flagship": (FLAGSHIP, []),
+    "no clustering": (FLAGSHIP, NO_CLUSTERING),
+    "no turnover": (FLAGSHIP, NO_TURNOVER),
     "flat margin": (FLAGSHIP, FLAT),
     "no momentum": (FLAGSHIP, NO_MOMENTUM),
     "flat, no momentum": (FLAGSHIP, FLAT + NO_MOMENTUM),

@@ -403,16 +403,18 @@ def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, m, state, tail_table
 
 
 @jit_inline
-def _deposit_new_nb(cells, entry, ptr, grid, trig, rows, offsets, kind, node, at, grid_per_log, btc, entry_price,
-                    side_size, trigger, is_long):
+def _deposit_new_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, node, at, grid_per_log, btc,
+                    entry_price, side_size, trigger, is_long):
     """New positions on one side (turnover arrivals or momentum): ``btc`` (unscaled) spread over
     rows by their ``Row.SHARE`` (each venue's smallest class), each at the log bankruptcy price
     ``at + offsets[kind, node, r]`` from the grid's start (leverage node ``node`` of the kind's
     distribution, capped by the row), entered at ``entry_price``, split over the two neighbouring
     cells (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every step). Returns (the
-    side's unscaled size, its nearest trigger, moved if a new cell is nearer)."""
+    side's unscaled size, its nearest trigger, moved if a new cell is nearer). ``share_rows``: the
+    rows whose share is positive, ascending (a loop over every row costs more than the deposits)."""
     n_cells = cells.shape[1]
-    for r in range(cells.shape[0]):
+    for j in range(share_rows.shape[0]):
+        r = share_rows[j]
         size = btc * rows[r, Row.SHARE]
         if size <= 0.0:
             continue
@@ -621,9 +623,9 @@ def _write_summary_nb(summary, fund, n_venues, prices, liquidations, open_intere
 
 
 @jit_norc
-def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage, dealer_table,
-             dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers, scratch, outputs, i, row, b,
-             keep_steps, replay, sizes0):
+def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, share_rows, new_leverage,
+             dealer_table, dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers, scratch,
+             outputs, i, row, b, keep_steps, replay, sizes0):
     """One path (row ``i`` of the summaries, row ``row`` of the per-step outputs, block ``b`` of the
     flow sums). Compiled without the runtime: no reference counting in the step loop, so it
     takes whole arrays and indices rather than views, and scratch space rather than allocating.
@@ -835,12 +837,12 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         if turnover_dt > 0.0:
             new_l = turnover_dt * long0_btc
             new_s = turnover_dt * short0_btc
-            long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, offsets, 0, node, at,
-                                                      grid_per_log, new_l / scale_l, s_prev, long_size, long_trigger,
-                                                      True)
-            short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, offsets, 1, node,
-                                                        at, grid_per_log, new_s / scale_s, s_prev, short_size,
-                                                        short_trigger, False)
+            long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, share_rows, offsets, 0,
+                                                      node, at, grid_per_log, new_l / scale_l, s_prev, long_size,
+                                                      long_trigger, True)
+            short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, share_rows,
+                                                        offsets, 1, node, at, grid_per_log, new_s / scale_s, s_prev,
+                                                        short_size, short_trigger, False)
             new_flow = (new_l - new_s) * s_prev
 
         momentum = 0.0
@@ -849,14 +851,14 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         if opened_btc > 0.0:
             opened = opened_btc * s_prev
             if ret < 0.0:
-                short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, offsets, 3,
-                                                            node, at, grid_per_log, opened_btc / scale_s, s_prev,
-                                                            short_size, short_trigger, False)
+                short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, share_rows,
+                                                            offsets, 3, node, at, grid_per_log, opened_btc / scale_s,
+                                                            s_prev, short_size, short_trigger, False)
                 momentum = -opened
             else:
-                long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, offsets, 2, node,
-                                                          at, grid_per_log, opened_btc / scale_l, s_prev, long_size,
-                                                          long_trigger, True)
+                long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, share_rows,
+                                                          offsets, 2, node, at, grid_per_log, opened_btc / scale_l,
+                                                          s_prev, long_size, long_trigger, True)
                 momentum = opened
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD] if rare else 0.0
         if fuel > 0.0:
@@ -983,8 +985,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
 
 
 @pjit
-def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage, dealer_table,
-                dealer_lo, dealer_inv,
+def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage,
+                dealer_table, dealer_lo, dealer_inv,
                 tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, task_paths,
                 first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, keep_steps,
                 replay, stress):
@@ -1012,6 +1014,16 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
         for c in range(n_cells):
             long_size0 += long0[r, c]
             short_size0 += short0[r, c]
+    n_share = 0  # the rows new positions open in (Row.SHARE > 0), ascending
+    for r in range(n_rows):
+        if rows[r, Row.SHARE] > 0.0:
+            n_share += 1
+    share_rows = np.empty(n_share, dtype=np.int64)
+    n_share = 0
+    for r in range(n_rows):
+        if rows[r, Row.SHARE] > 0.0:
+            share_rows[n_share] = r
+            n_share += 1
     for k in numba.prange(n_tasks):
         # a thread's scratch, each array PAD bytes away from anything another thread may write:
         # small arrays from malloc can share a cache line, and false sharing costs ~10% at 2 threads
@@ -1043,8 +1055,9 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
             global_block = (first_path + i) // block_size
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], (first_path + i) % block_size)
             row = i if keep_steps else 0
-            _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage,
-                     dealer_table, dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers,
+            _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, share_rows,
+                     new_leverage, dealer_table, dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table,
+                     drivers,
                      (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work, offsets),
                      (summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, stress),
                      i, row, k, keep_steps, replay, (long_size0, short_size0))
