@@ -346,6 +346,23 @@ def test_calm_targets_leave_the_crashes_out(hourly):
     assert calm["calm_drift"].observed == 0 and all(t.on == "calm" for t in calm.values())
 
 
+def test_a_point_the_schema_refuses_is_recorded_and_skipped(capsys, tmp_path, hourly, facts):
+    """The momentum traders' leverage median must exceed its distribution's min (20 here): design
+    points below it are refused by the schema, scored as the worst objective with the reason in
+    the history, and the fit goes on to a valid point."""
+    code, stdout, err = _cli(capsys, FLAGSHIP, "--data", hourly, "--facts", facts, "--report-paths", 200, "--oos", "",
+                             "--out", tmp_path / "c", "--json", "--paths", 200, "--design", 4, "--max-evals", 6,
+                             "--params", "momentum_leverage", "--no-calm",
+                             "--set", "market.behaviour.momentum.leverage.min=20",
+                             "--set", "market.behaviour.momentum.leverage.median=30")
+    assert code == 0, err
+    history = pd.read_csv(tmp_path / "c" / "history.csv")
+    refused = history[history["invalid"].notna()]
+    assert len(refused) >= 1 and (refused["momentum_leverage"] <= 20).all() and (refused["objective"] == 1e12).all()
+    assert "min < median < max" in refused["invalid"].iloc[0]
+    assert json.loads(stdout)["parameters"]["momentum_leverage"] > 20
+
+
 def test_report_paths_changes_the_report(capsys, tmp_path, hourly, facts):
     sizes = []
     for n in (300, 500):

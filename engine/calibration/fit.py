@@ -261,7 +261,19 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
         if len(history) >= max_evals:
             return 1e12  # budget spent: Nelder-Mead is stopped by maxfev too
         values = {n: PARAMETERS[n].from_unit(x) for n, x in zip(names, u)}
-        _, table, coverage = run_at(values)
+        try:
+            _, table, coverage = run_at(values)
+        except ScenarioError as exc:
+            if phase[0] == "start":  # the scenario as given: the user's to fix
+                raise
+            # a point of the box the schema refuses (e.g. a leverage median at its distribution's
+            # min): the worst objective, recorded with the reason, and the search goes on
+            cache[key] = 1e12
+            history.append({"evaluation": len(history) + 1, "phase": phase[0], **values, "objective": 1e12,
+                            "coverage": None, "invalid": " ".join(str(exc).split())})
+            if progress is not None:
+                progress(f"[{len(history)}/{max_evals}] {phase[0]}: refused by the schema: {exc}")
+            return 1e12
         parts = objective_parts(table, coverage)
         value = _objective_value(parts, weights)
         cache[key] = value
