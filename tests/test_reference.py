@@ -697,7 +697,7 @@ def test_kernel_files_longs_at_a_full_initial_margin_on_the_grid():
     from engine.nb.kernel import _leverage_offsets_nb
 
     offset_long, offset_short = np.empty(1), np.empty(1)
-    _leverage_offsets_nb(offset_long, offset_short, np.array([1.0]), 15.0)
+    _leverage_offsets_nb(offset_long, offset_short, np.array([1.0]), 15.0, 15.0)
     grid = prepare(_case("calm").compiled).grid
     lo, w = cell_of_nb(grid, np.log(88_500.0) + offset_long[0])
     assert 0 <= lo <= len(grid) - 4 and 0.0 <= w <= 1.0

@@ -84,9 +84,11 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
     real = real_window(closes, start, end)
     real.attrs["labelled_by_close"] = True
     targets = feb_2026_targets(facts_data, real, start, end)
+    # the real year of the calm targets and the stylised-facts table, read once
+    year = closes if stylised_data in (None, False) else load_ohlcv(stylised_data)
     if calm:  # the calm year: the scenario with no shocks against the real windows of its length
         step = pd.Timedelta(scenario.horizon.step).total_seconds()
-        targets += calm_targets(closes if stylised_data in (None, False) else load_ohlcv(stylised_data),
+        targets += calm_targets(year,
                                 int(round((end - start).total_seconds() / step)), step)
     plain = to_plain(scenario)
     cal = None
@@ -106,7 +108,7 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
         from .stylised import compare
 
         # the real side: rolling windows of the horizon's length over the whole hourly history
-        stylised = compare(sim, closes if stylised_data is None else load_ohlcv(stylised_data))
+        stylised = compare(sim, year)
     oos = None
     if oos_scenario is not None and reference is not None:
         from .oos import oct_2025_targets

@@ -508,13 +508,14 @@ def _wipe_nb(cells, entry, pointer, empty):
 
 
 @jit
-def _leverage_offsets_nb(out_long, out_short, imr, leverage):
-    """``log(1 -/+ 1/L)`` per venue, L capped at the venue's maximum leverage: new positions'
-    log bankruptcy price is the log price plus this offset."""
+def _leverage_offsets_nb(out_long, out_short, imr, long_leverage, short_leverage):
+    """``log(1 - 1/L)`` (longs at ``long_leverage``) and ``log(1 + 1/L)`` (shorts at
+    ``short_leverage``) per row, L capped at the row's maximum leverage: new positions' log
+    bankruptcy price is the log price plus this offset."""
     for v in range(imr.shape[0]):
-        lev = min(leverage, 0.999 / imr[v])
+        lev = min(long_leverage, 0.999 / imr[v])
         out_long[v] = np.log1p(-1.0 / lev) if lev > 1.0 else -np.inf
-        out_short[v] = np.log1p(1.0 / lev)
+        out_short[v] = np.log1p(1.0 / min(short_leverage, 0.999 / imr[v]))
 
 
 @jit
@@ -523,14 +524,8 @@ def _node_offsets_nb(offsets, imr, new_leverage):
     (:func:`_leverage_offsets_nb` per node): kinds 0/1 new longs/shorts at their side's nodes
     (``new_leverage[0|1]``), 2/3 momentum longs/shorts at the momentum nodes (``new_leverage[2]``)."""
     for k in range(offsets.shape[1]):
-        for r in range(imr.shape[0]):
-            cap = 0.999 / imr[r]
-            lev = min(new_leverage[0, k], cap)
-            offsets[0, k, r] = np.log1p(-1.0 / lev) if lev > 1.0 else -np.inf
-            offsets[1, k, r] = np.log1p(1.0 / min(new_leverage[1, k], cap))
-            lev = min(new_leverage[2, k], cap)
-            offsets[2, k, r] = np.log1p(-1.0 / lev) if lev > 1.0 else -np.inf
-            offsets[3, k, r] = np.log1p(1.0 / lev)
+        _leverage_offsets_nb(offsets[0, k], offsets[1, k], imr, new_leverage[0, k], new_leverage[1, k])
+        _leverage_offsets_nb(offsets[2, k], offsets[3, k], imr, new_leverage[2, k], new_leverage[2, k])
 
 
 @jit_norc
@@ -542,7 +537,7 @@ def _fresh_shorts_nb(short, short_entry, top, bottom, grid, rows, trig, imr, ln_
     ``offsets`` are per-row scratch. Returns (the short side's unscaled size, the nearest long and
     short triggers)."""
     n_cells = short.shape[1]
-    _leverage_offsets_nb(ln_new, offsets, imr, leverage)
+    _leverage_offsets_nb(ln_new, offsets, imr, leverage, leverage)
     for r in range(short.shape[0]):
         ln_new[r] = ln_price + offsets[r] - ln_pb
     short_size += _open_nb(short, short_entry, bottom, grid, rows, ln_new, scale_s, notional_usd / price, price, False)
