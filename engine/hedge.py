@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compile.layout import (N_CONTROLS, N_HEDGE_OUT, N_LEGS, N_ORDER_FIELDS, N_TABLE_FIELDS, N_TRACE_FIELDS,
+from .compile.layout import (IV_FLOOR, IV_TENOR, N_CONTROLS, N_HEDGE_OUT, N_LEGS, N_ORDER_FIELDS, N_TRACE_FIELDS,
                              SURFACE_FIELDS, Control, HedgeOut, Order)
 
 __all__ = ["evaluate", "evaluate_paths", "to_vectorbt", "path_to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
 
 METRICS = ("pnl_mean", "pnl_median", "var95", "es95", "var99", "es99", "max_dd_p50", "max_dd_p95",
-           "p_liquidated", "premium", "effectiveness", "d_pnl_mean", "d_es99")
+           "p_liquidated", "premium", "fair_value", "premium_over_fair", "effectiveness", "d_pnl_mean", "d_es99")
 
 
 @dataclass
@@ -207,8 +207,7 @@ def _portfolio_inputs(compiled) -> dict:
                 held_expiry=pf.option_expiry_years, held_size=pf.option_size_btc)
 
 
-TABLE_POINTS = 256  # log-price points of a contract's mark table (cubic Hermite between them)
-TABLE_BUDGET_BYTES = 256 * 1024**2  # the tables built at once; a row whose own contracts need more is marked by Black-Scholes
+MARKS_BUDGET_BYTES = 64 * 1024**2  # a worker's marks of the fixed contracts evaluated at once (a block of paths)
 FIXED_CONTRACT_KERNEL = True  # rows of fixed contracts through evaluate_fixed_nb (False: evaluate_nb for all; tests compare)
 
 
@@ -228,57 +227,43 @@ def _contracts(inputs: dict) -> list[list]:
     return out
 
 
-def _table_bytes(compiled, n_contracts: int) -> int:
-    return n_contracts * compiled.n_steps * TABLE_POINTS * 16
+def _marks_bytes(compiled, n_contracts: int) -> int:
+    """The scratch :func:`engine.nb.hedge.evaluate_fixed_nb` takes per worker for the marks of
+    ``n_contracts`` contracts on a block of paths."""
+    from .nb.hedge import PATH_BLOCK
+
+    return n_contracts * compiled.n_steps * PATH_BLOCK * 8
 
 
-def _tables(compiled, prices: np.ndarray, contracts: list[list]) -> dict:
-    """Mark tables of the rows' fixed contracts, shared by every row holding them: Black-Scholes
-    once per (contract, step, grid price) instead of once per (row, path, step). The grid spans the
-    paths' own price range; cubic Hermite interpolation in log price with the tabulated delta keeps
-    a row's PnL and ES within a millionth of the book's value of what Black-Scholes at every step
-    gives, and its drawdowns within 0.001 percentage points (tested).
-
-    Whether a row's legs are tabulated depends on that row alone (its own contracts within
-    ``TABLE_BUDGET_BYTES``), and a contract's table on the paths alone, never on the other rows:
-    evaluating rows in any grouping gives the same numbers (:func:`_batches` keeps each call's
-    tables within the budget)."""
-    from .nb.hedge import option_tables_nb
-
+def _fixed_contracts(compiled, contracts: list[list]) -> dict:
+    """The rows' fixed contracts, numbered once for all the rows holding them (each is marked
+    once per path and step, whatever the number of rows): ``leg_table`` (rows x legs, -1 for
+    none) and the contracts' ``c_kind``, ``c_strike``, ``c_expiry``. A row whose own contracts'
+    marks exceed ``MARKS_BUDGET_BYTES`` is left to :func:`engine.nb.hedge.evaluate_nb` (whether a
+    row is depends on that row alone, so evaluating rows in any grouping gives the same numbers)."""
     keys: dict = {}
     leg_table = np.full((len(contracts), N_LEGS), -1, dtype=np.int64)
     for i, row in enumerate(contracts):
         own = {key for key in row if key is not None}
-        if _table_bytes(compiled, len(own)) > TABLE_BUDGET_BYTES:
-            continue  # marked by Black-Scholes at every step
+        if _marks_bytes(compiled, len(own)) > MARKS_BUDGET_BYTES:
+            continue
         for j, key in enumerate(row):
             if key is not None:
                 leg_table[i, j] = keys.setdefault(key, len(keys))
-    n_steps = compiled.n_steps
-    if not keys:
-        return dict(leg_table=leg_table, tables=np.zeros((1, 2, 1, N_TABLE_FIELDS)), tab_lo=0.0, tab_inv=1.0)
-    spot0 = compiled.param("SPOT0")
-    lo = float(np.log(min(float(prices.min()), spot0))) - 0.01
-    hi = float(np.log(max(float(prices.max()), spot0))) + 0.01
-    step = (hi - lo) / (TABLE_POINTS - 1)
     table_keys = np.array(list(keys), dtype=float).reshape(-1, 3)
-    # tables[c, i, t, Table.X]: by grid price, then step (a path reads nearby memory)
-    tables = np.empty((len(keys), TABLE_POINTS, n_steps, N_TABLE_FIELDS))
-    option_tables_nb(table_keys[:, 0].astype(np.int64), table_keys[:, 1], table_keys[:, 2], compiled.param("DT_YEARS"),
-                     n_steps, _surface(compiled), compiled.param("SURFACE_BF25"), compiled.param("SURFACE_SPOT_VOL_BETA"),
-                     compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05, spot0, lo, step, tables)
-    return dict(leg_table=leg_table, tables=tables, tab_lo=lo, tab_inv=1.0 / step)
+    return dict(leg_table=leg_table, c_kind=table_keys[:, 0].astype(np.int64), c_strike=table_keys[:, 1].copy(),
+                c_expiry=table_keys[:, 2].copy())
 
 
 def _batches(compiled, contracts: list[list]) -> list[list[int]]:
-    """Rows in groups whose fixed contracts' tables fit ``TABLE_BUDGET_BYTES`` together (a row
-    whose own contracts do not fit is marked by Black-Scholes, in any group)."""
+    """Rows in groups whose fixed contracts' marks fit ``MARKS_BUDGET_BYTES`` together (a row
+    whose own contracts do not fit is marked by :func:`engine.nb.hedge.evaluate_nb`, in any group)."""
     batches, rows, keys = [], [], set()
     for i, row in enumerate(contracts):
         own = {key for key in row if key is not None}
-        if _table_bytes(compiled, len(own)) > TABLE_BUDGET_BYTES:
+        if _marks_bytes(compiled, len(own)) > MARKS_BUDGET_BYTES:
             own = set()
-        if rows and _table_bytes(compiled, len(keys | own)) > TABLE_BUDGET_BYTES:
+        if rows and _marks_bytes(compiled, len(keys | own)) > MARKS_BUDGET_BYTES:
             batches.append(rows)
             rows, keys = [], set()
         rows.append(i)
@@ -286,7 +271,27 @@ def _batches(compiled, contracts: list[list]) -> list[list[int]]:
     return batches + [rows] if rows else batches
 
 
-def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarray) -> np.ndarray:
+def scheduled_atm(compiled, prices: np.ndarray) -> np.ndarray:
+    """ATM implied vol along given price paths without a variance state (history, or paths from
+    elsewhere): the scheduled level (``market.options.atm_iv`` and the shocks' moves) moved by the
+    spot-vol beta on the log return since the start, floored as the simulation floors it."""
+    from .compile.layout import IV_FLOOR
+
+    r = np.log(np.asarray(prices, dtype=np.float64) / compiled.param("SPOT0"))
+    atm = compiled.step("ATM_IV")[None, :] - compiled.param("SURFACE_SPOT_VOL_BETA") * r
+    return np.ascontiguousarray(np.maximum(atm, IV_FLOOR))
+
+
+def _atm_paths(compiled, prices: np.ndarray, atm) -> np.ndarray:
+    if atm is None:
+        return scheduled_atm(compiled, prices)
+    atm = np.ascontiguousarray(atm, dtype=np.float64)
+    if atm.shape != prices.shape:
+        raise ValueError(f"ATM implied vols {atm.shape} do not match the price paths {prices.shape}")
+    return atm
+
+
+def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarray, atm: np.ndarray) -> np.ndarray:
     """The kernel's outputs ``(rows, paths, N_HEDGE_OUT)`` for the rows ``vs``. Each row's numbers depend
     on that row and the paths alone, not on the other rows evaluated with it (tested): a sweep may
     evaluate its rows in chunks. Rows holding only tabulated fixed contracts, without a dynamic
@@ -300,30 +305,38 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
     inputs = _kernel_inputs(compiled, vs)
     contracts = _contracts(inputs)
     out = np.zeros((len(vs), prices.shape[0], N_HEDGE_OUT))
-    common = dict(prices=prices, spot0=compiled.param("SPOT0"), dt=compiled.param("DT_YEARS"), surface=_surface(compiled),
-                  bf25=compiled.param("SURFACE_BF25"), spot_vol_beta=compiled.param("SURFACE_SPOT_VOL_BETA"),
-                  skew_beta=compiled.param("SURFACE_SKEW_BETA"), ref_tenor=30 / 365.25, floor=0.05, funding=funding,
-                  events=compiled.step("FUNDING_EVENTS"), **_portfolio_inputs(compiled))
+    common = _common_inputs(compiled, prices, atm, funding)
     for batch in _batches(compiled, contracts):
-        tables = _tables(compiled, prices, [contracts[i] for i in batch])
-        leg_table = tables.pop("leg_table")
+        fixed_contracts = _fixed_contracts(compiled, [contracts[i] for i in batch])
+        leg_table = fixed_contracts.pop("leg_table")
         rows = np.array(batch)
         legs_tabulated = np.all((leg_table >= 0) | (inputs["leg_size"][rows] == 0.0), axis=1)
         controls = inputs["controls"][rows]
         fixed = legs_tabulated & (controls[:, Control.DYNAMIC] == 0.0) & np.isnan(controls[:, Control.DELEV_TARGET])
         if not FIXED_CONTRACT_KERNEL:
             fixed[:] = False
-        fixed_extra = {"n_threads": numba.get_num_threads()}
-        for kernel, chosen, extra in ((nbh.evaluate_fixed_nb, fixed, fixed_extra), (nbh.evaluate_nb, ~fixed, _no_trace())):
+        for kernel, chosen in ((nbh.evaluate_fixed_nb, fixed), (nbh.evaluate_nb, ~fixed)):
             if not chosen.any():
                 continue
+            if kernel is nbh.evaluate_fixed_nb:
+                extra = dict(fixed_contracts, n_threads=numba.get_num_threads(),
+                             leg_table=np.ascontiguousarray(leg_table[chosen]))
+            else:
+                extra = _no_trace()
             whole = chosen.all() and len(rows) == len(vs)  # then write straight into ``out``
             part = out if whole else np.zeros((int(chosen.sum()), prices.shape[0], N_HEDGE_OUT))
-            kernel(**common, **{k: v[rows[chosen]] for k, v in inputs.items()}, out=part, **extra,
-                   leg_table=np.ascontiguousarray(leg_table[chosen]), **tables)
+            kernel(**common, **{k: v[rows[chosen]] for k, v in inputs.items()}, out=part, **extra)
             if not whole:
                 out[rows[chosen]] = part
     return out
+
+
+def _common_inputs(compiled, prices: np.ndarray, atm: np.ndarray, funding: np.ndarray) -> dict:
+    """The strategy kernels' inputs shared by every row: the paths, their ATM vols, the surface, funding."""
+    return dict(prices=prices, atm_paths=atm, spot0=compiled.param("SPOT0"), dt=compiled.param("DT_YEARS"),
+                surface=_surface(compiled), bf25=compiled.param("SURFACE_BF25"),
+                skew_beta=compiled.param("SURFACE_SKEW_BETA"), ref_tenor=IV_TENOR, floor=IV_FLOOR, funding=funding,
+                events=compiled.step("FUNDING_EVENTS"), **_portfolio_inputs(compiled))
 
 
 def _surface(compiled) -> np.ndarray:
@@ -350,7 +363,8 @@ def evaluate_with_paths(result, scenario=None):
     prices = result._raw["price"]
     if prices.shape[0] != result.n_paths:
         raise ValueError("evaluating strategies needs the price paths: run with keep_steps=True")
-    return _evaluate(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario, result._raw["funding"])
+    return _evaluate(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario, result._raw["funding"],
+                     atm=result._raw["atm_iv"])
 
 
 def _funding(compiled, rates, n_paths: int) -> np.ndarray:
@@ -360,14 +374,15 @@ def _funding(compiled, rates, n_paths: int) -> np.ndarray:
     return np.full((1, compiled.n_steps), compiled.param("FUNDING_BASE"))
 
 
-def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None):
+def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None, atm_iv=None):
     """:func:`evaluate` on explicit price paths ``(n_paths, n_steps)`` (ends of steps; the start is
     ``SPOT0``) with their minimum prices, for a compiled scenario: simulated paths or history.
-    ``funding_rates`` are the paths' funding rates per interval (default: the scenario's base rate)."""
-    return _evaluate(prices, lows, compiled, scenario, funding_rates)[0]
+    ``funding_rates`` are the paths' funding rates per interval (default: the scenario's base rate),
+    ``atm_iv`` their ATM implied vols (default: :func:`scheduled_atm`)."""
+    return _evaluate(prices, lows, compiled, scenario, funding_rates, atm=atm_iv)[0]
 
 
-def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
+def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm=None):
     """The table and per-path outcomes of the rows ``vs`` (default: every row of the scenario's
     strategies, :func:`variants`). The first row is the baseline of ``d_pnl_mean``, ``d_es99`` and
     ``effectiveness``: a sweep evaluating its rows in chunks passes ``[unhedged] + chunk``, and
@@ -379,7 +394,8 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
     skipped = []
     if vs is None:
         vs, skipped = variants(scenario, compiled)
-    out = _outcomes(prices, compiled, vs, _funding(compiled, funding_rates, n_paths))
+    prices = np.ascontiguousarray(prices, dtype=np.float64)
+    out = _outcomes(prices, compiled, vs, _funding(compiled, funding_rates, n_paths), _atm_paths(compiled, prices, atm))
     rows = []
     for i, v in enumerate(vs):
         pnl = out[i, :, HedgeOut.PNL]
@@ -388,19 +404,24 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None):
                      "pnl_mean": pnl.mean(), "pnl_median": np.median(pnl),
                      "var95": -q5, "es95": -pnl[pnl <= q5].mean(), "var99": -q1, "es99": -pnl[pnl <= q1].mean(),
                      "max_dd_p50": np.median(out[i, :, HedgeOut.MAX_DRAWDOWN]), "max_dd_p95": np.quantile(out[i, :, HedgeOut.MAX_DRAWDOWN], 0.95),
-                     "p_liquidated": out[i, :, HedgeOut.LIQUIDATED].mean(), "premium": out[i, :, HedgeOut.PREMIUM].mean()})
+                     "p_liquidated": out[i, :, HedgeOut.LIQUIDATED].mean(), "premium": out[i, :, HedgeOut.PREMIUM].mean(),
+                     "fair_value": out[i, :, HedgeOut.PAYOFF].mean()})
     table = pd.DataFrame(rows)
     base = table.iloc[0]
     table["d_pnl_mean"] = table["pnl_mean"] - base["pnl_mean"]
     table["d_es99"] = table["es99"] - base["es99"]
     with np.errstate(divide="ignore", invalid="ignore"):
         table["effectiveness"] = np.where(table["premium"] > 0, -table["d_es99"] / table["premium"], np.nan)
+        # the premium paid per dollar of the legs' fair value on the model's own paths (> 1: dear)
+        table["premium_over_fair"] = np.where((table["premium"] > 0) & (table["fair_value"] > 0),
+                                              table["premium"] / table["fair_value"], np.nan)
     for level in scenario.outputs.price_levels_usd:
         table[f"p_touch_{level:.0f}"] = float((lows <= level).mean())
     table.attrs["not_evaluated"] = skipped
     table.attrs["book_btc_delta"] = _btc_delta(compiled)
     paths = {"pnl": out[:, :, HedgeOut.PNL].copy(), "max_drawdown": out[:, :, HedgeOut.MAX_DRAWDOWN].copy(),
-             "liquidated": out[:, :, HedgeOut.LIQUIDATED].copy(), "premium": out[:, :, HedgeOut.PREMIUM].copy()}
+             "liquidated": out[:, :, HedgeOut.LIQUIDATED].copy(), "premium": out[:, :, HedgeOut.PREMIUM].copy(),
+             "payoff": out[:, :, HedgeOut.PAYOFF].copy()}
     return table, paths
 
 
@@ -420,21 +441,21 @@ def to_vectorbt(result, row: int, path: int, scenario=None):
     prices = result._raw["price"]
     if prices.shape[0] != result.n_paths:
         raise ValueError("exporting a path needs the price paths: run with keep_steps=True")
-    return path_to_vectorbt(prices, result.compiled, scenario, row, path, result._raw["funding"])
+    return path_to_vectorbt(prices, result.compiled, scenario, row, path, result._raw["funding"], result._raw["atm_iv"])
 
 
-def path_to_vectorbt(prices, compiled, scenario, row: int, path: int, funding_rates=None):
+def path_to_vectorbt(prices, compiled, scenario, row: int, path: int, funding_rates=None, atm_iv=None):
     """:func:`to_vectorbt` on explicit price paths (simulated or history)."""
     import vectorbt as vbt
 
-    t = vectorbt_orders(prices, compiled, scenario, row, path, funding_rates)
+    t = vectorbt_orders(prices, compiled, scenario, row, path, funding_rates, atm_iv)
     portfolio = vbt.Portfolio.from_orders(t["close"], t["size"], price=t["price"], fixed_fees=t["fixed_fees"],
                                           fees=0.0, init_cash=t["init_cash"], cash_sharing=True, group_by=True,
                                           direction="both", raise_reject=True, freq=t["freq"])
     return portfolio, t["out"]
 
 
-def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rates=None) -> dict:
+def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rates=None, atm_iv=None) -> dict:
     """The inputs of ``vectorbt.Portfolio.from_orders`` for one (row, path): ``close`` (DataFrame),
     ``size``, ``price``, ``fixed_fees`` (arrays), ``init_cash``, ``freq``, and the kernel's ``out``."""
     import pandas as pd
@@ -465,12 +486,10 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     funding = funding[min(path, funding.shape[0] - 1)][None, :]
     events = compiled.step("FUNDING_EVENTS")
     inputs = _kernel_inputs(compiled, [vs[row]])
-    tables = _tables(compiled, prices, _contracts(inputs))  # the same grid as evaluate(): all paths' range
-    evaluate_nb(np.ascontiguousarray(prices[path:path + 1], dtype=np.float64), compiled.param("SPOT0"),
-                compiled.param("DT_YEARS"), _surface(compiled), compiled.param("SURFACE_BF25"),
-                compiled.param("SURFACE_SPOT_VOL_BETA"), compiled.param("SURFACE_SKEW_BETA"), 30 / 365.25, 0.05,
-                funding, events, **pf_inputs, **inputs, out=out,
-                trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders, **tables)
+    one = np.ascontiguousarray(prices[path:path + 1], dtype=np.float64)
+    atm = _atm_paths(compiled, one, None if atm_iv is None else atm_iv[path:path + 1])
+    common = _common_inputs(compiled, one, atm, funding)
+    evaluate_nb(**common, **inputs, out=out, trace_v=0, trace_p=0, marks=marks, orders=orders, n_orders=n_orders)
     if out[0, 0, HedgeOut.LIQUIDATED]:
         raise ValueError(f"a perp was liquidated on path {path}: vectorbt has no liquidations")
     has_perp = pf_inputs["perp_size"] != 0.0 or vs[row].hedge_size != 0.0

@@ -51,14 +51,17 @@ def render_strategies(table) -> str:
         return f"{x / 1e3:,.1f}k" if abs(x) >= 1e3 else f"{x:,.0f}"
 
     head = (f"{'strategy':<28} {'mean PnL':>10} {'ES95':>9} {'ES99':>9} {'VaR99':>9} {'maxDD p95':>9} "
-            f"{'P(liq)':>7} {'premium':>9} {'dES99':>9} {'ES99 saved/$':>12}")
-    lines = ["hedges (PnL in USD against the unhedged book's start value; losses positive in ES/VaR)", head,
+            f"{'P(liq)':>7} {'premium':>9} {'fair value':>10} {'prem/fair':>9} {'dES99':>9} {'ES99 saved/$':>12}")
+    lines = ["hedges (PnL in USD against the unhedged book's start value; losses positive in ES/VaR; fair value: "
+             "the option legs' mean payoff on the paths)", head,
              "-" * len(head)]
     for _, r in table.iterrows():
         eff = "" if r["effectiveness"] != r["effectiveness"] else f"{r['effectiveness']:.2f}"
+        ratio = r.get("premium_over_fair", float("nan"))
+        ratio = "" if ratio != ratio else f"{ratio:.2f}"
         lines.append(f"{row_label(r)[:28]:<28} {usd(r['pnl_mean']):>10} {usd(r['es95']):>9} {usd(r['es99']):>9} "
                      f"{usd(r['var99']):>9} {r['max_dd_p95']:>9.1%} {r['p_liquidated']:>7.1%} {usd(r['premium']):>9} "
-                     f"{usd(r['d_es99']):>9} {eff:>12}")
+                     f"{usd(r.get('fair_value', 0.0)):>10} {ratio:>9} {usd(r['d_es99']):>9} {eff:>12}")
     skipped = table.attrs.get("not_evaluated") or []
     if skipped:
         lines.append(f"not evaluated yet: {', '.join(skipped)}")

@@ -102,6 +102,7 @@ class SimulationResult:
             "liquidations_usd": liq,
             "long_liquidations_usd": self._raw["liq_long"],
             "short_liquidations_usd": self._raw["liq_short"],
+            "atm_iv": self._raw["atm_iv"],  # the path's 30-day ATM implied vol
         }
         columns = {}
         # numpy's partition releases the GIL: the series side by side on the cores (10,000 paths x

@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .compile.compiled import CompiledScenario
-from .compile.layout import N_STEP_SUMS, OPTION_PUT, Venue
+from .compile.layout import (IV_FLOOR, IV_H_POINTS, IV_LEVEL_HI, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_STEP_SUMS,
+                             OPTION_PUT, Venue)
 from .errors import ScenarioError
 from .options.surface import VolSurface
 
-__all__ = ["run", "run_prepared", "prepare", "Prepared", "student_t_table", "dealer_hedge_table", "DEALER_GRID"]
+__all__ = ["run", "run_prepared", "prepare", "Prepared", "student_t_table", "dealer_hedge_table", "DEALER_GRID",
+           "iv_forward_table", "iv_levels", "N_IV_LEVELS", "IV_TENOR", "IV_FLOOR"]
 
 DEALER_GRID = 256  # log-price points of the dealer hedge table
 TAIL_TABLE = 4097  # quantiles of the unit-variance Student-t
@@ -70,14 +72,16 @@ def normal_table(n: int = NORMAL_TABLE) -> np.ndarray:
 
 
 def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, float]:
-    """Dealers' hedge in BTC by step and log price: ``sum_k share * OI_k * delta_k(S, t)``.
+    """Dealers' hedge in BTC by step, ATM implied vol and log price: ``sum_k share * OI_k * delta_k``.
 
     Dealers are short the share DEALER_SHORT_SHARE of the open interest and hold its delta:
     short BTC against puts, long against calls, so they sell into a fall (short gamma). Implied
-    vol: the step's :class:`engine.options.surface.VolSurface` (ATM_IV, RISK_REVERSAL_25D,
-    TERM_SLOPE, the butterfly), moved by the log return from the start to the grid price
-    (``spot_vol_beta``, ``skew_beta``), on the spot as the forward (no rates).
-    Returns ``(table[n_steps, DEALER_GRID], log-price of column 0, columns per unit log price)``.
+    vol: the step's :class:`engine.options.surface.VolSurface` (RISK_REVERSAL_25D, TERM_SLOPE, the
+    butterfly, the risk reversal moved by ``skew_beta`` times the log return from the start to the
+    grid price) with its ATM level at each of ``N_IV_LEVELS`` log-spaced levels from ``IV_LEVEL_LO``
+    to ``IV_LEVEL_HI``: the path's ATM IV (:data:`IV_TENOR`, the kernel's ``iv``) picks between them
+    (:func:`engine.nb.kernel.dealer_hedge_nb`). The spot as the forward (no rates).
+    Returns ``(table[n_steps, N_IV_LEVELS, DEALER_GRID], log-price of column 0, columns per unit log price)``.
     """
     from scipy.special import ndtr
 
@@ -86,13 +90,11 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
     lo = math.log(spot) - span
     step = 2.0 * span / (DEALER_GRID - 1)
     n_steps = compiled.n_steps
-    table = np.zeros((n_steps, DEALER_GRID))
     opts = compiled.options
     if opts.kind.size == 0:
-        return table, lo, 1.0 / step
+        return np.zeros((n_steps, N_IV_LEVELS, DEALER_GRID)), lo, 1.0 / step
     log_s = lo + step * np.arange(DEALER_GRID)
     years = np.arange(n_steps) * compiled.param("DT_YEARS")
-    atm = compiled.step("ATM_IV")[:, None, None]
     rr = compiled.step("RISK_REVERSAL_25D")[:, None, None]
     slope = compiled.step("TERM_SLOPE")[:, None, None]
     share = compiled.step("DEALER_SHORT_SHARE")[:, None]
@@ -100,17 +102,59 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
     alive = tau > 0.0
     tau = np.where(alive, tau, 1.0)
     moneyness = np.log(opts.strike_usd)[None, None, :] - log_s[None, :, None]
-    # the step's surface (arrays broadcast), moved by the log return since the start at each grid price
-    surface = VolSurface(atm=atm, rr25=rr, term_slope=slope, bf25=compiled.param("SURFACE_BF25"),
-                         spot_vol_beta=compiled.param("SURFACE_SPOT_VOL_BETA"),
-                         skew_beta=compiled.param("SURFACE_SKEW_BETA"))
-    surface = surface.moved((log_s - math.log(spot))[None, :, None])
-    vol = surface.vol(opts.strike_usd[None, None, :], np.exp(log_s)[None, :, None], tau)
-    d1 = (-moneyness + 0.5 * vol * vol * tau) / (vol * np.sqrt(tau))
-    delta = ndtr(d1) - (opts.kind == OPTION_PUT)[None, None, :]
-    delta = np.where(alive, delta, 0.0)
-    table = share * np.einsum("tgk,tk->tg", delta, opts.open_interest_btc)
+    table = np.empty((n_steps, N_IV_LEVELS, DEALER_GRID))
+    for k, level in enumerate(iv_levels()):
+        # the step's surface at this ATM level, its skew moved by the log return at each grid price
+        surface = VolSurface(atm=np.full_like(rr, level), rr25=rr, term_slope=slope,
+                             bf25=compiled.param("SURFACE_BF25"), spot_vol_beta=0.0,
+                             skew_beta=compiled.param("SURFACE_SKEW_BETA"))
+        surface = surface.moved((log_s - math.log(spot))[None, :, None])
+        vol = surface.vol(opts.strike_usd[None, None, :], np.exp(log_s)[None, :, None], tau)
+        d1 = (-moneyness + 0.5 * vol * vol * tau) / (vol * np.sqrt(tau))
+        delta = ndtr(d1) - (opts.kind == OPTION_PUT)[None, None, :]
+        delta = np.where(alive, delta, 0.0)
+        table[:, k, :] = share * np.einsum("tgk,tk->tg", delta, opts.open_interest_btc)
     return table, lo, 1.0 / step
+
+
+def iv_levels() -> np.ndarray:
+    """The dealer table's ATM IV levels: ``exp(ln IV_LEVEL_LO + k / iv_level_inv())``."""
+    return np.exp(math.log(IV_LEVEL_LO) + np.arange(N_IV_LEVELS) / iv_level_inv())
+
+
+def iv_level_inv() -> float:
+    """Levels per unit of log ATM IV in the dealer table."""
+    return (N_IV_LEVELS - 1) / math.log(IV_LEVEL_HI / IV_LEVEL_LO)
+
+
+def iv_forward_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, float]:
+    """The forward-variance factor ``F(h)``: the conditional variance multiplier ``m^2 = exp(h -
+    s^2/2)`` expected over the next :data:`IV_TENOR` years given the log-variance deviation ``h``
+    today, averaged, ``F(h) = 1/T int_0^T exp(h e^{-k u} - s^2 e^{-2 k u} / 2) du`` (``h`` an
+    Ornstein-Uhlenbeck process with stationary deviation ``s`` = CLUSTER_STDEV and mean reversion
+    ``k = -ln(CLUSTER_PERSIST) / DT_YEARS`` per year). Gauss-Legendre quadrature (64 nodes) at
+    ``IV_H_POINTS`` values of ``h`` over ``[-6s, 6s]`` (all ones over ``[-1, 1]`` when ``s = 0``).
+    Returns ``(table, h of point 0, points per unit h)``; the kernel reads it linearly, clamped."""
+    s = compiled.param("CLUSTER_STDEV")
+    persist = compiled.param("CLUSTER_PERSIST")
+    if s <= 0.0 or not 0.0 < persist < 1.0:  # no clustering, or h forgets itself within a step: F = 1
+        return np.ones(IV_H_POINTS), -1.0, (IV_H_POINTS - 1) / 2.0
+    kappa = -math.log(persist) / compiled.param("DT_YEARS")
+    h = np.linspace(-6.0 * s, 6.0 * s, IV_H_POINTS)
+    # w = kappa*u: F = 1 + 1/(kappa T) int_0^{kappa T} [exp(h e^-w - s^2 e^-2w / 2) - 1] dw; the bracket
+    # decays like e^-w, so it is integrated on panels [0, 1/2], [1/2, 1], [1, 2], ... up to
+    # min(kappa T, 48) (beyond, below 1e-19 of its start), 32 Gauss-Legendre nodes each
+    end = min(kappa * IV_TENOR, 48.0)
+    edges = [0.0] + [min(0.5 * 2.0**i, end) for i in range(8) if 0.5 * 2.0**i < end] + [end]
+    nodes, weights = np.polynomial.legendre.leggauss(32)
+    total = np.zeros(IV_H_POINTS)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        w = a + 0.5 * (b - a) * (nodes + 1.0)
+        decay = np.exp(-w)
+        total += 0.5 * (b - a) * (weights[None, :] * np.expm1(h[:, None] * decay[None, :]
+                                                              - 0.5 * s * s * decay[None, :] ** 2)).sum(axis=1)
+    table = 1.0 + total / (kappa * IV_TENOR)
+    return table, float(h[0]), (IV_H_POINTS - 1) / (12.0 * s)
 
 
 @dataclass(frozen=True)
@@ -126,6 +170,9 @@ class Prepared:
     tail_scale: float
     normal_table: np.ndarray
     drivers: np.ndarray  # (n_steps, N_DRIVERS): see engine.compile.layout.DRIVER_FIELDS
+    iv_table: np.ndarray  # the forward-variance factor F(h) (iv_forward_table)
+    iv_h_lo: float
+    iv_h_inv: float
     venue_share: np.ndarray  # each venue's share of the book at the start (new positions follow it)
     rows: np.ndarray  # compiled.book_rows with Row.SHARE: the venue's share on its smallest class's row
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
@@ -198,9 +245,16 @@ def prepare(compiled: CompiledScenario) -> Prepared:
             | (compiled.step("NEW_SHORT_NOTIONAL_USD") > 0) | (compiled.step("DIFFICULTY_ADJUST") != 0)
             | (compiled.venue_steps[Venue.MARGIN_CHANGE] != 0).any(axis=0))
     drivers[:, Driver.RARE] = rare
+    dt_years = compiled.param("DT_YEARS")
+    drivers[:, Driver.IV_DIFFUSION_VAR] = variance / dt_years
+    drivers[:, Driver.IV_JUMP_VAR] = compiled.step("JUMP_PROB") * (
+        compiled.param("JUMP_MEAN") ** 2 + compiled.param("JUMP_STDEV") ** 2) / dt_years
+    atm = compiled.step("ATM_IV")
+    drivers[:, Driver.IV_SHIFT] = atm - atm[0]
+    iv_table, iv_h_lo, iv_h_inv = iv_forward_table(compiled)
     g = compiled.book_bankruptcy_usd
     grid = np.concatenate([g, [math.log(g[0]), (g.size - 1) / math.log(g[-1] / g[0])]])
-    return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), drivers,
+    return Prepared(compiled, table, lo, inv, tail, power, scale, normal_table(), drivers, iv_table, iv_h_lo, iv_h_inv,
                     share, rows,
                     np.ascontiguousarray(compiled.steps.T), np.ascontiguousarray(compiled.venue_steps.transpose(2, 1, 0)),
                     grid)
@@ -238,11 +292,12 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
     rows = slice(first, first + count)
     tasks = np.zeros((n_blocks * per_block, n_steps, out["flows"].shape[2]))
     if keep_steps:
-        views = [out[k][rows] for k in ("price", "open_interest", "liq_long", "liq_short", "funding")]
+        views = [out[k][rows] for k in ("price", "open_interest", "liq_long", "liq_short", "funding", "atm_iv")]
     else:
-        views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(5)]
+        views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(6)]
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
-                c.book_long_entry_usd, c.book_short_entry_usd, prep.rows, c.new_leverage, prep.dealer_table, prep.dealer_lo, prep.dealer_inv, prep.tail_table,
+                c.book_long_entry_usd, c.book_short_entry_usd, prep.rows, c.new_leverage, prep.dealer_table, prep.dealer_lo, prep.dealer_inv,
+                prep.iv_table, prep.iv_h_lo, prep.iv_h_inv, prep.tail_table,
                 prep.tail_power, prep.tail_scale, prep.normal_table, prep.drivers, c.rng.block_seeds, block, task, first,
                 out["summary"][rows], *views, tasks, keep_steps, prep.replay,
                 out["stress"] if prep.replay.size else np.empty((0, N_STRESS)))
@@ -303,6 +358,7 @@ def run_prepared(prep: Prepared, scenario=None, n_jobs: int = 1, *, chunk_paths:
         "liq_long": np.zeros(step_shape, dtype=np.float32),
         "liq_short": np.zeros(step_shape, dtype=np.float32),
         "funding": np.zeros(step_shape, dtype=np.float32),  # the funding rate per interval, each step
+        "atm_iv": np.zeros(step_shape, dtype=np.float32),  # the path's ATM implied vol at the end of each step
         # per RNG block, (step, field): one step's flows side by side in memory
         "flows": np.zeros((compiled.rng.block_seeds.shape[0], n_steps, N_STEP_SUMS)),
         # replay only: the book's margin stress at the end of every step (engine.nb.kernel.STRESS_FIELDS)

@@ -69,6 +69,7 @@ market:
     butterfly_25d: 2%
     spot_vol_beta: 0.4
     skew_beta: 0.3
+    variance_risk_premium: 0.3
   miners:
     hashrate_eh_per_s: 1000
     breakeven_hash_price_usd_per_ph_day: 40

@@ -4,9 +4,9 @@ Stumpy keeps a ``tests/naive.py`` beside every fast kernel; this is ours for
 :mod:`engine.nb.kernel`. It simulates one path of the model stated in the kernel's docstring from
 the same inputs (a :class:`engine.simulate.Prepared`) and the same innovations (the path's
 uniforms, ``engine.nb.rng.draw_uniforms_nb``), and returns what the kernel returns for that path:
-the summary (``SUMMARY_FIELDS``), the per-step price, open interest and liquidations, the per-step
-flow decomposition (``FLOW_FIELDS``) and the per-step book events (``BOOK_EVENT_FIELDS``: ADL and
-partial liquidations, USD).
+the summary (``SUMMARY_FIELDS``), the per-step price, open interest, liquidations and ATM implied
+vol (model v6), the per-step flow decomposition (``FLOW_FIELDS``) and the per-step book events
+(``BOOK_EVENT_FIELDS``: ADL and partial liquidations, USD).
 
 The price, impact and liquidations (model v2):
 
@@ -112,6 +112,31 @@ and the momentum traders' single leverage:
   traders (``opened = MOMENTUM_RATE*dt*max(0, min(|ret|, 1) - MOMENTUM_THRESHOLD)`` times the
   book's starting size in BTC, ``L0 + S0``), then the relief-rally shorts.
 
+Option vols that follow the path (model v6: the dealers' implied vol; ``/work/spec-iv.md``):
+
+* The ATM implied vol (30-day tenor ``T = IV_TENOR``) is a per-path state ``iv``, starting at the
+  quoted ``ATM_IV_0`` on every path. The model's level is ``sigma(h, t) = (1 + VRP)*sqrt(D_t*F(h)
+  + J_t)``, ``VRP`` the variance risk premium (``IV_VRP``): ``D_t = (VOL_t^2 +
+  (MACRO_BETA_t*MACRO_VOL_t)^2)/DT_YEARS`` the step's diffusive variance per year, ``J_t =
+  JUMP_PROB_t*(JUMP_MEAN^2 + JUMP_STDEV^2)/DT_YEARS`` the random jumps', and ``F(h)`` the diffusion's
+  variance multiplier ``m^2 = exp(h - s^2/2)`` expected over the next ``T`` given today's ``h``
+  (``(1/T)*int_0^T exp(h*e^{-k u} - s^2 e^{-2 k u}/2) du``, ``k = -ln(CLUSTER_PERSIST)/DT_YEARS``;
+  1 without clustering), read linearly in the prepared ``prep.iv_table`` (clamped to its ends).
+* Once the starting regime ``h0`` is drawn (``h0 = 0`` without clustering), the gap ``g =
+  ATM_IV_0 - sigma(h0, 0)``. At the end of every step ``t`` (after the cascade, ``h`` already moved
+  on by the step's update): ``g <- IV_DECAY*g``, ``IV_DECAY = exp(-DT_YEARS/T)`` (the gap rolls
+  off with the tenor), and ``iv = max(sigma(h, t) + g + IV_SHIFT_t - SURFACE_SPOT_VOL_BETA*(ln P_t -
+  ln SPOT0), IV_FLOOR)``: the path's expected vol over the tenor with its premium, the gap left of
+  the quote, the scheduled surface's moves (``IV_SHIFT_t = ATM_IV_t - ATM_IV_0``: shocks) and the
+  spot-vol beta on the return since the start. It is recorded per step (``atm_iv``). In a replay
+  ``iv`` evolves just the same (the scenario's ``D_t``; the observed closes).
+* The dealers' hedge reads it: the prepared table is now ``(step, ATM level, log price)``, levels
+  ``exp(IV_LEVEL_LO + k/IV_LEVEL_INV)``, ``k < N_IV_LEVELS`` (``0.05`` to ``4``: the step's surface with
+  that ATM, the skew moved by the return at the grid price, no spot-vol beta: it is in ``iv``). Step
+  ``t``'s target is read at its open, at the ``iv`` the previous step left (``ATM_IV_0`` at the first
+  step and for the starting hedge): linear in log price on the two levels around ``ln iv``, then
+  linear in ``ln iv`` between them (:func:`dealer_hedge`).
+
 Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
 instead of its exogenous moves, and flows and liquidations have no impact (``c_t = l_t = lam_t =
 0``: the observed price already holds their effect) and the path between two closes is the
@@ -132,18 +157,19 @@ It is deliberately *not* the kernel's algorithm:
   then takes them in that order;
 * each row's rates are the plain ``max`` of its floors and its venue's rates, kept in a list and
   used as they are (the kernel caches trigger factors);
-* the impact coefficients and the bridge variance (times ``m^2`` when volatility clusters) are
-  recomputed from the compiled params and steps at every step (the kernel reads them from
-  ``prep.drivers``, which the reference never reads: it checks that table too);
+* the impact coefficients and the bridge variance (times ``m^2`` when volatility clusters), and
+  model v6's ``D_t``, ``J_t`` and ``IV_SHIFT_t``, are recomputed from the compiled params and steps
+  at every step (the kernel reads them from ``prep.drivers``, which the reference never reads: it
+  checks that table too);
 * totals (open interest, side sizes) are summed from the cells when needed (the kernel keeps
   running sums);
 * the trailing prices are a plain list of step-start prices (the kernel keeps a ring buffer).
 
 What it shares with the kernel is the model's own numerics: ``Phi^-1`` is the engine's (linear in
 the prepared normal quantile table, Acklam's approximation, written out again below, in its end
-cells), the Student-t scale and the dealers' hedge are read from the tables
-:func:`engine.simulate.prepare` builds, and new sizes are spread over the two neighbouring grid
-cells linearly in log price, clamped at the grid's ends.
+cells), the Student-t scale, the dealers' hedge and the forward-variance factor ``F(h)`` are read
+from the tables :func:`engine.simulate.prepare` builds, and new sizes are spread over the two
+neighbouring grid cells linearly in log price, clamped at the grid's ends.
 
 Points where the kernel once differed from the model (the tests at the end of
 ``tests/test_reference.py`` pin them):
@@ -172,13 +198,20 @@ from engine.nb.kernel import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
 from engine.nb.rng import draw_uniforms_nb
 
 __all__ = ["PathResult", "Book", "BookRow", "book_rows", "simulate_path", "path_uniforms", "standard_normal",
-           "inverse_normal_cdf", "adl_score", "LOG_FLOOR"]
+           "inverse_normal_cdf", "adl_score", "dealer_hedge", "forward_variance_factor", "LOG_FLOOR", "IV_TENOR",
+           "IV_FLOOR", "N_IV_LEVELS", "IV_LEVEL_LO", "IV_LEVEL_INV"]
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20)
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% return
 NEAR_LIQUIDATION = 0.05  # stress: notional a 5% move would liquidate
 HIGH_LEVERAGE = 4.0  # stress: notional above 4x effective leverage
 LONG, SHORT = "long", "short"
+# model v6 (/work/spec-iv.md), written out again from the spec
+IV_TENOR = 30.0 / 365.25  # years: the surface's reference tenor, over which the ATM vol's gap rolls off
+IV_FLOOR = 0.05  # the ATM implied vol never goes below it
+N_IV_LEVELS = 16  # ATM levels of the dealers' hedge table: exp(IV_LEVEL_LO + k/IV_LEVEL_INV), 0.05 to 4
+IV_LEVEL_LO = math.log(0.05)  # the lowest level, in log (the spec's iv_lo; engine.compile.layout keeps the level)
+IV_LEVEL_INV = (N_IV_LEVELS - 1) / math.log(4.0 / 0.05)
 
 
 # ----------------------------------------------------------------------------- draws
@@ -238,9 +271,8 @@ def student_t(prep, u: float) -> float:
     return float(table[k] + (x - k) * (table[k + 1] - table[k]))
 
 
-def dealer_hedge(prep, t: int, log_price: float) -> float:
-    """Dealers' hedge (BTC) at step ``t``: the prepared table, linear in log price, flat beyond it."""
-    row = prep.dealer_table[t]
+def _linear_in_log_price(prep, row, log_price: float) -> float:
+    """One row of the dealers' hedge table (a step and an ATM level), linear in log price, flat beyond it."""
     x = (log_price - prep.dealer_lo) * prep.dealer_inv
     if x <= 0.0:
         return float(row[0])
@@ -248,6 +280,34 @@ def dealer_hedge(prep, t: int, log_price: float) -> float:
         return float(row[-1])
     k = int(x)
     return float(row[k] + (x - k) * (row[k + 1] - row[k]))
+
+
+def dealer_hedge(prep, t: int, log_price: float, iv: float) -> float:
+    """Dealers' hedge (BTC) at step ``t``, ``log_price`` and ATM implied vol ``iv`` (model v6): the
+    prepared ``(step, ATM level, log price)`` table, each of the two levels around ``ln iv`` read
+    linearly in log price, then the two linearly in ``ln iv`` (clamped to the levels' range)."""
+    levels = prep.dealer_table[t]
+    y = min(max((math.log(iv) - IV_LEVEL_LO) * IV_LEVEL_INV, 0.0), N_IV_LEVELS - 1.0)
+    k = min(int(y), N_IV_LEVELS - 2)
+    w = y - k
+    a = _linear_in_log_price(prep, levels[k], log_price)
+    b = _linear_in_log_price(prep, levels[k + 1], log_price)
+    return a + w * (b - a)
+
+
+def forward_variance_factor(prep, h: float) -> float:
+    """``F(h)``: the diffusion's variance multiplier ``m^2`` expected over the next ``IV_TENOR`` given
+    today's ``h`` (model v6), linear in the prepared table (``prep.iv_table`` at ``h = iv_h_lo +
+    i/iv_h_inv``), clamped to its ends."""
+    table = prep.iv_table
+    n = len(table)
+    x = (h - prep.iv_h_lo) * prep.iv_h_inv
+    if x <= 0.0:
+        return float(table[0])
+    if x >= n - 1:
+        return float(table[n - 1])
+    k = int(x)
+    return float(table[k] + (x - k) * (table[k + 1] - table[k]))
 
 
 def path_uniforms(compiled, path: int) -> np.ndarray:
@@ -450,6 +510,7 @@ class PathResult:
     book_events: dict = dataclasses.field(default_factory=dict)  # BOOK_EVENT_FIELDS -> per-step list, USD
     stress: list = dataclasses.field(default_factory=list)  # replay only: STRESS_FIELDS -> value, per step
     vol_multiplier: list = dataclasses.field(default_factory=list)  # per step, m (1 without clustering)
+    atm_iv: list = dataclasses.field(default_factory=list)  # per step, the ATM implied vol at its end (model v6)
 
 
 @dataclass(frozen=True)
@@ -475,8 +536,9 @@ class _Path:
     book (cells, entry prices, funding shift) with each row's rates, the insurance funds, the ETF's
     holdings, the miners' reserves and hashrate, the dealers' hedge, the realised-variance EWMA, the
     trailing step-start prices, the running peak, the average entry ``e`` (model v5) and the
-    initial book's side sizes ``L0``, ``S0`` (BTC), a circuit breaker's pause, and ``h``,
-    the log variance's deviation (model v4; 0 and unused without clustering)."""
+    initial book's side sizes ``L0``, ``S0`` (BTC), a circuit breaker's pause, ``h``, the log
+    variance's deviation (model v4; 0 and unused without clustering), and the ATM implied vol ``iv``
+    with its gap to the model's level (model v6)."""
 
     def __init__(self, prep, replay=None):
         c = prep.compiled
@@ -517,9 +579,14 @@ class _Path:
         self.etf_holdings = self.p["ETF_HOLDINGS_BTC"]
         self.miner_reserves = self.p["MINER_RESERVES_BTC"]
         self.hashrate = self.p["MINER_HASHRATE_PH"]
-        self.hedge = dealer_hedge(prep, 0, self.ln_price)
         self.paused_until = -1
         self.h = 0.0  # the log variance's deviation from its long-run level (set at t = 0 from u10)
+        # model v6: the ATM implied vol, at the quote at the start; its gap to the model's level is set
+        # once the starting regime is drawn (t = 0)
+        self.iv = self.drv["ATM_IV"][0]
+        self.iv_gap = 0.0
+        self.iv_decay = math.exp(-self.p["DT_YEARS"] / IV_TENOR)
+        self.hedge = dealer_hedge(prep, 0, self.ln_price, self.iv)
 
         self.totals = dict.fromkeys(SUMMARY_FIELDS, 0.0)
         self.totals.update(min_price=spot, max_price=spot, min_funding_rate=math.inf, max_funding_rate=-math.inf,
@@ -593,6 +660,31 @@ class _Path:
         w = standard_normal(self.prep, u[6])
         self.h = p["CLUSTER_PERSIST"] * self.h + p["CLUSTER_SHOCK"] * (rho * x + math.sqrt(1.0 - rho * rho) * w)
 
+    # -- the ATM implied vol (model v6)
+    def model_iv(self, t: int) -> float:
+        """``sigma(h, t) = (1 + VRP)*sqrt(D_t*F(h) + J_t)``: the vol expected over the tenor, from step
+        ``t``'s diffusive variance per year ``D_t``, scaled by ``F(h)`` (the conditional variance's
+        expected multiplier), and the random jumps' ``J_t``, with the variance risk premium."""
+        p, d = self.p, self.drv
+        dt = p["DT_YEARS"]
+        diffusion = (d["VOL"][t] ** 2 + (d["MACRO_BETA"][t] * d["MACRO_VOL"][t]) ** 2) / dt
+        jumps = d["JUMP_PROB"][t] * (p["JUMP_MEAN"] ** 2 + p["JUMP_STDEV"] ** 2) / dt
+        return (1.0 + p["IV_VRP"]) * math.sqrt(diffusion * forward_variance_factor(self.prep, self.h) + jumps)
+
+    def start_implied_vol(self) -> None:
+        """Once the starting regime is drawn: the gap between the quote and the model's level."""
+        self.iv_gap = self.drv["ATM_IV"][0] - self.model_iv(0)
+
+    def follow_implied_vol(self, t: int) -> None:
+        """At the end of step ``t`` (``h`` moved on, the close final): the gap rolls off, and ``iv`` is
+        the model's level plus the gap, the scheduled surface's move since the start and the spot-vol
+        beta on the return since the start, floored."""
+        d = self.drv
+        self.iv_gap *= self.iv_decay
+        shift = d["ATM_IV"][t] - d["ATM_IV"][0]
+        spot_vol = self.p["SURFACE_SPOT_VOL_BETA"] * (self.ln_price - math.log(self.p["SPOT0"]))
+        self.iv = max(self.model_iv(t) + self.iv_gap + shift - spot_vol, IV_FLOOR)
+
     # -- 1-2
     def heal(self, k: Impact) -> None:
         """The transient flow state decays toward 0."""
@@ -662,8 +754,9 @@ class _Path:
         return -sold * s
 
     def dealer_rehedge(self, t: int) -> float:
-        """Dealers trade toward the tabulated hedge at the step-start price."""
-        target = dealer_hedge(self.prep, t, self.start_ln_price)
+        """Dealers trade toward the tabulated hedge at the step-start price and the ATM implied vol
+        the previous step left (model v6)."""
+        target = dealer_hedge(self.prep, t, self.start_ln_price, self.iv)
         flow = (target - self.hedge) * self.start_price
         self.hedge = target
         return flow
@@ -915,6 +1008,7 @@ class _Path:
         self.events = dict.fromkeys(BOOK_EVENT_FIELDS, 0.0)
         if t == 0:
             self.start_regime(u[10])
+            self.start_implied_vol()
         self.out.vol_multiplier.append(self.vol_multiplier())
         k = self.impact(t)
 
@@ -950,7 +1044,8 @@ class _Path:
         else:
             liq_long, liq_short, rounds, low, high = self.cascade(t, low, high, k)
 
-        # 8. records; the average entry moves toward the step's close
+        # 8. the ATM implied vol at the step's end; records; the average entry moves toward the step's close
+        self.follow_implied_vol(t)
         self.record(t, liq_long, liq_short, rounds, funding, low, high,
                     dict(etf=etf, long_liquidations=-liq_long, short_liquidations=liq_short, deleveraging=delev,
                          dealers=dealers, miners=miners, momentum=momentum, new_positions=arrivals, forced=forced,
@@ -990,6 +1085,7 @@ class _Path:
         out.liq_long.append(liq_long)
         out.liq_short.append(liq_short)
         out.rounds.append(rounds)
+        out.atm_iv.append(self.iv)
         for key in FLOW_FIELDS:
             out.flows[key].append(flows[key])
         for key in BOOK_EVENT_FIELDS:

@@ -268,25 +268,22 @@ def test_vectorbt_export_refuses_what_it_cannot_book(tiny_scenario):
         to_vectorbt(r, 99, 0)
 
 
-def test_tabulated_marks_agree_with_black_scholes_at_every_step(tiny_scenario, monkeypatch):
-    """Fixed contracts are marked from per-step tables (cubic Hermite in log price); forcing
-    Black-Scholes at every step moves PnL and ES by less than a millionth of the book's value, and
-    drawdowns by less than 0.001 percentage points."""
+def test_contracts_marked_once_for_all_rows_or_row_by_row_give_the_same_bits(tiny_scenario, monkeypatch):
+    """Fixed contracts are marked once per (path, step) for every row holding them; with no room
+    for those marks (``MARKS_BUDGET_BYTES = 0``) every row is marked by the general kernel, on the
+    path's own ATM vols: the same numbers, bit for bit."""
     import engine.hedge as hedge
 
     rules = [{"rule": "put_spread", "long_strike_usd": "86k", "short_strike_usd": "78k", "size_btc": 3,
               "tenor": "30d"},
              {"rule": "collar", "put_strike_usd": "82k", "call_strike_usd": "95k", "size_btc": 3, "tenor": "30d"}]
     r, _ = _run(tiny_scenario, rules, {"spot_btc": 3, "cash_usd": "100k"}, volatility={"annual": "90%"})
-    tabulated = evaluate(r)
-    monkeypatch.setattr(hedge, "TABLE_BUDGET_BYTES", 0)
-    direct = evaluate(r)
-    book = 3 * r.compiled.param("SPOT0") + 100_000
-    for column in ("pnl_mean", "es99"):
-        assert tabulated[column].to_numpy() == pytest.approx(direct[column].to_numpy(), abs=1e-6 * book), column
-    for column in ("max_dd_p50", "max_dd_p95"):  # shares of the peak: 1e-5 is 0.001 percentage points
-        assert tabulated[column].to_numpy() == pytest.approx(direct[column].to_numpy(), abs=1e-5), column
-    assert not np.array_equal(tabulated["pnl_mean"].to_numpy(), direct["pnl_mean"].to_numpy())  # tables were used
+    shared, shared_paths = hedge.evaluate_with_paths(r)
+    monkeypatch.setattr(hedge, "MARKS_BUDGET_BYTES", 0)
+    direct, direct_paths = hedge.evaluate_with_paths(r)
+    for name in shared_paths:
+        np.testing.assert_array_equal(shared_paths[name], direct_paths[name], err_msg=name)
+    assert (shared_paths["payoff"][1:] != 0).any()
 
 
 def _mixed(tiny, with_perp=True):
@@ -338,22 +335,24 @@ def test_the_fixed_contract_kernel_gives_the_general_kernels_numbers(tiny_scenar
 def test_rows_evaluated_in_any_chunks_and_order_are_the_same(tiny_scenario, monkeypatch):
     """A sweep may evaluate its rows in chunks (each with the unhedged row first): every row comes
     out bit for bit as in one call, whatever the chunk, its order, and however the tables are
-    split to fit ``TABLE_BUDGET_BYTES``."""
+    split to fit ``MARKS_BUDGET_BYTES``."""
     from engine import hedge
 
     r, scenario = _mixed(tiny_scenario)
     prices, lows, funding = r._raw["price"], r.per_path["min_price"].to_numpy(), r._raw["funding"]
-    whole, whole_paths = hedge._evaluate(prices, lows, r.compiled, scenario, funding)
+    atm = r._raw["atm_iv"]
+    whole, whole_paths = hedge._evaluate(prices, lows, r.compiled, scenario, funding, atm=atm)
     vs, _ = hedge.variants(scenario, r.compiled)
     order = np.random.default_rng(5).permutation(np.arange(1, len(vs)))
-    one_contract = hedge._table_bytes(r.compiled, 1)
-    for budget, chunks in ((hedge.TABLE_BUDGET_BYTES, (order[:3], order[3:9], order[9:])),
-                           (2 * one_contract, (order,)),  # many calls of two contracts' tables
+    one_contract = hedge._marks_bytes(r.compiled, 1)
+    for budget, chunks in ((hedge.MARKS_BUDGET_BYTES, (order[:3], order[3:9], order[9:])),
+                           (2 * one_contract, (order,)),  # many calls of two contracts' marks
                            (3 * one_contract, (order[::-1],))):
-        monkeypatch.setattr(hedge, "TABLE_BUDGET_BYTES", budget)
+        monkeypatch.setattr(hedge, "MARKS_BUDGET_BYTES", budget)
         for chunk in chunks:
             rows = [0, *chunk]
-            table, paths = hedge._evaluate(prices, lows, r.compiled, scenario, funding, vs=[vs[i] for i in rows])
+            table, paths = hedge._evaluate(prices, lows, r.compiled, scenario, funding, vs=[vs[i] for i in rows],
+                                           atm=atm)
             for name in paths:
                 np.testing.assert_array_equal(paths[name], whole_paths[name][rows], err_msg=name)
             for column in hedge.METRICS:

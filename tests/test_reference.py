@@ -1,20 +1,26 @@
 """The numba kernel against the plain-Python reference (``tests/reference.py``), path by path.
 
-Small scenarios (a few paths, 24-144 steps) each exercise a part of the model: a calm market
+Small scenarios (a few paths, 24-180 steps) each exercise a part of the model: a calm market
 (turnover: positions closing at their holding-time hazard, stop-loss and take-profit against the
 average entry, new ones arriving; model v5),
 a cascade of many rounds with bad debt and auto-deleveraging (and the same with a round cap), a
 margin-hike schedule in USD per contract, an exchange failure with a circuit breaker, a relief
 rally, ``RICH`` (every shock type), a crash through the default margin tiers (partial
 liquidations down the size classes), bad debt auto-deleveraged by rank across a tiered venue's
-rows and the cascade under conditional volatility (``clustering``, model v4). The reference gets
+rows, the cascade under conditional volatility (``clustering``, model v4) and option vols that
+follow the path (``implied-vol``, model v6: dealers hedging at the path's ATM implied vol over six
+weeks, long enough for the quote's gap to roll off). The reference gets
 the same uniforms as the kernel (``draw_uniforms_nb``) and must give the same per-path summary,
 flow decomposition and book events (ADL, partial liquidations) to 1e-9 (relative; absolute where
-a value can be ~0) and the same float32 per-step records. Then: the
+a value can be ~0) and the same float32 per-step records (price, open interest, liquidations, ATM
+implied vol). Then: the
 cases do run the mechanisms they are meant to, and a change of one part in a million in one
 parameter of the reference is caught; the reference's log variance follows its stated law, and
 without a vol of vol it changes nothing; with no stress and no momentum, the reference's closings
-and arrivals balance. The tests at the end pin kernel discrepancies the
+and arrivals balance; every path's implied vol starts at the quote and relaxes toward the model's
+level, the kernel agrees at its floor and above the dealer table's top level, and the prepared
+tables of model v6 (``F(h)``, the IV drivers, the dealers' hedge by ATM level) are the spec's. The
+tests at the end pin kernel discrepancies the
 reference found (netted bad debt, a side's scale reaching 0, ADL inside a round, extreme
 initial margins), all fixed.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,9 +208,29 @@ RANKED_ADL = _merge(CASCADE, {
 CLUSTER = {"vol_of_vol": 1.2, "half_life": "12h", "leverage": -0.6}
 CLUSTERING = _merge(CASCADE, {"name": "clustering", "market": {"volatility": {"clustering": CLUSTER}}})
 
+# option vols that follow the path (model v6): six weeks of 6h steps (the quote's gap to the model's
+# level rolls off with the 30-day tenor: e^-1.5 of it is left), dealers short a put and a call book
+# they hedge at the path's ATM vol, the vol clustering (F(h) moves the model's level), a variance risk
+# premium of its own, the spot-vol beta and an options-positioning shock that lifts the scheduled ATM
+# vol (IV_SHIFT) for a while
+IMPLIED_VOL = _merge(CALM, {
+    "name": "implied-vol",
+    "horizon": {"duration": "45d", "step": "6h"},
+    "market": {
+        "volatility": {"clustering": {"vol_of_vol": 1.0, "half_life": "3d", "leverage": -0.5}},
+        "options": {"open_interest": [
+            {"kind": "put", "strike_usd": "75k", "expiry": "2026-04-24T08:00:00Z", "size_btc": "40k"},
+            {"kind": "call", "strike_usd": "105k", "expiry": "2026-04-24T08:00:00Z", "size_btc": "25k"}],
+            "dealer_short_share": "70%", "atm_iv": "45%", "variance_risk_premium": 0.3, "spot_vol_beta": 0.6},
+    },
+    "shocks": [{"type": "options_positioning", "id": "vol_bid", "start": "+12d", "ramp": "1d", "duration": "6d",
+                "ramp_out": "2d", "atm_iv": "75%"}],
+})
+
 SCENARIOS = {"calm": CALM, "cascade": CASCADE, "cascade-capped": CASCADE_CAPPED, "margin-hike": MARGIN_HIKE,
              "exchange-failure": EXCHANGE_FAILURE, "relief-rally": RELIEF_RALLY, "rich": RICH,
-             "tiered-crash": TIERED_CRASH, "ranked-adl": RANKED_ADL, "clustering": CLUSTERING}
+             "tiered-crash": TIERED_CRASH, "ranked-adl": RANKED_ADL, "clustering": CLUSTERING,
+             "implied-vol": IMPLIED_VOL}
 N_PATHS = {"rich": 6, "ranked-adl": 16}  # 4 for the others; ranked ADL's near-ties need more paths
 
 
@@ -304,7 +331,8 @@ def compare_steps(case: Case, refs=None) -> None:
     refs = case.refs if refs is None else refs
     raw = case.kernel._raw  # the per-path, per-step arrays (float32) engine.run kept
     usd = _usd_atol(case.compiled)
-    for key, atol in (("price", 0.0), ("open_interest", usd), ("liq_long", usd), ("liq_short", usd)):
+    for key, atol in (("price", 0.0), ("open_interest", usd), ("liq_long", usd), ("liq_short", usd),
+                      ("atm_iv", 0.0)):
         ref32 = np.array([getattr(r, key) for r in refs]).astype(np.float32)
         _check(f"per-step {key}", raw[key], ref32, F32_RTOL, atol)
 
@@ -403,6 +431,12 @@ _EXERCISED = {
     # than a factor 4, and the cascades still run
     "clustering": lambda case, pp: case.compiled.param("CLUSTER_STDEV") > 0
     and _vol_range(case) > 4.0 and (pp["max_cascade_rounds"] >= 3).any(),
+    # dealers trade on every path; the quote's gap has mostly rolled off; the path's ATM vol (the
+    # reference's) spreads over the paths and moves with the shock, never at the floor
+    "implied-vol": lambda case, pp: (pp["dealer_flow_usd"] != 0).all() and case.compiled.param("CLUSTER_STDEV") > 0
+    and case.compiled.param("IV_VRP") == 0.3 and np.ptp(case.compiled.step("ATM_IV")) > 0.25
+    and math.exp(-case.compiled.n_steps * case.compiled.param("DT_YEARS") / reference.IV_TENOR) < 0.25
+    and _iv_range(case) > 1.5 and min(min(ref.atm_iv) for ref in case.refs) > reference.IV_FLOOR,
 }
 
 
@@ -417,6 +451,12 @@ def _vol_range(case) -> float:
     """The largest over the smallest diffusion scale ``m`` the reference applied, over the case's paths."""
     m = np.concatenate([ref.vol_multiplier for ref in case.refs])
     return float(m.max() / m.min())
+
+
+def _iv_range(case) -> float:
+    """The highest over the lowest ATM implied vol of the reference, over the case's paths and steps."""
+    iv = np.concatenate([ref.atm_iv for ref in case.refs])
+    return float(iv.max() / iv.min())
 
 
 def test_each_case_exercises_its_mechanism(case):
@@ -450,6 +490,9 @@ def _reference_with(case: Case, **params) -> list:
     ("ranked-adl", "INSURANCE_FUND_USD"),
     ("clustering", "CLUSTER_SHOCK"),
     ("clustering", "CLUSTER_RHO"),
+    ("rich", "IV_VRP"),
+    ("implied-vol", "IV_VRP"),
+    ("implied-vol", "SURFACE_SPOT_VOL_BETA"),
 ])
 def test_the_comparison_catches_a_parameter_off_by_one_in_a_million(name, parameter):
     case = _case(name)
@@ -633,6 +676,214 @@ def test_reference_replay_evolves_the_log_variance_as_the_simulation_does():
     ref = reference.simulate_path(prep, reference.path_uniforms(case.compiled, 0), replay=np.log(sim.price))
     assert ref.vol_multiplier == sim.vol_multiplier and len(set(sim.vol_multiplier)) == case.compiled.n_steps
     assert np.allclose(ref.price, sim.price, rtol=1e-14, atol=0)
+
+
+# ----------------------------------------------------------------------------- option vols that follow the path
+# model v6: constant diffusion, jumps and quote, no clustering, no shock, daily steps over four months:
+# the quote's gap to the model's level rolls off (e^-4 of it is left)
+IV_RELAX = _merge(_BASE, {
+    "name": "iv-relax",
+    "horizon": {"duration": "120d", "step": "1d"},
+    "market": {"volatility": {"jumps": {"intensity_per_day": 0.1, "mean": "-3%", "stdev": "4%"}},
+               "options": {"atm_iv": "45%", "variance_risk_premium": 0.25, "spot_vol_beta": 0.4}},
+})
+
+
+def _model_iv(compiled, t: int, factor: float = 1.0) -> float:
+    """The spec's ``(1 + VRP)*sqrt(D_t*F + J_t)``, from the compiled arrays."""
+    p, step, dt = compiled.param, compiled.step, compiled.param("DT_YEARS")
+    diffusion = (step("VOL")[t] ** 2 + (step("MACRO_BETA")[t] * step("MACRO_VOL")[t]) ** 2) / dt
+    jumps = step("JUMP_PROB")[t] * (p("JUMP_MEAN") ** 2 + p("JUMP_STDEV") ** 2) / dt
+    return (1.0 + p("IV_VRP")) * math.sqrt(diffusion * factor + jumps)
+
+
+def test_every_path_starts_at_the_quoted_atm_iv():
+    """Every path's implied vol starts at ``ATM_IV_0`` whatever its starting regime: the gap is the
+    quote less the model's level at the path's own ``h0``. The starting hedge and the first step's
+    target are both read there (at spot), so the dealers do not trade at the first step."""
+    for name in ("rich", "clustering", "implied-vol"):
+        case = _case(name)
+        compiled = case.compiled
+        prep = prepare(compiled)
+        atm0, s = compiled.step("ATM_IV")[0], compiled.param("CLUSTER_STDEV")
+        decay = math.exp(-compiled.param("DT_YEARS") / reference.IV_TENOR)
+        gaps = []
+        for i in range(compiled.n_paths):
+            u = reference.path_uniforms(compiled, i)
+            path = reference._Path(prep)
+            assert path.iv == atm0
+            assert path.hedge == reference.dealer_hedge(prep, 0, math.log(compiled.param("SPOT0")), atm0)
+            path.step(0, [float(x) for x in u[0]])
+            h0 = s * reference.standard_normal(prep, u[0, 10])
+            gap = atm0 - _model_iv(compiled, 0, reference.forward_variance_factor(prep, h0))
+            assert path.iv_gap == pytest.approx(gap * decay, rel=1e-14, abs=1e-15)
+            assert path.out.flows["dealers"][0] == 0.0
+            gaps.append(gap)
+        assert len(set(gaps)) == compiled.n_paths  # each path its own regime, its own gap
+        assert case.kernel.flows["dealers"].iloc[0] == 0.0
+
+
+def test_implied_vol_relaxes_toward_the_models_level():
+    """With no clustering and no shock the model's level is the constant ``(1 + VRP)*sqrt(D + J)``:
+    net of the spot-vol beta on the return since the start, the path's ATM vol is that level plus
+    the quote's gap rolled off over the tenor, ``gap*exp(-(t + 1)*dt/T)``, on every path; the kernel's
+    agrees."""
+    compiled = engine.compile_scenario(engine.load_scenario(IV_RELAX), n_paths=2)
+    assert compiled.param("CLUSTER_STDEV") == 0.0 and compiled.param("JUMP_STDEV") > 0.0
+    for name in ("VOL", "MACRO_VOL", "MACRO_BETA", "JUMP_PROB", "ATM_IV"):
+        assert np.ptp(compiled.step(name)) == 0.0, name
+    atm0, beta = compiled.step("ATM_IV")[0], compiled.param("SURFACE_SPOT_VOL_BETA")
+    target = _model_iv(compiled, 0)
+    gap = atm0 - target
+    assert abs(gap) > 0.2 and beta > 0.0
+    t = np.arange(compiled.n_steps)
+    rolled = gap * np.exp(-(t + 1) * compiled.param("DT_YEARS") / reference.IV_TENOR)
+    assert abs(rolled[-1]) < 0.02 * abs(gap)
+    refs = _reference_paths(compiled, compiled.n_paths)
+    for ref in refs:
+        iv = np.array(ref.atm_iv)
+        assert iv.min() > reference.IV_FLOOR
+        net = iv + beta * (np.log(ref.price) - math.log(compiled.param("SPOT0")))
+        np.testing.assert_allclose(net, target + rolled, rtol=1e-12, atol=0)
+        assert abs(net[-1] - target) < 0.02 * abs(gap)
+    compare_all(Case(compiled, engine.run(compiled, keep_steps=True), refs))
+
+
+_OPTION_BOOK = [{"kind": "put", "strike_usd": "80k", "expiry": "2026-02-27T08:00:00Z", "size_btc": "30k"},
+                {"kind": "call", "strike_usd": "95k", "expiry": "2026-02-27T08:00:00Z", "size_btc": "20k"}]
+# the ends of the path's ATM vol: a calm market priced at half its vol (VRP -0.5) whose vol falls as
+# the price rises (spot-vol beta 3): floored at 0.05 on some steps, not on others; a wild one quoted
+# above the dealer table's highest level (4), read there
+IV_ENDS = {
+    "floor": _merge(_BASE, {"name": "iv-floor", "market": {
+        "volatility": {"annual": "8%", "jumps": {"intensity_per_day": 0.0}}, "macro": {"annual_vol": "1%"},
+        "options": {"open_interest": _OPTION_BOOK, "atm_iv": "6%", "variance_risk_premium": -0.5,
+                    "spot_vol_beta": 3.0}}}),
+    "ceiling": _merge(_BASE, {"name": "iv-ceiling", "market": {
+        "volatility": {"annual": "150%"},
+        "options": {"open_interest": _OPTION_BOOK, "atm_iv": "480%", "variance_risk_premium": 2.0}}}),
+}
+
+
+@pytest.mark.parametrize("end", list(IV_ENDS))
+def test_kernel_matches_the_reference_at_the_ends_of_the_implied_vol(end):
+    compiled = engine.compile_scenario(engine.load_scenario(IV_ENDS[end]), n_paths=4)
+    refs = _reference_paths(compiled, compiled.n_paths)
+    iv = np.array([ref.atm_iv for ref in refs])
+    if end == "floor":
+        assert (iv == reference.IV_FLOOR).any() and (iv > reference.IV_FLOOR).any()
+    else:
+        assert iv.min() > 4.0
+    case = Case(compiled, engine.run(compiled, keep_steps=True), refs)
+    assert (case.kernel.per_path["dealer_flow_usd"] != 0).all()
+    compare_all(case)
+
+
+def _forward_variance_quad(h: float, s: float, k: float) -> float:
+    """The spec's ``F(h) = (1/T) int_0^T exp(h e^{-k u} - s^2 e^{-2 k u}/2) du`` by adaptive quadrature,
+    split where ``e^{-k u}`` has fallen to e^-40 (beyond, the integrand is 1 to double precision) so
+    that a short half-life's boundary layer is resolved."""
+    from scipy.integrate import quad
+
+    T = reference.IV_TENOR
+    split = min(T, 40.0 / k)
+    f = lambda u: math.exp(h * math.exp(-k * u) - 0.5 * s * s * math.exp(-2.0 * k * u))  # noqa: E731
+    head = quad(f, 0.0, split, epsabs=0.0, epsrel=1e-12, limit=200)[0]
+    tail = quad(f, split, T, epsabs=0.0, epsrel=1e-12, limit=200)[0] if split < T else 0.0
+    return (head + tail) / T
+
+
+@pytest.mark.parametrize("half_life", ["2d", "12h", "1h"])
+def test_prepared_forward_variance_factor_is_the_specs_integral(half_life):
+    """``prep.iv_table``: 129 values of ``F`` at ``h = iv_h_lo + i/iv_h_inv`` over ``[-6s, 6s]``, each
+    the spec's integral to 1e-6 (relative), however short the half-life (a 1h one puts all of
+    ``h``'s decay in the first 1/500 of the tenor); read linearly, clamped beyond the ends."""
+    data = _merge(CLUSTERING, {"market": {"volatility": {"clustering": {"half_life": half_life}}}})
+    compiled = engine.compile_scenario(engine.load_scenario(data), n_paths=1)
+    prep = prepare(compiled)
+    s = compiled.param("CLUSTER_STDEV")
+    k = -math.log(compiled.param("CLUSTER_PERSIST")) / compiled.param("DT_YEARS")
+    table = np.asarray(prep.iv_table)
+    assert table.shape == (129,)
+    assert prep.iv_h_lo == pytest.approx(-6.0 * s, rel=1e-12)
+    assert prep.iv_h_lo + 128 / prep.iv_h_inv == pytest.approx(6.0 * s, rel=1e-12)
+    for i in (0, 13, 40, 64, 77, 101, 128):
+        h = prep.iv_h_lo + i / prep.iv_h_inv
+        exact = _forward_variance_quad(h, s, k)
+        assert table[i] == pytest.approx(exact, rel=1e-6), f"F({h:.4g}): table {table[i]!r}, quad {exact!r}"
+        assert reference.forward_variance_factor(prep, h) == pytest.approx(table[i], rel=1e-12)
+    assert _forward_variance_quad(0.0, 0.0, k) == pytest.approx(1.0, rel=1e-12)  # the quadrature itself
+    assert reference.forward_variance_factor(prep, -7.0 * s) == table[0]
+    assert reference.forward_variance_factor(prep, 7.0 * s) == table[-1]
+    # without clustering: all ones on [-1, 1]
+    flat = prepare(_case("cascade").compiled)
+    assert (np.asarray(flat.iv_table) == 1.0).all() and len(flat.iv_table) == 129
+    assert flat.iv_h_lo == -1.0 and flat.iv_h_lo + 128 / flat.iv_h_inv == pytest.approx(1.0, rel=1e-12)
+
+
+def test_prepared_iv_drivers_are_the_specs():
+    """``D_t``, ``J_t`` and ``IV_SHIFT_t`` in ``prep.drivers`` (the kernel's; the reference recomputes
+    them): the step's diffusive and jump variance per year, the scheduled ATM vol's move."""
+    for name in ("rich", "implied-vol"):
+        compiled = _case(name).compiled
+        drivers = prepare(compiled).drivers
+        p, dt = compiled.param, compiled.param("DT_YEARS")
+        diffusion = (compiled.step("VOL") ** 2 + (compiled.step("MACRO_BETA") * compiled.step("MACRO_VOL")) ** 2) / dt
+        jumps = compiled.step("JUMP_PROB") * (p("JUMP_MEAN") ** 2 + p("JUMP_STDEV") ** 2) / dt
+        shift = compiled.step("ATM_IV") - compiled.step("ATM_IV")[0]
+        np.testing.assert_allclose(drivers[:, layout.Driver.IV_DIFFUSION_VAR], diffusion, rtol=1e-14, atol=0)
+        np.testing.assert_allclose(drivers[:, layout.Driver.IV_JUMP_VAR], jumps, rtol=1e-14, atol=0)
+        np.testing.assert_allclose(drivers[:, layout.Driver.IV_SHIFT], shift, rtol=1e-14, atol=1e-16)
+        assert np.ptp(shift) > 0.1 and jumps.min() > 0.0
+
+
+def test_prepared_dealer_table_holds_the_surface_at_each_atm_level():
+    """``prep.dealer_table[t, k, g]``: the dealers' delta (share times OI times each option's
+    Black-Scholes delta, :mod:`engine.options.black_scholes`) on step ``t``'s surface with its ATM
+    level at ``exp(IV_LEVEL_LO + k/IV_LEVEL_INV)`` (0.05 to 4) and its risk reversal moved by
+    ``skew_beta`` times the return at grid price ``g``: no spot-vol beta (it is in the path's vol)."""
+    from engine.options import black_scholes
+    from engine.options.surface import VolSurface
+
+    compiled = _case("rich").compiled
+    prep = prepare(compiled)
+    opts = compiled.options
+    assert prep.dealer_table.shape == (compiled.n_steps, reference.N_IV_LEVELS, 256)
+    assert compiled.param("SURFACE_SPOT_VOL_BETA") != 0.0 and compiled.param("SURFACE_SKEW_BETA") != 0.0
+    spot = compiled.param("SPOT0")
+    for t, k, g in ((0, 0, 128), (0, 5, 100), (50, 7, 140), (60, 15, 90), (143, 9, 30), (100, 3, 255)):
+        atm = math.exp(reference.IV_LEVEL_LO + k / reference.IV_LEVEL_INV)
+        log_s = prep.dealer_lo + g / prep.dealer_inv
+        surface = VolSurface(atm=atm, rr25=compiled.step("RISK_REVERSAL_25D")[t],
+                             term_slope=compiled.step("TERM_SLOPE")[t], bf25=compiled.param("SURFACE_BF25"),
+                             skew_beta=compiled.param("SURFACE_SKEW_BETA")).moved(log_s - math.log(spot))
+        expected = 0.0
+        for j in range(opts.kind.size):
+            tau = opts.expiry_years[j] - t * compiled.param("DT_YEARS")
+            if tau <= 0.0:
+                continue
+            vol = float(surface.vol(opts.strike_usd[j], math.exp(log_s), tau))
+            delta = float(black_scholes.greek("delta", np.array(opts.kind[j] == layout.OPTION_CALL), math.exp(log_s),
+                                              opts.strike_usd[j], tau, vol=vol))
+            expected += compiled.step("DEALER_SHORT_SHARE")[t] * opts.open_interest_btc[t, j] * delta
+        assert prep.dealer_table[t, k, g] == pytest.approx(expected, rel=1e-9, abs=1e-9 * opts.open_interest_btc.max())
+    assert math.exp(reference.IV_LEVEL_LO + 15 / reference.IV_LEVEL_INV) == pytest.approx(4.0, rel=1e-14)
+
+
+def test_reference_dealer_hedge_is_bilinear_in_log_price_and_log_iv():
+    """The reference's lookup against the table: at a level and a grid price exactly, the entry; half
+    way between two levels, their mean; below 0.05 and above 4, the end levels."""
+    prep = prepare(_case("rich").compiled)
+    table, t = prep.dealer_table, 70
+    level = lambda k: math.exp(reference.IV_LEVEL_LO + k / reference.IV_LEVEL_INV)  # noqa: E731
+    log_s = prep.dealer_lo + 120 / prep.dealer_inv
+    hedge = lambda iv: reference.dealer_hedge(prep, t, log_s, iv)  # noqa: E731
+    assert hedge(level(6)) == pytest.approx(table[t, 6, 120], rel=1e-12)
+    mid = math.exp(reference.IV_LEVEL_LO + 6.5 / reference.IV_LEVEL_INV)
+    assert hedge(mid) == pytest.approx(0.5 * (table[t, 6, 120] + table[t, 7, 120]), rel=1e-12)
+    assert hedge(0.01) == pytest.approx(table[t, 0, 120], rel=1e-12)
+    assert hedge(9.0) == pytest.approx(table[t, 15, 120], rel=1e-12)
+    assert table[t, 0, 120] != table[t, 15, 120]
 
 
 # ----------------------------------------------------------------------------- fixed kernel discrepancies

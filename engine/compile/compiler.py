@@ -143,6 +143,7 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.SURFACE_BF25] = m.options.butterfly_25d
     p[Param.SURFACE_SPOT_VOL_BETA] = m.options.spot_vol_beta
     p[Param.SURFACE_SKEW_BETA] = m.options.skew_beta
+    p[Param.IV_VRP] = m.options.variance_risk_premium
     return p
 
 

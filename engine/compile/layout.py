@@ -69,15 +69,11 @@ array                               meaning
 ``surface[t, Surface.X]``           the vol surface of step ``t``: the ``Step`` rows ATM_IV,
                                     RISK_REVERSAL_25D and TERM_SLOPE side by side
 ``leg_size[v, Leg.X]``              row ``v``'s option legs (likewise ``leg_kind``, ``leg_strike``,
-                                    ..., and ``leg_table``: the leg's contract in ``tables``, -1 for
-                                    none): FIRST, SECOND, in the order ``engine.hedge.variants``
-                                    gives them
-``tables[c, i, t, Table.X]``        fixed contract ``c`` at the end of step ``t`` with the price at
-                                    ``exp(lo + i*step)``: VALUE (USD) and S_DELTA, its derivative in
-                                    log price (price times delta)
-``weights[t, j, Hermite.X]``        the cubic Hermite weights of path ``j``'s log price at step
-                                    ``t`` (between grid points ``i`` and ``i + 1``) on VALUE,
-                                    S_DELTA, NEXT_VALUE, NEXT_S_DELTA (those of ``i + 1``)
+                                    ..., and ``leg_table``: the leg's fixed contract, -1 for none):
+                                    FIRST, SECOND, in the order ``engine.hedge.variants`` gives them
+``c_kind[c]``, ``c_strike[c]``,     fixed contract ``c``: put (0) or call (1), strike (USD),
+``c_expiry[c]``                     expiry (years from the start)
+``atm_paths[p, t]``                 path ``p``'s ATM implied vol at the end of step ``t``
 ``opening[v, Opening.X]``           row ``v``'s opening trades: CASH after them,
                                     HEDGE_COLLATERAL, PEAK_VALUE (the value drawdowns start from)
 ``orders[k, Order.X]``              trade ``k`` of a traced (row, path): ROW (0 = the start, t + 1
@@ -182,6 +178,7 @@ PARAM_FIELDS = (
     "SURFACE_BF25",  # the vol surface's 25-delta butterfly
     "SURFACE_SPOT_VOL_BETA",  # ATM IV per unit of log return lost (engine.options.surface)
     "SURFACE_SKEW_BETA",  # risk reversal per unit of log return
+    "IV_VRP",  # variance risk premium: ATM implied vol over the expected realised vol over the tenor, minus 1
 )
 
 # ``drivers[t, Driver.X]``: per-step values engine.simulate.prepare derives from the arrays above,
@@ -198,6 +195,9 @@ DRIVER_FIELDS = (
     "REACH",  # exp(-sqrt(BRIDGE_REACH / BRIDGE)): no bridge draw takes the path below its lower end times this
     "REACH_LOG",  # log(REACH): a path whose variance is m^2 times the step's has reach REACH^m (clustering)
     "RARE",  # 1 if the step has a scheduled jump, a margin change, relief-rally shorts or a retarget
+    "IV_DIFFUSION_VAR",  # the step's diffusive variance per year, (VOL^2 + (MACRO_BETA*MACRO_VOL)^2) / DT_YEARS
+    "IV_JUMP_VAR",  # the random jumps' variance per year, JUMP_PROB * (JUMP_MEAN^2 + JUMP_STDEV^2) / DT_YEARS
+    "IV_SHIFT",  # the scheduled ATM IV's move since the start (shocks): ATM_IV[t] - ATM_IV[0]
 )
 
 # ---- the kernel's outputs (engine.nb.kernel.simulate_nb): column names, as the result tables show them
@@ -276,7 +276,7 @@ STRESS_FIELDS = (
 
 # ---- the strategy kernel (engine.nb.hedge): its outputs per (row, path), the controls of each row,
 # and the trace columns of one path's book
-HEDGE_OUT_FIELDS = ("pnl", "max_drawdown", "liquidated", "premium", "final_value")
+HEDGE_OUT_FIELDS = ("pnl", "max_drawdown", "liquidated", "premium", "final_value", "payoff")
 CONTROL_FIELDS = (
     "DYNAMIC",  # 1: the perp hedge is rebalanced toward a delta target
     "DELTA_TARGET",  # net BTC delta kept, as a share of the unhedged delta (0 = fully hedged)
@@ -296,9 +296,6 @@ SURFACE_FIELDS = ("ATM_IV", "RISK_REVERSAL_25D", "TERM_SLOPE")
 # them: the bought put first, then a put spread's sold put or a collar's sold call
 LEG_FIELDS = ("FIRST", "SECOND")
 # a fixed contract's mark table per (grid price, step): its value and its derivative in log price
-TABLE_FIELDS = ("VALUE", "S_DELTA")  # S_DELTA: price times delta
-# cubic Hermite weights of a log price between grid points i and i + 1 (engine.nb.hedge.hermite_weights_nb)
-HERMITE_FIELDS = ("VALUE", "S_DELTA", "NEXT_VALUE", "NEXT_S_DELTA")  # on tables[.., i, .., Table.X], then i + 1
 # evaluate_fixed_nb's per-row opening, the same on every path: cash after the opening trades, the hedge
 # perp's collateral, the value drawdowns start from
 OPENING_FIELDS = ("CASH", "HEDGE_COLLATERAL", "PEAK_VALUE")
@@ -326,19 +323,15 @@ HedgeOut = namedtuple("HedgeOut", [f.upper() for f in HEDGE_OUT_FIELDS])(*range(
 Control = namedtuple("Control", CONTROL_FIELDS)(*range(len(CONTROL_FIELDS)))
 Trace = namedtuple("Trace", TRACE_FIELDS)(*range(len(TRACE_FIELDS)))
 # the strategy kernel's other arrays: ``surface[t, Surface.ATM_IV]``, ``leg_table[v, Leg.FIRST]``,
-# ``tables[c, i, t, Table.VALUE]``, ``weights[t, j, Hermite.S_DELTA]``, ``orders[k, Order.PRICE]``
+# ``orders[k, Order.PRICE]``
 Surface = namedtuple("Surface", SURFACE_FIELDS)(*range(len(SURFACE_FIELDS)))
 Leg = namedtuple("Leg", LEG_FIELDS)(*range(len(LEG_FIELDS)))
-Table = namedtuple("Table", TABLE_FIELDS)(*range(len(TABLE_FIELDS)))
-Hermite = namedtuple("Hermite", HERMITE_FIELDS)(*range(len(HERMITE_FIELDS)))
 Opening = namedtuple("Opening", OPENING_FIELDS)(*range(len(OPENING_FIELDS)))
 Order = namedtuple("Order", ORDER_FIELDS)(*range(len(ORDER_FIELDS)))
 N_HEDGE_OUT = len(HEDGE_OUT_FIELDS)
 N_CONTROLS = len(CONTROL_FIELDS)
 N_TRACE_FIELDS = len(TRACE_FIELDS)
 N_LEGS = len(LEG_FIELDS)
-N_TABLE_FIELDS = len(TABLE_FIELDS)
-N_HERMITE_WEIGHTS = len(HERMITE_FIELDS)
 N_OPENING_FIELDS = len(OPENING_FIELDS)
 N_ORDER_FIELDS = len(ORDER_FIELDS)
 N_STEP_FIELDS = len(STEP_FIELDS)
@@ -347,6 +340,13 @@ N_PARAMS = len(PARAM_FIELDS)
 # new positions (turnover arrivals, momentum) open at one of this many equal-mass leverage nodes of
 # their distribution, the node rotating with the step (engine.compile.book.new_leverage_nodes)
 N_NEW_NODES = 16
+# the path's ATM implied vol (engine.simulate: dealer table, forward-variance table; the kernel's iv)
+N_IV_LEVELS = 16  # ATM IV levels of the dealer hedge table, log-spaced from IV_LEVEL_LO to IV_LEVEL_HI
+IV_LEVEL_LO = 0.05
+IV_LEVEL_HI = 4.0  # a path's ATM IV beyond the ends reads the end level
+IV_TENOR = 30 / 365.25  # the ATM IV's tenor (years): the vol surface's reference tenor
+IV_FLOOR = 0.05  # the lowest ATM IV
+IV_H_POINTS = 129  # values of the log-variance deviation h in the forward-variance table
 N_DRIVERS = len(DRIVER_FIELDS)
 N_ROW_FIELDS = len(ROW_FIELDS)
 N_STEP_SUMS = len(FLOW_FIELDS) + len(BOOK_EVENT_FIELDS)  # the kernel's per-step sums: flows, then book events

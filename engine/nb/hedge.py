@@ -16,9 +16,11 @@ same base portfolio (spot BTC, cash, an optional perp, options already held) plu
 * a stop: sell ``stop_fraction`` of the spot BTC, once, when the price falls to ``stop_price``
   or the drawdown from the running peak reaches ``stop_drawdown`` (``NaN`` = no such trigger).
 
-Options are valued with Black-Scholes (no rates) on the step's vol surface (``surface[t, Surface.X]``:
-ATM_IV, RISK_REVERSAL_25D, TERM_SLOPE; ``bf25``, ``spot_vol_beta``, ``skew_beta`` scalars, the surface
-moved by the log return since the start), see :mod:`engine.options.surface`. Trades pay half the
+Options are valued with Black-Scholes (no rates) on the path's vol surface: its ATM level
+``atm_paths[p, t]`` at the end of step ``t`` (the market kernel's ``atm_iv``, which follows the path's
+conditional variance; on history, the scheduled level moved by the spot-vol beta), at time 0
+``surface[0, Surface.ATM_IV]``; the step's RISK_REVERSAL_25D (moved by ``skew_beta`` times the log
+return since the start), TERM_SLOPE and the butterfly ``bf25``, see :mod:`engine.options.surface`. Trades pay half the
 bid-ask ``spread`` (a share of the option's value) and ``fee`` (a share of the notional ``|size|*S``;
 for options capped at ``FEE_CAP`` = 12.5% of the option's price, as Deribit caps it).
 Expired options settle at intrinsic value in cash. Perps (the book's and the hedge) post
@@ -27,7 +29,10 @@ path's rate per interval, times ``events[t]`` payments in the step, per
 unit notional, longs pay), and are liquidated when their equity falls to ``|size| * S * mmr``:
 the position is closed and what equity is left is lost (to the exchange's insurance fund).
 
-Outputs per (variant, path): final value minus the unhedged portfolio's initial value (USD),
+Outputs per (variant, path): the option legs' payoff (what they paid: settlements at intrinsic
+value, the value of a leg sold back at a roll, and the last marks of the legs alive at the end:
+its mean over paths is the model's fair value of the legs, no rates so no discounting),
+final value minus the unhedged portfolio's initial value (USD),
 the maximum drawdown of the marked value (share of its running peak, from the value right after
 the opening trades), whether a perp of the
 portfolio was liquidated, and the option premium paid (USD): what opening legs cost, net of the
@@ -36,9 +41,9 @@ sold back at a roll is not premium.
 
 Two kernels compute these outputs. :func:`evaluate_nb` takes every rule, one (variant, path) per
 task, and can trace one of them (:func:`engine.hedge.to_vectorbt`). :func:`evaluate_fixed_nb`
-takes the rows that hold only tabulated fixed contracts (a fixed strike, no roll) without a
-dynamic hedge or a deleverage rule, the rows of a typical sweep: it prices their opening trades
-once (they are the same on every path), marks each distinct contract once per (path, step) and
+takes the rows that hold only fixed contracts (a fixed strike, no roll; ``leg_table`` numbers
+them) without a dynamic hedge or a deleverage rule, the rows of a typical sweep: it prices their
+opening trades once (they are the same on every path), marks each distinct contract once per (path, step) and
 lets each row add only its own sizes and cash flows. Both run the same floating-point operations
 in the same order on each row, so they agree bit for bit (``tests/test_hedge.py``); a row's
 numbers never depend on the other rows evaluated with it.
@@ -51,8 +56,7 @@ import math
 import numba
 import numpy as np
 
-from ..compile.layout import (N_HERMITE_WEIGHTS, N_LEGS, N_OPENING_FIELDS, Control, HedgeOut, Hermite, Leg, Opening,
-                              Order, Surface, Table, Trace)
+from ..compile.layout import N_LEGS, N_OPENING_FIELDS, Control, HedgeOut, Leg, Opening, Order, Surface, Trace
 from .bs import norm_cdf_nb
 from .config import jit, jit_inline, jit_norc, pjit
 
@@ -60,56 +64,6 @@ Z25 = 0.6744897501960817
 
 
 FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (Deribit's rule)
-
-
-@pjit
-def option_tables_nb(kinds, strikes, expiries, dt, n_steps, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor,
-                     spot0, lo, step, tables):
-    """Marks of fixed contracts by log price and step: ``tables[c, i, t, Table.VALUE]`` is contract ``c``
-    at the end of step ``t`` with the price at ``exp(lo + i*step)``, ``tables[c, i, t, Table.S_DELTA]`` its
-    derivative in log price (delta times price), side by side for cubic Hermite interpolation
-    (:func:`table_mark_nb`)."""
-    n_c = kinds.shape[0]
-    n_grid = tables.shape[1]
-    for task in numba.prange(n_c * n_grid):  # a task fills one contract's row of steps (contiguous)
-        c = task // n_grid
-        i = task % n_grid
-        x = lo + i * step
-        s = math.exp(x)
-        r = x - math.log(spot0)
-        for t in range(n_steps):
-            tau = expiries[c] - (t + 1) * dt
-            atm = max(surface[t, Surface.ATM_IV] - spot_vol_beta * r, floor)
-            rr = surface[t, Surface.RISK_REVERSAL_25D] + skew_beta * r
-            value, delta = _option_value_delta_nb(kinds[c], strikes[c], s, tau, atm, rr, bf25,
-                                                  surface[t, Surface.TERM_SLOPE], ref_tenor, floor)
-            tables[c, i, t, Table.VALUE] = value
-            tables[c, i, t, Table.S_DELTA] = s * delta
-
-
-@jit
-def hermite_weights_nb(x, lo, inv_step, n):
-    """Where log price ``x`` falls on a table's grid of ``n`` points (clamped to it) and the cubic
-    Hermite weights there: ``(i, a, b, c, d)``, the mark being ``a*value[i] + b*s_delta[i] +
-    c*value[i+1] + d*s_delta[i+1]`` (``Table.VALUE``, ``Table.S_DELTA``; stored as ``Hermite.VALUE``,
-    ``Hermite.S_DELTA``, ``Hermite.NEXT_VALUE``, ``Hermite.NEXT_S_DELTA``). The same for every contract
-    at a (path, step)."""
-    u = (x - lo) * inv_step
-    u = min(max(u, 0.0), n - 1.0)
-    i = min(int(u), n - 2)
-    w = u - i
-    h = 1.0 / inv_step
-    w2 = w * w
-    w3 = w2 * w
-    return i, 2.0 * w3 - 3.0 * w2 + 1.0, (w3 - 2.0 * w2 + w) * h, -2.0 * w3 + 3.0 * w2, (w3 - w2) * h
-
-
-@jit
-def table_mark_nb(tables, c, t, x, lo, inv_step):
-    """Cubic Hermite interpolation of a contract's mark at log price ``x`` (clamped to the grid)."""
-    i, a, b, cc, d = hermite_weights_nb(x, lo, inv_step, tables.shape[1])
-    return (a * tables[c, i, t, Table.VALUE] + b * tables[c, i, t, Table.S_DELTA]
-            + cc * tables[c, i + 1, t, Table.VALUE] + d * tables[c, i + 1, t, Table.S_DELTA])
 
 
 @jit
@@ -180,13 +134,21 @@ def _option_value_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, f
     return k * norm_cdf_nb(-d2) - s * norm_cdf_nb(-d1), norm_cdf_nb(d1) - 1.0
 
 
+@jit_inline
+def _path_surface_nb(surface, atm_paths, p, t, s, spot0, skew_beta):
+    """Path ``p``'s surface at the end of step ``t``, the price at ``s``: ``(ATM level, risk
+    reversal moved by skew_beta times the log return since the start, term slope)``."""
+    return (atm_paths[p, t], surface[t, Surface.RISK_REVERSAL_25D] + skew_beta * math.log(s / spot0),
+            surface[t, Surface.TERM_SLOPE])
+
+
 @pjit
-def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, funding, events,
+def evaluate_nb(prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_tenor, floor, funding, events,
                 spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
                 held_kind, held_strike, held_expiry, held_size,
                 leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
                 hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
-                trace_v, trace_p, marks, orders, n_orders, leg_table, tables, tab_lo, tab_inv):
+                trace_v, trace_p, marks, orders, n_orders):
     n_paths, n_steps = prices.shape
     n_var, n_legs = leg_kind.shape
     n_held = held_kind.shape[0]
@@ -272,13 +234,12 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         max_dd = 0.0
         peak_price = s
         value = value0
+        payoff = 0.0  # what the option legs paid: settlements, sales at rolls, and their marks at the end
+        legs_value = 0.0
         for t in range(n_steps):
             s = prices[p, t]
             now = (t + 1) * dt
-            r = math.log(s / spot0)
-            atm = max(surface[t, Surface.ATM_IV] - spot_vol_beta * r, floor)
-            rr = surface[t, Surface.RISK_REVERSAL_25D] + skew_beta * r
-            slope = surface[t, Surface.TERM_SLOPE]
+            atm, rr, slope = _path_surface_nb(surface, atm_paths, p, t, s, spot0, skew_beta)
             # funding (the path's rate per interval, times the payments in the step), then
             # liquidations, of the book's perp and the hedge
             rate = funding[min(p, funding.shape[0] - 1), t]
@@ -363,6 +324,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 if tau <= 1e-12:  # expired: settles at intrinsic value
                     intrinsic = max(s - strike[j], 0.0) if leg_kind[v, j] == 1 else max(strike[j] - s, 0.0)
                     cash += leg_size[v, j] * intrinsic
+                    payoff += leg_size[v, j] * intrinsic
                     if tracing:
                         marks[t + 1, col] = intrinsic
                         if intrinsic > 0.0:
@@ -374,6 +336,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                     mid = _option_value_nb(leg_kind[v, j], strike[j], s, tau, atm, rr, bf25, slope, ref_tenor, floor)
                     cost = abs(leg_size[v, j]) * (0.5 * spread[v] * mid + min(fee[v] * s, FEE_CAP * mid))
                     cash += leg_size[v, j] * mid - cost
+                    payoff += leg_size[v, j] * mid
                     premium += cost  # closing a leg: its costs count as premium, its value does not
                     if tracing:
                         marks[t + 1, col] = mid
@@ -408,14 +371,13 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
                 value += held_size[h] * mark
                 if tracing:
                     marks[t + 1, Trace.HEDGE + 1 + h] = mark
+            legs_value = 0.0
             for j in range(n_legs):
                 if alive[j]:
-                    if leg_table[v, j] >= 0:  # a fixed contract: its tabulated mark
-                        mark = table_mark_nb(tables, leg_table[v, j], t, math.log(s), tab_lo, tab_inv)
-                    else:
-                        mark = _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j] - now, atm, rr, bf25, slope,
-                                                ref_tenor, floor)
+                    mark = _option_value_nb(leg_kind[v, j], strike[j], s, expiry[j] - now, atm, rr, bf25, slope,
+                                            ref_tenor, floor)
                     value += leg_size[v, j] * mark
+                    legs_value += leg_size[v, j] * mark
                     if tracing:
                         marks[t + 1, leg_col0 + per_leg * j + min(rolls[j], per_leg - 1)] = mark
             if tracing:
@@ -433,6 +395,7 @@ def evaluate_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_
         out[v, p, HedgeOut.LIQUIDATED] = liquidated
         out[v, p, HedgeOut.PREMIUM] = premium
         out[v, p, HedgeOut.FINAL_VALUE] = value
+        out[v, p, HedgeOut.PAYOFF] = payoff + legs_value
 
 
 # ----------------------------------------------------------------------------- rows of fixed contracts
@@ -490,34 +453,28 @@ def _open_nb(v, spot0, surface, bf25, ref_tenor, floor, spot_btc, cash0, perp_si
 
 
 @jit_norc
-def _block_marks_nb(p0, prices, tables, tab_lo, tab_inv, marks_until, nodes, weights, marks):
-    """The contracts' tabulated marks on paths ``p0 <= p < p0 + marks.shape[0]``: ``marks[j, c, t]``
-    (path ``p0 + j``) for ``t < marks_until[c]``, :func:`table_mark_nb`'s numbers. The weights,
-    shared by the contracts, first (``nodes``, ``weights``: scratch); then contract by contract
-    over the block's paths, so that one contract's table is read at a time while it is in cache.
-    Path by path across the contracts, every step read a new line of each of the contracts' tables
-    (several MB each), mostly from memory: three quarters of the kernel's time with 20 contracts."""
+def _block_marks_nb(p0, prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_tenor, floor, c_kind, c_strike,
+                    c_expiry, marks_until, marks):
+    """The contracts' marks on paths ``p0 <= p < p0 + marks.shape[0]``: ``marks[j, c, t]`` (path
+    ``p0 + j``) for ``t < marks_until[c]``, Black-Scholes on the path's surface at the end of step
+    ``t``, in :func:`evaluate_nb`'s operations (the same bits). Each distinct contract is marked
+    once per (path, step), whatever the number of rows holding it."""
     n_steps = prices.shape[1]
     n_block = min(marks.shape[0], prices.shape[0] - p0)
-    n = tables.shape[1]
     for j in range(n_block):
+        p = p0 + j
         for t in range(n_steps):
-            i, a, b, cc, d = hermite_weights_nb(math.log(prices[p0 + j, t]), tab_lo, tab_inv, n)
-            nodes[t, j] = i
-            weights[t, j, Hermite.VALUE], weights[t, j, Hermite.S_DELTA] = a, b
-            weights[t, j, Hermite.NEXT_VALUE], weights[t, j, Hermite.NEXT_S_DELTA] = cc, d
-    for c in range(marks_until.shape[0]):
-        for t in range(min(marks_until[c], n_steps)):
-            for j in range(n_block):
-                i = nodes[t, j]
-                marks[j, c, t] = (weights[t, j, Hermite.VALUE] * tables[c, i, t, Table.VALUE]
-                                  + weights[t, j, Hermite.S_DELTA] * tables[c, i, t, Table.S_DELTA]
-                                  + weights[t, j, Hermite.NEXT_VALUE] * tables[c, i + 1, t, Table.VALUE]
-                                  + weights[t, j, Hermite.NEXT_S_DELTA] * tables[c, i + 1, t, Table.S_DELTA])
+            s = prices[p, t]
+            now = (t + 1) * dt
+            atm, rr, slope = _path_surface_nb(surface, atm_paths, p, t, s, spot0, skew_beta)
+            for c in range(marks_until.shape[0]):
+                if t < marks_until[c]:
+                    marks[j, c, t] = _option_value_nb(c_kind[c], c_strike[c], s, c_expiry[c] - now, atm, rr, bf25,
+                                                      slope, ref_tenor, floor)
 
 
 @jit_norc
-def _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, perp_size,
+def _path_scratch_nb(p, prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_tenor, floor, perp_size,
                      perp_leverage, perp_entry, perp_mmr, held_kind, held_strike, held_expiry, held_size, held_terms,
                      book_terms, drops):
     """What every row of path ``p`` shares, step by step, but for the contracts' marks
@@ -543,14 +500,32 @@ def _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_be
         drops[t] = 1.0 - s / peak_price
         if held_kind.shape[0]:
             now = (t + 1) * dt
-            r = math.log(s / spot0)
-            atm = max(surface[t, Surface.ATM_IV] - spot_vol_beta * r, floor)
-            rr = surface[t, Surface.RISK_REVERSAL_25D] + skew_beta * r
+            atm, rr, slope = _path_surface_nb(surface, atm_paths, p, t, s, spot0, skew_beta)
             for h in range(held_kind.shape[0]):
                 held_terms[h, t] = held_size[h] * _option_value_nb(held_kind[h], held_strike[h], s, held_expiry[h] - now,
-                                                                   atm, rr, bf25, surface[t, Surface.TERM_SLOPE],
-                                                                   ref_tenor, floor)
+                                                                   atm, rr, bf25, slope, ref_tenor, floor)
     return liquidated_at
+
+
+@jit
+def _fixed_payoff_nb(v, p, prices, leg_kind, leg_size, leg_strike, leg_table, settles, marks):
+    """What a row's two fixed legs paid on path ``p``: each settled leg's intrinsic value at its
+    settlement step, plus the last marks of those alive at the end (``marks[c, t]``, the path's),
+    as :func:`evaluate_nb` sums them (two terms at most, so the order of the sums cannot change a bit)."""
+    n_steps = prices.shape[1]
+    settled = 0.0
+    alive = 0.0
+    for j in range(N_LEGS):
+        t = settles[v, j]
+        if t < 0:
+            continue
+        if t < n_steps:
+            s = prices[p, t]
+            k = leg_strike[v, j]
+            settled += leg_size[v, j] * (max(s - k, 0.0) if leg_kind[v, j] == 1 else max(k - s, 0.0))
+        elif n_steps > 0:
+            alive += leg_size[v, j] * marks[leg_table[v, j], n_steps - 1]
+    return settled + alive
 
 
 @jit_norc
@@ -622,6 +597,8 @@ def _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
     out[v, p, HedgeOut.MAX_DRAWDOWN] = max_dd
     out[v, p, HedgeOut.LIQUIDATED] = liquidated
     out[v, p, HedgeOut.FINAL_VALUE] = value
+    out[v, p, HedgeOut.PAYOFF] = _fixed_payoff_nb(v, p, prices, leg_kind, leg_size, leg_strike, leg_table, settles,
+                                                   marks)
     return value
 
 
@@ -696,6 +673,8 @@ def _plain_row_nb(v, p, prices, funding_row, events, next_funding, spot_btc, per
     out[v, p, HedgeOut.MAX_DRAWDOWN] = max_dd
     out[v, p, HedgeOut.LIQUIDATED] = 1.0 if liquidated_at < n_steps else 0.0
     out[v, p, HedgeOut.FINAL_VALUE] = value
+    out[v, p, HedgeOut.PAYOFF] = _fixed_payoff_nb(v, p, prices, leg_kind, leg_size, leg_strike, leg_table, settles,
+                                                   marks)
     return value
 
 
@@ -759,12 +738,12 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
 
 
 @pjit
-def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta, ref_tenor, floor, funding, events,
+def evaluate_fixed_nb(prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_tenor, floor, funding, events,
                       spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
                       held_kind, held_strike, held_expiry, held_size,
                       leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
                       hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
-                      leg_table, tables, tab_lo, tab_inv, n_threads):
+                      leg_table, c_kind, c_strike, c_expiry, n_threads):
     """:func:`evaluate_nb` for rows whose option legs are all tabulated fixed contracts
     (``leg_table >= 0``: a fixed strike, no roll; two leg columns) and that have no dynamic hedge
     and no deleverage rule: the same numbers, bit for bit, for a fraction of the work (the trace
@@ -798,15 +777,14 @@ def evaluate_fixed_nb(prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta
         held_terms = np.empty((n_held, n_steps))
         book_terms = np.empty(n_steps)
         drops = np.empty(n_steps)
-        nodes = np.empty((n_steps, PATH_BLOCK), dtype=np.int64)
-        weights = np.empty((n_steps, PATH_BLOCK, N_HERMITE_WEIGHTS))
         for task in range(worker, n_tasks, n_workers):
             p0 = task * PATH_BLOCK
             if n_contracts:
-                _block_marks_nb(p0, prices, tables, tab_lo, tab_inv, marks_until, nodes, weights, block_marks)
+                _block_marks_nb(p0, prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_tenor, floor, c_kind,
+                                c_strike, c_expiry, marks_until, block_marks)
             for p in range(p0, min(n_paths, p0 + PATH_BLOCK)):
                 marks = block_marks[p - p0]
-                liquidated_at = _path_scratch_nb(p, prices, spot0, dt, surface, bf25, spot_vol_beta, skew_beta,
+                liquidated_at = _path_scratch_nb(p, prices, atm_paths, spot0, dt, surface, bf25, skew_beta,
                                                  ref_tenor, floor, perp_size, perp_leverage, perp_entry, perp_mmr,
                                                  held_kind, held_strike, held_expiry, held_size, held_terms,
                                                  book_terms, drops)

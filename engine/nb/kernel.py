@@ -102,8 +102,8 @@ import math
 import numpy as np
 import numba
 
-from ..compile.layout import (FLOW_FIELDS, N_NEW_NODES, STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param,
-                              Row, Step, Summary, Venue)
+from ..compile.layout import (FLOW_FIELDS, IV_FLOOR, IV_LEVEL_HI, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_NEW_NODES,
+                              STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param, Row, Step, Summary, Venue)
 from . import book as bk
 from .config import jit, jit_inline, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
@@ -121,21 +121,49 @@ _NEW_KINDS = 4  # new positions' log-bankruptcy offsets per (node, row): new lon
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): a level, the same at every step size
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
 BRIDGE_REACH = 23.0  # > -ln of the smallest uniform, 0.5 / 2**32 (22.87): the bridge's widest draw
+_IV_LN_LO = math.log(IV_LEVEL_LO)  # the dealer table's ATM levels: exp(_IV_LN_LO + k / _IV_LEVEL_INV)
+_IV_LEVEL_INV = (N_IV_LEVELS - 1) / math.log(IV_LEVEL_HI / IV_LEVEL_LO)
 
 
 @jit_inline
-def dealer_hedge_nb(table, t, log_price, lo, inv_step):
-    """Dealers' hedge (BTC) at step ``t`` and ``log_price``, interpolated in the tabulated grid (inlined:
-    it runs at every step)."""
-    n = table.shape[1]
-    x = (log_price - lo) * inv_step
+def _row_read_nb(table, t, k, x):
+    """Row ``table[t, k]`` read linearly at grid position ``x`` (flat beyond its ends)."""
+    n = table.shape[2]
     if x <= 0.0:
-        return table[t, 0]
+        return table[t, k, 0]
     if x >= n - 1:
-        return table[t, n - 1]
-    k = int(x)
-    w = x - k
-    return table[t, k] + w * (table[t, k + 1] - table[t, k])
+        return table[t, k, n - 1]
+    j = int(x)
+    w = x - j
+    return table[t, k, j] + w * (table[t, k, j + 1] - table[t, k, j])
+
+
+@jit_inline
+def dealer_hedge_nb(table, t, log_price, lo, inv_step, iv):
+    """Dealers' hedge (BTC) at step ``t``, ``log_price`` and ATM implied vol ``iv``: the tabulated
+    grid read linearly in log price on the two ATM levels around ``iv`` (log-spaced, clamped to the
+    ends), then linearly between them (inlined: it runs at every step)."""
+    x = (log_price - lo) * inv_step
+    y = (math.log(iv) - _IV_LN_LO) * _IV_LEVEL_INV
+    y = min(max(y, 0.0), N_IV_LEVELS - 1.0)
+    k = min(int(y), N_IV_LEVELS - 2)
+    w = y - k
+    a = _row_read_nb(table, t, k, x)
+    return a + w * (_row_read_nb(table, t, k + 1, x) - a)
+
+
+@jit_inline
+def forward_variance_nb(iv_table, h, h_lo, h_inv):
+    """The forward-variance factor ``F(h)`` (:func:`engine.simulate.iv_forward_table`), read linearly,
+    clamped to the table's ends."""
+    n = iv_table.shape[0]
+    x = (h - h_lo) * h_inv
+    if x <= 0.0:
+        return iv_table[0]
+    if x >= n - 1:
+        return iv_table[n - 1]
+    j = int(x)
+    return iv_table[j] + (x - j) * (iv_table[j + 1] - iv_table[j])
 
 
 @jit
@@ -619,8 +647,8 @@ def _write_summary_nb(summary, fund, n_venues, prices, liquidations, open_intere
 
 @jit_norc
 def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, share_rows, new_leverage,
-             dealer_table, dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table, drivers, scratch,
-             outputs, i, row, b, keep_steps, replay, sizes0):
+             dealer_table, dealer_lo, dealer_inv, iv_fwd, tail_table, tail_power, tail_scale, normal_table, drivers,
+             scratch, outputs, i, row, b, keep_steps, replay, sizes0):
     """One path (row ``i`` of the summaries, row ``row`` of the per-step outputs, block ``b`` of the
     flow sums). Compiled without the runtime: no reference counting in the step loop, so it
     takes whole arrays and indices rather than views, and scratch space rather than allocating.
@@ -629,17 +657,20 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     work, offsets)``: the thread's RNG state, book (sizes and entry notionals per row and cell, ADL
     scores), pointers and margin rates per row, trailing prices, per-row work rows and new
     positions' offsets per (kind, leverage node, row) (:func:`simulate_nb`).
-    ``outputs = (summary, price, open_interest, liq_long, liq_short, funding, flows, stress)``: the
-    caller's output arrays. ``replay`` (empty, or the log price at the end of every step) and
+    ``iv_fwd = (table, h_lo, h_inv)``: the forward-variance factor (:func:`forward_variance_nb`).
+    ``outputs = (summary, price, open_interest, liq_long, liq_short, funding, atm_iv, flows, stress)``:
+    the caller's output arrays. ``replay`` (empty, or the log price at the end of every step) and
     ``stress``: see :func:`simulate_nb`."""
     state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work, offsets = scratch
-    summary_all, price_all, oi_all, liq_long_all, liq_short_all, funding_all, flows_all, stress = outputs
+    summary_all, price_all, oi_all, liq_long_all, liq_short_all, funding_all, atm_all, flows_all, stress = outputs
+    iv_table, iv_h_lo, iv_h_inv = iv_fwd
     summary = summary_all[i]
     price_out = price_all[row]
     oi_out = oi_all[row]
     liq_long_out = liq_long_all[row]
     liq_short_out = liq_short_all[row]
     funding_out = funding_all[row]
+    atm_out = atm_all[row]
     flows = flows_all[b]
     n_steps = steps.shape[0]
     n_rows, n_cells = long.shape  # a row per venue and size class (engine.compile.layout.ROW_FIELDS)
@@ -688,7 +719,6 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     reserves = params[Param.MINER_RESERVES_BTC]
     hashrate = params[Param.MINER_HASHRATE_PH]
     revenue = params[Param.MINER_REVENUE_BTC_PER_DAY]
-    hedge = dealer_hedge_nb(dealer_table, 0, ln_price, dealer_lo, dealer_inv)
     paused_until = -1
     for k in range(ring_n):
         ring[k] = 1.0 / spot  # ring[k % n]: 1 / the price at the start of step k
@@ -754,6 +784,18 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         a, _ = next_pair_nb(state)
         h = cl_stdev * norm_table_ppf_nb(a, normal_table)
     m = 1.0
+    # the path's ATM implied vol: the quoted level at the start, relaxing over the tenor toward
+    # (1 + VRP) * the path's expected vol over the next IV_TENOR years (forward_variance_nb) plus the
+    # scheduled surface's moves and the spot-vol beta on the return since the start
+    iv_premium = 1.0 + params[Param.IV_VRP]
+    iv_decay = math.exp(-p_dt_years / IV_TENOR)
+    spot_vol_beta = params[Param.SURFACE_SPOT_VOL_BETA]
+    ln_spot = math.log(spot)
+    iv = steps[0, Step.ATM_IV]
+    iv_gap = iv - iv_premium * math.sqrt(drivers[0, Driver.IV_DIFFUSION_VAR]
+                                         * forward_variance_nb(iv_table, h, iv_h_lo, iv_h_inv)
+                                         + drivers[0, Driver.IV_JUMP_VAR])
+    hedge = dealer_hedge_nb(dealer_table, 0, ln_price, dealer_lo, dealer_inv, iv)
     slot = 0  # ring slot of the current step: t % ring_n
     node = N_NEW_NODES - 1  # the step's leverage node for new positions: t % N_NEW_NODES
     for t in range(n_steps):
@@ -798,7 +840,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         miners, reserves, hashrate = _miner_sales_nb(steps, t, s_prev, reserves, hashrate, revenue, miner_sell_dt,
                                                      p_miner_hashrate_ph, p_miner_hashrate_sensitivity, rare)
 
-        target = dealer_hedge_nb(dealer_table, t, ln_prev, dealer_lo, dealer_inv)
+        target = dealer_hedge_nb(dealer_table, t, ln_prev, dealer_lo, dealer_inv, iv)
         dealers = (target - hedge) * s_prev
         hedge = target
 
@@ -925,6 +967,11 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
             peak = price
             inv_peak = inv_s
         entry_avg = ema_w * entry_avg + (1.0 - ema_w) * price
+        iv_gap *= iv_decay
+        iv = max(iv_premium * math.sqrt(drivers[t, Driver.IV_DIFFUSION_VAR]
+                                        * forward_variance_nb(iv_table, h, iv_h_lo, iv_h_inv)
+                                        + drivers[t, Driver.IV_JUMP_VAR])
+                 + iv_gap + drivers[t, Driver.IV_SHIFT] - spot_vol_beta * (ln_price - ln_spot), IV_FLOOR)
         dd = 1.0 - price * inv_peak
         if dd > max_dd:
             max_dd = dd
@@ -941,6 +988,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
             liq_long_out[t] = liq_l_usd
             liq_short_out[t] = liq_s_usd
             funding_out[t] = funding  # the rate per funding interval the book set this step
+            atm_out[t] = iv
         flows[t, Flow.ETF] += etf
         flows[t, Flow.DELEVERAGING] += delev
         flows[t, Flow.DEALERS] += dealers
@@ -981,10 +1029,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
 
 @pjit
 def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, new_leverage,
-                dealer_table, dealer_lo, dealer_inv,
+                dealer_table, dealer_lo, dealer_inv, iv_table, iv_h_lo, iv_h_inv,
                 tail_table, tail_power, tail_scale, normal_table, drivers, block_seeds, block_size, task_paths,
-                first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, keep_steps,
-                replay, stress):
+                first_path, summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, atm_out, flows,
+                keep_steps, replay, stress):
     """Simulate ``summary.shape[0]`` paths from ``first_path`` (a multiple of ``block_size``).
 
     Threads take tasks of ``task_paths`` paths (a divisor of ``block_size``): small enough that no
@@ -1051,10 +1099,10 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
             seed_path_nb(state, block_seeds[global_block, 0], block_seeds[global_block, 1], (first_path + i) % block_size)
             row = i if keep_steps else 0
             _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short_entry0, rows, share_rows,
-                     new_leverage, dealer_table, dealer_lo, dealer_inv, tail_table, tail_power, tail_scale, normal_table,
-                     drivers,
+                     new_leverage, dealer_table, dealer_lo, dealer_inv, (iv_table, iv_h_lo, iv_h_inv), tail_table,
+                     tail_power, tail_scale, normal_table, drivers,
                      (state, long, short, long_entry, short_entry, score, top, bottom, mmr, imr, ring, work, offsets),
-                     (summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, flows, stress),
+                     (summary, price_out, oi_out, liq_long_out, liq_short_out, funding_out, atm_out, flows, stress),
                      i, row, k, keep_steps, replay, (long_size0, short_size0))
 
 

@@ -260,6 +260,8 @@ _HEDGE_COLUMNS = (  # engine.report_text.render_strategies, column for column
     ("mean PnL", "pnl_mean", prep.usd_k), ("ES95", "es95", prep.usd_k), ("ES99", "es99", prep.usd_k),
     ("VaR99", "var99", prep.usd_k), ("maxDD p95", "max_dd_p95", lambda x: f"{x:.1%}"),
     ("P(liq)", "p_liquidated", lambda x: f"{x:.1%}"), ("premium", "premium", prep.usd_k),
+    ("fair value", "fair_value", prep.usd_k),
+    ("prem/fair", "premium_over_fair", lambda x: "" if prep.missing(x) else f"{x:.2f}"),
     ("dES99", "d_es99", prep.usd_k), ("ES99 saved/$", "effectiveness", lambda x: "" if prep.missing(x) else f"{x:.2f}"),
 )
 
@@ -290,7 +292,9 @@ def _hedges_section(run) -> tuple[str, str, str]:
     lead = ("PnL in USD against the unhedged book's start value; VaR and ES are losses (positive) at the 5th and "
             "1st percentiles; maxDD p95 is the 95th percentile of the book's worst drawdown; P(liq) the share of "
             "paths on which a perp of the book or hedge was liquidated; premium the option premium paid net of "
-            "premium received, costs included; ES99 saved/$ the ES99 reduction per dollar of premium. The "
+            "premium received, costs included; fair value the option legs' mean payoff on the simulated paths (what "
+            "the model says they are worth: settlements, sales at rolls and their marks at the end, no rates) and "
+            "prem/fair the premium per dollar of it; ES99 saved/$ the ES99 reduction per dollar of premium. The "
             "unhedged book is the first row; the lowest ES99 is in green.")
     parts = [_hedge_table(table)]
     skipped = run.manifest.get("strategies_not_evaluated")

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from ..options.vrp import DEFAULT_VRP
 from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
 
 __all__ = ["Market"]
@@ -459,7 +460,16 @@ class Options(StrictModel):
     dealer_short_share: Rate = Field(
         0.6, ge=0, le=1, description="Share of the OI dealers are short (they hedge its delta)."
     )
-    atm_iv: Rate = Field(0.55, gt=0, le=5, description="At-the-money implied volatility (30d).")
+    atm_iv: Rate = Field(
+        0.55, gt=0, le=5,
+        description="At-the-money implied volatility (30d) at the start; along a path it relaxes over the 30-day "
+        "tenor toward the path's expected volatility times (1 + variance_risk_premium).",
+    )
+    variance_risk_premium: Number = Field(
+        DEFAULT_VRP, ge=-0.5, le=5,
+        description="ATM implied vol over the realised vol expected over the option's tenor, minus 1 (default "
+        "measured from the Deribit chains in ../shared/data: engine.options.vrp).",
+    )
     risk_reversal_25d: Rate = Field(-0.03, ge=-1, le=1, description="25-delta call IV minus put IV.")
     term_structure_slope: Rate = Field(
         0.05, ge=-2, le=2, description="ATM IV change per year of tenor (negative = inverted)."
