@@ -227,7 +227,7 @@ def test_bootstrap_statistics_of_the_sample_are_the_engines_numbers():
             if math.isfinite(value):
                 assert pick(draws)[0] == pytest.approx(value, rel=1e-9, abs=1e-9), name
                 checked += 1
-    assert checked == 92
+    assert checked == 97
 
 
 def test_bootstrap_matches_explicit_resamples():

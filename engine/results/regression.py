@@ -126,6 +126,13 @@ def _pick(handle: int):
     return lambda draws: draws[handle]
 
 
+def _ratio(premium, fair):
+    """``premium / fair`` where both are positive, NaN elsewhere (as the strategies table has it)."""
+    premium, fair = np.asarray(premium, dtype=float), np.asarray(fair, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((premium > 0) & (fair > 0), premium / fair, np.nan)
+
+
 def _strategies(result, bs, specs: list) -> None:
     from ..hedge import METRICS, row_label
 
@@ -136,7 +143,8 @@ def _strategies(result, bs, specs: list) -> None:
         h.append({"pnl_mean": bs.mean(pnl), "pnl_median": bs.quantile(pnl, 50), "q95": bs.quantile(pnl, 5),
                   "t95": bs.tail_mean(pnl, 5), "q99": bs.quantile(pnl, 1), "t99": bs.tail_mean(pnl, 1),
                   "max_dd_p50": bs.quantile(dd, 50), "max_dd_p95": bs.quantile(dd, 95),
-                  "p_liquidated": bs.mean(paths["liquidated"][i]), "premium": bs.mean(paths["premium"][i])})
+                  "p_liquidated": bs.mean(paths["liquidated"][i]), "premium": bs.mean(paths["premium"][i]),
+                  "fair_value": bs.mean(paths["payoff"][i])})
     seen: dict[str, str] = {}
     for i, (_, row) in enumerate(table.iterrows()):
         label = row_label(row)
@@ -152,6 +160,7 @@ def _strategies(result, bs, specs: list) -> None:
             "var99": lambda d, a=a: -d[a["q99"]], "es99": lambda d, a=a: -d[a["t99"]],
             "max_dd_p50": _pick(a["max_dd_p50"]), "max_dd_p95": _pick(a["max_dd_p95"]),
             "p_liquidated": _pick(a["p_liquidated"]), "premium": _pick(a["premium"]),
+            "fair_value": _pick(a["fair_value"]), "premium_over_fair": lambda d, a=a: _ratio(d[a["premium"]], d[a["fair_value"]]),
             "d_pnl_mean": lambda d, a=a, b=b: d[a["pnl_mean"]] - d[b["pnl_mean"]],
             "d_es99": lambda d, a=a, b=b: d[b["t99"]] - d[a["t99"]],
             "effectiveness": lambda d, a=a, b=b: (d[a["t99"]] - d[b["t99"]]) / d[a["premium"]],
