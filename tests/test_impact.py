@@ -145,12 +145,17 @@ def flagship_base():
 
 @pytest.mark.parametrize("key", list(KEYS))
 def test_every_impact_key_changes_the_flagship(flagship_base, key):
-    """On the same random numbers, each key moves the paths' lowest prices one way, by more than
-    three standard errors of the paired difference (the transient keys act a little: the
-    calibrated square-root coefficient is small)."""
+    """On the same random numbers, each key moves the paths' lowest prices one way: a sign test
+    on the paired differences, the paths moved the median's way more than three standard
+    deviations above half (the transient keys act a little: the calibrated square-root
+    coefficient is small). Not the mean: a key that lets a few paths cascade to the price floor
+    moves the mean by hundreds of percent on those paths, and a handful decides it."""
     changed = engine.run(load_scenario(FLAGSHIP, [f"{key}={KEYS[key]}"]), n_paths=500, seed=3, keep_steps=False)
     d = np.log(changed.per_path["min_price"].to_numpy() / flagship_base.per_path["min_price"].to_numpy())
-    assert abs(d.mean()) > 3.0 * d.std() / math.sqrt(d.size) and abs(d.mean()) > 1e-5, key
+    median = float(np.median(d))
+    with_it = int((np.sign(d) == np.sign(median)).sum())
+    assert abs(median) > 1e-5, key
+    assert with_it - d.size / 2 > 3.0 * math.sqrt(d.size / 4), (key, with_it, d.size)
 
 
 def test_halving_depth_moves_the_flagship_trough():
