@@ -85,6 +85,7 @@ def main(argv=None) -> int:
 
     numba.set_num_threads(args.threads)
     prices, lows, funding = result._raw["price"], result.per_path["min_price"].to_numpy(), result._raw["funding"]
+    atm = result._raw["atm_iv"]  # the paths' own ATM vols, as hedge.evaluate(result) marks them
     vs, _ = hedge.variants(scenario, result.compiled)
     base_vs = vs[: args.baseline_sets + 1]
 
@@ -93,13 +94,14 @@ def main(argv=None) -> int:
             result.__dict__.pop("strategies", None)
             return hedge.evaluate(result)
         for start in range(1, len(vs), args.chunk):
-            hedge._evaluate(prices, lows, result.compiled, scenario, funding, vs=[vs[0], *vs[start:start + args.chunk]])
+            hedge._evaluate(prices, lows, result.compiled, scenario, funding, vs=[vs[0], *vs[start:start + args.chunk]],
+                            atm=atm)
         return None
 
     def general():
         hedge.FIXED_CONTRACT_KERNEL = False
         try:
-            return hedge._evaluate(prices, lows, result.compiled, scenario, funding, vs=base_vs)[0]
+            return hedge._evaluate(prices, lows, result.compiled, scenario, funding, vs=base_vs, atm=atm)[0]
         finally:
             hedge.FIXED_CONTRACT_KERNEL = True
 
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
     if args.baseline_sets:
         reference = general()
         if table is None:
-            table = hedge._evaluate(prices, lows, result.compiled, scenario, funding, vs=base_vs)[0]
+            table = hedge._evaluate(prices, lows, result.compiled, scenario, funding, vs=base_vs, atm=atm)[0]
         worst = max(float(np.nanmax(np.abs(table[m].to_numpy()[: len(base_vs)] - reference[m].to_numpy())))
                     for m in hedge.METRICS)
     times, base_times = [], []
