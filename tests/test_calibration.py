@@ -283,7 +283,7 @@ def test_cli_evaluates_writes_the_report_and_it_draws_in_chromium(capsys, tmp_pa
     assert "price_5feb_close" in stdout and "inside the 5-95% fan" in stdout and "out of sample" in stdout
     assert {p.name for p in out.iterdir()} == {"calibration.html", "targets.csv", "fan.csv", "stylised.csv",
                                                  "out_of_sample.csv", "summary.json"}
-    assert len(pd.read_csv(out / "targets.csv")) == 18  # 12 of February (with the collapse count), 6 of the calm year
+    assert len(pd.read_csv(out / "targets.csv")) == 19  # 12 of February (with the collapse count), 7 of the calm year
     check = render_page(out / "calibration.html")
     assert check.errors == () and check.charts == 1 and check.charts_drawn == 1, check.undrawn_reasons
 
@@ -336,7 +336,7 @@ def test_no_calm_leaves_the_calm_year_out_of_the_fit(capsys, tmp_path, hourly, f
         tables[flag] = json.loads(stdout)["targets"]
     calm = {name for name in tables[()] if name.startswith("calm_")}
     assert calm == {"calm_annual_vol", "calm_acf_abs_lag1", "calm_acf_r_lag1", "calm_max_drawdown",
-                    "calm_collapsed_paths", "calm_drift"}
+                    "calm_abs_return", "calm_collapsed_paths", "calm_drift"}
     assert not any(name.startswith("calm_") for name in tables[("--no-calm",)])
 
 

@@ -12,6 +12,9 @@
 ``acf_abs_lagL``    autocorrelation of ``|r|`` at lags 1, 6, 24 steps (volatility clustering)
 ``acf_sq_lagL``     autocorrelation of ``r**2`` at the same lags
 ``max_drawdown``    largest fall from a running peak within the sample (``1 - P/peak``)
+``abs_return``      the sample's whole move, ``|sum r|``: its median across samples measures how far
+                    the price wanders over the horizon, which the hourly volatility does not say
+                    when returns trend (a variance ratio above 1)
 ``share_3sigma``    share of steps with ``|r - mean| > 3`` standard deviations (0.27% if Gaussian)
 ==================  ==========================================================================
 
@@ -20,8 +23,8 @@ per rolling window of ``window`` steps for one real series. The table reports th
 95th percentiles across samples (``p5``, ``p50``, ``p95``), so an observed value can be placed in
 the model's range, and ``pooled``: every return at once (the whole real series, or all paths
 together; autocorrelations pool the per-sample lagged products, never across a path's end).
-``max_drawdown`` has no pooled value: it depends on the sample's length, so only windows of the
-model's horizon are compared, and its p5/p50/p95 *are* the drawdown distribution.
+``max_drawdown`` and ``abs_return`` have no pooled value: they depend on the sample's length, so
+only windows of the model's horizon are compared, and their p5/p50/p95 *are* the distributions.
 
 The Hill estimator, with ``X_(1) >= X_(2) >= ...`` the sorted tail values and ``k =
 floor(tail_fraction * n)`` (5% by default: 16 of a 14-day window's 336 hourly returns), is
@@ -65,6 +68,7 @@ def _statistics(lags) -> dict[str, str]:
     out.update({f"acf_abs_lag{lag}": f"autocorrelation of |r|, lag {lag}" for lag in lags})
     out.update({f"acf_sq_lag{lag}": f"autocorrelation of r^2, lag {lag}" for lag in lags})
     out["max_drawdown"] = "max drawdown within the sample"
+    out["abs_return"] = "|log return| over the sample"
     out["share_3sigma"] = "share of |r| > 3 sigma"
     return out
 
@@ -172,6 +176,7 @@ def per_sample(log_returns, step_hours: float = 1.0, *, tail_fraction: float = T
                 num, den = _acf(series, lag)
                 out[f"acf_{name}_lag{lag}"] = num / den
     out["max_drawdown"] = max_drawdown(x)
+    out["abs_return"] = np.abs(x.sum(axis=1))
     out["share_3sigma"] = share
     frame = pd.DataFrame(out)
     frame.index.name = "sample"
@@ -199,6 +204,7 @@ def _pooled(x: np.ndarray, step_hours: float, tail_fraction: float, lags) -> tup
                 value[f"acf_{name}_lag{lag}"] = num.sum() / den.sum()
                 se[f"acf_{name}_lag{lag}"] = 1 / math.sqrt(x.shape[0] * (x.shape[1] - lag))
     value["max_drawdown"], se["max_drawdown"] = np.nan, np.nan
+    value["abs_return"], se["abs_return"] = np.nan, np.nan
     value["share_3sigma"] = share[0]
     se["share_3sigma"] = math.sqrt(max(share[0] * (1 - share[0]), 1e-12) / big_n)
     return value, se
@@ -340,7 +346,7 @@ def compare(sim_result, real_close: pd.Series, window: int | None = None, *, str
     from scipy import stats
 
     normal = pd.Series(0.0, index=real.index)
-    normal[["annual_vol", "max_drawdown"]] = np.nan
+    normal[["annual_vol", "max_drawdown", "abs_return"]] = np.nan
     normal[["hill_left", "hill_right"]] = hill_limit(stats.norm, tail_fraction)
     normal["share_3sigma"] = GAUSSIAN_3SIGMA
     table = pd.DataFrame({
@@ -368,7 +374,7 @@ def _rank(values: np.ndarray, value: float) -> float:
     return float(((values < value).sum() + 0.5 * (values == value).sum()) / values.size)
 
 
-_PERCENT = {"annual_vol", "max_drawdown", "share_3sigma"}
+_PERCENT = {"annual_vol", "max_drawdown", "abs_return", "share_3sigma"}
 
 
 def _fmt(statistic: str, value: float) -> str:

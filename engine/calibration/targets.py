@@ -342,6 +342,9 @@ CALM_STATISTICS = {
     "acf_abs_lag1": ("lag-1 autocorrelation of |r| (volatility clustering)", 0.03, False),
     "acf_r_lag1": ("lag-1 autocorrelation of hourly returns", 0.02, False),
     "max_drawdown": ("largest fall from a running peak", 0.20, True),
+    # how far the price wanders over the horizon: hourly vol and drawdown can match while the
+    # returns trend and the horizon's moves are twice the real ones (a variance ratio near 3)
+    "abs_return": ("absolute log return over the horizon", 0.20, True),
 }
 DRIFT_SCALE = 0.02  # the calm market's median log return over the horizon: 2% off counts as one unit
 
