@@ -275,8 +275,6 @@ def scheduled_atm(compiled, prices: np.ndarray) -> np.ndarray:
     """ATM implied vol along given price paths without a variance state (history, or paths from
     elsewhere): the scheduled level (``market.options.atm_iv`` and the shocks' moves) moved by the
     spot-vol beta on the log return since the start, floored as the simulation floors it."""
-    from .compile.layout import IV_FLOOR
-
     r = np.log(np.asarray(prices, dtype=np.float64) / compiled.param("SPOT0"))
     atm = compiled.step("ATM_IV")[None, :] - compiled.param("SURFACE_SPOT_VOL_BETA") * r
     return np.ascontiguousarray(np.maximum(atm, IV_FLOOR))
@@ -294,7 +292,7 @@ def _atm_paths(compiled, prices: np.ndarray, atm) -> np.ndarray:
 def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarray, atm: np.ndarray) -> np.ndarray:
     """The kernel's outputs ``(rows, paths, N_HEDGE_OUT)`` for the rows ``vs``. Each row's numbers depend
     on that row and the paths alone, not on the other rows evaluated with it (tested): a sweep may
-    evaluate its rows in chunks. Rows holding only tabulated fixed contracts, without a dynamic
+    evaluate its rows in chunks. Rows holding only fixed contracts, without a dynamic
     hedge or a deleverage rule, go through ``evaluate_fixed_nb`` (the same numbers as
     ``evaluate_nb``, bit for bit, tested), the others through ``evaluate_nb``."""
     import numba
@@ -310,9 +308,9 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
         fixed_contracts = _fixed_contracts(compiled, [contracts[i] for i in batch])
         leg_table = fixed_contracts.pop("leg_table")
         rows = np.array(batch)
-        legs_tabulated = np.all((leg_table >= 0) | (inputs["leg_size"][rows] == 0.0), axis=1)
+        legs_fixed = np.all((leg_table >= 0) | (inputs["leg_size"][rows] == 0.0), axis=1)
         controls = inputs["controls"][rows]
-        fixed = legs_tabulated & (controls[:, Control.DYNAMIC] == 0.0) & np.isnan(controls[:, Control.DELEV_TARGET])
+        fixed = legs_fixed & (controls[:, Control.DYNAMIC] == 0.0) & np.isnan(controls[:, Control.DELEV_TARGET])
         if not FIXED_CONTRACT_KERNEL:
             fixed[:] = False
         for kernel, chosen in ((nbh.evaluate_fixed_nb, fixed), (nbh.evaluate_nb, ~fixed)):
@@ -329,6 +327,14 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
             if not whole:
                 out[rows[chosen]] = part
     return out
+
+
+def premium_over_fair(premium, fair):
+    """The premium paid per dollar of the legs' fair value on the model's own paths (> 1: dear),
+    where both are positive; NaN elsewhere (elementwise)."""
+    premium, fair = np.asarray(premium, dtype=float), np.asarray(fair, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((premium > 0) & (fair > 0), premium / fair, np.nan)
 
 
 def _common_inputs(compiled, prices: np.ndarray, atm: np.ndarray, funding: np.ndarray) -> dict:
@@ -412,9 +418,7 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
     table["d_es99"] = table["es99"] - base["es99"]
     with np.errstate(divide="ignore", invalid="ignore"):
         table["effectiveness"] = np.where(table["premium"] > 0, -table["d_es99"] / table["premium"], np.nan)
-        # the premium paid per dollar of the legs' fair value on the model's own paths (> 1: dear)
-        table["premium_over_fair"] = np.where((table["premium"] > 0) & (table["fair_value"] > 0),
-                                              table["premium"] / table["fair_value"], np.nan)
+    table["premium_over_fair"] = premium_over_fair(table["premium"], table["fair_value"])
     for level in scenario.outputs.price_levels_usd:
         table[f"p_touch_{level:.0f}"] = float((lows <= level).mean())
     table.attrs["not_evaluated"] = skipped

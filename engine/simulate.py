@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .compile.compiled import CompiledScenario
-from .compile.layout import (IV_FLOOR, IV_H_POINTS, IV_LEVEL_HI, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_STEP_SUMS,
+from .compile.layout import (IV_FLOOR, IV_H_POINTS, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_STEP_SUMS,
                              OPTION_PUT, Venue)
 from .errors import ScenarioError
 from .options.surface import VolSurface
@@ -118,13 +118,8 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
 
 
 def iv_levels() -> np.ndarray:
-    """The dealer table's ATM IV levels: ``exp(ln IV_LEVEL_LO + k / iv_level_inv())``."""
-    return np.exp(math.log(IV_LEVEL_LO) + np.arange(N_IV_LEVELS) / iv_level_inv())
-
-
-def iv_level_inv() -> float:
-    """Levels per unit of log ATM IV in the dealer table."""
-    return (N_IV_LEVELS - 1) / math.log(IV_LEVEL_HI / IV_LEVEL_LO)
+    """The dealer table's ATM IV levels: ``exp(ln IV_LEVEL_LO + k / IV_LEVEL_INV)``."""
+    return np.exp(math.log(IV_LEVEL_LO) + np.arange(N_IV_LEVELS) / IV_LEVEL_INV)
 
 
 def iv_forward_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, float]:
@@ -132,8 +127,8 @@ def iv_forward_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, flo
     s^2/2)`` expected over the next :data:`IV_TENOR` years given the log-variance deviation ``h``
     today, averaged, ``F(h) = 1/T int_0^T exp(h e^{-k u} - s^2 e^{-2 k u} / 2) du`` (``h`` an
     Ornstein-Uhlenbeck process with stationary deviation ``s`` = CLUSTER_STDEV and mean reversion
-    ``k = -ln(CLUSTER_PERSIST) / DT_YEARS`` per year). Gauss-Legendre quadrature (64 nodes) at
-    ``IV_H_POINTS`` values of ``h`` over ``[-6s, 6s]`` (all ones over ``[-1, 1]`` when ``s = 0``).
+    ``k = -ln(CLUSTER_PERSIST) / DT_YEARS`` per year), at ``IV_H_POINTS`` values of ``h`` over
+    ``[-6s, 6s]`` (all ones over ``[-1, 1]`` when ``s = 0``, or when ``h`` forgets itself within a step).
     Returns ``(table, h of point 0, points per unit h)``; the kernel reads it linearly, clamped."""
     s = compiled.param("CLUSTER_STDEV")
     persist = compiled.param("CLUSTER_PERSIST")

@@ -88,6 +88,7 @@ array                               meaning
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 
 STEP_FIELDS = (
@@ -344,6 +345,7 @@ N_NEW_NODES = 16
 N_IV_LEVELS = 16  # ATM IV levels of the dealer hedge table, log-spaced from IV_LEVEL_LO to IV_LEVEL_HI
 IV_LEVEL_LO = 0.05
 IV_LEVEL_HI = 4.0  # a path's ATM IV beyond the ends reads the end level
+IV_LEVEL_INV = (N_IV_LEVELS - 1) / math.log(IV_LEVEL_HI / IV_LEVEL_LO)  # levels per unit of log ATM IV
 IV_TENOR = 30 / 365.25  # the ATM IV's tenor (years): the vol surface's reference tenor
 IV_FLOOR = 0.05  # the lowest ATM IV
 IV_H_POINTS = 129  # values of the log-variance deviation h in the forward-variance table

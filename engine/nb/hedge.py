@@ -697,7 +697,7 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
             raise ValueError("evaluate_fixed_nb takes no dynamic hedge and no deleverage rule")
         for j in range(n_legs):
             if leg_size[v, j] != 0.0 and leg_table[v, j] < 0:
-                raise ValueError("evaluate_fixed_nb takes tabulated legs only")
+                raise ValueError("evaluate_fixed_nb takes fixed-contract legs only (leg_table >= 0)")
     n_contracts = 0
     for v in range(n_var):
         for j in range(n_legs):
@@ -744,7 +744,7 @@ def evaluate_fixed_nb(prices, atm_paths, spot0, dt, surface, bf25, skew_beta, re
                       leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
                       hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
                       leg_table, c_kind, c_strike, c_expiry, n_threads):
-    """:func:`evaluate_nb` for rows whose option legs are all tabulated fixed contracts
+    """:func:`evaluate_nb` for rows whose option legs are all fixed contracts
     (``leg_table >= 0``: a fixed strike, no roll; two leg columns) and that have no dynamic hedge
     and no deleverage rule: the same numbers, bit for bit, for a fraction of the work (the trace
     arguments are not taken: tracing is :func:`evaluate_nb`'s).

@@ -102,7 +102,7 @@ import math
 import numpy as np
 import numba
 
-from ..compile.layout import (FLOW_FIELDS, IV_FLOOR, IV_LEVEL_HI, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_NEW_NODES,
+from ..compile.layout import (FLOW_FIELDS, IV_FLOOR, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_NEW_NODES,
                               STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param, Row, Step, Summary, Venue)
 from . import book as bk
 from .config import jit, jit_inline, jit_norc, pjit
@@ -121,8 +121,7 @@ _NEW_KINDS = 4  # new positions' log-bankruptcy offsets per (node, row): new lon
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): a level, the same at every step size
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
 BRIDGE_REACH = 23.0  # > -ln of the smallest uniform, 0.5 / 2**32 (22.87): the bridge's widest draw
-_IV_LN_LO = math.log(IV_LEVEL_LO)  # the dealer table's ATM levels: exp(_IV_LN_LO + k / _IV_LEVEL_INV)
-_IV_LEVEL_INV = (N_IV_LEVELS - 1) / math.log(IV_LEVEL_HI / IV_LEVEL_LO)
+_IV_LN_LO = math.log(IV_LEVEL_LO)  # the dealer table's ATM levels: exp(_IV_LN_LO + k / IV_LEVEL_INV)
 
 
 @jit_inline
@@ -144,12 +143,20 @@ def dealer_hedge_nb(table, t, log_price, lo, inv_step, iv):
     grid read linearly in log price on the two ATM levels around ``iv`` (log-spaced, clamped to the
     ends), then linearly between them (inlined: it runs at every step)."""
     x = (log_price - lo) * inv_step
-    y = (math.log(iv) - _IV_LN_LO) * _IV_LEVEL_INV
+    y = (math.log(iv) - _IV_LN_LO) * IV_LEVEL_INV
     y = min(max(y, 0.0), N_IV_LEVELS - 1.0)
     k = min(int(y), N_IV_LEVELS - 2)
     w = y - k
     a = _row_read_nb(table, t, k, x)
     return a + w * (_row_read_nb(table, t, k + 1, x) - a)
+
+
+@jit_inline
+def model_iv_nb(drivers, t, premium, iv_table, h, h_lo, h_inv):
+    """The model's ATM vol at step ``t`` for the log-variance deviation ``h``: ``premium`` (1 + VRP)
+    times the square root of the step's diffusive variance times ``F(h)`` plus its jumps' (per year)."""
+    return premium * math.sqrt(drivers[t, Driver.IV_DIFFUSION_VAR] * forward_variance_nb(iv_table, h, h_lo, h_inv)
+                               + drivers[t, Driver.IV_JUMP_VAR])
 
 
 @jit_inline
@@ -792,9 +799,7 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     spot_vol_beta = params[Param.SURFACE_SPOT_VOL_BETA]
     ln_spot = math.log(spot)
     iv = steps[0, Step.ATM_IV]
-    iv_gap = iv - iv_premium * math.sqrt(drivers[0, Driver.IV_DIFFUSION_VAR]
-                                         * forward_variance_nb(iv_table, h, iv_h_lo, iv_h_inv)
-                                         + drivers[0, Driver.IV_JUMP_VAR])
+    iv_gap = iv - model_iv_nb(drivers, 0, iv_premium, iv_table, h, iv_h_lo, iv_h_inv)
     hedge = dealer_hedge_nb(dealer_table, 0, ln_price, dealer_lo, dealer_inv, iv)
     slot = 0  # ring slot of the current step: t % ring_n
     node = N_NEW_NODES - 1  # the step's leverage node for new positions: t % N_NEW_NODES
@@ -968,10 +973,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
             inv_peak = inv_s
         entry_avg = ema_w * entry_avg + (1.0 - ema_w) * price
         iv_gap *= iv_decay
-        iv = max(iv_premium * math.sqrt(drivers[t, Driver.IV_DIFFUSION_VAR]
-                                        * forward_variance_nb(iv_table, h, iv_h_lo, iv_h_inv)
-                                        + drivers[t, Driver.IV_JUMP_VAR])
-                 + iv_gap + drivers[t, Driver.IV_SHIFT] - spot_vol_beta * (ln_price - ln_spot), IV_FLOOR)
+        iv = max(model_iv_nb(drivers, t, iv_premium, iv_table, h, iv_h_lo, iv_h_inv) + iv_gap
+                 + drivers[t, Driver.IV_SHIFT] - spot_vol_beta * (ln_price - ln_spot), IV_FLOOR)
         dd = 1.0 - price * inv_peak
         if dd > max_dd:
             max_dd = dd

@@ -126,15 +126,8 @@ def _pick(handle: int):
     return lambda draws: draws[handle]
 
 
-def _ratio(premium, fair):
-    """``premium / fair`` where both are positive, NaN elsewhere (as the strategies table has it)."""
-    premium, fair = np.asarray(premium, dtype=float), np.asarray(fair, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((premium > 0) & (fair > 0), premium / fair, np.nan)
-
-
 def _strategies(result, bs, specs: list) -> None:
-    from ..hedge import METRICS, row_label
+    from ..hedge import METRICS, premium_over_fair, row_label
 
     table, paths = result.strategies, result.strategy_paths
     h = []
@@ -160,7 +153,7 @@ def _strategies(result, bs, specs: list) -> None:
             "var99": lambda d, a=a: -d[a["q99"]], "es99": lambda d, a=a: -d[a["t99"]],
             "max_dd_p50": _pick(a["max_dd_p50"]), "max_dd_p95": _pick(a["max_dd_p95"]),
             "p_liquidated": _pick(a["p_liquidated"]), "premium": _pick(a["premium"]),
-            "fair_value": _pick(a["fair_value"]), "premium_over_fair": lambda d, a=a: _ratio(d[a["premium"]], d[a["fair_value"]]),
+            "fair_value": _pick(a["fair_value"]), "premium_over_fair": lambda d, a=a: premium_over_fair(d[a["premium"]], d[a["fair_value"]]),
             "d_pnl_mean": lambda d, a=a, b=b: d[a["pnl_mean"]] - d[b["pnl_mean"]],
             "d_es99": lambda d, a=a, b=b: d[b["t99"]] - d[a["t99"]],
             "effectiveness": lambda d, a=a, b=b: (d[a["t99"]] - d[b["t99"]]) / d[a["premium"]],
