@@ -89,7 +89,7 @@ market:
       reference_volatility: 50%
       funding_sensitivity: 5
       volatility_half_life: 1d
-    momentum: {lookback: 6h, open_rate: 0.5, leverage: 15, threshold: 0.5%}
+    momentum: {lookback: 6h, open_rate: 0.5, leverage: 15, threshold: 0.5%, holding_time: 9h, capital: 40%}
 shocks:
   - type: margin_hike
     id: direct

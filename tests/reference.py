@@ -1,7 +1,7 @@
 """A slow, plain-Python reference of the cascade model: one path, written to be read.
 
 Stumpy keeps a ``tests/naive.py`` beside every fast kernel; this is ours for
-:mod:`engine.nb.kernel`. It simulates one path of the model stated in the kernel's docstring from
+:mod:`engine.nb.kernel`. It simulates one path of the model (v7) stated in the kernel's docstring from
 the same inputs (a :class:`engine.simulate.Prepared`) and the same innovations (the path's
 uniforms, ``engine.nb.rng.draw_uniforms_nb``), and returns what the kernel returns for that path:
 the summary (``SUMMARY_FIELDS``), the per-step price, open interest, liquidations and ATM implied
@@ -109,8 +109,27 @@ and the momentum traders' single leverage:
   ``new_leverage`` (equal-mass nodes: row 0 the longs' distribution, row 1 the shorts', row 2 the
   momentum traders'), capped by each row as every new position is. Within the step: the closes
   (flow ``deleveraging``), the arrivals, longs then shorts (flow ``new_positions``), the momentum
-  traders (``opened = MOMENTUM_RATE*dt*max(0, min(|ret|, 1) - MOMENTUM_THRESHOLD)`` times the
-  book's starting size in BTC, ``L0 + S0``), then the relief-rally shorts.
+  traders' trade (model v7 below; flow ``momentum``), then the relief-rally shorts (the same flow,
+  as before).
+
+Momentum traders with finite capital (model v7; ``/work/spec-momentum.md``), in place of model v5's
+momentum opening (``MOMENTUM_RATE*dt*excess*(L0 + S0)`` every step, never closed but by the side's
+hazards):
+
+* Per-path state ``M_long``, ``M_short`` >= 0 (BTC, actual): the momentum traders' positions inside
+  each side of the book, both 0 at the start, at most one non-zero; ``M = M_long - M_short``.
+* The trade, where model v5 opened: ``ret = S/price(t - lookback) - 1``, ``excess = max(0,
+  min(|ret|, 1) - MOMENTUM_THRESHOLD)``, the target ``T = sign(ret)*min(MOMENTUM_RATE*MOMENTUM_HOLD_DAYS*
+  excess, MOMENTUM_CAPITAL)*(L0 + S0)`` (their capital caps it), and ``M_new = T + (M - T)*k``, ``k = exp(-dt_days/MOMENTUM_HOLD_DAYS)`` (the
+  share of the gap to the target kept over the step). Long (or flat): a rise of ``M`` opens longs at
+  the step's momentum node (as model v5's), a fall closes longs pro rata (the side shrinks by the
+  share ``C/size(long)``: the book does not tag a momentum cell; a share of 1 empties the side); past
+  0, all ``M_long`` closes, then shorts open for ``-M_new``. Short: the mirror image. The flow is
+  ``(M_new - M)*S``.
+* Everything else that shrinks a side shrinks its momentum traders in proportion: the margin
+  changes (``M_side *= after/before``, the side's size around them), voluntary deleveraging
+  (``M_side *= 1 - close_side``) and the whole cascade, ADL included (``after/before`` again). The
+  arrivals and the relief-rally shorts do not change ``M``.
 
 Option vols that follow the path (model v6: the dealers' implied vol; ``/work/spec-iv.md``):
 
@@ -202,6 +221,7 @@ __all__ = ["PathResult", "Book", "BookRow", "book_rows", "simulate_path", "path_
            "IV_FLOOR", "N_IV_LEVELS", "IV_LEVEL_LO", "IV_LEVEL_INV"]
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20)
+CLOSE_ALL_SLACK = 1e-9  # a pro-rata close of all but this share of a side empties it (model v7)
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% return
 NEAR_LIQUIDATION = 0.05  # stress: notional a 5% move would liquidate
 HIGH_LEVERAGE = 4.0  # stress: notional above 4x effective leverage
@@ -538,7 +558,8 @@ class _Path:
     trailing step-start prices, the running peak, the average entry ``e`` (model v5) and the
     initial book's side sizes ``L0``, ``S0`` (BTC), a circuit breaker's pause, ``h``, the log
     variance's deviation (model v4; 0 and unused without clustering), and the ATM implied vol ``iv``
-    with its gap to the model's level (model v6)."""
+    with its gap to the model's level (model v6), and the momentum traders' positions inside each
+    side, ``M_long`` and ``M_short`` (model v7)."""
 
     def __init__(self, prep, replay=None):
         c = prep.compiled
@@ -587,6 +608,10 @@ class _Path:
         self.iv_gap = 0.0
         self.iv_decay = math.exp(-self.p["DT_YEARS"] / IV_TENOR)
         self.hedge = dealer_hedge(prep, 0, self.ln_price, self.iv)
+        # model v7: the momentum traders' positions (BTC) inside each side, and the share of their gap
+        # to the target they keep over a step
+        self.momentum_long = self.momentum_short = 0.0
+        self.momentum_keep = math.exp(-self.dt_days / self.p["MOMENTUM_HOLD_DAYS"])
 
         self.totals = dict.fromkeys(SUMMARY_FIELDS, 0.0)
         self.totals.update(min_price=spot, max_price=spot, min_funding_rate=math.inf, max_funding_rate=-math.inf,
@@ -601,6 +626,19 @@ class _Path:
         """The price at the start of step ``t - steps`` (spot before the horizon)."""
         k = t - int(steps)
         return self.start_prices[k] if k >= 0 else self.start_prices[0]
+
+    def side_sizes(self) -> dict:
+        """Each side's size now (BTC), summed from the cells."""
+        return {LONG: self.book.size(LONG), SHORT: self.book.size(SHORT)}
+
+    def momentum_follow(self, before: dict) -> None:
+        """Model v7: a side that something other than the momentum trade shrank (or grew) from
+        ``before`` (BTC) to its size now keeps the momentum traders' share of it: ``M_side *=
+        after/before`` (a side that was empty has no momentum traders)."""
+        if before[LONG] > 0.0:
+            self.momentum_long *= self.book.size(LONG) / before[LONG]
+        if before[SHORT] > 0.0:
+            self.momentum_short *= self.book.size(SHORT) / before[SHORT]
 
     def impact(self, t: int) -> Impact:
         """Step ``t``'s coefficients, from the compiled params and steps (``d`` the depth multiplier):
@@ -708,11 +746,15 @@ class _Path:
     def margin_changes(self, t: int, s: float) -> float:
         """New margin rates at their change steps (USD-per-BTC requirements converted at ``s``): a
         venue's new rates are floors under each of its rows' own; a row whose initial rate rises
-        makes its over-levered positions top up or cut. Returns the cut flow."""
+        makes its over-levered positions top up or cut; where a change happens, the momentum traders
+        keep their share of each side (model v7). Returns the cut flow."""
         cut_usd = 0.0
+        before = self.side_sizes()
+        changed = False
         for v, venue in enumerate(self.venue):
             if venue["MARGIN_CHANGE"][t] == 0.0:
                 continue
+            changed = True
             mm_usd, im_usd = venue["MM_USD_PER_BTC"][t], venue["IM_USD_PER_BTC"][t]
             venue_mmr = mm_usd / s if mm_usd > 0.0 else venue["MMR"][t]
             venue_imr = im_usd / s if im_usd > 0.0 else venue["IMR"][t]
@@ -724,6 +766,8 @@ class _Path:
                     cut = enforce_initial_margin(self.book, r, s, 1.0 / imr, venue["TOP_UP_FRACTION"][t])
                     cut_usd += (cut[SHORT] - cut[LONG]) * s
                 self.imr[r] = imr
+        if changed:
+            self.momentum_follow(before)
         return cut_usd
 
     # -- 4
@@ -790,6 +834,8 @@ class _Path:
         flow = close_short * self.book.size(SHORT) * s - close_long * self.book.size(LONG) * s
         self.book.shrink(LONG, 1.0 - close_long)
         self.book.shrink(SHORT, 1.0 - close_short)
+        self.momentum_long *= 1.0 - close_long  # model v7: the momentum traders close their share too
+        self.momentum_short *= 1.0 - close_short
         return flow
 
     def new_leverage(self, which: int, t: int) -> float:
@@ -821,18 +867,60 @@ class _Path:
             self.open_positions(SHORT, new_short, self.new_leverage(1, t))
         return (new_long - new_short) * s
 
+    def close_pro_rata(self, side: str, btc: float) -> None:
+        """Close ``btc`` of a side pro rata: every cell keeps ``1 - btc/size(side)`` (a voluntary
+        close, :meth:`Book.shrink`); a share within 1e-9 of 1 (or, by rounding, above it) empties
+        the side: the kernel's running sums and the cells differ in the last bits, and a residue of
+        1e-12 BTC would swing the funding imbalance of a side holding nothing else."""
+        share = btc / self.book.size(side)
+        self.book.shrink(side, 1.0 - share if share < 1.0 - CLOSE_ALL_SLACK else 0.0)
+
     def momentum_and_fuel(self, t: int, s: float) -> float:
-        """Momentum traders open along the lookback return (shorts into a fall, longs into a rise),
-        a share ``rate * (|return| - threshold) * dt`` of the book's starting size (BTC), at the
-        step's node of their leverage distribution; relief-rally shorts are added."""
+        """Momentum traders (model v7) trade toward their target ``T = sign(ret)*min(MOMENTUM_RATE*
+        MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*(L0 + S0)`` (BTC, ``excess`` the lookback return's size beyond
+        the threshold): their net position ``M = M_long - M_short`` moves to ``M_new = T + (M - T)*k``.
+        Up to 0 from the side they hold they close pro rata (:meth:`close_pro_rata`); beyond it they
+        open at the step's node of their leverage distribution (crossing 0: close all, then open the
+        other side). Then the relief-rally shorts. Returns the flow ``(M_new - M)*s`` less the fuel."""
         ret = s / self.lookback_price(t, self.p["MOMENTUM_LOOKBACK_STEPS"]) - 1.0
         excess = max(0.0, min(abs(ret), MOMENTUM_RETURN_CAP) - self.p["MOMENTUM_THRESHOLD"])  # a breakout's size
-        opened = self.p["MOMENTUM_RATE"] * self.dt_days * excess * (self.long0 + self.short0)
-        flow = 0.0
-        if opened > 0.0:
-            side = SHORT if ret < 0.0 else LONG
-            self.open_positions(side, opened, self.new_leverage(2, t))
-            flow = -opened * s if side == SHORT else opened * s
+        target = 0.0
+        if ret != 0.0:
+            size = min(self.p["MOMENTUM_RATE"] * self.p["MOMENTUM_HOLD_DAYS"] * excess, self.p["MOMENTUM_CAPITAL"])
+            target = math.copysign(1.0, ret) * size * (self.long0 + self.short0)
+        held = self.momentum_long - self.momentum_short
+        new = target + (held - target) * self.momentum_keep
+        leverage = self.new_leverage(2, t)
+        if self.momentum_short == 0.0:  # flat or long
+            if new >= self.momentum_long:
+                opened = new - self.momentum_long
+                if opened > 0.0:
+                    self.open_positions(LONG, opened, leverage)
+                    self.momentum_long += opened
+            elif new >= 0.0:
+                self.close_pro_rata(LONG, self.momentum_long - new)
+                self.momentum_long = new
+            else:
+                if self.momentum_long > 0.0:
+                    self.close_pro_rata(LONG, self.momentum_long)
+                self.momentum_long = 0.0
+                self.open_positions(SHORT, -new, leverage)
+                self.momentum_short = -new
+        else:  # short (then M_long is 0)
+            if new <= -self.momentum_short:
+                opened = -new - self.momentum_short
+                if opened > 0.0:
+                    self.open_positions(SHORT, opened, leverage)
+                    self.momentum_short += opened
+            elif new <= 0.0:
+                self.close_pro_rata(SHORT, self.momentum_short + new)
+                self.momentum_short = -new
+            else:
+                self.close_pro_rata(SHORT, self.momentum_short)
+                self.momentum_short = 0.0
+                self.open_positions(LONG, new, leverage)
+                self.momentum_long = new
+        flow = (new - held) * s
         fuel = self.drv["NEW_SHORT_NOTIONAL_USD"][t]
         if fuel > 0.0:
             self.open_positions(SHORT, fuel / s, self.drv["NEW_SHORT_LEVERAGE"][t])
@@ -1025,7 +1113,7 @@ class _Path:
         miners = self.miner_sales(t, s)
         dealers = self.dealer_rehedge(t)
         funding = self.funding_rate(s)
-        delev = self.voluntary_deleveraging(s, funding)  # model v5: closes, then arrivals, then momentum
+        delev = self.voluntary_deleveraging(s, funding)  # model v5: closes, then arrivals, then momentum (v7)
         arrivals = self.new_positions(t, s)
         momentum = self.momentum_and_fuel(t, s)
         forced = self.drv["FORCED_FLOW_USD"][t]
@@ -1042,7 +1130,9 @@ class _Path:
             liq_long = liq_short = 0.0
             rounds = 0
         else:
+            before = self.side_sizes()
             liq_long, liq_short, rounds, low, high = self.cascade(t, low, high, k)
+            self.momentum_follow(before)  # model v7: over the whole cascade, ADL included
 
         # 8. the ATM implied vol at the step's end; records; the average entry moves toward the step's close
         self.follow_implied_vol(t)

@@ -355,7 +355,9 @@ REBOUND = {"type": "price_jump", "start": "+24h", "size": "12%"}
 
 
 def test_momentum_traders_trade_more_with_a_higher_open_rate():
-    runs = {rate: run(with_shocks(market({"market.behaviour.momentum.open_rate": rate}), FALL), n_paths=N, seed=SEED)
+    # a capital of 100% of the book: at these rates their target stays below it (the cap is tested apart)
+    runs = {rate: run(with_shocks(market({"market.behaviour.momentum.open_rate": rate,
+                                          "market.behaviour.momentum.capital": "100%"}), FALL), n_paths=N, seed=SEED)
             for rate in (0, 0.5, 5)}
     assert (runs[0].per_path["momentum_flow_usd"] == 0).all()
     assert (runs[0].flows["momentum"] == 0).all()
@@ -372,6 +374,43 @@ def test_momentum_shorts_opened_into_a_fall_are_squeezed_on_the_rebound():
     assert mean(many, "short_liquidations_usd") > mean(none, "short_liquidations_usd") + 1e9
     rebound = many.fan["short_liquidations_usd"]["p50"].iloc[24]
     assert rebound > 3 * none.fan["short_liquidations_usd"]["p50"].iloc[24]
+
+
+def test_momentum_traders_close_as_the_move_fades():
+    """Their capital is finite: their position relaxes toward a target set by the lookback return
+    beyond the threshold, and back toward flat once the fall has left their 6-hour window. Into the
+    fall they sell (open shorts); once it has left the window they buy them back, sooner the shorter
+    their holding time, and over the two days their net flow is a small part of what they traded
+    (the rest went to liquidations and the side's own hazards)."""
+    def momentum(holding):
+        return run(with_shocks(market({"market.behaviour.momentum.open_rate": 5,
+                                       "market.behaviour.momentum.capital": "100%",
+                                       "market.behaviour.momentum.holding_time": holding}), FALL),
+                   n_paths=N, seed=SEED).flows["momentum"]
+    quick, patient = momentum("3h"), momentum("3d")
+    for flows in (quick, patient):
+        assert (flows.iloc[7:12] < 0).all()  # shorts opened into the fall
+    assert quick.iloc[13:24].sum() > 0  # bought back once the fall is out of the lookback
+    assert quick.iloc[13:24].sum() > 2 * max(patient.iloc[13:24].sum(), 0.0)
+    assert abs(quick.sum()) < 0.25 * quick.abs().sum()
+    # the patient ones keep relaxing toward a target 24 times larger (up to their capital) while the
+    # fall is in the window
+    assert patient.iloc[7:13].sum() < quick.iloc[7:13].sum() < 0
+
+
+def test_momentum_traders_hold_no_more_than_their_capital():
+    """Their target stops at their capital (a share of the book's starting size, 30B here): after a
+    10% fall at a high open rate, 2% of the book is all they sell, against far more with a capital
+    of 100%; what they sold is bounded by the cap however long the fall lasts."""
+    def sold(capital):
+        r = run(with_shocks(market({"market.behaviour.momentum.open_rate": 50,
+                                    "market.behaviour.momentum.holding_time": "3d",
+                                    "market.behaviour.momentum.capital": capital}), FALL), n_paths=N, seed=SEED)
+        return -r.flows["momentum"].iloc[6:13].sum()
+    small, large = sold("2%"), sold("100%")
+    book_usd = 30e9
+    assert 0 < small <= 0.02 * book_usd * 1.05  # at the fall's price, within rounding
+    assert large > 3 * small
 
 
 def test_funding_follows_the_imbalance():

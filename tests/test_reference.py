@@ -148,7 +148,9 @@ RELIEF_RALLY = _merge(_BASE, {
     "name": "relief-rally",
     "market": {"perpetuals": {"short": {"notional_usd": "30B",
                                         "leverage": {"distribution": "lognormal", "median": 15, "dispersion": 0.6,
-                                                     "min": 2, "max": 100}}}},
+                                                     "min": 2, "max": 100}}},
+               # momentum traders whose target the rally's move takes to their capital (model v7's cap)
+               "behaviour": {"momentum": {"open_rate": 5, "holding_time": "12h", "capital": "0.5%"}}},
     "shocks": [{"type": "relief_rally", "id": "squeeze", "start": "+1d", "ramp": "2h", "duration": "10h",
                 "ramp_out": "2h", "new_short_notional_usd": "3B", "short_leverage": 25, "macro_move": "6%",
                 "momentum_buying_usd": "2B"}],

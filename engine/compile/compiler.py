@@ -139,6 +139,8 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.MOMENTUM_LOOKBACK_STEPS] = max(1, round(momentum.lookback.total_seconds() / timeline.step_seconds))
     p[Param.MOMENTUM_RATE] = momentum.open_rate
     p[Param.MOMENTUM_THRESHOLD] = momentum.threshold
+    p[Param.MOMENTUM_HOLD_DAYS] = momentum.holding_time.total_seconds() / 86400.0
+    p[Param.MOMENTUM_CAPITAL] = momentum.capital
     p[Param.FUNDING_INTERVALS_PER_DAY] = 86400 / m.perpetuals.funding.interval.total_seconds()
     p[Param.SURFACE_BF25] = m.options.butterfly_25d
     p[Param.SURFACE_SPOT_VOL_BETA] = m.options.spot_vol_beta

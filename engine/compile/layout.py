@@ -173,8 +173,10 @@ PARAM_FIELDS = (
     "DELEV_FUNDING",  # per day per unit of daily funding paid
     "VOL_EWMA_DECAY",  # weight of the old realised-variance estimate per step
     "MOMENTUM_LOOKBACK_STEPS",
-    "MOMENTUM_RATE",  # share of OI opened per day per 100% lookback return beyond the threshold
+    "MOMENTUM_RATE",  # share of OI opened per day per 100% lookback return beyond the threshold, from flat
     "MOMENTUM_THRESHOLD",  # lookback return momentum traders ignore
+    "MOMENTUM_HOLD_DAYS",  # their position's relaxation time toward its target (days)
+    "MOMENTUM_CAPITAL",  # their largest position, a share of the book's starting size
     "FUNDING_INTERVALS_PER_DAY",
     "SURFACE_BF25",  # the vol surface's 25-delta butterfly
     "SURFACE_SPOT_VOL_BETA",  # ATM IV per unit of log return lost (engine.options.surface)

@@ -50,10 +50,13 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
    ``DELEV_BASE``, ``ENTRY_EMA_DECAY`` per step), realised vol and funding; new positions replace
    the holding-time closes: ``DELEV_BASE*dt`` of each side's starting size opens at the step's
    leverage node ``t mod N_NEW_NODES`` of the side's distribution (``new_leverage[0|1]``);
-   momentum traders open along the lookback return, in proportion to its size beyond
-   ``MOMENTUM_THRESHOLD``, a share of the book's starting size (their capital: sized on the
-   current book, their own positions would compound into a runaway), at
-   the same node of theirs (``new_leverage[2]``); relief-rally shorts; forced flows; margin cuts.
+   momentum traders (finite capital) move their net position ``M`` toward the target
+   ``sign(ret)*min(MOMENTUM_RATE*MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*X0`` (``excess`` the lookback return's size
+   beyond ``MOMENTUM_THRESHOLD``, ``X0`` the book's starting size: sized on the current book, their
+   positions would compound into a runaway), keeping ``exp(-dt/MOMENTUM_HOLD_DAYS)`` of the gap:
+   they open at the same node of theirs (``new_leverage[2]``) and close pro rata across their side,
+   and what they hold shrinks with the side at every other close (margin cuts, the hazards,
+   liquidations); relief-rally shorts; forced flows; margin cuts.
 5. Impact of the net flow ``q``, executed evenly over the step: ``ln_f += PERMANENT_COEF*q`` and
    ``J += GAIN*q``; the close is ``c = ln_f + I(J)``, kept within ``log(spot) +- LOG_FLOOR``.
 6. Funding payments (FUNDING_EVENTS): every bankruptcy price moves by ``(1 + f)`` per payment.
@@ -119,6 +122,8 @@ _WORK_ROWS = 5  # per-row scratch rows: fuel offsets, new log prices, triggers (
 _NEW_KINDS = 4  # new positions' log-bankruptcy offsets per (node, row): new longs, new shorts, momentum long, short
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20): a level, the same at every step size
+CLOSE_ALL_SLACK = 1e-9  # momentum traders closing all but this share of their side empty it: a residue
+# of 1e-12 BTC (running sums against cells) would swing the funding imbalance of a side holding nothing else
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
 BRIDGE_REACH = 23.0  # > -ln of the smallest uniform, 0.5 / 2**32 (22.87): the bridge's widest draw
 _IV_LN_LO = math.log(IV_LEVEL_LO)  # the dealer table's ATM levels: exp(_IV_LN_LO + k / IV_LEVEL_INV)
@@ -774,8 +779,16 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     p_miner_hashrate_ph = params[Param.MINER_HASHRATE_PH]
     p_miner_hashrate_sensitivity = params[Param.MINER_HASHRATE_SENSITIVITY]
     miner_sell_dt = params[Param.MINER_SELL_SENSITIVITY] * dt_days
-    momentum_rate_dt = params[Param.MOMENTUM_RATE] * dt_days
     momentum_threshold = params[Param.MOMENTUM_THRESHOLD]
+    # momentum traders' finite capital: their net position relaxes toward a target proportional to
+    # the breakout, keeping mom_keep of its gap per step; mom_long / mom_short (BTC) are what they
+    # hold inside each side (at most one is non-zero), shrunk with the side by every other close
+    mom_hold = params[Param.MOMENTUM_HOLD_DAYS]
+    mom_keep = math.exp(-dt_days / mom_hold)
+    mom_target_coef = params[Param.MOMENTUM_RATE] * mom_hold * total0_btc
+    mom_capital = params[Param.MOMENTUM_CAPITAL] * total0_btc  # the largest target they hold
+    mom_long = 0.0
+    mom_short = 0.0
     replaying = replay.shape[0] != 0
     # conditional volatility: the log-variance deviation h, an Ornstein-Uhlenbeck process sampled
     # exactly at the steps; the diffusion's vol is m = exp(h/2 - s^2/4) times the step's (E[m^2] = 1)
@@ -831,9 +844,15 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         # 3. margin changes
         cut_usd = 0.0
         if rare:
+            size_l_before = long_size
+            size_s_before = short_size
             margins_changed, cut_usd, long_size, short_size = _margin_changes_nb(
                 venue_steps, rows, grid, t, long, short, long_entry, short_entry, top, bottom, mmr, imr, s_prev,
                 pb_mult, scale_l, scale_s, long_size, short_size)
+            if mom_long > 0.0 and size_l_before > 0.0:
+                mom_long *= long_size / size_l_before
+            if mom_short > 0.0 and size_s_before > 0.0:
+                mom_short *= short_size / size_s_before
             if margins_changed:  # once for all rows: new positions' leverage caps and every trigger
                 _node_offsets_nb(offsets, imr, new_leverage)
                 long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
@@ -867,6 +886,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         delev = (close_s * short_notional - close_l * long_notional)
         scale_l *= 1.0 - close_l
         scale_s *= 1.0 - close_s
+        mom_long *= 1.0 - close_l
+        mom_short *= 1.0 - close_s
         if scale_l == 0.0:
             long_size, scale_l = _wipe_nb(long, long_entry, top, -1)
         if scale_s == 0.0:
@@ -887,21 +908,59 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                                                         short_size, short_trigger, False)
             new_flow = (new_l - new_s) * s_prev
 
+        # momentum traders move their net position toward the breakout's target: they open along
+        # the move, close pro rata across their side as it fades, and flip through flat
         momentum = 0.0
         ret = s_prev * ring[slot - mom_lb + (ring_n if slot < mom_lb else 0)] - 1.0
-        opened_btc = momentum_rate_dt * max(0.0, min(abs(ret), MOMENTUM_RETURN_CAP) - momentum_threshold) * total0_btc
-        if opened_btc > 0.0:
-            opened = opened_btc * s_prev
-            if ret < 0.0:
-                short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, share_rows,
-                                                            offsets, 3, node, at, grid_per_log, opened_btc / scale_s,
-                                                            s_prev, short_size, short_trigger, False)
-                momentum = -opened
+        mom_target = min(mom_target_coef * max(0.0, min(abs(ret), MOMENTUM_RETURN_CAP) - momentum_threshold),
+                         mom_capital)
+        if ret < 0.0:
+            mom_target = -mom_target
+        mom_net = mom_long - mom_short
+        mom_new = mom_target + (mom_net - mom_target) * mom_keep
+        if mom_new != mom_net:
+            open_l = 0.0
+            open_s = 0.0
+            shut_l = 0.0
+            shut_s = 0.0
+            if mom_short == 0.0:  # flat or long
+                if mom_new >= mom_long:
+                    open_l = mom_new - mom_long
+                elif mom_new >= 0.0:
+                    shut_l = mom_long - mom_new
+                else:
+                    shut_l = mom_long
+                    open_s = -mom_new
+            elif mom_new <= -mom_short:  # short
+                open_s = -mom_new - mom_short
+            elif mom_new <= 0.0:
+                shut_s = mom_short + mom_new
             else:
+                shut_s = mom_short
+                open_l = mom_new
+            if shut_l > 0.0:
+                share = shut_l / (long_size * scale_l)
+                if share >= 1.0 - CLOSE_ALL_SLACK:
+                    long_size, scale_l = _wipe_nb(long, long_entry, top, -1)
+                else:
+                    scale_l *= 1.0 - share
+            if shut_s > 0.0:
+                share = shut_s / (short_size * scale_s)
+                if share >= 1.0 - CLOSE_ALL_SLACK:
+                    short_size, scale_s = _wipe_nb(short, short_entry, bottom, n_cells)
+                else:
+                    scale_s *= 1.0 - share
+            if open_l > 0.0:
                 long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, share_rows,
-                                                          offsets, 2, node, at, grid_per_log, opened_btc / scale_l,
+                                                          offsets, 2, node, at, grid_per_log, open_l / scale_l,
                                                           s_prev, long_size, long_trigger, True)
-                momentum = opened
+            if open_s > 0.0:
+                short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, share_rows,
+                                                            offsets, 3, node, at, grid_per_log, open_s / scale_s,
+                                                            s_prev, short_size, short_trigger, False)
+            mom_long = mom_new if mom_new > 0.0 else 0.0
+            mom_short = -mom_new if mom_new < 0.0 else 0.0
+            momentum = (mom_new - mom_net) * s_prev
         fuel = steps[t, Step.NEW_SHORT_NOTIONAL_USD] if rare else 0.0
         if fuel > 0.0:
             short_size, long_trigger, short_trigger = _fresh_shorts_nb(
@@ -948,6 +1007,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         if t < paused_until:
             paused_steps += 1
         elif long_trigger >= low_px or short_trigger <= high_px:
+            size_l_before = long_size
+            size_s_before = short_size
             (rounds, liq_l_usd, liq_s_usd, adl_step, partial_step, (long_size, short_size),
              (ln_f, flow_state, ln_price, price), (low_px, high_px), (long_trigger, short_trigger), (surplus, bad_debt),
              paused_until) = _cascade_nb(
@@ -956,6 +1017,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                 (permanent_coef, sqrt_coef, linear_coef, ln_floor, ln_ceiling), (long_size, short_size),
                 (ln_f, flow_state, ln_price, price), (ln_low, ln_high, low_px, high_px), (long_trigger, short_trigger),
                 (surplus, bad_debt), paused_until)
+            if mom_long > 0.0 and size_l_before > 0.0:  # the momentum traders lose their share of the side
+                mom_long *= long_size / size_l_before
+            if mom_short > 0.0 and size_s_before > 0.0:
+                mom_short *= short_size / size_s_before
         if low_px < low:  # the intra-step low and high (after the cascade's moves)
             low = low_px
             low_step = t

@@ -543,14 +543,26 @@ class Deleveraging(StrictModel):
 
 
 class Momentum(StrictModel):
-    """Momentum traders open shorts into a fall and longs into a rise: the fuel of squeezes. Their
-    positions then unwind like any other (``deleveraging``)."""
+    """Momentum traders hold a position along the lookback return (short in a fall, long in a rise):
+    the fuel of squeezes. Their capital is finite: their position relaxes toward a target that
+    grows with the move beyond the threshold, over ``holding_time``, and they close it again as the
+    move fades. Their positions are part of their side (liquidated and unwound like any other)."""
 
     lookback: Duration = Field("6h", description="Window of the return they follow.")
     open_rate: Number = Field(
         0.5, ge=0, le=100,
         description="Share of the starting open interest opened per day per 100% return over the lookback beyond "
-        "the threshold.",
+        "the threshold, from flat: their target position is open_rate x holding_time (days) x that excess.",
+    )
+    capital: Rate = Field(
+        0.25, gt=0, le=10,
+        description="Their capital: the largest position they hold, as a share of the book's starting size; "
+        "their target stops growing there, however far the price runs.",
+    )
+    holding_time: Duration = Field(
+        "1d",
+        description="Time over which their position relaxes toward its target (the gap shrinks by e per "
+        "holding_time): they close as the move that opened it fades.",
     )
     threshold: Rate = Field(
         0.0, ge=0, le=1,
@@ -562,6 +574,12 @@ class Momentum(StrictModel):
                                                   max=100.0),
         description="Leverage of the positions they open: a number, or a distribution like the book's.",
     )
+
+    @model_validator(mode="after")
+    def _positive_holding_time(self):
+        if self.holding_time.total_seconds() <= 0:
+            raise ValueError("holding_time must be positive, e.g. 1d")
+        return self
 
 
 class Behaviour(StrictModel):
