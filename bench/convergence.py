@@ -58,7 +58,7 @@ from bench_engine import machine  # noqa: E402  (bench/ is on the path: the same
 
 SCENARIOS = {
     "flagship": (ROOT / "scenarios" / "feb-2026-deleveraging.yaml", ["4h", "1h", "15m", "5m"]),
-    "october": (ROOT / "scenarios" / "oct-2025-exchange-failure.yaml", ["4h", "1h", "15m", "5m", "1m"]),
+    "october": (ROOT / "scenarios" / "history" / "oct-2025-exchange-failure.yaml", ["4h", "1h", "15m", "5m", "1m"]),
 }
 BOOTSTRAP_SEED = 20260205  # fixed: the standard errors are a pure function of the runs
 CHUNK_CELLS = 4_000_000  # resamples x paths held at once by the bootstrap (32 MB of float64)

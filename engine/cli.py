@@ -196,15 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--facts", type=Path, help="the observed figures (default: ../shared/facts/<scenario name>.yaml)")
     p.add_argument("--reference", type=Path, help="out-of-sample reference numbers (default: "
                    "../shared/data/reference/stress_event_reference_numbers.csv)")
-    p.add_argument("--oos", type=Path, default=Path("scenarios/oct-2025-exchange-failure.yaml"), metavar="SCENARIO",
-                   help="the out-of-sample scenario, run with the fitted mechanics and never refitted "
-                        "(default: %(default)s); --oos '' skips it")
+    p.add_argument("--oos", type=Path, action="append", metavar="SCENARIO",
+                   help="an out-of-sample episode, run with the fitted mechanics and never refitted; repeat for "
+                        "several (default: every scenario in scenarios/history/); --oos '' skips them")
     p.add_argument("--params", help="comma-separated parameters to fit (default: all of them; README, 'Calibration')")
     p.add_argument("--no-fit", action="store_true",
                    help="evaluate the scenario as given (validate the shipped defaults); write the report only")
     p.add_argument("--no-calm", action="store_true",
                    help="leave out the calm year's targets (the scenario with no shocks against the real hourly "
                         "windows of its length, crashes excluded): fit February alone")
+    p.add_argument("--no-identifiability", action="store_true",
+                   help="skip the identifiability check after the fit (two evaluations per fitted parameter: "
+                        "which parameters and combinations the targets pin down)")
     p.add_argument("--paths", type=_positive_int, default=2000, help="paths per evaluation in the fit (default 2000)")
     p.add_argument("--report-paths", type=_positive_int, default=10000,
                    help="paths of the report's run at the result (default 10000)")
@@ -773,9 +776,20 @@ def _cmd_calibrate(args) -> int:
                          f"expected some of {', '.join(PARAMETERS)}")
     if args.no_fit and (args.params or args.write_params):
         return usage("--no-fit fits nothing: drop --params and --write-params")
-    oos = args.oos if args.oos is not None and str(args.oos) not in ("", ".") else None
-    if oos is not None and not oos.is_file():
-        return usage(f"--oos {oos}: no such file")
+    from .scenario.library import scenarios_dir
+
+    default_oos = sorted((scenarios_dir() / "history").glob("*.yaml"))
+    oos = [Path(o) for o in (args.oos if args.oos is not None else default_oos) if str(o) not in ("", ".")]
+    for o in oos:
+        if not o.is_file():
+            return usage(f"--oos {o}: no such file")
+    from .calibration.oos import EPISODES
+
+    for o in oos:
+        name = load_scenario(o).name
+        if name not in EPISODES:
+            return usage(f"--oos {o}: no reference numbers for scenario {name!r}; expected one of "
+                         f"{', '.join(EPISODES)}")
     reference = args.reference or default_reference(Path(data))
     if args.reference is not None and not args.reference.is_file():
         return usage(f"--reference {args.reference}: no such file")
@@ -787,11 +801,12 @@ def _cmd_calibrate(args) -> int:
         print(line, file=sys.stderr)
 
     try:
-        result = run_calibration(args.file, data=data, facts=facts, reference=reference, oos_scenario=oos,
+        result = run_calibration(args.file, data=data, facts=facts, reference=reference, oos_scenarios=oos,
                                  names=names, fit=not args.no_fit, n_paths=args.paths, report_paths=args.report_paths,
                                  seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1, design_points=args.design,
                                  max_evals=args.max_evals, overrides=args.overrides, out=out,
                                  write_params=args.write_params, calm=not args.no_calm,
+                                 identify=not args.no_identifiability,
                                  progress=progress if not args.json and sys.stderr.isatty() else None)
     except ValueError as exc:  # the data, the facts or the reference file
         return usage(str(exc))
@@ -799,7 +814,8 @@ def _cmd_calibrate(args) -> int:
     if args.json:
         print(json.dumps({**{k: v for k, v in result.info.items() if k not in ("meta",)},
                           "passed": passed, "targets": json.loads(result.table.to_json(orient="index")),
-                          "out_of_sample": None if result.oos is None else json.loads(result.oos.to_json(orient="index")),
+                          "out_of_sample": None if not result.oos else {
+                              name: json.loads(frame.to_json(orient="index")) for name, frame in result.oos.items()},
                           "written": str(result.written), "parameter_file": None if args.write_params is None
                           else str(args.write_params)}, default=str))
         return EXIT_OK
@@ -823,16 +839,25 @@ def render_calibration_text(result) -> str:
                          + ("  (at a bound)" if row.at_bound else ""))
         lines.append("")
     lines.append(f"{'target':<32} {'observed':>10} {'median':>10} {'5-95%':>23} {'MC err':>9} {'inside':>7}")
-    for table in (result.table, result.oos):
-        if table is None:
-            continue
-        if table is result.oos:
-            lines.append("out of sample (not refitted):")
+    tables = [(None, result.table)] + list((result.oos or {}).items())
+    for episode, table in tables:
+        if episode is not None:
+            lines.append(f"out of sample (not refitted): {episode}")
         for name, r in table.iterrows():
             lines.append(f"{name:<32} {_fmt(r.observed, r.unit):>10} {_fmt(r.model_p50, r.unit):>10} "
                          f"{_fmt(r.model_p05, r.unit) + ' - ' + _fmt(r.model_p95, r.unit):>23} "
                          f"{_fmt(r.mc_se_p50, r.unit):>9} {'yes' if r.inside_5_95 else 'NO':>7}")
     lines.append(f"realised path inside the 5-95% fan: {result.coverage:.1%} of hours (goal 90%)")
+    ident = cal.identifiability if cal is not None else None
+    if ident is not None:
+        lines.append("")
+        lines.append(f"identifiability (spans where the objective rises by {ident.tolerance:.3g}):")
+        lines.append(f"  {'parameter':<20} {'fitted':>10} {'alone':>23} {'others re-fitted':>23} {'identified':>11}")
+        for name, r in ident.parameters.iterrows():
+            lines.append(f"  {name:<20} {r.fitted:>10.4g} {f'{r.alone_low:.4g} - {r.alone_high:.4g}':>23} "
+                         f"{f'{r.profile_low:.4g} - {r.profile_high:.4g}':>23} {'yes' if r.identified else 'NO':>11}")
+        for finding in ident.findings:
+            lines.append(f"  {finding}")
     for note in result.info.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""The shipped scenario library (``scenarios/`` and ``scenarios/ci/``): every file loads, says what
-it is, names its facts, and together the files exercise every shock type."""
+"""The shipped scenario library (``scenarios/``, ``scenarios/history/`` and ``scenarios/ci/``): every
+file loads, says what it is, names its facts, and together the files exercise every shock type."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from engine.scenario.shocks import SHOCK_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
-LIBRARY = sorted(SCENARIOS.glob("*.yaml"))
+HISTORY = sorted((SCENARIOS / "history").glob("*.yaml"))
+LIBRARY = sorted(SCENARIOS.glob("*.yaml")) + HISTORY
 CI = sorted((SCENARIOS / "ci").glob("*.yaml"))
 ALL = LIBRARY + CI
 
@@ -24,6 +25,7 @@ REQUIRED = {
     "cme-margin-hike",
     "warsh-tightening",
     "oct-2025-exchange-failure",
+    "black-thursday-2020",
     "miner-capitulation",
     "calm-baseline",
     "perfect-storm",
@@ -44,7 +46,8 @@ def _rel(path: Path) -> str:
 
 
 def _load(stem: str):
-    return engine.load_scenario(SCENARIOS / f"{stem}.yaml")
+    path = SCENARIOS / f"{stem}.yaml"
+    return engine.load_scenario(path if path.is_file() else SCENARIOS / "history" / f"{stem}.yaml")
 
 
 def _types(scenario) -> set[str]:
@@ -63,6 +66,7 @@ def _header(path: Path) -> list[str]:
 
 def test_library_is_not_empty():
     assert LIBRARY, f"no scenarios in {SCENARIOS}"
+    assert HISTORY, f"no historical episodes in {SCENARIOS / 'history'}"
     assert CI, f"no CI scenarios in {SCENARIOS / 'ci'}"
 
 

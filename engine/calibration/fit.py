@@ -16,6 +16,9 @@ name                scenario key                                            what
 ``momentum``        ``market.behaviour.momentum.open_rate``                 positions opened along the
                                                                             lookback return
 ``momentum_thr...`` ``market.behaviour.momentum.threshold``                 the move they ignore
+``momentum_hol...`` ``market.behaviour.momentum.holding_time``              how fast they reach their
+                                                                            target and close it again
+``momentum_cap...`` ``market.behaviour.momentum.capital``                   their largest position
 ``momentum_lev...`` ``market.behaviour.momentum.leverage.median``           their leverage
 ``holding``         ``market.behaviour.deleveraging.base_hazard_per_day``   1 / the mean holding time
 ``vol_of_vol``      ``market.volatility.clustering.vol_of_vol``             volatility clustering
@@ -32,7 +35,9 @@ parameters and the optimiser compares like with like.
 
 The optimiser: a scrambled Sobol design over the box (in log space for positive scale
 parameters), then Nelder-Mead from the best design point in the unit cube, clipped to the box.
-Both are deterministic for a given seed; scipy provides them.
+Both are deterministic for a given seed; scipy provides them. At the result, the objective's
+curvature says which parameters and combinations the targets pin down
+(:mod:`engine.calibration.identify`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from typing import TYPE_CHECKING
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +54,9 @@ import pandas as pd
 
 from ..errors import Problem, ScenarioError
 from .targets import Target, evaluate, fan_coverage
+
+if TYPE_CHECKING:
+    from .identify import Identifiability
 
 __all__ = ["Parameter", "PARAMETERS", "Calibration", "objective_parts", "calibrate", "parameter_yaml",
            "COVERAGE_GOAL"]
@@ -64,6 +73,19 @@ class Parameter:
     high: float
     log: bool
     meaning: str
+    unit: str = ""  # a duration key's unit ("h": the fit's value is hours, the scenario's "<value>h")
+
+    def encode(self, value: float, digits: int = 12):
+        """The value as the scenario key takes it."""
+        return f"{value:.{digits}g}{self.unit}" if self.unit else value
+
+    def decode(self, value) -> float:
+        """A scenario key's value in the fit's unit."""
+        if self.unit:
+            from ..scenario.units import parse_duration
+
+            return parse_duration(value).total_seconds() / {"h": 3600.0, "d": 86400.0}[self.unit]
+        return float(value)
 
     def to_unit(self, value: float) -> float:
         if self.log:
@@ -93,6 +115,11 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               "positions opened per day (share of open interest) per 100% move over the lookback"),
     Parameter("momentum_threshold", "market.behaviour.momentum.threshold", 0.001, 0.2, True,
               "lookback return momentum traders ignore (they act on breakouts beyond it)"),
+    Parameter("momentum_holding", "market.behaviour.momentum.holding_time", 0.5, 720.0, True,
+              "hours over which momentum traders' position relaxes toward its target (and closes as the move "
+              "fades)", unit="h"),
+    Parameter("momentum_capital", "market.behaviour.momentum.capital", 0.01, 3.0, True,
+              "momentum traders' largest position, a share of the book's starting size (their capital)"),
     Parameter("momentum_leverage", "market.behaviour.momentum.leverage.median", 2.5, 50.0, True,
               "median leverage of the positions momentum traders open (lognormal)"),
     Parameter("holding", "market.behaviour.deleveraging.base_hazard_per_day", 0.02, 2.0, True,
@@ -119,7 +146,8 @@ def with_parameters(plain: dict, values: dict[str, float]) -> dict:
 
     out = copy.deepcopy(plain)
     for name, value in values.items():
-        set_path(out, split_path(PARAMETERS[name].key), float(value))
+        p = PARAMETERS[name]
+        set_path(out, split_path(p.key), p.encode(float(value)))
     return out
 
 
@@ -153,6 +181,7 @@ class Calibration:
     n_paths: int
     seed: int
     seconds: float
+    identifiability: Identifiability | None = None
 
     def parameters_frame(self) -> pd.DataFrame:
         rows = []
@@ -206,14 +235,16 @@ def evaluate_all(point: dict, sim, targets: list[Target], candles, n_paths: int,
 def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = None, *, candles: pd.Series | None = None,
               names: list[str] | None = None, n_paths: int = 2000, seed: int | None = None,
               n_jobs: int = 1, design_points: int = 32, max_evals: int = 160,
-              progress: Callable[[str], None] | None = None) -> Calibration:
+              progress: Callable[[str], None] | None = None, identify: bool = True) -> Calibration:
     """Fit ``names`` (default: all of :data:`PARAMETERS`) of ``scenario`` (a loaded scenario) to
     ``targets``, with ``real_path`` (closes labelled by close time) for the fan coverage term and
     ``candles`` (closes by candle start, as :func:`engine.backtest.load_ohlcv` reads them) for the
     replay targets.
 
     ``design_points`` Sobol points first (a power of two is best), then Nelder-Mead until
-    ``max_evals`` evaluations in all. Deterministic for a given (scenario, seed)."""
+    ``max_evals`` evaluations in all; then, with ``identify``, the curvature of the objective at the
+    result (:mod:`engine.calibration.identify`, two evaluations per parameter beyond the budget).
+    Deterministic for a given (scenario, seed)."""
     from scipy.optimize import minimize
     from scipy.stats import qmc
 
@@ -230,7 +261,7 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
         raise ValueError(f"max_evals must be at least 2, got {max_evals}")
     plain = to_plain(scenario)
     seed = int(scenario.seed if seed is None else seed)
-    start = {n: float(_get(plain, PARAMETERS[n].key)) for n in names}
+    start = {n: PARAMETERS[n].decode(_get(plain, PARAMETERS[n].key)) for n in names}
     for n, v in start.items():
         p = PARAMETERS[n]
         if not p.low <= v <= p.high:
@@ -307,9 +338,19 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
     best = {n: PARAMETERS[n].from_unit(x) for n, x in zip(names, best_u)}
     sim, table, coverage = run_at(best)
     fan = fan_coverage(sim, real_path)[1] if real_path is not None else None
+    ident = None
+    if identify:
+        from .identify import identifiability, jacobian, residual_vector
+
+        def residuals(u: np.ndarray) -> np.ndarray:
+            _, t, c = run_at({n: PARAMETERS[n].from_unit(x) for n, x in zip(names, u)})
+            return residual_vector(t, c, weights)
+
+        J = jacobian(residuals, np.array(best_u), progress=progress)
+        ident = identifiability(J, names, np.array(best_u), cache[best_u])
     return Calibration(names=names, start=start, best=best, objective=cache[best_u], start_objective=start_objective,
                        table=table, coverage=coverage, fan=fan, history=pd.DataFrame(history), n_paths=n_paths,
-                       seed=seed, seconds=time.perf_counter() - began)
+                       seed=seed, seconds=time.perf_counter() - began, identifiability=ident)
 
 
 # --------------------------------------------------------------------------- the parameter file
@@ -318,7 +359,8 @@ def _nest(values: dict[str, float]) -> dict:
 
     out: dict = {}
     for name, value in values.items():
-        set_path(out, split_path(PARAMETERS[name].key), _round(value))
+        p = PARAMETERS[name]
+        set_path(out, split_path(p.key), p.encode(value, 4) if p.unit else _round(value))
     return out
 
 

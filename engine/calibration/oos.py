@@ -1,15 +1,22 @@
-"""Out of sample: the October 2025 exchange failure against the reference numbers, without refitting.
+"""Out of sample: the historical episodes against their reference numbers, without refitting.
 
-``scenarios/oct-2025-exchange-failure.yaml`` extends the same calibrated parameter file as the
-flagship (impact, its permanent share, the deleveraging hazard, ETF reflexivity) and keeps its own
-state (spot, volatility, the euphoric book's leverage). Its figures are read off the reference
-table ``../shared/data/reference/stress_event_reference_numbers.csv``, whose values are text
-("~19 billion (19.1-19.3 commonly quoted)"): each row used is named below and parsed strictly, so a
+``scenarios/history/`` holds one scenario per episode. Each extends the same calibrated parameter
+file as the flagship (impact, its permanent share, the deleveraging hazards, momentum traders, ETF
+reflexivity) and keeps its own state (spot, volatility, the book's size and leverage). Their
+figures are read off the reference table
+``../shared/data/reference/stress_event_reference_numbers.csv``, whose values are text ("~19
+billion (19.1-19.3 commonly quoted)"): each row used is named below and parsed strictly, so a
 changed file fails loudly rather than quietly comparing with something else.
 
-The comparisons are reported whatever they show. Two are not like for like, and say so: the
-19B are liquidations across all of crypto (the engine models BTC alone), and the total open
-interest fell 29.7% across all of crypto.
+* The October 2025 exchange failure (:func:`oct_2025_targets`). Two comparisons are not like for
+  like, and say so: the 19B are liquidations across all of crypto (the engine models BTC alone),
+  and the total open interest fell 29.7% across all of crypto.
+* Black Thursday, 12-13 March 2020 (:func:`mar_2020_targets`): Binance's daily lows and closes,
+  the long liquidations of 24 hours across venues (a lower bound from a low-quality source) and one
+  venue's open interest over two days.
+
+:data:`EPISODES` maps a scenario's ``name`` to its targets. The comparisons are reported whatever
+they show.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ import pandas as pd
 
 from .targets import Target
 
-__all__ = ["reference_value", "oct_2025_targets", "EVENT"]
+__all__ = ["reference_value", "oct_2025_targets", "mar_2020_targets", "EPISODES", "EVENT", "EVENT_2020",
+           "episode_targets"]
 
 EVENT = "2025-10-10/11 crash"
+EVENT_2020 = "2020-03-12/13 Black Thursday"
 _SCALE = {"billion": 1e9, "million": 1e6, "thousand": 1e3}
 
 
@@ -81,9 +90,21 @@ def _oi_change(hours: float):
     return stat
 
 
-def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z") -> list[Target]:
-    """The October 2025 figures as targets over the first 24 hours from ``start`` (weight 0:
-    they are reported, never fitted)."""
+def _close_at(when):
+    """The price at the close of the step that ends at ``when`` (step labels are step starts)."""
+    when = pd.Timestamp(when)
+
+    def stat(sim):
+        t = sim.timeline
+        step = pd.Timedelta(seconds=float(sim.compiled.step_seconds))
+        i = int(t.searchsorted(when - step))
+        if i >= sim.n_steps:
+            raise ValueError(f"{sim.scenario.name}: its horizon ends before {when}")
+        return sim._raw["price"][:, i].astype(np.float64)
+    return stat
+
+
+def _reference_table(reference_csv: str | Path) -> tuple[pd.DataFrame, str]:
     path = str(reference_csv)
     try:
         table = pd.read_csv(reference_csv)
@@ -92,6 +113,64 @@ def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z") ->
     for column in ("event", "metric", "value"):
         if column not in table.columns:
             raise ValueError(f"{path}: expected a column {column!r}, found {list(table.columns)}")
+    return table, path
+
+
+def _row_text(table: pd.DataFrame, event: str, metric: str, path: str) -> str:
+    rows = table[(table["event"] == event) & (table["metric"] == metric)]
+    if rows.empty:
+        raise ValueError(f"{path}: no row with event {event!r} and metric {metric!r}")
+    return str(rows.iloc[0]["value"])
+
+
+def _number_after(text: str, label: str, path: str, metric: str) -> float:
+    m = re.search(re.escape(label) + r"\s*([0-9][0-9,.]*)", text)
+    if not m:
+        raise ValueError(f"{path}: {metric!r}: expected {label!r} followed by a number in {text!r}")
+    return float(m.group(1).replace(",", "").rstrip("."))
+
+
+def mar_2020_targets(reference_csv: str | Path, start="2020-03-12T00:00:00Z") -> list[Target]:
+    """Black Thursday's figures (weight 0: reported, never fitted). ``start`` is midnight UTC on
+    12 March 2020, where the scenario starts: the daily bars are UTC days."""
+    table, path = _reference_table(reference_csv)
+    day = pd.Timestamp(start)
+    bars_metric = "Binance BTCUSDT daily bars"
+    bars = _row_text(table, EVENT_2020, bars_metric, path)
+    first, _, second = bars.partition(";")
+    low12 = _number_after(first, "L", path, bars_metric)
+    close12 = _number_after(first, "C", path, bars_metric)
+    low13 = _number_after(second, "L", path, bars_metric)
+    close13 = _number_after(second, "C", path, bars_metric)
+    liq, liq_text = reference_value(table, "long liquidations 24h (all venues)", event=EVENT_2020, path=path)
+    oi_metric = "single-venue futures OI (CryptoQuant via gmlang/ezkable)"
+    oi_text = _row_text(table, EVENT_2020, oi_metric, path)
+    sizes = re.findall(r"([0-9][0-9.]*)M", oi_text)
+    if len(sizes) < 3:
+        raise ValueError(f"{path}: {oi_metric!r}: expected three sizes like '171.5M -> 60.0M -> 37.2M' in {oi_text!r}")
+    oi_change = float(sizes[2]) / float(sizes[0]) - 1.0
+    source = f"reference: Binance daily bars ({bars})"
+    return [
+        Target("long_liquidations_24h", "long liquidations over 12 March (UTC)", liq, "USD",
+               _window_sum("liq_long", day, 24), 0.5, True, 0.0,
+               f"reference: {liq_text} (all venues, a lower bound from a low-quality source)"),
+        Target("low_12mar", "lowest step close on 12 March", low12, "USD", _min_price(day, 24), 0.05, True, 0.0,
+               source),
+        Target("close_12mar", "price at the close of 12 March", close12, "USD", _close_at(day + pd.Timedelta(hours=24)),
+               0.05, True, 0.0, source),
+        Target("low_13mar", "lowest step close on 13 March", low13, "USD",
+               _min_price(day + pd.Timedelta(hours=24), 24), 0.05, True, 0.0, source),
+        Target("close_13mar", "price at the close of 13 March", close13, "USD",
+               _close_at(day + pd.Timedelta(hours=48)), 0.05, True, 0.0, source),
+        Target("open_interest_change_48h", "open interest after 48 hours", oi_change, "fraction", _oi_change(48),
+               0.05, False, 0.0, f"reference: one venue's futures open interest {oi_text} (not the whole market)"),
+    ]
+
+
+def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z") -> list[Target]:
+    """The October 2025 figures as targets over the first 24 hours from ``start`` (weight 0:
+    they are reported, never fitted)."""
+    table, path = _reference_table(reference_csv)
     liq, liq_text = reference_value(table, "total crypto liquidations 24h", path=path)
     share, share_text = reference_value(table, "share of liquidations that were longs", path=path)
     low, low_text = reference_value(table, "BTC low on CoinDesk reference rate (CADLI)", path=path)
@@ -113,3 +192,17 @@ def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z") ->
                0.05, False, 0.0, f"reference: total crypto open interest {oi}"),
     ]
 
+
+# scenario name -> (what it is, its targets from the reference table and the scenario's start)
+EPISODES = {
+    "oct-2025-exchange-failure": ("October 2025 exchange failure", oct_2025_targets),
+    "black-thursday-2020": ("Black Thursday, March 2020", mar_2020_targets),
+}
+
+
+def episode_targets(name: str, reference_csv: str | Path, start) -> list[Target]:
+    """The reference targets of the episode scenario ``name`` (a key of :data:`EPISODES`)."""
+    if name not in EPISODES:
+        raise ValueError(f"no reference numbers for scenario {name!r}; expected one of {', '.join(EPISODES)}")
+    start = pd.Timestamp(start)
+    return EPISODES[name][1](reference_csv, start if start.tzinfo else start.tz_localize("UTC"))

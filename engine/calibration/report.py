@@ -3,8 +3,8 @@
 Sections: what was fitted (parameters: start, fitted, box); each target with the observed value,
 the model's median and 5-95% range, the Monte Carlo error of the median and whether the
 observation lies inside; the price fan with the realised hourly path; stylised facts of returns
-side by side with the real data; out of sample (October 2025, not refitted); the optimiser's
-history. Written by :func:`write_calibration` with its CSV tables and the parameter file into one
+side by side with the real data; out of sample (October 2025, not refitted); identifiability
+(which parameters and combinations the targets pin down); the optimiser's history. Written by :func:`write_calibration` with its CSV tables and the parameter file into one
 folder, atomically (a staging folder renamed into place), so a failed run leaves nothing behind.
 """
 
@@ -103,7 +103,7 @@ def _history_chart(history: pd.DataFrame):
 
 def render_calibration(info: dict, table: pd.DataFrame, parameters: pd.DataFrame | None, fan: pd.DataFrame | None,
                        history: pd.DataFrame | None, stylised: pd.DataFrame | None,
-                       oos: pd.DataFrame | None) -> str:
+                       oos: dict[str, pd.DataFrame] | None, identifiability=None) -> str:
     from plotly.offline import get_plotlyjs
 
     from ..results.report import _CSS, _chart_html, _e, _note, _section, _table
@@ -141,11 +141,17 @@ def render_calibration(info: dict, table: pd.DataFrame, parameters: pd.DataFrame
         sections.append(_section("stylised", "Stylised facts: model beside the market", _e(lead),
                                  _table(["statistic", "real median", "real 5%", "real 95%", "model median",
                                          "model 5%", "model 95%", "rank of real", "real inside"], rows)))
-    if oos is not None:
-        lead = (f"{_e(info.get('oos_scenario', ''))}: run with the calibrated parameters, not refitted, against "
-                "the reference numbers of the October 2025 crash. Reported as it comes out.")
-        sections.append(_section("out-of-sample", "Out of sample: October 2025", lead,
-                                 _table(_TARGET_HEAD, targets_rows(oos), table_id="calibration-oos")))
+    if oos:
+        from .oos import EPISODES
+
+        lead = ("The historical episodes (scenarios/history/), each run with the calibrated mechanics, not "
+                "refitted, against its reference numbers. Reported as they come out.")
+        body = "".join(f"<h3>{_e(EPISODES.get(name, (name,))[0])} <small><code>{_e(name)}</code></small></h3>"
+                       + _table(_TARGET_HEAD, targets_rows(frame), table_id=f"calibration-oos-{_e(name)}")
+                       for name, frame in oos.items())
+        sections.append(_section("out-of-sample", "Out of sample", _e(lead), body))
+    if identifiability is not None:
+        sections.append(_identifiability_section(identifiability))
     if history is not None and len(history):
         sections.append(_section("history", "Optimiser", "", _chart_html(_history_chart(history))))
     notes = "".join(_note(n) for n in info.get("notes", []))
@@ -162,11 +168,30 @@ def render_calibration(info: dict, table: pd.DataFrame, parameters: pd.DataFrame
             "</main></body></html>\n")
 
 
+def _identifiability_section(ident):
+    from ..results.report import _e, _section, _table
+
+    def span(low, high) -> str:
+        return f"{low:.4g} – {high:.4g}"
+
+    rows = [[f"<b>{_e(n)}</b>", f"{r.fitted:.4g}", span(r.alone_low, r.alone_high),
+             span(r.profile_low, r.profile_high), "yes" if r.identified else "<b>no</b>"]
+            for n, r in ident.parameters.iterrows()]
+    findings = "".join(f"<li>{_e(f)}</li>" for f in ident.findings)
+    lead = (f"The objective's curvature at the fit (central differences of each target's miss, same seed). "
+            f"Spans: the values over which the objective rises by {ident.tolerance:.3g} (10% of its value), the "
+            "parameter moved alone, and with the others re-fitted (the profile). A profile much wider than the "
+            "alone span means another parameter makes up for it: a ridge.")
+    body = f"<ul>{findings}</ul>" + _table(["parameter", "fitted", "alone", "others re-fitted", "identified"], rows,
+                                            table_id="calibration-identifiability")
+    return _section("identifiability", "Identifiability", _e(lead), body)
+
+
 def write_calibration(out: str | Path, info: dict, table: pd.DataFrame, *, parameters=None, fan=None, history=None,
-                      stylised=None, oos=None, parameter_file: str | None = None) -> Path:
+                      stylised=None, oos=None, parameter_file: str | None = None, identifiability=None) -> Path:
     """Write the report folder ``out``: ``calibration.html``, ``targets.csv``, ``parameters.csv``,
-    ``fan.csv``, ``history.csv``, ``stylised.csv``, ``out_of_sample.csv``, ``parameters.yaml`` and
-    ``summary.json`` (those that apply). Replaces an existing folder only once the new one is
+    ``fan.csv``, ``history.csv``, ``stylised.csv``, ``out_of_sample.csv``, ``identifiability.csv``,
+    ``identifiability_directions.csv``, ``parameters.yaml`` and ``summary.json`` (those that apply). Replaces an existing folder only once the new one is
     complete."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -175,18 +200,23 @@ def write_calibration(out: str | Path, info: dict, table: pd.DataFrame, *, param
     staging.mkdir()
     try:
         table.to_csv(staging / "targets.csv")
+        oos_frame = None if not oos else pd.concat(
+            [frame.assign(episode=name) for name, frame in oos.items()]).rename_axis("target")
         for name, frame in (("parameters", parameters), ("fan", fan), ("history", history), ("stylised", stylised),
-                            ("out_of_sample", oos)):
+                            ("out_of_sample", oos_frame)):
             if frame is not None:
                 frame.to_csv(staging / f"{name}.csv")
         if parameter_file is not None:
             (staging / "parameters.yaml").write_text(parameter_file, encoding="utf-8")
         summary = {k: v for k, v in info.items() if k not in ("meta", "notes")}
         summary["targets"] = json.loads(table.to_json(orient="index"))
-        if oos is not None:
-            summary["out_of_sample"] = json.loads(oos.to_json(orient="index"))
+        if oos:
+            summary["out_of_sample"] = {name: json.loads(frame.to_json(orient="index")) for name, frame in oos.items()}
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-        html = render_calibration(info, table, parameters, fan, history, stylised, oos)
+        if identifiability is not None:
+            identifiability.parameters.to_csv(staging / "identifiability.csv")
+            identifiability.directions.to_csv(staging / "identifiability_directions.csv")
+        html = render_calibration(info, table, parameters, fan, history, stylised, oos, identifiability)
         (staging / "calibration.html").write_text(html, encoding="utf-8")
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"

@@ -49,7 +49,7 @@ class CalibrationRun:
     coverage: float
     fan: pd.DataFrame
     stylised: pd.DataFrame | None
-    oos: pd.DataFrame | None
+    oos: dict[str, pd.DataFrame] | None  # episode scenario name -> its targets table
     parameter_file: str | None
     info: dict = field(default_factory=dict)
     written: Path | None = None
@@ -64,11 +64,11 @@ class CalibrationRun:
         return out
 
 
-def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=None, names=None, fit: bool = True,
+def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios=(), names=None, fit: bool = True,
                     n_paths: int = 2000, report_paths: int = 10000, seed: int | None = None, n_jobs: int = 1,
                     design_points: int = 32, max_evals: int = 160, stylised_data=None, overrides=(),
                     out=None, write_params: str | Path | None = None, progress=None,
-                    calm: bool = True) -> CalibrationRun:
+                    calm: bool = True, identify: bool = True) -> CalibrationRun:
     from ..backtest import load_ohlcv
     from ..replay import load_facts
     from ..scenario.canonical import to_plain
@@ -94,7 +94,7 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
     cal = None
     if fit:
         cal = calibrate(scenario, targets, real, candles=closes, names=names, n_paths=n_paths, seed=seed, n_jobs=n_jobs,
-                        design_points=design_points, max_evals=max_evals, progress=progress)
+                        design_points=design_points, max_evals=max_evals, progress=progress, identify=identify)
         values = cal.best
     else:
         values = {}
@@ -110,14 +110,16 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
         # the real side: rolling windows of the horizon's length over the whole hourly history
         stylised = compare(sim, year)
     oos = None
-    if oos_scenario is not None and reference is not None:
-        from .oos import oct_2025_targets
+    if oos_scenarios and reference is not None:
+        from .oos import episode_targets
 
-        o = load_scenario(oos_scenario)
-        o_plain = with_parameters(to_plain(o), {k: v for k, v in values.items() if _shared(k)})
-        o_sim = simulate_plain(o_plain, min(report_paths, 4000), int(o.seed), n_jobs)
-        ostart = pd.Timestamp(o.horizon.start)
-        oos = evaluate(o_sim, oct_2025_targets(reference, ostart if ostart.tzinfo else ostart.tz_localize("UTC")))
+        oos = {}
+        for path in oos_scenarios:
+            o = load_scenario(path)
+            targets_o = episode_targets(o.name, reference, o.horizon.start)  # before the run: a bad name fails fast
+            o_plain = with_parameters(to_plain(o), {k: v for k, v in values.items() if _shared(k)})
+            o_sim = simulate_plain(o_plain, min(report_paths, 4000), int(o.seed), n_jobs)
+            oos[o.name] = evaluate(o_sim, targets_o)
     header = None
     if cal is not None:
         header = [
@@ -134,13 +136,14 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
         "report_paths": report_paths, "seed": cal.seed if cal else report_seed,
         "objective": cal.objective if cal else None, "start_objective": cal.start_objective if cal else None,
         "evaluations": len(cal.history) if cal else 0, "parameters": values, "coverage": coverage,
-        "seconds": time.perf_counter() - began, "oos_scenario": None if oos_scenario is None else str(oos_scenario),
+        "seconds": time.perf_counter() - began, "oos_scenarios": [str(p) for p in oos_scenarios],
         "meta": {"scenario file": str(scenario_path), "data": str(data), "facts": str(facts),
                  "report": f"{report_paths:,} paths, seed {report_seed}",
                  "fan coverage": f"{coverage:.1%} of {len(fan)} hours inside 5–95%",
                  "fit": (f"{len(cal.history)} evaluations of {n_paths:,} paths, {cal.seconds:.0f} s" if cal
                          else "none (evaluated as given)")},
         "notes": _notes(table, coverage, stylised),
+        "identifiability": None if cal is None or cal.identifiability is None else cal.identifiability.to_dict(),
     }
     result = CalibrationRun(scenario.name, cal, values, table, coverage, fan, stylised, oos, parameter_file, info)
     if out is not None:
@@ -148,7 +151,8 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenario=
 
         result.written = write_calibration(out, info, table, parameters=None if cal is None else cal.parameters_frame(),
                                            fan=fan, history=None if cal is None else cal.history,
-                                           stylised=stylised, oos=oos, parameter_file=parameter_file)
+                                           stylised=stylised, oos=oos, parameter_file=parameter_file,
+                                           identifiability=None if cal is None else cal.identifiability)
     if write_params is not None and parameter_file is not None:
         target = Path(write_params)
         target.parent.mkdir(parents=True, exist_ok=True)

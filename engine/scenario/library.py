@@ -20,7 +20,7 @@ def scenarios_dir() -> Path:
 
 
 def list_scenarios(directory: str | Path | None = None) -> list[tuple[Path, str, str]]:
-    """``(path, name, one-line description)`` for every scenario, ``ci/`` ones included.
+    """``(path, name, one-line description)`` for every scenario, ``history/`` and ``ci/`` ones included.
 
     A file that does not load is listed with its error as the description, so ``cascade list``
     never hides a broken scenario.
@@ -30,7 +30,7 @@ def list_scenarios(directory: str | Path | None = None) -> list[tuple[Path, str,
 
     root = Path(directory) if directory else scenarios_dir()
     rows = []
-    for path in sorted(root.glob("*.yaml")) + sorted(root.glob("ci/*.yaml")):
+    for path in sorted(root.glob("*.yaml")) + sorted(root.glob("history/*.yaml")) + sorted(root.glob("ci/*.yaml")):
         try:
             scenario = load_scenario(path)
             rows.append((path, scenario.name, scenario.summary_line))
