@@ -226,6 +226,20 @@ def test_a_run_without_strategies_has_no_pnl_figure(plain_run):
     assert {p.name for p in (plain_run.path / "figures").glob("*.png")} == FIGURES
 
 
+def test_a_price_band_far_from_the_market_does_not_break_the_fan_figure(tmp_path):
+    """Black Thursday trades near 7k, far below the price bands of February 2026 it inherits: the
+    fan leaves them out instead of labelling them off the axes (which collapsed matplotlib's
+    constrained layout, with a warning and a squashed chart)."""
+    import warnings
+
+    result = engine.run(ROOT / "scenarios" / "history" / "black-thursday-2020.yaml", n_paths=200)
+    run = load_run(write_run(result, tmp_path / "run"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        written = write_figures(run, tmp_path / "figures")
+    assert "fan.png" in {p.name for p in written}
+
+
 # --------------------------------------------------------------------------- the choices
 def _fan(levels):
     cols = pd.MultiIndex.from_tuples([("price", f"p{q:g}") for q in levels], names=["metric", "quantile"])

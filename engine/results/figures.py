@@ -132,8 +132,11 @@ def _fan(run, axis):
     _fan_fill(ax, fan, "price", axis, 1.0, prep.FAN_COLOR, "price")
     touch = run.metrics.get("market", {})
     for low, high, text in run.bands:
+        if high < lo or low > hi:  # a band far from this market's prices (its label would stretch the layout)
+            continue
         ax.axhspan(low, high, color=prep.BAND_COLOR, alpha=0.22, linewidth=0, zorder=0)
-        ax.annotate(f"{text} {prep.usd(low)}-{prep.usd(high)}", xy=(0.995, high), xycoords=("axes fraction", "data"),
+        ax.annotate(f"{text} {prep.usd(low)}-{prep.usd(high)}", xy=(0.995, min(high, hi)),
+                    xycoords=("axes fraction", "data"),
                     ha="right", va="bottom", fontsize=7.5, color="#8a6100")
     for level in shown:
         ax.axhline(level, color=prep.LEVEL_COLOR, linewidth=0.8, linestyle=":")
