@@ -70,12 +70,6 @@ def test_the_variance_risk_premium_moves_the_paths_vols(tiny_scenario):
     assert high.fan[("atm_iv", "p50")].iloc[-1] > low.fan[("atm_iv", "p50")].iloc[-1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not yet: the calm baseline's 30-day returns are too dispersed. Its 14-day log returns spread "
-    "like a 62% annual vol while its hourly vol is 42% (a variance ratio near 2.2; the calibration's "
-    "calm_abs_return target halved the gap, 7.3% against the real 3.8%), so a 30-day 85% put quoted "
-    "at 55% ATM costs 1.41k and pays 1.41k on the model's paths. Real BTC's variance ratio is near "
-    "1. Fixing the slow trend makes this pass, and strict=True then asks for this mark to go."))
 def test_in_a_calm_market_a_30_day_otm_put_pays_less_than_its_premium():
     """Puts carry a premium in calm markets: on the calm baseline run for 31 days, a 30-day put
     15% out of the money, held to expiry, pays back less on average than it cost."""

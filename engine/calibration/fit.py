@@ -342,8 +342,11 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
     if identify:
         from .identify import identifiability, jacobian, residual_vector
 
-        def residuals(u: np.ndarray) -> np.ndarray:
-            _, t, c = run_at({n: PARAMETERS[n].from_unit(x) for n, x in zip(names, u)})
+        def residuals(u: np.ndarray) -> np.ndarray | None:
+            try:
+                _, t, c = run_at({n: PARAMETERS[n].from_unit(x) for n, x in zip(names, u)})
+            except ScenarioError:  # a neighbour the schema refuses: measured from the other side
+                return None
             return residual_vector(t, c, weights)
 
         J = jacobian(residuals, np.array(best_u), progress=progress)

@@ -50,10 +50,22 @@ def residual_vector(table: pd.DataFrame, coverage: float | None, weights: float)
     return np.nan_to_num(np.asarray(r, dtype=np.float64), nan=0.0, posinf=1e6, neginf=-1e6)
 
 
-def jacobian(residuals: Callable[[np.ndarray], np.ndarray], u0: np.ndarray, *, step: float = STEP,
+def jacobian(residuals: Callable[[np.ndarray], np.ndarray | None], u0: np.ndarray, *, step: float = STEP,
              progress: Callable[[str], None] | None = None) -> np.ndarray:
-    """``dr/du`` at ``u0`` by central differences (one-sided at a bound of the unit box)."""
+    """``dr/du`` at ``u0`` by central differences (one-sided at a bound of the unit box, or where
+    ``residuals`` returns None: a point the schema refuses, such as a leverage median below its
+    distribution's ``min``)."""
     u0 = np.asarray(u0, dtype=np.float64)
+    centre: list[np.ndarray] = []
+
+    def at_centre() -> np.ndarray:
+        if not centre:
+            r = residuals(u0)
+            if r is None:
+                raise ValueError("the fitted point itself is refused by the schema")
+            centre.append(r)
+        return centre[0]
+
     columns = []
     for i in range(u0.size):
         lo, hi = max(u0[i] - step, 0.0), min(u0[i] + step, 1.0)
@@ -61,7 +73,15 @@ def jacobian(residuals: Callable[[np.ndarray], np.ndarray], u0: np.ndarray, *, s
             raise ValueError(f"the unit box has no room around coordinate {i}")
         a, b = u0.copy(), u0.copy()
         a[i], b[i] = lo, hi
-        columns.append((residuals(b) - residuals(a)) / (hi - lo))
+        ra, rb = residuals(a), residuals(b)
+        if ra is None and rb is None:
+            columns.append(np.zeros_like(at_centre()))  # refused both ways: no direction to measure
+        elif ra is None:
+            columns.append((rb - at_centre()) / (hi - u0[i]))
+        elif rb is None:
+            columns.append((at_centre() - ra) / (u0[i] - lo))
+        else:
+            columns.append((rb - ra) / (hi - lo))
         if progress is not None:
             progress(f"[identifiability {i + 1}/{u0.size}]")
     return np.stack(columns, axis=1)
