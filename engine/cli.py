@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -797,9 +799,7 @@ def _cmd_calibrate(args) -> int:
     if out.exists() and not out.is_dir():
         return usage(f"--out {out}: exists and is not a folder")
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr)
-
+    bar = _calibration_bar(args, len(names or PARAMETERS)) if not args.json and sys.stderr.isatty() else None
     try:
         result = run_calibration(args.file, data=data, facts=facts, reference=reference, oos_scenarios=oos,
                                  names=names, fit=not args.no_fit, n_paths=args.paths, report_paths=args.report_paths,
@@ -807,9 +807,12 @@ def _cmd_calibrate(args) -> int:
                                  max_evals=args.max_evals, overrides=args.overrides, out=out,
                                  write_params=args.write_params, calm=not args.no_calm,
                                  identify=not args.no_identifiability,
-                                 progress=progress if not args.json and sys.stderr.isatty() else None)
+                                 progress=None if bar is None else bar.line)
     except ValueError as exc:  # the data, the facts or the reference file
         return usage(str(exc))
+    finally:
+        if bar is not None:
+            bar.close()
     passed = result.passed()
     if args.json:
         print(json.dumps({**{k: v for k, v in result.info.items() if k not in ("meta",)},
@@ -824,6 +827,44 @@ def _cmd_calibrate(args) -> int:
     if args.write_params is not None:
         print(f"parameter file: {args.write_params}")
     return EXIT_OK
+
+
+class _CalibrationBar:
+    """A tqdm bar over the fit's evaluations (and the identifiability check's, two per parameter)
+    on a terminal, fed by :func:`engine.calibration.fit.calibrate`'s progress lines; the best
+    objective so far in its postfix. The fit may stop before ``max_evals`` (Nelder-Mead converged)."""
+
+    _LINE = re.compile(r"\[(\d+)/\d+\] (\w+): (?:objective ([0-9.eE+-]+|inf|nan))?")
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.best = math.inf
+        self.bar = tqdm(total=total, unit="eval", desc="calibrating", leave=False, dynamic_ncols=True)
+
+    def line(self, text: str) -> None:
+        if text.startswith("[identifiability"):
+            self.bar.set_description("identifiability")
+            self.bar.update(2)
+            return
+        m = self._LINE.match(text)
+        if m is None:
+            return
+        if m.group(3) is not None and float(m.group(3)) < self.best:
+            self.best = float(m.group(3))
+        self.bar.set_description(m.group(2))
+        if math.isfinite(self.best):
+            self.bar.set_postfix_str(f"best objective {self.best:.4g}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _calibration_bar(args, n_params: int) -> _CalibrationBar | None:
+    if args.no_fit:
+        return None
+    return _CalibrationBar(args.max_evals + (0 if args.no_identifiability else 2 * n_params))
 
 
 def render_calibration_text(result) -> str:

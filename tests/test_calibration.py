@@ -470,3 +470,44 @@ def test_a_bad_data_file_is_named_with_its_line(capsys, tmp_path, facts):
     bad.write_text("timestamp,close\n2026-01-29 00:00:00,89300\n2026-01-29 01:00:00,oops\n", encoding="utf-8")
     code, stdout, err = _cli(capsys, FLAGSHIP, "--data", bad, "--facts", facts, "--out", tmp_path / "cal")
     assert code == 2 and f"{bad}:3" in err and not (tmp_path / "cal").exists()
+
+
+def test_calibrate_shows_a_progress_bar_on_a_terminal(tmp_path, hourly, facts):
+    """On a terminal `cascade calibrate` draws a tqdm bar over its evaluations (the fit's and the
+    identifiability check's) with the best objective so far; with --json it draws none. Run under
+    a pseudo-terminal, as a user would see it."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    def under_pty(*extra) -> tuple[int, str]:
+        master, slave = pty.openpty()
+        # a terminal of 40 x 140 (a fresh pseudo-terminal has no size, and tqdm draws nothing on it)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+        cmd = [sys.executable, "-m", "engine", "calibrate", str(FLAGSHIP), "--data", str(hourly), "--facts", str(facts),
+               "--params", "volatility", "--paths", "100", "--report-paths", "100", "--design", "2", "--max-evals",
+               "3", "--oos", "", "--no-calm", "--out", str(tmp_path / f"cal{len(extra)}"), *extra]
+        proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
+                                env={**os.environ, "COLUMNS": "140"})
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        return proc.wait(timeout=600), b"".join(chunks).decode("utf-8", errors="replace")
+
+    code, out = under_pty()
+    assert code == 0, out
+    assert "eval" in out and "best objective" in out and "identifiability" in out, out[-2000:]
+    code, out = under_pty("--json")
+    assert code == 0 and "best objective" not in out and json.loads(out.strip().splitlines()[-1])["fitted"]
