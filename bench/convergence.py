@@ -15,7 +15,8 @@ as ``cascade run --set horizon.step=15m`` does) and prints, per step:
 * the median lowest price (per-path ``min_price``);
 * P(touch) of every level the scenario lists (``outputs.price_levels_usd``,
   ``SimulationResult.touch_probabilities()``);
-* the median long and short liquidations (``long_liquidations_usd``, ``short_liquidations_usd``);
+* the median long and short liquidations (``long_liquidations_usd``, ``short_liquidations_usd``),
+  and the mean short liquidations (the short side's median is small and moves with rare squeezes);
 * the median open-interest change (``open_interest_change``: end over start, minus 1);
 * the mean bad debt (``bad_debt_usd``) and P(bad debt > 0);
 
@@ -124,6 +125,10 @@ def figures_of(result, median_se: str, resamples: int) -> dict[str, dict]:
         add(key, f"P(touch {_usd(level)})", "prob", p, se)
     add("median_long_liquidations_usd", "median long liquidations", "usd", *median("long_liquidations_usd"))
     add("median_short_liquidations_usd", "median short liquidations", "usd", *median("short_liquidations_usd"))
+    # the short side's median is a small figure at the left edge of a skewed distribution (a few
+    # squeezes carry most of it): its mean says whether the side converges as a whole
+    add("mean_short_liquidations_usd", "mean short liquidations", "usd",
+        *mean(pp["short_liquidations_usd"].to_numpy(dtype=np.float64)))
     add("median_open_interest_change", "median open-interest change", "ratio", *median("open_interest_change"))
     bad = pp["bad_debt_usd"].to_numpy(dtype=np.float64)
     add("mean_bad_debt_usd", "mean bad debt", "usd", *mean(bad))
