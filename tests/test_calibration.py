@@ -511,3 +511,18 @@ def test_calibrate_shows_a_progress_bar_on_a_terminal(tmp_path, hourly, facts):
     assert "eval" in out and "best objective" in out and "identifiability" in out, out[-2000:]
     code, out = under_pty("--json")
     assert code == 0 and "best objective" not in out and json.loads(out.strip().splitlines()[-1])["fitted"]
+
+
+def test_a_bad_out_of_sample_episode_fails_before_the_fit(tmp_path, hourly, facts, shared_data):
+    """The episodes are read before any evaluation: a scenario without reference numbers fails at
+    once, not after minutes of fitting (one refit was lost that way to a moved file)."""
+    from engine.calibration.run import run_calibration
+
+    evaluations = []
+    with pytest.raises(ValueError, match="no reference numbers for scenario 'calm-baseline'"):
+        run_calibration(FLAGSHIP, data=hourly, facts=facts,
+                        reference=shared_data / "reference" / "stress_event_reference_numbers.csv",
+                        oos_scenarios=[ROOT / "scenarios" / "calm-baseline.yaml"], names=["volatility"],
+                        n_paths=50, report_paths=50, max_evals=2, design_points=1, out=tmp_path / "cal",
+                        progress=evaluations.append)
+    assert evaluations == [] and not (tmp_path / "cal").exists()

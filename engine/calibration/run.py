@@ -76,6 +76,15 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
 
     began = time.perf_counter()
     scenario = load_scenario(scenario_path, overrides)
+    # the out-of-sample episodes and their reference targets, read before the fit: a bad file
+    # fails now, not after minutes of fitting
+    episodes = []
+    if oos_scenarios and reference is not None:
+        from .oos import episode_targets
+
+        for path in oos_scenarios:
+            o = load_scenario(path)
+            episodes.append((o, episode_targets(o.name, reference, o.horizon.start)))
     facts_data = load_facts(facts)
     closes = load_ohlcv(data)
     start = pd.Timestamp(scenario.horizon.start)
@@ -110,13 +119,9 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
         # the real side: rolling windows of the horizon's length over the whole hourly history
         stylised = compare(sim, year)
     oos = None
-    if oos_scenarios and reference is not None:
-        from .oos import episode_targets
-
+    if episodes:
         oos = {}
-        for path in oos_scenarios:
-            o = load_scenario(path)
-            targets_o = episode_targets(o.name, reference, o.horizon.start)  # before the run: a bad name fails fast
+        for o, targets_o in episodes:
             o_plain = with_parameters(to_plain(o), {k: v for k, v in values.items() if _shared(k)})
             o_sim = simulate_plain(o_plain, min(report_paths, 4000), int(o.seed), n_jobs)
             oos[o.name] = evaluate(o_sim, targets_o)
