@@ -795,6 +795,13 @@ def _cmd_calibrate(args) -> int:
     reference = args.reference or default_reference(Path(data))
     if args.reference is not None and not args.reference.is_file():
         return usage(f"--reference {args.reference}: no such file")
+    if reference is None and oos:
+        if args.oos is not None:
+            return usage("--oos needs the reference numbers: no --reference given and "
+                         "reference/stress_event_reference_numbers.csv not found beside the data")
+        print("cascade calibrate: note: no reference numbers found beside the data; the out-of-sample episodes "
+              "are skipped (--reference FILE)", file=sys.stderr)
+        oos = []
     out = args.out or Path("results") / f"calibration-{scenario.name}"
     if out.exists() and not out.is_dir():
         return usage(f"--out {out}: exists and is not a folder")
@@ -896,7 +903,8 @@ def render_calibration_text(result) -> str:
         lines.append(f"  {'parameter':<20} {'fitted':>10} {'alone':>23} {'others re-fitted':>23} {'identified':>11}")
         for name, r in ident.parameters.iterrows():
             lines.append(f"  {name:<20} {r.fitted:>10.4g} {f'{r.alone_low:.4g} - {r.alone_high:.4g}':>23} "
-                         f"{f'{r.profile_low:.4g} - {r.profile_high:.4g}':>23} {'yes' if r.identified else 'NO':>11}")
+                         f"{f'{r.profile_low:.4g} - {r.profile_high:.4g}':>23} "
+                         f"{'at a bound' if r.at_bound else 'yes' if r.identified else 'NO':>11}")
         for finding in ident.findings:
             lines.append(f"  {finding}")
     for note in result.info.get("notes", []):

@@ -119,9 +119,10 @@ hazards):
 * Per-path state ``M_long``, ``M_short`` >= 0 (BTC, actual): the momentum traders' positions inside
   each side of the book, both 0 at the start, at most one non-zero; ``M = M_long - M_short``.
 * The trade, where model v5 opened: ``ret = S/price(t - lookback) - 1``, ``excess = max(0,
-  min(|ret|, 1) - MOMENTUM_THRESHOLD)``, the target ``T = sign(ret)*min(MOMENTUM_RATE*MOMENTUM_HOLD_DAYS*
-  excess, MOMENTUM_CAPITAL)*(L0 + S0)`` (their capital caps it), and ``M_new = T + (M - T)*k``, ``k = exp(-dt_days/MOMENTUM_HOLD_DAYS)`` (the
-  share of the gap to the target kept over the step). Long (or flat): a rise of ``M`` opens longs at
+  min(|ret|, 1) - MOMENTUM_THRESHOLD)``, the target ``T = sign(ret)*min(MOMENTUM_RATE*
+  MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*(L0 + S0)`` (their capital caps it), and
+  ``M_new = T + (M - T)*k``, ``k = exp(-dt_days/MOMENTUM_HOLD_DAYS)`` (the share of the gap to
+  the target kept over the step). Long (or flat): a rise of ``M`` opens longs at
   the step's momentum node (as model v5's), a fall closes longs pro rata (the side shrinks by the
   share ``C/size(long)``: the book does not tag a momentum cell; a share of 1 empties the side); past
   0, all ``M_long`` closes, then shorts open for ``-M_new``. Short: the mirror image. The flow is
@@ -635,10 +636,10 @@ class _Path:
         """Model v7: a side that something other than the momentum trade shrank (or grew) from
         ``before`` (BTC) to its size now keeps the momentum traders' share of it: ``M_side *=
         after/before`` (a side that was empty has no momentum traders)."""
-        if before[LONG] > 0.0:
-            self.momentum_long *= self.book.size(LONG) / before[LONG]
+        if before[LONG] > 0.0:  # never below 0 (a rounding residue of an emptied side)
+            self.momentum_long = max(0.0, self.momentum_long * (self.book.size(LONG) / before[LONG]))
         if before[SHORT] > 0.0:
-            self.momentum_short *= self.book.size(SHORT) / before[SHORT]
+            self.momentum_short = max(0.0, self.momentum_short * (self.book.size(SHORT) / before[SHORT]))
 
     def impact(self, t: int) -> Impact:
         """Step ``t``'s coefficients, from the compiled params and steps (``d`` the depth multiplier):

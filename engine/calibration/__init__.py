@@ -7,7 +7,10 @@
   closes), read off simulated paths or off the book replayed along the real path.
 * :mod:`engine.calibration.fit`: the fitted parameters, the objective and the optimiser
   (Sobol design, then Nelder-Mead, on common random numbers); the parameter file.
-* :mod:`engine.calibration.oos`: the October 2025 out-of-sample comparison.
+* :mod:`engine.calibration.identify`: which parameters and combinations the targets pin down
+  (the objective's curvature at the fit).
+* :mod:`engine.calibration.oos`: the out-of-sample episodes of ``scenarios/history/`` (October
+  2025, March 2020) against their reference numbers.
 * :mod:`engine.calibration.run` and :mod:`engine.calibration.report`: ``cascade calibrate`` end
   to end, and its HTML report and tables.
 """

@@ -349,8 +349,13 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
                 return None
             return residual_vector(t, c, weights)
 
-        J = jacobian(residuals, np.array(best_u), progress=progress)
-        ident = identifiability(J, names, np.array(best_u), cache[best_u])
+        try:
+            J = jacobian(residuals, np.array(best_u), progress=progress)
+            ident = identifiability(J, names, np.array(best_u), cache[best_u])
+        except (ValueError, np.linalg.LinAlgError) as exc:  # the fit stands without it
+            if progress is not None:
+                progress(f"identifiability skipped: {exc}")
+            ident = None
     return Calibration(names=names, start=start, best=best, objective=cache[best_u], start_objective=start_objective,
                        table=table, coverage=coverage, fan=fan, history=pd.DataFrame(history), n_paths=n_paths,
                        seed=seed, seconds=time.perf_counter() - began, identifiability=ident)

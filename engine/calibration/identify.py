@@ -9,14 +9,18 @@ parameters' unit coordinates ``u`` (log-scaled where the parameter is). :func:`j
 
 :func:`identifiability` reads ``H``:
 
-* per parameter, the span over which the objective rises by ``tolerance`` (default 10% of its
-  value at the fit) moving that parameter **alone** (``sqrt(tol / H_ii)``) and with the others
-  **re-fitted** (the profile: ``sqrt(tol * (H^-1)_ii)``). A parameter is identified when its
-  profile span stays within a quarter of its box; alone narrow but re-fitted wide means another
-  parameter can make up for it;
-* the eigen-directions of ``H`` with the smallest curvature: a direction whose span exceeds a
-  quarter of the box is a **ridge**, a combination the targets do not pin down (they pin the
+* per parameter, the half-width (in unit coordinates) over which the objective rises by
+  ``tolerance`` (default 10% of its value at the fit) moving that parameter **alone**
+  (``sqrt(tol / H_ii)``) and with the others **re-fitted** (the profile: ``sqrt(tol * (H^-1)_ii)``).
+  A parameter is identified when its profile half-width is at most a quarter of its box (the
+  range itself at most half the box); alone narrow but re-fitted wide means another parameter can
+  make up for it;
+* the eigen-directions of ``H`` with the smallest curvature: a direction whose half-width exceeds
+  a quarter of the box is a **ridge**, a combination the targets do not pin down (they pin the
   orthogonal ones). Each is written as relative changes of the parameters that trade off along it.
+
+The quadratic model is local: a parameter at a bound of its box (the fit pressed against it) is
+flagged, since there the objective's slope is not zero and the spans are one-sided at best.
 
 A ridge is a finding about the targets, not a failure of the optimiser: the report says which
 combination is identified and which is not.
@@ -34,7 +38,7 @@ import pandas as pd
 __all__ = ["residual_vector", "jacobian", "identifiability", "Identifiability", "STEP", "RIDGE_SPAN"]
 
 STEP = 0.05  # the finite-difference step in unit coordinates (5% of each box)
-RIDGE_SPAN = 0.25  # a span wider than a quarter of the box: not identified
+RIDGE_SPAN = 0.25  # a half-width beyond a quarter of the box (a range over half of it): not identified
 TOLERANCE_SHARE = 0.10  # the objective's rise that bounds a span: 10% of its value at the fit
 _EIGEN_FLOOR = 1e-12
 
@@ -137,7 +141,8 @@ def identifiability(J: np.ndarray, names: list[str], u0: np.ndarray, objective: 
         for label, span in (("alone", alone), ("profile", profile)):
             row[f"{label}_low"] = _value_at(p, u0[i] - span) if math.isfinite(span) else p.low
             row[f"{label}_high"] = _value_at(p, u0[i] + span) if math.isfinite(span) else p.high
-        row["identified"] = bool(profile <= RIDGE_SPAN)
+        row["at_bound"] = bool(min(u0[i], 1.0 - u0[i]) < 1e-3)
+        row["identified"] = bool(profile <= RIDGE_SPAN and not row["at_bound"])
         rows.append(row)
     params = pd.DataFrame(rows).set_index("parameter")
     directions = []
@@ -177,13 +182,17 @@ def _combination(dirs_row, names: list[str], u0: np.ndarray) -> str:
 def _findings(params: pd.DataFrame, dirs: pd.DataFrame, names: list[str], u0: np.ndarray, objective: float,
               tol: float) -> list[str]:
     out = []
+    bound = [n for n, r in params.iterrows() if r.at_bound]
+    if bound:
+        out.append("At a bound of its box, where the objective still slopes (spans one-sided at best, not "
+                   f"counted as identified): {', '.join(bound)}.")
     ridges = dirs[dirs.ridge]
     unrelated = [n for n, r in params.iterrows() if not math.isfinite(r.alone_span) or r.alone_span > RIDGE_SPAN]
     if unrelated:
         out.append("Barely moved by any target (the objective rises by less than "
-                   f"{tol:.3g} across more than a quarter of the box): {', '.join(unrelated)}.")
+                   f"{tol:.3g} within +-25% of the box either way): {', '.join(unrelated)}.")
     for k, row in ridges.iterrows():
-        if all(abs(row[f"loading_{n}"]) < 0.9 or n not in unrelated for n in names) or len(names) == 1:
+        if all(abs(row[f"loading_{n}"]) < 0.9 or n not in unrelated for n in names):
             combo = _combination(row, names, u0)
             if combo.count("%") >= 2:
                 reach = "anywhere in the box" if not math.isfinite(row.span) or row.span > 1 else (
@@ -192,8 +201,9 @@ def _findings(params: pd.DataFrame, dirs: pd.DataFrame, names: list[str], u0: np
                            f"{reach}. The targets pin what is orthogonal to it, not each of them.")
     good = [n for n, r in params.iterrows() if r.identified]
     if good:
-        out.append("Identified (a profile span within a quarter of the box, the others re-fitted): "
+        out.append("Identified (the others re-fitted, the objective rises by "
+                   f"{tol:.3g} within +-25% of the box): "
                    + ", ".join(good) + ".")
     if not ridges.shape[0] and not unrelated:
-        out.append("No ridge: every direction raises the objective by " f"{tol:.3g} within a quarter of the box.")
+        out.append("No ridge: every direction raises the objective by " f"{tol:.3g} within +-25% of the box.")
     return out

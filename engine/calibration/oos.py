@@ -149,11 +149,12 @@ def mar_2020_targets(reference_csv: str | Path, start="2020-03-12T00:00:00Z") ->
     if len(sizes) < 3:
         raise ValueError(f"{path}: {oi_metric!r}: expected three sizes like '171.5M -> 60.0M -> 37.2M' in {oi_text!r}")
     oi_change = float(sizes[2]) / float(sizes[0]) - 1.0
-    source = f"reference: Binance daily bars ({bars})"
+    source = (f"reference: Binance daily bars ({bars}); the bars' lows are intraday wicks, the model's "
+              "lows are its 15-minute closes")
     return [
         Target("long_liquidations_24h", "long liquidations over 12 March (UTC)", liq, "USD",
                _window_sum("liq_long", day, 24), 0.5, True, 0.0,
-               f"reference: {liq_text} (all venues, a lower bound from a low-quality source)"),
+               f"reference: {liq_text} (all venues, a low-quality source; a lower bound, compared as the point 1B)"),
         Target("low_12mar", "lowest step close on 12 March", low12, "USD", _min_price(day, 24), 0.05, True, 0.0,
                source),
         Target("close_12mar", "price at the close of 12 March", close12, "USD", _close_at(day + pd.Timedelta(hours=24)),

@@ -3,9 +3,10 @@
 Sections: what was fitted (parameters: start, fitted, box); each target with the observed value,
 the model's median and 5-95% range, the Monte Carlo error of the median and whether the
 observation lies inside; the price fan with the realised hourly path; stylised facts of returns
-side by side with the real data; out of sample (October 2025, not refitted); identifiability
-(which parameters and combinations the targets pin down); the optimiser's history. Written by :func:`write_calibration` with its CSV tables and the parameter file into one
-folder, atomically (a staging folder renamed into place), so a failed run leaves nothing behind.
+side by side with the real data; out of sample (the episodes of scenarios/history/, not
+refitted); identifiability (which parameters and combinations the targets pin down); the
+optimiser's history. Written by :func:`write_calibration` with its CSV tables and the parameter
+file into one folder, atomically (a staging folder renamed into place), so a failed run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -175,11 +176,12 @@ def _identifiability_section(ident):
         return f"{low:.4g} – {high:.4g}"
 
     rows = [[f"<b>{_e(n)}</b>", f"{r.fitted:.4g}", span(r.alone_low, r.alone_high),
-             span(r.profile_low, r.profile_high), "yes" if r.identified else "<b>no</b>"]
+             span(r.profile_low, r.profile_high),
+             "at a bound" if r.at_bound else "yes" if r.identified else "<b>no</b>"]
             for n, r in ident.parameters.iterrows()]
     findings = "".join(f"<li>{_e(f)}</li>" for f in ident.findings)
     lead = (f"The objective's curvature at the fit (central differences of each target's miss, same seed). "
-            f"Spans: the values over which the objective rises by {ident.tolerance:.3g} (10% of its value), the "
+            f"Spans: the values over which the objective rises by {ident.tolerance:.3g}, the "
             "parameter moved alone, and with the others re-fitted (the profile). A profile much wider than the "
             "alone span means another parameter makes up for it: a ridge.")
     body = f"<ul>{findings}</ul>" + _table(["parameter", "fitted", "alone", "others re-fitted", "identified"], rows,

@@ -51,8 +51,8 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
    the holding-time closes: ``DELEV_BASE*dt`` of each side's starting size opens at the step's
    leverage node ``t mod N_NEW_NODES`` of the side's distribution (``new_leverage[0|1]``);
    momentum traders (finite capital) move their net position ``M`` toward the target
-   ``sign(ret)*min(MOMENTUM_RATE*MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*X0`` (``excess`` the lookback return's size
-   beyond ``MOMENTUM_THRESHOLD``, ``X0`` the book's starting size: sized on the current book, their
+   ``sign(ret)*min(MOMENTUM_RATE*MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*X0`` (``excess`` the
+   lookback return's size beyond ``MOMENTUM_THRESHOLD``, ``X0`` the book's starting size: sized on the current book, their
    positions would compound into a runaway), keeping ``exp(-dt/MOMENTUM_HOLD_DAYS)`` of the gap:
    they open at the same node of theirs (``new_leverage[2]``) and close pro rata across their side,
    and what they hold shrinks with the side at every other close (margin cuts, the hazards,
@@ -850,9 +850,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                 venue_steps, rows, grid, t, long, short, long_entry, short_entry, top, bottom, mmr, imr, s_prev,
                 pb_mult, scale_l, scale_s, long_size, short_size)
             if mom_long > 0.0 and size_l_before > 0.0:
-                mom_long *= long_size / size_l_before
+                mom_long = max(0.0, mom_long * (long_size / size_l_before))  # never below 0
             if mom_short > 0.0 and size_s_before > 0.0:
-                mom_short *= short_size / size_s_before
+                mom_short = max(0.0, mom_short * (short_size / size_s_before))  # never below 0
             if margins_changed:  # once for all rows: new positions' leverage caps and every trigger
                 _node_offsets_nb(offsets, imr, new_leverage)
                 long_trigger, short_trigger = _triggers_nb(grid, top, bottom, mmr, pb_mult, trig)
@@ -1018,9 +1018,9 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                 (ln_f, flow_state, ln_price, price), (ln_low, ln_high, low_px, high_px), (long_trigger, short_trigger),
                 (surplus, bad_debt), paused_until)
             if mom_long > 0.0 and size_l_before > 0.0:  # the momentum traders lose their share of the side
-                mom_long *= long_size / size_l_before
+                mom_long = max(0.0, mom_long * (long_size / size_l_before))  # never below 0
             if mom_short > 0.0 and size_s_before > 0.0:
-                mom_short *= short_size / size_s_before
+                mom_short = max(0.0, mom_short * (short_size / size_s_before))  # never below 0
         if low_px < low:  # the intra-step low and high (after the cascade's moves)
             low = low_px
             low_step = t

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from ..options.vrp import DEFAULT_VRP
 from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
@@ -552,7 +552,8 @@ class Momentum(StrictModel):
     open_rate: Number = Field(
         0.5, ge=0, le=100,
         description="Share of the starting open interest opened per day per 100% return over the lookback beyond "
-        "the threshold, from flat: their target position is open_rate x holding_time (days) x that excess.",
+        "the threshold, from flat: their target position is open_rate x holding_time (days) x that excess, "
+        "up to their capital.",
     )
     capital: Rate = Field(
         0.25, gt=0, le=10,
@@ -575,11 +576,12 @@ class Momentum(StrictModel):
         description="Leverage of the positions they open: a number, or a distribution like the book's.",
     )
 
-    @model_validator(mode="after")
-    def _positive_holding_time(self):
-        if self.holding_time.total_seconds() <= 0:
-            raise ValueError("holding_time must be positive, e.g. 1d")
-        return self
+    @field_validator("holding_time")
+    @classmethod
+    def _positive_holding_time(cls, value):
+        if value.total_seconds() <= 0:
+            raise ValueError("must be positive, e.g. 1d")
+        return value
 
 
 class Behaviour(StrictModel):
