@@ -369,6 +369,17 @@ def test_identifiability_names_a_ridge_and_what_is_identified():
     assert len(ridge) == 1 and "volatility +10%" in ridge[0] and "permanent +" in ridge[0]
     assert any(f.startswith("Identified") and "holding" in f for f in ident.findings)
     assert ident.directions.iloc[0]["ridge"] and not ident.directions.iloc[-1]["ridge"]
+    # the SVD of J gives J^T J's curvatures and the profile spans, weakest first
+    rng = np.random.default_rng(1)
+    J = rng.normal(size=(12, 3))
+    well = identifiability(J, names, u0, objective=1.0)
+    lam, vec = np.linalg.eigh(J.T @ J)
+    np.testing.assert_allclose(well.directions["curvature"].to_numpy(), lam, rtol=1e-10)
+    np.testing.assert_allclose(well.parameters["profile_span"].to_numpy(),
+                               [math.sqrt(0.1 * np.sum(vec[i] ** 2 / lam)) for i in range(3)], rtol=1e-10)
+    # fewer targets than parameters: the directions they do not see are flat, nothing identified
+    few = identifiability(J[:2], names, u0, objective=1.0)
+    assert not np.isfinite(few.directions["span"].iloc[0]) and not few.parameters["identified"].any()
 
 
 @pytest.mark.parametrize("knob, a, b", [

@@ -5,7 +5,8 @@ residual per fitted target, ``sqrt(weight / W) * z``, and the fan-coverage term)
 parameters' unit coordinates ``u`` (log-scaled where the parameter is). :func:`jacobian` measures
 ``J = dr/du`` by central differences on the same random numbers (the fit's seed), and
 ``H = J^T J`` is the Gauss-Newton curvature: moving by ``d`` raises the objective by about
-``d^T H d``.
+``d^T H d``. Its directions and curvatures come from the singular value decomposition of ``J``
+(``H = V S^2 V^T``), which keeps the weak directions accurate where forming ``H`` would not.
 
 :func:`identifiability` reads ``H``:
 
@@ -125,14 +126,22 @@ def identifiability(J: np.ndarray, names: list[str], u0: np.ndarray, objective: 
 
     J = np.asarray(J, dtype=np.float64)
     tol = float(tolerance if tolerance is not None else max(TOLERANCE_SHARE * objective, 1e-6))
-    H = J.T @ J
-    lam, vec = np.linalg.eigh(H)  # ascending: the weakest direction first
-    lam = np.maximum(lam, 0.0)
+    diag = np.sum(J * J, axis=0)  # H_ii
+    # the curvature's directions from the SVD of J itself (J^T J would square its condition
+    # number): H = V S^2 V^T; directions with fewer residuals than parameters have none
+    _, sv, vt = np.linalg.svd(J, full_matrices=True)
+    n = J.shape[1]
+    s_full = np.zeros(n)
+    s_full[:sv.size] = sv
+    order = np.argsort(s_full, kind="stable")  # ascending: the weakest direction first
+    lam = s_full[order] ** 2
+    vec = vt.T[:, order]
+    # numerically flat: a singular value within rounding of the largest (numpy's matrix_rank rule)
+    weak = s_full[order] <= (sv.max() if sv.size else 0.0) * max(J.shape) * np.finfo(np.float64).eps
     rows = []
     for i, name in enumerate(names):
         p = PARAMETERS[name]
-        alone = math.sqrt(tol / H[i, i]) if H[i, i] > _EIGEN_FLOOR else math.inf
-        weak = lam <= _EIGEN_FLOOR * max(lam.max(), 1.0)
+        alone = math.sqrt(tol / diag[i]) if diag[i] > _EIGEN_FLOOR else math.inf
         if np.any(weak & (np.abs(vec[i]) > 1e-6)):
             profile = math.inf
         else:
@@ -147,7 +156,7 @@ def identifiability(J: np.ndarray, names: list[str], u0: np.ndarray, objective: 
     params = pd.DataFrame(rows).set_index("parameter")
     directions = []
     for k in range(len(lam)):
-        span = math.sqrt(tol / lam[k]) if lam[k] > _EIGEN_FLOOR else math.inf
+        span = math.inf if weak[k] or lam[k] <= 0.0 else math.sqrt(tol / lam[k])
         v = vec[:, k] * (1.0 if vec[np.argmax(np.abs(vec[:, k])), k] > 0 else -1.0)
         directions.append({"direction": k + 1, "curvature": float(lam[k]), "span": span,
                            "ridge": bool(span > RIDGE_SPAN),
