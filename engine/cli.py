@@ -207,9 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-calm", action="store_true",
                    help="leave out the calm year's targets (the scenario with no shocks against the real hourly "
                         "windows of its length, crashes excluded): fit February alone")
-    p.add_argument("--no-identifiability", action="store_true",
-                   help="skip the identifiability check after the fit (two evaluations per fitted parameter: "
-                        "which parameters and combinations the targets pin down)")
+    p.add_argument("--identifiability", action=argparse.BooleanOptionalAction, default=None,
+                   help="which parameters and combinations the targets pin down: two evaluations per parameter, "
+                        "by default after a fit; with --no-fit, at the scenario's own values "
+                        "(--no-identifiability skips it)")
     p.add_argument("--paths", type=_positive_int, default=2000, help="paths per evaluation in the fit (default 2000)")
     p.add_argument("--report-paths", type=_positive_int, default=10000,
                    help="paths of the report's run at the result (default 10000)")
@@ -813,7 +814,7 @@ def _cmd_calibrate(args) -> int:
                                  seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1, design_points=args.design,
                                  max_evals=args.max_evals, overrides=args.overrides, out=out,
                                  write_params=args.write_params, calm=not args.no_calm,
-                                 identify=not args.no_identifiability,
+                                 identify=args.identifiability,
                                  progress=None if bar is None else bar.line)
     except ValueError as exc:  # the data, the facts or the reference file
         return usage(str(exc))
@@ -869,9 +870,10 @@ class _CalibrationBar:
 
 
 def _calibration_bar(args, n_params: int) -> _CalibrationBar | None:
-    if args.no_fit:
-        return None
-    return _CalibrationBar(args.max_evals + (0 if args.no_identifiability else 2 * n_params))
+    identify = (not args.no_fit) if args.identifiability is None else args.identifiability
+    if args.no_fit:  # the check alone: two evaluations per parameter (and the point itself)
+        return _CalibrationBar(2 * n_params) if identify else None
+    return _CalibrationBar(args.max_evals + (2 * n_params if identify else 0))
 
 
 def render_calibration_text(result) -> str:
@@ -896,7 +898,7 @@ def render_calibration_text(result) -> str:
                          f"{_fmt(r.model_p05, r.unit) + ' - ' + _fmt(r.model_p95, r.unit):>23} "
                          f"{_fmt(r.mc_se_p50, r.unit):>9} {'yes' if r.inside_5_95 else 'NO':>7}")
     lines.append(f"realised path inside the 5-95% fan: {result.coverage:.1%} of hours (goal 90%)")
-    ident = cal.identifiability if cal is not None else None
+    ident = result.identifiability
     if ident is not None:
         lines.append("")
         lines.append(f"identifiability (spans where the objective rises by {ident.tolerance:.3g}):")

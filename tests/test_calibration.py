@@ -538,3 +538,20 @@ def test_a_bad_out_of_sample_episode_fails_before_the_fit(tmp_path, hourly, fact
                         n_paths=50, report_paths=50, max_evals=2, design_points=1, out=tmp_path / "cal",
                         progress=evaluations.append)
     assert evaluations == [] and not (tmp_path / "cal").exists()
+
+
+def test_the_identifiability_check_runs_at_the_shipped_parameters_without_a_fit(capsys, tmp_path, hourly, facts):
+    """`--no-fit --identifiability` measures the check at the scenario's own values: every
+    parameter, the same table and files as after a fit, nothing fitted; without the flag a
+    --no-fit run has none."""
+    out = tmp_path / "cal"
+    code, stdout, err = _cli(capsys, FLAGSHIP, "--no-fit", "--identifiability", "--data", hourly, "--facts", facts,
+                             "--paths", 100, "--report-paths", 100, "--oos", "", "--no-calm", "--out", out, "--json")
+    assert code == 0, err
+    obj = json.loads(stdout)
+    assert not obj["fitted"] and obj["evaluations"] == 0
+    ident = obj["identifiability"]
+    assert {row["parameter"] for row in ident["parameters"]} == set(cf.PARAMETERS) and ident["findings"]
+    spans = pd.read_csv(out / "identifiability.csv", index_col="parameter")
+    assert spans.loc["volatility", "fitted"] == pytest.approx(
+        cf.PARAMETERS["volatility"].decode(cf._get(to_plain(load_scenario(FLAGSHIP)), "market.volatility.annual")))

@@ -340,25 +340,63 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
     fan = fan_coverage(sim, real_path)[1] if real_path is not None else None
     ident = None
     if identify:
-        from .identify import identifiability, jacobian, residual_vector
-
-        def residuals(u: np.ndarray) -> np.ndarray | None:
-            try:
-                _, t, c = run_at({n: PARAMETERS[n].from_unit(x) for n, x in zip(names, u)})
-            except ScenarioError:  # a neighbour the schema refuses: measured from the other side
-                return None
-            return residual_vector(t, c, weights)
-
-        try:
-            J = jacobian(residuals, np.array(best_u), progress=progress)
-            ident = identifiability(J, names, np.array(best_u), cache[best_u])
-        except (ValueError, np.linalg.LinAlgError) as exc:  # the fit stands without it
-            if progress is not None:
-                progress(f"identifiability skipped: {exc}")
-            ident = None
+        ident = _identify(run_at, names, np.array(best_u), cache[best_u], weights, progress)
     return Calibration(names=names, start=start, best=best, objective=cache[best_u], start_objective=start_objective,
                        table=table, coverage=coverage, fan=fan, history=pd.DataFrame(history), n_paths=n_paths,
                        seed=seed, seconds=time.perf_counter() - began, identifiability=ident)
+
+
+def _identify(run_at, names: list[str], u0: np.ndarray, objective: float, weights: float, progress):
+    """The identifiability check at the unit point ``u0`` (:mod:`engine.calibration.identify`), or
+    None with a progress note when it cannot be measured (the point stands without it)."""
+    from .identify import identifiability, jacobian, residual_vector
+
+    def residuals(u: np.ndarray) -> np.ndarray | None:
+        try:
+            _, t, c = run_at({n: PARAMETERS[n].from_unit(x) for n, x in zip(names, u)})
+        except ScenarioError:  # a neighbour the schema refuses: measured from the other side
+            return None
+        return residual_vector(t, c, weights)
+
+    try:
+        return identifiability(jacobian(residuals, u0, progress=progress), names, u0, objective)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        if progress is not None:
+            progress(f"identifiability skipped: {exc}")
+        return None
+
+
+def identify_at(scenario, targets: list[Target], real_path: pd.Series | None = None, *,
+                candles: pd.Series | None = None, names: list[str] | None = None, n_paths: int = 2000,
+                seed: int | None = None, n_jobs: int = 1, progress: Callable[[str], None] | None = None):
+    """The identifiability check at ``scenario``'s own values of ``names`` (default: all of
+    :data:`PARAMETERS`), without fitting: what the targets pin down at the shipped parameters.
+    The same evaluations as :func:`calibrate`'s (seed, paths, objective), so at a fitted file it
+    measures what the fit's check measured. None when a value lies outside its box."""
+    from ..scenario.canonical import to_plain
+
+    names = list(names or PARAMETERS)
+    plain = to_plain(scenario)
+    seed = int(scenario.seed if seed is None else seed)
+    values = {n: PARAMETERS[n].decode(_get(plain, PARAMETERS[n].key)) for n in names}
+    outside = [n for n, v in values.items() if not PARAMETERS[n].low <= v <= PARAMETERS[n].high]
+    if outside:
+        if progress is not None:
+            progress(f"identifiability skipped: outside the calibration box: {', '.join(outside)}")
+        return None
+    weights = sum(t.weight for t in targets) + (1.0 if real_path is not None else 0.0)
+
+    def run_at(point_values: dict[str, float]):
+        point = with_parameters(plain, point_values)
+        sim = simulate_plain(point, n_paths, seed, n_jobs)
+        table = evaluate_all(point, sim, targets, candles, n_paths, seed, n_jobs)
+        coverage = fan_coverage(sim, real_path)[0] if real_path is not None else None
+        return sim, table, coverage
+
+    _, table, coverage = run_at(values)
+    objective = _objective_value(objective_parts(table, coverage), weights)
+    u0 = np.array([PARAMETERS[n].to_unit(values[n]) for n in names])
+    return _identify(run_at, names, u0, objective, weights, progress)
 
 
 # --------------------------------------------------------------------------- the parameter file

@@ -53,6 +53,7 @@ class CalibrationRun:
     parameter_file: str | None
     info: dict = field(default_factory=dict)
     written: Path | None = None
+    identifiability: object | None = None  # engine.calibration.identify.Identifiability, after a fit or on demand
 
     def passed(self) -> dict[str, bool]:
         """The validation the issue asks for: every fitted target inside the model's 5-95% range,
@@ -68,7 +69,7 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
                     n_paths: int = 2000, report_paths: int = 10000, seed: int | None = None, n_jobs: int = 1,
                     design_points: int = 32, max_evals: int = 160, stylised_data=None, overrides=(),
                     out=None, write_params: str | Path | None = None, progress=None,
-                    calm: bool = True, identify: bool = True) -> CalibrationRun:
+                    calm: bool = True, identify: bool | None = None) -> CalibrationRun:
     from ..backtest import load_ohlcv
     from ..replay import load_facts
     from ..scenario.canonical import to_plain
@@ -101,12 +102,20 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
                                 int(round((end - start).total_seconds() / step)), step)
     plain = to_plain(scenario)
     cal = None
+    ident = None
+    identify = fit if identify is None else identify  # by default after a fit only
     if fit:
         cal = calibrate(scenario, targets, real, candles=closes, names=names, n_paths=n_paths, seed=seed, n_jobs=n_jobs,
                         design_points=design_points, max_evals=max_evals, progress=progress, identify=identify)
         values = cal.best
+        ident = cal.identifiability
     else:
         values = {}
+        if identify:  # at the scenario's own values, on the fit's paths and seed
+            from .fit import identify_at
+
+            ident = identify_at(scenario, targets, real, candles=closes, names=names, n_paths=n_paths, seed=seed,
+                                n_jobs=n_jobs, progress=progress)
     report_seed = int(scenario.seed)
     point = with_parameters(plain, values)
     sim = simulate_plain(point, report_paths, report_seed, n_jobs)
@@ -148,16 +157,17 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
                  "fit": (f"{len(cal.history)} evaluations of {n_paths:,} paths, {cal.seconds:.0f} s" if cal
                          else "none (evaluated as given)")},
         "notes": _notes(table, coverage, stylised),
-        "identifiability": None if cal is None or cal.identifiability is None else cal.identifiability.to_dict(),
+        "identifiability": None if ident is None else ident.to_dict(),
     }
-    result = CalibrationRun(scenario.name, cal, values, table, coverage, fan, stylised, oos, parameter_file, info)
+    result = CalibrationRun(scenario.name, cal, values, table, coverage, fan, stylised, oos, parameter_file, info,
+                            identifiability=ident)
     if out is not None:
         from .report import write_calibration
 
         result.written = write_calibration(out, info, table, parameters=None if cal is None else cal.parameters_frame(),
                                            fan=fan, history=None if cal is None else cal.history,
                                            stylised=stylised, oos=oos, parameter_file=parameter_file,
-                                           identifiability=None if cal is None else cal.identifiability)
+                                           identifiability=ident)
     if write_params is not None and parameter_file is not None:
         target = Path(write_params)
         target.parent.mkdir(parents=True, exist_ok=True)
