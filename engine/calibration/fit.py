@@ -232,6 +232,18 @@ def evaluate_all(point: dict, sim, targets: list[Target], candles, n_paths: int,
     return pd.concat(tables).reindex(order)
 
 
+def _runner(plain: dict, targets: list[Target], real_path, candles, n_paths: int, seed: int, n_jobs: int):
+    """One evaluation at given parameter values: (simulation, targets table, fan coverage), the same
+    paths and seed every time (common random numbers)."""
+    def run_at(values: dict[str, float]):
+        point = with_parameters(plain, values)
+        sim = simulate_plain(point, n_paths, seed, n_jobs)
+        table = evaluate_all(point, sim, targets, candles, n_paths, seed, n_jobs)
+        coverage = fan_coverage(sim, real_path)[0] if real_path is not None else None
+        return sim, table, coverage
+    return run_at
+
+
 def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = None, *, candles: pd.Series | None = None,
               names: list[str] | None = None, n_paths: int = 2000, seed: int | None = None,
               n_jobs: int = 1, design_points: int = 32, max_evals: int = 160,
@@ -277,12 +289,7 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
     if replays and candles is None:
         raise ValueError("replay targets need the real candles (candles=)")
 
-    def run_at(values: dict[str, float]):
-        point = with_parameters(plain, values)
-        sim = simulate_plain(point, n_paths, seed, n_jobs)
-        table = evaluate_all(point, sim, targets, candles, n_paths, seed, n_jobs)
-        coverage = fan_coverage(sim, real_path)[0] if real_path is not None else None
-        return sim, table, coverage
+    run_at = _runner(plain, targets, real_path, candles, n_paths, seed, n_jobs)
 
     def f(u: np.ndarray) -> float:
         u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
@@ -386,13 +393,7 @@ def identify_at(scenario, targets: list[Target], real_path: pd.Series | None = N
         return None
     weights = sum(t.weight for t in targets) + (1.0 if real_path is not None else 0.0)
 
-    def run_at(point_values: dict[str, float]):
-        point = with_parameters(plain, point_values)
-        sim = simulate_plain(point, n_paths, seed, n_jobs)
-        table = evaluate_all(point, sim, targets, candles, n_paths, seed, n_jobs)
-        coverage = fan_coverage(sim, real_path)[0] if real_path is not None else None
-        return sim, table, coverage
-
+    run_at = _runner(plain, targets, real_path, candles, n_paths, seed, n_jobs)
     _, table, coverage = run_at(values)
     objective = _objective_value(objective_parts(table, coverage), weights)
     u0 = np.array([PARAMETERS[n].to_unit(values[n]) for n in names])
