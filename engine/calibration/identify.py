@@ -107,10 +107,6 @@ class Identifiability:
                 "directions": self.directions.reset_index().to_dict(orient="records")}
 
 
-def _value_at(p, u: float) -> float:
-    return p.from_unit(u)
-
-
 def _relative_change(p, u0: float, du: float) -> float:
     """The parameter's relative change for a move ``du`` in unit coordinates from ``u0`` (unclipped)."""
     if p.log:
@@ -146,10 +142,10 @@ def identifiability(J: np.ndarray, names: list[str], u0: np.ndarray, objective: 
             profile = math.inf
         else:
             profile = math.sqrt(tol * float(np.sum(vec[i] ** 2 / np.where(weak, np.inf, lam))))
-        row = {"parameter": name, "fitted": _value_at(p, u0[i]), "alone_span": alone, "profile_span": profile}
+        row = {"parameter": name, "fitted": p.from_unit(u0[i]), "alone_span": alone, "profile_span": profile}
         for label, span in (("alone", alone), ("profile", profile)):
-            row[f"{label}_low"] = _value_at(p, u0[i] - span) if math.isfinite(span) else p.low
-            row[f"{label}_high"] = _value_at(p, u0[i] + span) if math.isfinite(span) else p.high
+            row[f"{label}_low"] = p.from_unit(u0[i] - span) if math.isfinite(span) else p.low
+            row[f"{label}_high"] = p.from_unit(u0[i] + span) if math.isfinite(span) else p.high
         row["at_bound"] = bool(min(u0[i], 1.0 - u0[i]) < 1e-3)
         row["identified"] = bool(profile <= RIDGE_SPAN and not row["at_bound"])
         rows.append(row)
