@@ -66,6 +66,12 @@ def main(argv=None) -> int:
             path = export(ref, tag, Path(tmp))
             sys.path.insert(0, str(path))
             eng = importlib.import_module(f"engine_{tag}")
+            if not eng.run.__module__.startswith(f"engine_{tag}."):
+                # before the package imported itself relatively, the copy ran the installed engine
+                print(f"ab_kernel: {ref!r} imports the installed engine by absolute name "
+                      f"({eng.run.__module__}), so it cannot be timed against another version",
+                      file=sys.stderr)
+                return 2
             compiled = eng.compile_scenario(eng.load_scenario(args.scenario, args.set), n_paths=args.paths)
             eng.run(compiled, n_jobs=args.threads, keep_steps=False)  # compile (or load) the kernel
             versions[tag] = (ref, eng, compiled)

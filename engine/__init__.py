@@ -37,20 +37,20 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Scenario": ("engine.scenario.schema", "Scenario"),
-    "load_scenario": ("engine.scenario.loader", "load_scenario"),
-    "dump_scenario": ("engine.scenario.canonical", "dump_scenario"),
-    "scenario_json_schema": ("engine.scenario.canonical", "scenario_json_schema"),
-    "expand_grid": ("engine.scenario.grid", "expand_grid"),
-    "CompiledScenario": ("engine.compile.compiled", "CompiledScenario"),
-    "compile_scenario": ("engine.compile.compiler", "compile_scenario"),
-    "list_scenarios": ("engine.scenario.library", "list_scenarios"),
-    "run": ("engine.simulate", "run"),
-    "SimulationResult": ("engine.result", "SimulationResult"),
-    "load_run": ("engine.results.store", "load_run"),
-    "write_run": ("engine.results.store", "write_run"),
-    "run_sweep": ("engine.sweep", "run_sweep"),
-    "find_breakpoint": ("engine.breakpoint", "find_breakpoint"),
+    "Scenario": (".scenario.schema", "Scenario"),
+    "load_scenario": (".scenario.loader", "load_scenario"),
+    "dump_scenario": (".scenario.canonical", "dump_scenario"),
+    "scenario_json_schema": (".scenario.canonical", "scenario_json_schema"),
+    "expand_grid": (".scenario.grid", "expand_grid"),
+    "CompiledScenario": (".compile.compiled", "CompiledScenario"),
+    "compile_scenario": (".compile.compiler", "compile_scenario"),
+    "list_scenarios": (".scenario.library", "list_scenarios"),
+    "run": (".simulate", "run"),
+    "SimulationResult": (".result", "SimulationResult"),
+    "load_run": (".results.store", "load_run"),
+    "write_run": (".results.store", "write_run"),
+    "run_sweep": (".sweep", "run_sweep"),
+    "find_breakpoint": (".breakpoint", "find_breakpoint"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,7 +73,9 @@ def __getattr__(name: str):
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'engine' has no attribute {name!r}") from None
-    value = getattr(import_module(module), attr)
+    # relative to this package: a copy imported under another name (bench/ab_kernel.py loads two
+    # versions side by side) must serve its own modules, not the installed engine's
+    value = getattr(import_module(module, __name__), attr)
     globals()[name] = value
     return value
 

@@ -77,7 +77,7 @@ def _years(td) -> float:
 
 def _expanded(strategy, mode: str):
     """The strategy's parameter sets: its inline sweeps, by ``sweep.mode``."""
-    from engine.scenario.grid import _walk  # the same walk the grid uses
+    from .scenario.grid import _walk  # the same walk the grid uses
 
     dims = list(_walk(strategy, ""))
     if not dims:
@@ -99,7 +99,7 @@ def _expanded(strategy, mode: str):
 
 def _btc_delta(compiled) -> float:
     """The portfolio's BTC delta at the start: spot, the perp, and options held (Black-Scholes)."""
-    from engine.options import black_scholes as bs
+    from .options import black_scholes as bs
 
     pf = compiled.portfolio
     if pf is None:
