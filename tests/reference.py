@@ -1,7 +1,7 @@
 """A slow, plain-Python reference of the cascade model: one path, written to be read.
 
 Stumpy keeps a ``tests/naive.py`` beside every fast kernel; this is ours for
-:mod:`engine.nb.kernel`. It simulates one path of the model (v7) stated in the kernel's docstring from
+:mod:`engine.nb.kernel`. It simulates one path of the model (v8) stated in the kernel's docstring from
 the same inputs (a :class:`engine.simulate.Prepared`) and the same innovations (the path's
 uniforms, ``engine.nb.rng.draw_uniforms_nb``), and returns what the kernel returns for that path:
 the summary (``SUMMARY_FIELDS``), the per-step price, open interest, liquidations and ATM implied
@@ -105,12 +105,32 @@ and the momentum traders' single leverage:
   close ``P``: ``e <- w*e + (1 - w)*P``, ``w = ENTRY_EMA_DECAY = exp(-lam*dt_days)``: the positions'
   ages are exponential at rate ``lam``, so the size-weighted entry of those still open is the
   price's exponential average at that rate.
-* New positions open at one leverage node per step, ``k = t mod N_NEW_NODES``, of the prepared
-  ``new_leverage`` (equal-mass nodes: row 0 the longs' distribution, row 1 the shorts', row 2 the
-  momentum traders'), capped by each row as every new position is. Within the step: the closes
-  (flow ``deleveraging``), the arrivals, longs then shorts (flow ``new_positions``), the momentum
-  traders' trade (model v7 below; flow ``momentum``), then the relief-rally shorts (the same flow,
-  as before).
+* New positions open at the ``N_NEW_NODES`` equal-mass leverage nodes of the prepared
+  ``new_leverage`` (row 0 the longs' distribution, row 1 the shorts', row 2 the momentum traders'),
+  capped by each row as every new position is. Within the step: the closes (flow
+  ``deleveraging``), the arrivals, longs then shorts (flow ``new_positions``), the momentum traders'
+  trade (model v7 below; flow ``momentum``), then the relief-rally shorts (the same flow, as
+  before). Which nodes open is model v8's (below).
+
+Leverage nodes by volume, not by step (model v8; ``/work/spec-nodes.md``), in place of the node
+``t mod N_NEW_NODES`` every new position of step ``t`` opened at:
+
+* Why: a node per step tied the leverage mix to the step length and the clock. A momentum burst of
+  six hourly steps got six of the sixteen leverages (which six depended on the hour it began), the
+  same burst at 5-minute steps all of them, and the flagship's median short liquidations went from
+  31M at 1h to 60M at 5m. The rule below reads no step index.
+* Momentum traders: whatever they open in a step (longs or shorts, the part opened after crossing 0
+  included) is split equally over all ``N_NEW_NODES`` nodes of ``new_leverage[2]``: each node gets
+  ``opened/N_NEW_NODES`` at its own leverage. Closing is unchanged (pro rata).
+* Turnover arrivals cycle through their side's nodes by volume. Each side keeps a per-path cycle
+  state, the current node ``k`` (0 at the start) and the room left in it (``q`` at the start), the
+  quantum ``q = NODE_CYCLE_SHARE*X0/N_NEW_NODES`` (``X0`` the side's starting size, ``L0`` or
+  ``S0``). The step's volume ``V`` is walked node by node: ``min(V, room)`` opens at node ``k``;
+  a room used up moves the side on to node ``(k + 1) mod N_NEW_NODES`` with a room of ``q``; and
+  so on until ``V`` is spent. Node ``k`` thus takes exactly the volume between the side's
+  cumulative arrivals ``(16m + k)*q`` and ``(16m + k + 1)*q`` (``N_NEW_NODES = 16``), however the
+  flow is cut into steps. A side with ``X0 = 0`` opens nothing. The pieces open in the order
+  walked, longs' then shorts'.
 
 Momentum traders with finite capital (model v7; ``/work/spec-momentum.md``), in place of model v5's
 momentum opening (``MOMENTUM_RATE*dt*excess*(L0 + S0)`` every step, never closed but by the side's
@@ -122,8 +142,8 @@ hazards):
   min(|ret|, 1) - MOMENTUM_THRESHOLD)``, the target ``T = sign(ret)*min(MOMENTUM_RATE*
   MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*(L0 + S0)`` (their capital caps it), and
   ``M_new = T + (M - T)*k``, ``k = exp(-dt_days/MOMENTUM_HOLD_DAYS)`` (the share of the gap to
-  the target kept over the step). Long (or flat): a rise of ``M`` opens longs at
-  the step's momentum node (as model v5's), a fall closes longs pro rata (the side shrinks by the
+  the target kept over the step). Long (or flat): a rise of ``M`` opens longs,
+  spread over the momentum nodes (model v8), a fall closes longs pro rata (the side shrinks by the
   share ``C/size(long)``: the book does not tag a momentum cell; a share of 1 empties the side); past
   0, all ``M_long`` closes, then shorts open for ``-M_new``. Short: the mirror image. The flow is
   ``(M_new - M)*S``.
@@ -213,7 +233,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.compile.layout import (BOOK_EVENT_FIELDS, IMPACT_BOTH, IMPACT_LINEAR, IMPACT_SQRT, N_NEW_NODES,
-                                   PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS, Row)
+                                   NODE_CYCLE_SHARE, PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS, Row)
 from engine.nb.kernel import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
 from engine.nb.rng import draw_uniforms_nb
 
@@ -559,8 +579,9 @@ class _Path:
     trailing step-start prices, the running peak, the average entry ``e`` (model v5) and the
     initial book's side sizes ``L0``, ``S0`` (BTC), a circuit breaker's pause, ``h``, the log
     variance's deviation (model v4; 0 and unused without clustering), and the ATM implied vol ``iv``
-    with its gap to the model's level (model v6), and the momentum traders' positions inside each
-    side, ``M_long`` and ``M_short`` (model v7)."""
+    with its gap to the model's level (model v6), the momentum traders' positions inside each
+    side, ``M_long`` and ``M_short`` (model v7), and each side's turnover node cycle, the node and
+    the room left in it (model v8)."""
 
     def __init__(self, prep, replay=None):
         c = prep.compiled
@@ -613,6 +634,12 @@ class _Path:
         # to the target they keep over a step
         self.momentum_long = self.momentum_short = 0.0
         self.momentum_keep = math.exp(-self.dt_days / self.p["MOMENTUM_HOLD_DAYS"])
+        # model v8: each side's turnover cycle through its leverage nodes: the quantum a node takes
+        # (NODE_CYCLE_SHARE of the side's starting size over the nodes), the node now and its room left
+        self.node_quantum = {LONG: NODE_CYCLE_SHARE * self.long0 / N_NEW_NODES,
+                             SHORT: NODE_CYCLE_SHARE * self.short0 / N_NEW_NODES}
+        self.node = {LONG: 0, SHORT: 0}
+        self.node_room = dict(self.node_quantum)
 
         self.totals = dict.fromkeys(SUMMARY_FIELDS, 0.0)
         self.totals.update(min_price=spot, max_price=spot, min_funding_rate=math.inf, max_funding_rate=-math.inf,
@@ -839,10 +866,10 @@ class _Path:
         self.momentum_short *= 1.0 - close_short
         return flow
 
-    def new_leverage(self, which: int, t: int) -> float:
-        """Step ``t``'s leverage for new positions: node ``t mod N_NEW_NODES`` of the prepared
-        equal-mass nodes, row ``which`` (0 new longs, 1 new shorts, 2 momentum traders)."""
-        return float(self.prep.new_leverage[which][t % N_NEW_NODES])
+    def new_leverage(self, which: int, node: int) -> float:
+        """The leverage of node ``node`` of the prepared equal-mass nodes, row ``which`` (0 new
+        longs, 1 new shorts, 2 momentum traders)."""
+        return float(self.prep.new_leverage[which][node])
 
     def open_positions(self, side: str, btc: float, leverage: float) -> None:
         """``btc`` of new positions at ``leverage`` (capped by each row's initial margin) at the
@@ -856,16 +883,33 @@ class _Path:
             lev = min(leverage, 0.999 / self.imr[r])
             self.book.deposit(side, r, log_bankruptcy(self.start_ln_price, sign, lev), size, size * self.start_price)
 
+    def open_cycling(self, side: str, which: int, btc: float) -> None:
+        """Model v8: ``btc`` of a side's arrivals, walked through its leverage nodes by volume: the
+        node now takes what its room allows, a full node hands on to the next with a fresh quantum,
+        until ``btc`` is spent (nothing when the side started empty: no quantum)."""
+        quantum = self.node_quantum[side]
+        if quantum <= 0.0:
+            return
+        left = btc
+        while left > 0.0:
+            piece = min(left, self.node_room[side])
+            self.open_positions(side, piece, self.new_leverage(which, self.node[side]))
+            left -= piece
+            self.node_room[side] -= piece
+            if self.node_room[side] <= 0.0:
+                self.node[side] = (self.node[side] + 1) % N_NEW_NODES
+                self.node_room[side] = quantum
+
     def new_positions(self, t: int, s: float) -> float:
         """Turnover arrivals (model v5): each side opens ``lam*dt`` times its starting size (``L0``,
-        ``S0``), longs then shorts, at the step's nodes of their leverage distributions. Returns the
-        flow (new longs buy, new shorts sell)."""
+        ``S0``), longs then shorts, cycling through the nodes of their leverage distributions by
+        volume (model v8, :meth:`open_cycling`). Returns the flow (new longs buy, new shorts sell)."""
         rate = self.p["DELEV_BASE"] * self.dt_days
         new_long, new_short = rate * self.long0, rate * self.short0
         if new_long > 0.0:
-            self.open_positions(LONG, new_long, self.new_leverage(0, t))
+            self.open_cycling(LONG, 0, new_long)
         if new_short > 0.0:
-            self.open_positions(SHORT, new_short, self.new_leverage(1, t))
+            self.open_cycling(SHORT, 1, new_short)
         return (new_long - new_short) * s
 
     def close_pro_rata(self, side: str, btc: float) -> None:
@@ -876,13 +920,20 @@ class _Path:
         share = btc / self.book.size(side)
         self.book.shrink(side, 1.0 - share if share < 1.0 - CLOSE_ALL_SLACK else 0.0)
 
+    def open_momentum(self, side: str, btc: float) -> None:
+        """Model v8: the momentum traders' ``btc`` of a side, an equal share at every node of their
+        leverage distribution (row 2)."""
+        for node in range(N_NEW_NODES):
+            self.open_positions(side, btc / N_NEW_NODES, self.new_leverage(2, node))
+
     def momentum_and_fuel(self, t: int, s: float) -> float:
         """Momentum traders (model v7) trade toward their target ``T = sign(ret)*min(MOMENTUM_RATE*
         MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*(L0 + S0)`` (BTC, ``excess`` the lookback return's size beyond
         the threshold): their net position ``M = M_long - M_short`` moves to ``M_new = T + (M - T)*k``.
         Up to 0 from the side they hold they close pro rata (:meth:`close_pro_rata`); beyond it they
-        open at the step's node of their leverage distribution (crossing 0: close all, then open the
-        other side). Then the relief-rally shorts. Returns the flow ``(M_new - M)*s`` less the fuel."""
+        open, split equally over all the nodes of their leverage distribution (model v8,
+        :meth:`open_momentum`; crossing 0: close all, then open the other side). Then the
+        relief-rally shorts. Returns the flow ``(M_new - M)*s`` less the fuel."""
         ret = s / self.lookback_price(t, self.p["MOMENTUM_LOOKBACK_STEPS"]) - 1.0
         excess = max(0.0, min(abs(ret), MOMENTUM_RETURN_CAP) - self.p["MOMENTUM_THRESHOLD"])  # a breakout's size
         target = 0.0
@@ -891,12 +942,11 @@ class _Path:
             target = math.copysign(1.0, ret) * size * (self.long0 + self.short0)
         held = self.momentum_long - self.momentum_short
         new = target + (held - target) * self.momentum_keep
-        leverage = self.new_leverage(2, t)
         if self.momentum_short == 0.0:  # flat or long
             if new >= self.momentum_long:
                 opened = new - self.momentum_long
                 if opened > 0.0:
-                    self.open_positions(LONG, opened, leverage)
+                    self.open_momentum(LONG, opened)
                     self.momentum_long += opened
             elif new >= 0.0:
                 self.close_pro_rata(LONG, self.momentum_long - new)
@@ -905,13 +955,13 @@ class _Path:
                 if self.momentum_long > 0.0:
                     self.close_pro_rata(LONG, self.momentum_long)
                 self.momentum_long = 0.0
-                self.open_positions(SHORT, -new, leverage)
+                self.open_momentum(SHORT, -new)
                 self.momentum_short = -new
         else:  # short (then M_long is 0)
             if new <= -self.momentum_short:
                 opened = -new - self.momentum_short
                 if opened > 0.0:
-                    self.open_positions(SHORT, opened, leverage)
+                    self.open_momentum(SHORT, opened)
                     self.momentum_short += opened
             elif new <= 0.0:
                 self.close_pro_rata(SHORT, self.momentum_short + new)
@@ -919,7 +969,7 @@ class _Path:
             else:
                 self.close_pro_rata(SHORT, self.momentum_short)
                 self.momentum_short = 0.0
-                self.open_positions(LONG, new, leverage)
+                self.open_momentum(LONG, new)
                 self.momentum_long = new
         flow = (new - held) * s
         fuel = self.drv["NEW_SHORT_NOTIONAL_USD"][t]

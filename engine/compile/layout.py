@@ -340,9 +340,13 @@ N_ORDER_FIELDS = len(ORDER_FIELDS)
 N_STEP_FIELDS = len(STEP_FIELDS)
 N_VENUE_FIELDS = len(VENUE_FIELDS)
 N_PARAMS = len(PARAM_FIELDS)
-# new positions (turnover arrivals, momentum) open at one of this many equal-mass leverage nodes of
-# their distribution, the node rotating with the step (engine.compile.book.new_leverage_nodes)
+# new positions (turnover arrivals, momentum) open at this many equal-mass leverage nodes of their
+# distribution (engine.compile.book.new_leverage_nodes). Turnover arrivals cycle through them by
+# volume: each node takes NODE_CYCLE_SHARE / N_NEW_NODES of the side's starting size before the
+# next (engine.nb.kernel._deposit_cycle_nb), however the flow is cut into steps; the momentum
+# traders split what they open in a step over all of them (engine.nb.kernel._deposit_spread_nb)
 N_NEW_NODES = 16
+NODE_CYCLE_SHARE = 0.04
 # the path's ATM implied vol (engine.simulate: dealer table, forward-variance table; the kernel's iv)
 N_IV_LEVELS = 16  # ATM IV levels of the dealer hedge table, log-spaced from IV_LEVEL_LO to IV_LEVEL_HI
 IV_LEVEL_LO = 0.05

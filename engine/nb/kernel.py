@@ -48,13 +48,16 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
    holding-time hazard ``DELEV_BASE`` plus stop-loss and take-profit terms in the price's return
    against the book's average entry ``e`` (the price's exponential average at rate
    ``DELEV_BASE``, ``ENTRY_EMA_DECAY`` per step), realised vol and funding; new positions replace
-   the holding-time closes: ``DELEV_BASE*dt`` of each side's starting size opens at the step's
-   leverage node ``t mod N_NEW_NODES`` of the side's distribution (``new_leverage[0|1]``);
+   the holding-time closes: ``DELEV_BASE*dt`` of each side's starting size opens at the side's
+   leverage nodes (``new_leverage[0|1]``), cycling through them by volume: each node takes the
+   next ``NODE_CYCLE_SHARE/N_NEW_NODES`` of the side's starting size opened, then the next node,
+   so how the flow is cut into steps never changes which leverage a BTC gets;
    momentum traders (finite capital) move their net position ``M`` toward the target
    ``sign(ret)*min(MOMENTUM_RATE*MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*X0`` (``excess`` the
    lookback return's size beyond ``MOMENTUM_THRESHOLD``, ``X0`` the book's starting size: sized on the current book, their
    positions would compound into a runaway), keeping ``exp(-dt/MOMENTUM_HOLD_DAYS)`` of the gap:
-   they open at the same node of theirs (``new_leverage[2]``) and close pro rata across their side,
+   what they open in a step is split equally over all their leverage nodes (``new_leverage[2]``):
+   a burst shorter than a node cycle gets the whole distribution; they close pro rata across their side,
    and what they hold shrinks with the side at every other close (margin cuts, the hazards,
    liquidations); relief-rally shorts; forced flows; margin cuts.
 5. Impact of the net flow ``q``, executed evenly over the step: ``ln_f += PERMANENT_COEF*q`` and
@@ -106,7 +109,8 @@ import numpy as np
 import numba
 
 from ..compile.layout import (FLOW_FIELDS, IV_FLOOR, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_NEW_NODES,
-                              STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param, Row, Step, Summary, Venue)
+                              NODE_CYCLE_SHARE, STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param, Row,
+                              Step, Summary, Venue)
 from . import book as bk
 from .config import jit, jit_inline, jit_norc, pjit
 from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
@@ -480,6 +484,83 @@ def _deposit_new_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, ki
 
 
 @jit_inline
+def _deposit_spread_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, at, grid_per_log, btc,
+                       entry_price, side_size, trigger, is_long):
+    """:func:`_deposit_new_nb` over the whole leverage distribution of ``kind``: ``btc`` split
+    equally over its ``N_NEW_NODES`` nodes, each node's share at its own log bankruptcy price (the
+    same two-cell split). A flow that opens in one step gets every leverage of its distribution,
+    whatever the step: a node per step would give a burst shorter than ``N_NEW_NODES`` steps only
+    part of it, and which part would depend on the step."""
+    n_cells = cells.shape[1]
+    n_nodes = offsets.shape[1]
+    for j in range(share_rows.shape[0]):
+        r = share_rows[j]
+        size = btc * rows[r, Row.SHARE] / n_nodes
+        if size <= 0.0:
+            continue
+        usd = size * entry_price
+        edge = ptr[r]
+        for k in range(n_nodes):
+            x = min(max((at + offsets[kind, k, r]) * grid_per_log, 0.0), n_cells - 1.0)
+            lo = min(int(x), n_cells - 2)
+            w = x - lo
+            cells[r, lo] += size * (1.0 - w)
+            cells[r, lo + 1] += size * w
+            entry[r, lo] += usd * (1.0 - w)
+            entry[r, lo + 1] += usd * w
+            if is_long:
+                hi = lo + 1 if w > 0.0 else lo
+                if hi > edge:
+                    edge = hi
+            else:
+                first = lo if w < 1.0 else lo + 1
+                if first < edge:
+                    edge = first
+        if edge != ptr[r]:
+            ptr[r] = edge
+            if is_long:
+                trigger = max(trigger, grid[edge] * trig[0, r])
+            else:
+                trigger = min(trigger, grid[edge] * trig[1, r])
+        side_size += size * n_nodes
+    return side_size, trigger
+
+
+@jit_inline
+def _deposit_cycle_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, at, grid_per_log, btc, scale,
+                      quantum, node, room, entry_price, side_size, trigger, is_long):
+    """New positions of ``kind`` (``btc`` real BTC, ``scale`` the side's scale factor) through the
+    kind's leverage nodes by volume: node ``node`` takes the next ``room`` BTC, each node after it
+    the next ``quantum``, cycling over the ``N_NEW_NODES`` nodes; whole cycles go to every node
+    equally (:func:`_deposit_spread_nb`), which leaves the cycle where it was. Which leverage a BTC
+    gets depends only on the volume the kind opened before it, not on how the flow is cut into
+    steps. Returns (the side's unscaled size, its nearest trigger, the node, its room left)."""
+    n_nodes = offsets.shape[1]
+    left = btc
+    if left <= 0.0:
+        return side_size, trigger, node, room
+    cycle = quantum * n_nodes
+    # (a side that started empty has no quantum, and opens nothing: btc is 0 there; the guard keeps
+    # the walk below finite whatever the caller passes)
+    whole = math.floor(left / cycle) if cycle > 0.0 else 1.0
+    if whole >= 1.0:
+        spread = whole * cycle if cycle > 0.0 else left
+        side_size, trigger = _deposit_spread_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, at,
+                                                grid_per_log, spread / scale, entry_price, side_size, trigger, is_long)
+        left = max(0.0, left - spread)
+    while left > 0.0:
+        seg = min(left, room)
+        side_size, trigger = _deposit_new_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, node, at,
+                                             grid_per_log, seg / scale, entry_price, side_size, trigger, is_long)
+        left -= seg
+        room -= seg
+        if room <= 0.0:
+            node = node + 1 if node + 1 < n_nodes else 0
+            room = quantum
+    return side_size, trigger, node, room
+
+
+@jit_inline
 def _miner_sales_nb(steps, t, price, reserves, hashrate, revenue, sell_dt, hashrate0, hashrate_sensitivity, rare):
     """Miners sell reserves in proportion to the hash price's shortfall below breakeven (plus forced
     sales); at a difficulty retarget the hashrate follows the shortfall. Returns (flow USD, reserves,
@@ -815,9 +896,16 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     iv_gap = iv - model_iv_nb(drivers, 0, iv_premium, iv_table, h, iv_h_lo, iv_h_inv)
     hedge = dealer_hedge_nb(dealer_table, 0, ln_price, dealer_lo, dealer_inv, iv)
     slot = 0  # ring slot of the current step: t % ring_n
-    node = N_NEW_NODES - 1  # the step's leverage node for new positions: t % N_NEW_NODES
+    # turnover arrivals cycle through their side's leverage nodes by volume (_deposit_cycle_nb): a
+    # cycle per NODE_CYCLE_SHARE of the side's starting size; each side's node and the room left in
+    # it (BTC)
+    quantum_l = NODE_CYCLE_SHARE * long0_btc / N_NEW_NODES
+    quantum_s = NODE_CYCLE_SHARE * short0_btc / N_NEW_NODES
+    node_l = 0
+    node_s = 0
+    room_l = quantum_l
+    room_s = quantum_s
     for t in range(n_steps):
-        node = node + 1 if node + 1 < N_NEW_NODES else 0
         u0, u1 = next_pair_nb(state)
         u2, u3 = next_pair_nb(state)
         u4, u5 = next_pair_nb(state)
@@ -900,12 +988,12 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
         if turnover_dt > 0.0:
             new_l = turnover_dt * long0_btc
             new_s = turnover_dt * short0_btc
-            long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, share_rows, offsets, 0,
-                                                      node, at, grid_per_log, new_l / scale_l, s_prev, long_size,
-                                                      long_trigger, True)
-            short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, share_rows,
-                                                        offsets, 1, node, at, grid_per_log, new_s / scale_s, s_prev,
-                                                        short_size, short_trigger, False)
+            long_size, long_trigger, node_l, room_l = _deposit_cycle_nb(
+                long, long_entry, top, grid, trig, rows, share_rows, offsets, 0, at, grid_per_log, new_l, scale_l,
+                quantum_l, node_l, room_l, s_prev, long_size, long_trigger, True)
+            short_size, short_trigger, node_s, room_s = _deposit_cycle_nb(
+                short, short_entry, bottom, grid, trig, rows, share_rows, offsets, 1, at, grid_per_log, new_s, scale_s,
+                quantum_s, node_s, room_s, s_prev, short_size, short_trigger, False)
             new_flow = (new_l - new_s) * s_prev
 
         # momentum traders move their net position toward the breakout's target: they open along
@@ -951,13 +1039,14 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                 else:
                     scale_s *= 1.0 - share
             if open_l > 0.0:
-                long_size, long_trigger = _deposit_new_nb(long, long_entry, top, grid, trig, rows, share_rows,
-                                                          offsets, 2, node, at, grid_per_log, open_l / scale_l,
-                                                          s_prev, long_size, long_trigger, True)
+                long_size, long_trigger = _deposit_spread_nb(long, long_entry, top, grid, trig, rows, share_rows,
+                                                             offsets, 2, at, grid_per_log, open_l / scale_l, s_prev,
+                                                             long_size, long_trigger, True)
             if open_s > 0.0:
-                short_size, short_trigger = _deposit_new_nb(short, short_entry, bottom, grid, trig, rows, share_rows,
-                                                            offsets, 3, node, at, grid_per_log, open_s / scale_s,
-                                                            s_prev, short_size, short_trigger, False)
+                short_size, short_trigger = _deposit_spread_nb(short, short_entry, bottom, grid, trig, rows,
+                                                               share_rows, offsets, 3, at, grid_per_log,
+                                                               open_s / scale_s, s_prev, short_size, short_trigger,
+                                                               False)
             mom_long = mom_new if mom_new > 0.0 else 0.0
             mom_short = -mom_new if mom_new < 0.0 else 0.0
             momentum = (mom_new - mom_net) * s_prev
