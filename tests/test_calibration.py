@@ -112,8 +112,8 @@ def test_the_parameter_file_is_what_the_flagship_is_made_of():
     for name, p in cf.PARAMETERS.items():
         value = p.decode(cf._get(params, p.key))
         assert p.decode(cf._get(flagship, p.key)) == pytest.approx(value), name
-        if name in ("impact", "permanent", "deleveraging", "momentum", "momentum_threshold", "momentum_holding",
-                    "momentum_capital", "etf_reflexivity"):
+        if name in ("impact", "permanent", "deleveraging", "momentum", "momentum_threshold", "momentum_lookback",
+                    "momentum_holding", "momentum_capital", "etf_reflexivity"):
             assert p.decode(cf._get(october, p.key)) == pytest.approx(value), name
     assert october["market"]["volatility"]["annual"] == pytest.approx(0.30)
     assert october["market"]["perpetuals"]["long"]["leverage"]["median"] == pytest.approx(10)

@@ -115,6 +115,11 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               "positions opened per day (share of open interest) per 100% move over the lookback"),
     Parameter("momentum_threshold", "market.behaviour.momentum.threshold", 0.001, 0.2, True,
               "lookback return momentum traders ignore (they act on breakouts beyond it)"),
+    # the window they read: in a calm market a 6-hour move past a 1.5% threshold is a 1.5-sigma
+    # event, and acting on it trends the calm market; a longer window and a larger threshold can
+    # separate February's moves from calm ones, if the data ask for it
+    Parameter("momentum_lookback", "market.behaviour.momentum.lookback", 1.0, 72.0, True,
+              "hours of the return momentum traders follow", unit="h"),
     Parameter("momentum_holding", "market.behaviour.momentum.holding_time", 0.5, 720.0, True,
               "hours over which momentum traders' position relaxes toward its target (and closes as the move "
               "fades)", unit="h"),

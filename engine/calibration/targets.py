@@ -340,7 +340,7 @@ CRASH_WINDOWS = (("2025-10-10", "2025-10-12"), ("2026-01-29", "2026-02-12"))
 CALM_STATISTICS = {
     "annual_vol": ("annualised volatility of hourly returns", 0.10, True),
     "acf_abs_lag1": ("lag-1 autocorrelation of |r| (volatility clustering)", 0.03, False),
-    "acf_r_lag1": ("lag-1 autocorrelation of hourly returns", 0.02, False),
+    "acf_r_lag1": ("lag-1 autocorrelation of hourly returns", 0.015, False),
     "max_drawdown": ("largest fall from a running peak", 0.20, True),
     # how far the price wanders over the horizon: hourly vol and drawdown can match while the
     # returns trend and the horizon's moves are twice the real ones (a variance ratio near 3)
