@@ -5,8 +5,9 @@
 
 ``fastmath`` stays off, even the ``contract`` flag alone (fusing ``a*b + c`` into one FMA): with it
 the kernel drifted from ``tests/reference.py`` by a last-bit rounding that flipped a liquidation
-boundary (a 1e-6 difference in one wipe-out case), and its speed gain did not survive a careful
-A/B (``bench/ab_kernel.py``). Every operation rounds as IEEE 754 says, the same on every CPU.
+boundary (a 1e-6 difference in one wipe-out case). (Its speed gain, 4-5% in a harness that called
+the kernel directly, was never confirmed: the A/B bench of the time, ``bench/ab_kernel.py``, timed
+one version against itself.) Every operation rounds as IEEE 754 says, the same on every CPU.
 
 Numba's cache is keyed on each kernel's own source file: a change to this file alone does not
 recompile cached kernels. After editing these settings, clear the cache

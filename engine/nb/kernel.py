@@ -483,7 +483,7 @@ def _deposit_new_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, ki
     return side_size, trigger
 
 
-@jit_inline
+@jit_norc
 def _deposit_spread_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, at, grid_per_log, btc,
                        entry_price, side_size, trigger, is_long):
     """:func:`_deposit_new_nb` over the whole leverage distribution of ``kind``: ``btc`` split
