@@ -163,8 +163,9 @@ KNOWN_MISSES = {
     # quantile of 546M before the calm year's 14-day moves became a target, 392M after (4,000 paths)
     "long_liquidations_5feb": 0.65e9,
     # how far below the model's 5% quantile the 5 Feb close may sit (relative): since the momentum
-    # traders close as a move fades (model v7), the flagship falls a little less; 62,600 observed
-    # against a 5% quantile of 62,753 at the refit (4,000 paths)
+    # traders close as a move fades (model v7), the flagship falls a little less, and less again
+    # since the refit that fitted their lookback for a calmer calm market (model v8): 62,600
+    # observed against a 5% quantile of 63,530 at that refit (2,000 paths)
     "price_5feb_close": 0.02,
     "collapsed_paths": 0.001,  # share of paths below a quarter of spot
     "calm_collapsed_paths": 0.001,
@@ -224,9 +225,9 @@ def test_the_calm_baseline_is_calm(hourly):
     vol = table.loc["annual_vol"]
     assert abs(vol.model_p50 / vol.real_p50 - 1) <= 0.25, table.to_string()
     assert table.loc["acf_abs_lag1", "model_p50"] >= 0.08, table.to_string()
-    # asked: <= 0.03; the joint fit leaves +0.04-0.05 (momentum traders' flow trends the returns;
-    # README, 'Calibration'): held here so that it cannot get worse unnoticed
-    assert abs(table.loc["acf_r_lag1", "model_p50"]) <= 0.06, table.to_string()
+    # +0.024 at the refit with the momentum lookback fitted (+0.033 before it: their 6-hour window
+    # trended the calm market)
+    assert abs(table.loc["acf_r_lag1", "model_p50"]) <= 0.03, table.to_string()
     terminal = result.per_path["terminal_price"].median()
     assert abs(terminal / result.compiled.param("SPOT0") - 1) <= 0.03, terminal
 
