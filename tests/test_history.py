@@ -94,6 +94,23 @@ def test_october_liquidations_concentrate_around_the_failure(october):
     assert np.median(share) >= 0.3
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "not yet: at the calibrated values almost all of the price's response to flow is the permanent "
+    "part (the transient square-root coefficient sits at its box's bottom), and that part grows as "
+    "1/depth: October's 40-minute failure extended to every venue (2% of the depth) ends at a "
+    "median close of about 8.3k, 93% down, where the real market wicked to 102k and closed the hour "
+    "at 113.5k (docs/model.md section 2)."))
+def test_a_liquidity_vacuum_on_every_venue_makes_a_wick_not_a_crash():
+    """A 40-minute vacuum of quotes is a wick: liquidations fill at bad prices, then the book
+    refills and the price heals most of the way; the scenario's close three days later stays
+    within 20% of its start (the real BTC closed 13 Oct 2025 near 115k)."""
+    path = HISTORY / "oct-2025-exchange-failure.yaml"
+    scenario = engine.load_scenario(path, ["shocks[engine_failure].venues=[failing_exchange, other_venues]"])
+    r = engine.run(scenario, n_paths=500)
+    close = r.per_path["terminal_price"].median()
+    assert close >= 0.8 * r.compiled.param("SPOT0"), close
+
+
 # ----------------------------------------------------------------------------- March 2020
 def test_march_2020_long_liquidations_reach_the_reported_billion(march):
     _, t = march
