@@ -54,10 +54,11 @@ permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COE
    so how the flow is cut into steps never changes which leverage a BTC gets;
    momentum traders (finite capital) move their net position ``M`` toward the target
    ``sign(ret)*min(MOMENTUM_RATE*MOMENTUM_HOLD_DAYS*excess, MOMENTUM_CAPITAL)*X0`` (``excess`` the
-   lookback return's size beyond ``MOMENTUM_THRESHOLD``, ``X0`` the book's starting size: sized on the current book, their
-   positions would compound into a runaway), keeping ``exp(-dt/MOMENTUM_HOLD_DAYS)`` of the gap:
-   what they open in a step is split equally over all their leverage nodes (``new_leverage[2]``):
-   a burst shorter than a node cycle gets the whole distribution; they close pro rata across their side,
+   lookback return's size beyond ``MOMENTUM_THRESHOLD``, ``X0`` the book's starting size: sized on
+   the current book, their positions would compound into a runaway), keeping
+   ``exp(-dt/MOMENTUM_HOLD_DAYS)`` of the gap: what they open in a step is split equally over all
+   their leverage nodes (``new_leverage[2]``), so a burst of any length gets the whole
+   distribution; they close pro rata across their side,
    and what they hold shrinks with the side at every other close (margin cuts, the hazards,
    liquidations); relief-rally shorts; forced flows; margin cuts.
 5. Impact of the net flow ``q``, executed evenly over the step: ``ln_f += PERMANENT_COEF*q`` and
@@ -447,6 +448,22 @@ def _exogenous_return_nb(steps, drivers, t, u0, u1, u2, u3, m, state, tail_table
 
 
 @jit_inline
+def _split_nb(cells, entry, n_cells, r, x, size, usd):
+    """``size`` BTC entered for ``usd`` at grid position ``x`` (cells from the grid's start, clamped
+    to the grid) of row ``r``, split linearly over the two neighbouring cells
+    (:func:`engine.nb.book.cell_of_nb`, written out: this runs at every step). Returns (the lower
+    cell, the upper cell's weight)."""
+    x = min(max(x, 0.0), n_cells - 1.0)
+    lo = min(int(x), n_cells - 2)
+    w = x - lo
+    cells[r, lo] += size * (1.0 - w)
+    cells[r, lo + 1] += size * w
+    entry[r, lo] += usd * (1.0 - w)
+    entry[r, lo + 1] += usd * w
+    return lo, w
+
+
+@jit_inline
 def _deposit_new_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, node, at, grid_per_log, btc,
                     entry_price, side_size, trigger, is_long):
     """New positions on one side (turnover arrivals or momentum): ``btc`` (unscaled) spread over
@@ -462,13 +479,8 @@ def _deposit_new_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, ki
         size = btc * rows[r, Row.SHARE]
         if size <= 0.0:
             continue
-        x = min(max((at + offsets[kind, node, r]) * grid_per_log, 0.0), n_cells - 1.0)
-        lo = min(int(x), n_cells - 2)
-        w = x - lo
-        cells[r, lo] += size * (1.0 - w)
-        cells[r, lo + 1] += size * w
-        entry[r, lo] += size * entry_price * (1.0 - w)
-        entry[r, lo + 1] += size * entry_price * w
+        lo, w = _split_nb(cells, entry, n_cells, r, (at + offsets[kind, node, r]) * grid_per_log, size,
+                          size * entry_price)
         if is_long:
             hi = lo + 1 if w > 0.0 else lo
             if hi > ptr[r]:
@@ -501,13 +513,7 @@ def _deposit_spread_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets,
         usd = size * entry_price
         edge = ptr[r]
         for k in range(n_nodes):
-            x = min(max((at + offsets[kind, k, r]) * grid_per_log, 0.0), n_cells - 1.0)
-            lo = min(int(x), n_cells - 2)
-            w = x - lo
-            cells[r, lo] += size * (1.0 - w)
-            cells[r, lo + 1] += size * w
-            entry[r, lo] += usd * (1.0 - w)
-            entry[r, lo + 1] += usd * w
+            lo, w = _split_nb(cells, entry, n_cells, r, (at + offsets[kind, k, r]) * grid_per_log, size, usd)
             if is_long:
                 hi = lo + 1 if w > 0.0 else lo
                 if hi > edge:
@@ -540,11 +546,10 @@ def _deposit_cycle_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, 
     if left <= 0.0:
         return side_size, trigger, node, room
     cycle = quantum * n_nodes
-    # (a side that started empty has no quantum, and opens nothing: btc is 0 there; the guard keeps
-    # the walk below finite whatever the caller passes)
-    whole = math.floor(left / cycle) if cycle > 0.0 else 1.0
-    if whole >= 1.0:
-        spread = whole * cycle if cycle > 0.0 else left
+    # whole cycles (everything, for a side with no quantum: it started empty, so the caller opens
+    # nothing there, and the walk below could not end)
+    spread = left if cycle <= 0.0 else math.floor(left / cycle) * cycle
+    if spread > 0.0:
         side_size, trigger = _deposit_spread_nb(cells, entry, ptr, grid, trig, rows, share_rows, offsets, kind, at,
                                                 grid_per_log, spread / scale, entry_price, side_size, trigger, is_long)
         left = max(0.0, left - spread)
