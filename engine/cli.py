@@ -198,9 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--facts", type=Path, help="the observed figures (default: ../shared/facts/<scenario name>.yaml)")
     p.add_argument("--reference", type=Path, help="out-of-sample reference numbers (default: "
                    "../shared/data/reference/stress_event_reference_numbers.csv)")
+    p.add_argument("--episode", type=Path, action="append", metavar="SCENARIO",
+                   help="a historical episode fitted jointly with the scenario, sharing its mechanics (default: "
+                        "scenarios/history/oct-2025-exchange-failure.yaml); repeat for several; --episode '' fits "
+                        "the scenario and the calm year alone")
     p.add_argument("--oos", type=Path, action="append", metavar="SCENARIO",
                    help="an out-of-sample episode, run with the fitted mechanics and never refitted; repeat for "
-                        "several (default: every scenario in scenarios/history/); --oos '' skips them")
+                        "several (default: every other scenario in scenarios/history/); --oos '' skips them")
     p.add_argument("--params", help="comma-separated parameters to fit (default: all of them; README, 'Calibration')")
     p.add_argument("--no-fit", action="store_true",
                    help="evaluate the scenario as given (validate the shipped defaults); write the report only")
@@ -781,13 +785,27 @@ def _cmd_calibrate(args) -> int:
         return usage("--no-fit fits nothing: drop --params and --write-params")
     from .scenario.library import scenarios_dir
 
-    default_oos = sorted((scenarios_dir() / "history").glob("*.yaml"))
+    from .calibration.oos import EPISODES, FITTED
+
+    history = sorted((scenarios_dir() / "history").glob("*.yaml"))
+    history_names = {path: load_scenario(path).name for path in history}
+    default_episodes = [path for path, name in history_names.items() if name in FITTED]
+    episodes = [Path(o) for o in (args.episode if args.episode is not None else default_episodes)
+                if str(o) not in ("", ".")]
+    for o in episodes:
+        if not o.is_file():
+            return usage(f"--episode {o}: no such file")
+        name = load_scenario(o).name
+        if name not in FITTED:
+            return usage(f"--episode {o}: scenario {name!r} has no fit targets; expected one of {', '.join(FITTED)}")
+    fitted_paths = {o.resolve() for o in episodes}
+    default_oos = [path for path in history if path.resolve() not in fitted_paths]
     oos = [Path(o) for o in (args.oos if args.oos is not None else default_oos) if str(o) not in ("", ".")]
     for o in oos:
         if not o.is_file():
             return usage(f"--oos {o}: no such file")
-    from .calibration.oos import EPISODES
-
+        if o.resolve() in fitted_paths:
+            return usage(f"--oos {o}: it is fitted (--episode); an episode is either fitted or out of sample")
     for o in oos:
         name = load_scenario(o).name
         if name not in EPISODES:
@@ -796,13 +814,13 @@ def _cmd_calibrate(args) -> int:
     reference = args.reference or default_reference(Path(data))
     if args.reference is not None and not args.reference.is_file():
         return usage(f"--reference {args.reference}: no such file")
-    if reference is None and oos:
-        if args.oos is not None:
-            return usage("--oos needs the reference numbers: no --reference given and "
+    if reference is None and (oos or episodes):
+        if args.oos is not None or args.episode is not None:
+            return usage("--oos and --episode need the reference numbers: no --reference given and "
                          "reference/stress_event_reference_numbers.csv not found beside the data")
-        print("cascade calibrate: note: no reference numbers found beside the data; the out-of-sample episodes "
-              "are skipped (--reference FILE)", file=sys.stderr)
-        oos = []
+        print("cascade calibrate: note: no reference numbers found beside the data; the historical episodes "
+              "are left out of the fit and the report (--reference FILE)", file=sys.stderr)
+        oos, episodes = [], []
     out = args.out or Path("results") / f"calibration-{scenario.name}"
     if out.exists() and not out.is_dir():
         return usage(f"--out {out}: exists and is not a folder")
@@ -810,6 +828,7 @@ def _cmd_calibrate(args) -> int:
     bar = _calibration_bar(args, len(names or PARAMETERS)) if not args.json and sys.stderr.isatty() else None
     try:
         result = run_calibration(args.file, data=data, facts=facts, reference=reference, oos_scenarios=oos,
+                                 episodes=episodes,
                                  names=names, fit=not args.no_fit, n_paths=args.paths, report_paths=args.report_paths,
                                  seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1, design_points=args.design,
                                  max_evals=args.max_evals, overrides=args.overrides, out=out,
@@ -892,7 +911,8 @@ def render_calibration_text(result) -> str:
     tables = [(None, result.table)] + list((result.oos or {}).items())
     for episode, table in tables:
         if episode is not None:
-            lines.append(f"out of sample (not refitted): {episode}")
+            fitted = episode in result.info.get("fitted_episodes", ())
+            lines.append(f"{'fitted jointly' if fitted else 'out of sample (not refitted)'}: {episode}")
         for name, r in table.iterrows():
             lines.append(f"{name:<32} {_fmt(r.observed, r.unit):>10} {_fmt(r.model_p50, r.unit):>10} "
                          f"{_fmt(r.model_p05, r.unit) + ' - ' + _fmt(r.model_p95, r.unit):>23} "

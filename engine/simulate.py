@@ -198,7 +198,10 @@ def impact_drivers(compiled: CompiledScenario) -> dict[str, np.ndarray]:
     return {
         "SQRT_COEF": sqrt_coef if model != IMPACT_LINEAR else np.zeros_like(d),
         "LINEAR_COEF": 1.0 / depth if model != IMPACT_SQRT else np.zeros_like(d),
-        "PERMANENT_COEF": compiled.param("PERMANENT_FRACTION") / depth,
+        # information in a flow does not depend on how thin the book is: the permanent part is per
+        # unit of flow at the normal depth; a liquidity shock acts through the transient part
+        "PERMANENT_COEF": np.full_like(d, compiled.param("PERMANENT_FRACTION")
+                                       / (compiled.param("DEPTH_USD_PER_PCT") * 100.0)),
         "DECAY": decay,
         "GAIN": gain,
     }

@@ -671,7 +671,7 @@ class _Path:
     def impact(self, t: int) -> Impact:
         """Step ``t``'s coefficients, from the compiled params and steps (``d`` the depth multiplier):
         ``c = Y*sigma_day/sqrt(V_day*d)`` (square-root law), ``l = 1/(depth*d*100)`` (linear law),
-        ``lam = permanent_fraction/(depth*d*100)`` (every law), ``decay = RESILIENCE_DECAY **
+        ``lam = permanent_fraction/(depth*100)`` (every law, at the normal depth: model v9), ``decay = RESILIENCE_DECAY **
         RESILIENCE_MULT``, ``gain = (1 - decay)/(-ln decay)`` (1 when nothing heals), ``v = VOL^2 +
         (MACRO_BETA*MACRO_VOL)^2`` times ``m^2`` (:meth:`vol_multiplier`, 1 without clustering). In a
         replay flows move nothing (the observed price already holds them) and the path between two
@@ -694,7 +694,8 @@ class _Path:
             sqrt_coef = p["SQRT_COEFFICIENT"] * p["SIGMA_DAY"] / math.sqrt(p["DAILY_VOLUME_USD"] * liquidity)
         linear_coef = 1.0 / depth if model in (IMPACT_LINEAR, IMPACT_BOTH) else 0.0
         variance = (d["VOL"][t] ** 2 + (d["MACRO_BETA"][t] * d["MACRO_VOL"][t]) ** 2) * self.vol_multiplier() ** 2
-        return Impact(sqrt_coef, linear_coef, p["PERMANENT_FRACTION"] / depth, decay, gain, variance)
+        permanent = p["PERMANENT_FRACTION"] / (p["DEPTH_USD_PER_PCT"] * 100.0)  # at the normal depth
+        return Impact(sqrt_coef, linear_coef, permanent, decay, gain, variance)
 
     def set_price(self, k: Impact) -> None:
         """The log price: the fundamental plus the transient deviation, within spot * exp(+-LOG_FLOOR)."""

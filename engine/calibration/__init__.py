@@ -9,8 +9,8 @@
   (Sobol design, then Nelder-Mead, on common random numbers); the parameter file.
 * :mod:`engine.calibration.identify`: which parameters and combinations the targets pin down
   (the objective's curvature at the fit).
-* :mod:`engine.calibration.oos`: the out-of-sample episodes of ``scenarios/history/`` (October
-  2025, March 2020) against their reference numbers.
+* :mod:`engine.calibration.oos`: the episodes of ``scenarios/history/`` against their reference
+  numbers: October 2025 (fitted jointly, its intra-hour wick) and March 2020 (out of sample).
 * :mod:`engine.calibration.run` and :mod:`engine.calibration.report`: ``cascade calibrate`` end
   to end, and its HTML report and tables.
 """

@@ -27,7 +27,10 @@ name                scenario key                                            what
 ==================  ======================================================  ===========================
 
 The inputs stay as observed: the scenario's shocks carry Farside's daily ETF flows and CME's margin
-schedule. The objective is the weighted mean of squared standardised misses of the model's
+schedule. Other episodes can be fitted jointly (:class:`Episode`: October 2025's first 24 hours by
+default, whose intra-hour wick pins the transient impact that hourly closes cannot see): each runs
+with the shared mechanics and its own state (:data:`OWN_STATE`), and its targets join the
+objective under the prefix ``name:``. The objective is the weighted mean of squared standardised misses of the model's
 *median* against each :class:`~engine.calibration.targets.Target`, plus a penalty when the real
 hourly path leaves the model's 5-95% fan for more than 10% of hours. Every evaluation runs the
 same seed (common random numbers), so the objective is a deterministic function of the
@@ -58,8 +61,8 @@ from .targets import Target, evaluate, fan_coverage
 if TYPE_CHECKING:
     from .identify import Identifiability
 
-__all__ = ["Parameter", "PARAMETERS", "Calibration", "objective_parts", "calibrate", "parameter_yaml",
-           "COVERAGE_GOAL"]
+__all__ = ["Parameter", "PARAMETERS", "Calibration", "Episode", "objective_parts", "calibrate", "parameter_yaml",
+           "COVERAGE_GOAL", "shared"]
 
 COVERAGE_GOAL = 0.90  # share of real hours inside the 5-95% fan
 COVERAGE_SCALE = 0.02  # each 2 points below the goal cost as much as one target missed by its scale
@@ -134,6 +137,33 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("etf_reflexivity", "market.etf.reflexivity.loss_sensitivity", 0.0005, 0.2, True,
               "ETF redemptions (share of holdings per day) per unit of lookback loss"),
 )}
+
+
+# parameters that describe one episode's own state (its volatility, its book's leverage): an
+# episode fitted jointly keeps its own; every other parameter is the market's mechanics, shared
+OWN_STATE = ("volatility", "long_leverage", "long_dispersion")
+
+
+def shared(name: str) -> bool:
+    """Whether parameter ``name`` is carried to another episode (the mechanics) or stays its own state."""
+    return name not in OWN_STATE
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Another scenario fitted jointly with the main one: its own state (spot, book, volatility, the
+    book's leverage) and the shared mechanics (:func:`shared`), run on its own seed every
+    evaluation; its targets' names take the prefix ``name:`` in the objective and the tables."""
+
+    name: str
+    plain: dict
+    targets: tuple
+    seed: int
+
+    def evaluate(self, values: dict[str, float], n_paths: int, n_jobs: int) -> pd.DataFrame:
+        point = with_parameters(self.plain, {k: v for k, v in values.items() if shared(k)})
+        table = evaluate(simulate_plain(point, n_paths, self.seed, n_jobs), list(self.targets))
+        return table.rename(index=lambda n: f"{self.name}:{n}")
 
 
 def _get(plain: dict, key: str):
@@ -237,26 +267,35 @@ def evaluate_all(point: dict, sim, targets: list[Target], candles, n_paths: int,
     return pd.concat(tables).reindex(order)
 
 
-def _runner(plain: dict, targets: list[Target], real_path, candles, n_paths: int, seed: int, n_jobs: int):
+def _runner(plain: dict, targets: list[Target], real_path, candles, n_paths: int, seed: int, n_jobs: int,
+            episodes: tuple[Episode, ...] = ()):
     """One evaluation at given parameter values: (simulation, targets table, fan coverage), the same
-    paths and seed every time (common random numbers)."""
+    paths and seed every time (common random numbers); the episodes' targets follow the main ones."""
     def run_at(values: dict[str, float]):
         point = with_parameters(plain, values)
         sim = simulate_plain(point, n_paths, seed, n_jobs)
         table = evaluate_all(point, sim, targets, candles, n_paths, seed, n_jobs)
+        if episodes:
+            table = pd.concat([table, *(e.evaluate(values, n_paths, n_jobs) for e in episodes)])
         coverage = fan_coverage(sim, real_path)[0] if real_path is not None else None
         return sim, table, coverage
     return run_at
 
 
+def _total_weight(targets: list[Target], episodes, real_path) -> float:
+    return (sum(t.weight for t in targets) + sum(t.weight for e in episodes for t in e.targets)
+            + (1.0 if real_path is not None else 0.0))
+
+
 def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = None, *, candles: pd.Series | None = None,
               names: list[str] | None = None, n_paths: int = 2000, seed: int | None = None,
               n_jobs: int = 1, design_points: int = 32, max_evals: int = 160,
-              progress: Callable[[str], None] | None = None, identify: bool = True) -> Calibration:
+              progress: Callable[[str], None] | None = None, identify: bool = True,
+              episodes: tuple[Episode, ...] = ()) -> Calibration:
     """Fit ``names`` (default: all of :data:`PARAMETERS`) of ``scenario`` (a loaded scenario) to
     ``targets``, with ``real_path`` (closes labelled by close time) for the fan coverage term and
     ``candles`` (closes by candle start, as :func:`engine.backtest.load_ohlcv` reads them) for the
-    replay targets.
+    replay targets; ``episodes`` (:class:`Episode`) are fitted jointly, with the shared mechanics.
 
     ``design_points`` Sobol points first (a power of two is best), then Nelder-Mead until
     ``max_evals`` evaluations in all; then, with ``identify``, the curvature of the objective at the
@@ -285,7 +324,7 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
             raise ScenarioError(Problem(f"{p.key} = {v:g} lies outside the calibration box [{p.low:g}, {p.high:g}]: "
                                         f"start the fit inside it (--set {p.key}=...)",
                                         path=tuple(p.key.split("."))))
-    weights = sum(t.weight for t in targets) + (1.0 if real_path is not None else 0.0)
+    weights = _total_weight(targets, episodes, real_path)
     history: list[dict] = []
     cache: dict[tuple, float] = {}
     began = time.perf_counter()
@@ -294,7 +333,7 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
     if replays and candles is None:
         raise ValueError("replay targets need the real candles (candles=)")
 
-    run_at = _runner(plain, targets, real_path, candles, n_paths, seed, n_jobs)
+    run_at = _runner(plain, targets, real_path, candles, n_paths, seed, n_jobs, episodes)
 
     def f(u: np.ndarray) -> float:
         u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
@@ -380,7 +419,8 @@ def _identify(run_at, names: list[str], u0: np.ndarray, objective: float, weight
 
 def identify_at(scenario, targets: list[Target], real_path: pd.Series | None = None, *,
                 candles: pd.Series | None = None, names: list[str] | None = None, n_paths: int = 2000,
-                seed: int | None = None, n_jobs: int = 1, progress: Callable[[str], None] | None = None):
+                seed: int | None = None, n_jobs: int = 1, progress: Callable[[str], None] | None = None,
+                episodes: tuple[Episode, ...] = ()):
     """The identifiability check at ``scenario``'s own values of ``names`` (default: all of
     :data:`PARAMETERS`), without fitting: what the targets pin down at the shipped parameters.
     The same evaluations as :func:`calibrate`'s (seed, paths, objective), so at a fitted file it
@@ -396,9 +436,9 @@ def identify_at(scenario, targets: list[Target], real_path: pd.Series | None = N
         if progress is not None:
             progress(f"identifiability skipped: outside the calibration box: {', '.join(outside)}")
         return None
-    weights = sum(t.weight for t in targets) + (1.0 if real_path is not None else 0.0)
+    weights = _total_weight(targets, episodes, real_path)
 
-    run_at = _runner(plain, targets, real_path, candles, n_paths, seed, n_jobs)
+    run_at = _runner(plain, targets, real_path, candles, n_paths, seed, n_jobs, episodes)
     _, table, coverage = run_at(values)
     objective = _objective_value(objective_parts(table, coverage), weights)
     u0 = np.array([PARAMETERS[n].to_unit(values[n]) for n in names])

@@ -1,4 +1,4 @@
-"""Out of sample: the historical episodes against their reference numbers, without refitting.
+"""The historical episodes against their reference numbers: fitted jointly, or out of sample.
 
 ``scenarios/history/`` holds one scenario per episode. Each extends the same calibrated parameter
 file as the flagship (impact, its permanent share, the deleveraging hazards, momentum traders, ETF
@@ -15,8 +15,9 @@ changed file fails loudly rather than quietly comparing with something else.
   the long liquidations of 24 hours across venues (a lower bound from a low-quality source) and one
   venue's open interest over two days.
 
-:data:`EPISODES` maps a scenario's ``name`` to its targets. The comparisons are reported whatever
-they show.
+:data:`EPISODES` maps a scenario's ``name`` to its targets; :data:`FITTED` names those the joint
+fit can use (``cascade calibrate --episode``, October by default: its 40-minute wick and the hour's
+close pin the transient impact). The comparisons are reported whatever they show.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import pandas as pd
 
 from .targets import Target
 
-__all__ = ["reference_value", "oct_2025_targets", "mar_2020_targets", "EPISODES", "EVENT", "EVENT_2020",
-           "episode_targets"]
+__all__ = ["reference_value", "oct_2025_targets", "mar_2020_targets", "EPISODES", "FITTED", "EVENT", "EVENT_2020",
+           "episode_targets", "OCT_WEIGHTS"]
 
 EVENT = "2025-10-10/11 crash"
 EVENT_2020 = "2020-03-12/13 Black Thursday"
@@ -68,6 +69,18 @@ def _long_share(start, hours: float):
     def stat(sim):
         a, b = longs(sim), shorts(sim)
         total = a + b
+        return np.divide(a, total, out=np.full_like(total, np.nan), where=total > 0)
+    return stat
+
+
+def _window_share(start, hours: float, total_start, total_hours: float):
+    """The share of the liquidations of ``total_hours`` from ``total_start`` that fall in ``hours`` from ``start``."""
+    parts = [_window_sum(n, start, hours) for n in ("liq_long", "liq_short")]
+    whole = [_window_sum(n, total_start, total_hours) for n in ("liq_long", "liq_short")]
+
+    def stat(sim):
+        a = parts[0](sim) + parts[1](sim)
+        total = whole[0](sim) + whole[1](sim)
         return np.divide(a, total, out=np.full_like(total, np.nan), where=total > 0)
     return stat
 
@@ -168,9 +181,36 @@ def mar_2020_targets(reference_csv: str | Path, start="2020-03-12T00:00:00Z") ->
     ]
 
 
-def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z") -> list[Target]:
-    """The October 2025 figures as targets over the first 24 hours from ``start`` (weight 0:
-    they are reported, never fitted)."""
+def _readme_number(readme: Path, pattern: str, what: str) -> float:
+    """A figure the data README states and the reference table does not (e.g. ``$6.93B in 40 minutes``)."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{readme}: cannot read the data README for {what} ({exc})") from None
+    m = re.search(pattern, text)
+    if not m:
+        raise ValueError(f"{readme}: expected {what} matching {pattern!r}, found none")
+    return float(m.group(1))
+
+
+# the October fit's weights: the wick's depth, its healing within the hour, the liquidations' timing
+# and sides identify the transient impact; the 24h total is all of crypto (BTC a part of it), so it
+# counts half; the open interest fell across all of crypto (not like for like): reported only
+OCT_WEIGHTS = {"liquidations_24h": 0.5, "long_share": 1.0, "failure_window_share": 1.0, "wick_low": 1.0,
+               "close_after_wick": 1.0, "open_interest_change_24h": 0.0}
+FAILURE_START = pd.Timedelta(hours=1)  # the engine failure began at 21:00 UTC, an hour after the start
+FAILURE_MINUTES = 40
+
+
+def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z", *, closes: pd.Series | None = None,
+                     fitted: bool = False) -> list[Target]:
+    """The October 2025 figures as targets over the first 24 hours from ``start``: reported only
+    (weight 0), or with ``fitted`` the weights of :data:`OCT_WEIGHTS` for the joint fit.
+
+    ``closes`` (hourly closes by candle start, as :func:`engine.backtest.load_ohlcv` reads them)
+    adds the close of the wick's hour (21:00 UTC): the move healed within the hour. The
+    failure-window share (``$6.93B in 40 minutes`` of the 24 hours' total) is read from the data
+    README beside the reference table, the only place that states it."""
     table, path = _reference_table(reference_csv)
     liq, liq_text = reference_value(table, "total crypto liquidations 24h", path=path)
     share, share_text = reference_value(table, "share of liquidations that were longs", path=path)
@@ -180,18 +220,35 @@ def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z") ->
     if not m:
         raise ValueError(f"{path}: 'total crypto open interest before -> after': expected '(-NN.N%)' in {oi!r}")
     oi_change = float(m.group(1)) / 100
+    readme = Path(reference_csv).resolve().parents[1] / "README.md"
+    burst = _readme_number(readme, r"\$([0-9.]+)B in 40 minutes", "the liquidations of the 40-minute failure")
     day = pd.Timestamp(start)
-    return [
+    failure = day + FAILURE_START
+    w = OCT_WEIGHTS if fitted else dict.fromkeys(OCT_WEIGHTS, 0.0)
+    out = [
         Target("liquidations_24h", "liquidations in the first 24 hours, long + short", liq, "USD",
                lambda sim, a=_window_sum("liq_long", day, 24), b=_window_sum("liq_short", day, 24): a(sim) + b(sim),
-               0.5, True, 0.0, f"reference: {liq_text} (all of crypto; the engine models BTC only)"),
+               0.5, True, w["liquidations_24h"], f"reference: {liq_text} (all of crypto; the engine models BTC only)"),
         Target("long_share", "longs' share of those liquidations", share / 100, "fraction", _long_share(day, 24), 0.05,
-               False, 0.0, f"reference: {share_text}%"),
+               False, w["long_share"], f"reference: {share_text}% (all of crypto)"),
+        Target("failure_window_share", f"share of those liquidations in the {FAILURE_MINUTES} minutes from 21:00 UTC",
+               burst * 1e9 / liq, "fraction", _window_share(failure, FAILURE_MINUTES / 60, day, 24), 0.1, False,
+               w["failure_window_share"],
+               f"data README: ${burst:g}B in {FAILURE_MINUTES} minutes, of the {liq / 1e9:.3g}B (all of crypto)"),
         Target("wick_low", "lowest step close in the first 24 hours", low, "USD", _min_price(day, 24), 0.05, True,
-               0.0, f"reference: CADLI index low {low_text} (Binance's own wick: 102,000)"),
-        Target("open_interest_change_24h", "open interest after 24 hours", oi_change, "fraction", _oi_change(24),
-               0.05, False, 0.0, f"reference: total crypto open interest {oi}"),
+               w["wick_low"], f"reference: CADLI index low {low_text} (Binance's own wick: 102,000)"),
     ]
+    if closes is not None:
+        hour = failure.tz_convert(None) if failure.tzinfo is not None and closes.index.tz is None else failure
+        if hour not in closes.index:
+            raise ValueError(f"the hourly closes have no {failure:%Y-%m-%d %H:%M} UTC candle for the wick's hour")
+        out.append(Target("close_after_wick", "price an hour after the failure began (the wick's hour closed)",
+                          float(closes.loc[hour]), "USD", _close_at(failure + pd.Timedelta(hours=1)), 0.02, True,
+                          w["close_after_wick"], f"Binance hourly close of the {failure:%H:%M} UTC candle"))
+    out.append(Target("open_interest_change_24h", "open interest after 24 hours", oi_change, "fraction",
+                      _oi_change(24), 0.05, False, w["open_interest_change_24h"],
+                      f"reference: total crypto open interest {oi} (not like for like: reported only)"))
+    return out
 
 
 # scenario name -> (what it is, its targets from the reference table and the scenario's start)
@@ -199,11 +256,20 @@ EPISODES = {
     "oct-2025-exchange-failure": ("October 2025 exchange failure", oct_2025_targets),
     "black-thursday-2020": ("Black Thursday, March 2020", mar_2020_targets),
 }
+# the episodes whose targets the joint fit uses (cascade calibrate's --episode); the others stay out of sample
+FITTED = ("oct-2025-exchange-failure",)
 
 
-def episode_targets(name: str, reference_csv: str | Path, start) -> list[Target]:
-    """The reference targets of the episode scenario ``name`` (a key of :data:`EPISODES`)."""
+def episode_targets(name: str, reference_csv: str | Path, start, *, closes: pd.Series | None = None,
+                    fitted: bool = False) -> list[Target]:
+    """The reference targets of the episode scenario ``name`` (a key of :data:`EPISODES`); with
+    ``fitted``, weighted for the joint fit (only episodes in :data:`FITTED` can be)."""
     if name not in EPISODES:
         raise ValueError(f"no reference numbers for scenario {name!r}; expected one of {', '.join(EPISODES)}")
+    if fitted and name not in FITTED:
+        raise ValueError(f"{name}: its reference numbers are not fit targets; expected one of {', '.join(FITTED)}")
     start = pd.Timestamp(start)
-    return EPISODES[name][1](reference_csv, start if start.tzinfo else start.tz_localize("UTC"))
+    start = start if start.tzinfo else start.tz_localize("UTC")
+    if name in FITTED:
+        return EPISODES[name][1](reference_csv, start, closes=closes, fitted=fitted)
+    return EPISODES[name][1](reference_csv, start)

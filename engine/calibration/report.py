@@ -145,12 +145,15 @@ def render_calibration(info: dict, table: pd.DataFrame, parameters: pd.DataFrame
     if oos:
         from .oos import EPISODES
 
-        lead = ("The historical episodes (scenarios/history/), each run with the calibrated mechanics, not "
-                "refitted, against its reference numbers. Reported as they come out.")
-        body = "".join(f"<h3>{_e(EPISODES.get(name, (name,))[0])} <small><code>{_e(name)}</code></small></h3>"
+        fitted = set(info.get("fitted_episodes", ()))
+        lead = ("The historical episodes (scenarios/history/), each run with the calibrated mechanics and its own "
+                "state, against its reference numbers. An episode fitted jointly has targets with a weight; the "
+                "others are out of sample, never refitted. Reported as they come out.")
+        body = "".join(f"<h3>{_e(EPISODES.get(name, (name,))[0])} <small><code>{_e(name)}</code> "
+                       f"{'fitted jointly' if name in fitted else 'out of sample'}</small></h3>"
                        + _table(_TARGET_HEAD, targets_rows(frame), table_id=f"calibration-oos-{_e(name)}")
                        for name, frame in oos.items())
-        sections.append(_section("out-of-sample", "Out of sample", _e(lead), body))
+        sections.append(_section("out-of-sample", "Historical episodes", _e(lead), body))
     if identifiability is not None:
         sections.append(_identifiability_section(identifiability))
     if history is not None and len(history):

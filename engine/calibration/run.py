@@ -2,7 +2,8 @@
 
 :func:`run_calibration` does the whole of it: load the scenario, the real hourly closes and the
 facts; build the February 2026 targets and the calm year's (the scenario with no shocks against
-the real windows of its length, crashes excluded); fit (unless ``fit=False``, which evaluates the scenario as
+the real windows of its length, crashes excluded), and those of the episodes fitted jointly
+(October 2025 by default); fit (unless ``fit=False``, which evaluates the scenario as
 given: the shipped defaults' validation); run the result on ``report_paths`` paths with the
 scenario's own seed for the report (targets, fan coverage, stylised facts), and the out-of-sample
 scenario with the same parameter values; write the report folder and, when asked, the parameter
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .fit import PARAMETERS, Calibration, calibrate, evaluate_all, parameter_yaml, simulate_plain, with_parameters
+from .fit import (PARAMETERS, Calibration, Episode, calibrate, evaluate_all, parameter_yaml, shared, simulate_plain,
+                  with_parameters)
 from .targets import calm_targets, evaluate, fan_coverage, feb_2026_targets, real_window
 
 __all__ = ["CalibrationRun", "run_calibration", "default_data", "default_reference", "PARAMETER_FILE"]
@@ -65,7 +67,8 @@ class CalibrationRun:
         return out
 
 
-def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios=(), names=None, fit: bool = True,
+def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios=(), episodes=(), names=None,
+                    fit: bool = True,
                     n_paths: int = 2000, report_paths: int = 10000, seed: int | None = None, n_jobs: int = 1,
                     design_points: int = 32, max_evals: int = 160, stylised_data=None, overrides=(),
                     out=None, write_params: str | Path | None = None, progress=None,
@@ -79,15 +82,19 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
     scenario = load_scenario(scenario_path, overrides)
     # the out-of-sample episodes and their reference targets, read before the fit: a bad file
     # fails now, not after minutes of fitting
-    episodes = []
-    if oos_scenarios and reference is not None:
-        from .oos import episode_targets
-
-        for path in oos_scenarios:
-            o = load_scenario(path)
-            episodes.append((o, episode_targets(o.name, reference, o.horizon.start)))
     facts_data = load_facts(facts)
     closes = load_ohlcv(data)
+    reported = []  # (scenario, targets, fitted jointly?)
+    if (oos_scenarios or episodes) and reference is None:
+        raise ValueError("the historical episodes need the reference numbers (reference=)")
+    if oos_scenarios or episodes:
+        from .oos import episode_targets
+
+        for path, fitted in [(p, False) for p in oos_scenarios] + [(p, True) for p in episodes]:
+            o = load_scenario(path)
+            reported.append((o, episode_targets(o.name, reference, o.horizon.start, closes=closes, fitted=fitted),
+                             fitted))
+    joint = tuple(_fit_episode(o, targets_o) for o, targets_o, fitted in reported if fitted)
     start = pd.Timestamp(scenario.horizon.start)
     start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     end = start + pd.Timedelta(scenario.horizon.duration)
@@ -106,7 +113,8 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
     identify = fit if identify is None else identify  # by default after a fit only
     if fit:
         cal = calibrate(scenario, targets, real, candles=closes, names=names, n_paths=n_paths, seed=seed, n_jobs=n_jobs,
-                        design_points=design_points, max_evals=max_evals, progress=progress, identify=identify)
+                        design_points=design_points, max_evals=max_evals, progress=progress, identify=identify,
+                        episodes=joint)
         values = cal.best
         ident = cal.identifiability
     else:
@@ -115,7 +123,7 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
             from .fit import identify_at
 
             ident = identify_at(scenario, targets, real, candles=closes, names=names, n_paths=n_paths, seed=seed,
-                                n_jobs=n_jobs, progress=progress)
+                                n_jobs=n_jobs, progress=progress, episodes=joint)
     report_seed = int(scenario.seed)
     point = with_parameters(plain, values)
     sim = simulate_plain(point, report_paths, report_seed, n_jobs)
@@ -128,10 +136,10 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
         # the real side: rolling windows of the horizon's length over the whole hourly history
         stylised = compare(sim, year)
     oos = None
-    if episodes:
+    if reported:
         oos = {}
-        for o, targets_o in episodes:
-            o_plain = with_parameters(to_plain(o), {k: v for k, v in values.items() if _shared(k)})
+        for o, targets_o, _ in reported:
+            o_plain = with_parameters(to_plain(o), {k: v for k, v in values.items() if shared(k)})
             o_sim = simulate_plain(o_plain, min(report_paths, 4000), int(o.seed), n_jobs)
             oos[o.name] = evaluate(o_sim, targets_o)
     header = None
@@ -141,6 +149,8 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
             "Do not edit by hand: rerun the calibration (README, 'Calibration').",
             f"Scenario {Path(scenario_path).name} (its shocks carry the observed ETF flows and margin schedule),",
             f"data {Path(data).name}, facts {Path(facts).name}; {n_paths:,} paths, seed {cal.seed},",
+            *([f"fitted jointly with {', '.join(e.name for e in joint)} (its first 24 hours, its own seed),"]
+              if joint else []),
             f"{len(cal.history)} evaluations; objective {cal.start_objective:.4g} as given -> {cal.objective:.4g}.",
             "Fitted: " + ", ".join(f"{n} ({PARAMETERS[n].key})" for n in cal.names) + ".",
         ]
@@ -151,6 +161,8 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
         "objective": cal.objective if cal else None, "start_objective": cal.start_objective if cal else None,
         "evaluations": len(cal.history) if cal else 0, "parameters": values, "coverage": coverage,
         "seconds": time.perf_counter() - began, "oos_scenarios": [str(p) for p in oos_scenarios],
+        "episodes": [str(p) for p in episodes],
+        "fitted_episodes": [o.name for o, _, fitted in reported if fitted],
         "meta": {"scenario file": str(scenario_path), "data": str(data), "facts": str(facts),
                  "report": f"{report_paths:,} paths, seed {report_seed}",
                  "fan coverage": f"{coverage:.1%} of {len(fan)} hours inside 5–95%",
@@ -177,10 +189,17 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
     return result
 
 
-def _shared(name: str) -> bool:
-    """Parameters of the market's mechanics, carried to another episode; volatility and the long
-    book's leverage describe February's state and stay the other scenario's own."""
-    return name not in ("volatility", "long_leverage", "long_dispersion")
+FIT_EPISODE_HORIZON = "1d"  # the October targets read the first 24 hours: the fit runs no more
+
+
+def _fit_episode(scenario, targets) -> Episode:
+    """An episode fitted jointly: its scenario cut to the targets' 24 hours (the steps after them
+    cannot change them: the kernel is causal), on its own seed."""
+    from ..scenario.canonical import to_plain
+
+    plain = to_plain(scenario)
+    plain.setdefault("horizon", {})["duration"] = FIT_EPISODE_HORIZON
+    return Episode(scenario.name, plain, tuple(targets), int(scenario.seed))
 
 
 def _notes(table: pd.DataFrame, coverage: float, stylised: pd.DataFrame | None) -> list[str]:

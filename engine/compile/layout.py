@@ -20,8 +20,8 @@ CROSS_ASSET_RETURN         BTC log return from other assets' moves (beta already
 SCHEDULED_JUMP             deterministic log-return jump at the step (price_jump, announcements)
 SCHEDULED_JUMP_SPREAD      cross-path standard deviation of that jump
 DEPTH_MULT                 multiplier of liquidity (1 = the market's): scales depth_usd_per_pct
-                           (permanent and linear transient impact) and daily_volume_usd (the
-                           square-root law's transient impact)
+                           (the linear transient impact) and daily_volume_usd (the square-root
+                           law's transient impact); the permanent impact reads the normal depth
 RESILIENCE_MULT            multiplier of the impact decay rate (0 = transient impact never heals)
 CIRCUIT_BREAKER_MOVE       move within a step that pauses liquidations (0 = no breaker)
 CIRCUIT_BREAKER_STEPS      steps a triggered breaker lasts
@@ -189,7 +189,7 @@ PARAM_FIELDS = (
 DRIVER_FIELDS = (
     "SQRT_COEF",  # the square-root law's transient coefficient Y*sigma_day/sqrt(V_day*d) (0: not that law)
     "LINEAR_COEF",  # the linear transient coefficient 1/(depth*d*100) (0: not that law)
-    "PERMANENT_COEF",  # permanent impact per USD of net flow: permanent_fraction/(depth*d*100)
+    "PERMANENT_COEF",  # permanent impact per USD of net flow: permanent_fraction/(depth*100), d not in it
     "DRIFT",  # DRIFT + MACRO_BETA * MACRO_DRIFT + CROSS_ASSET_RETURN, log per step
     "MACRO_VOL",  # MACRO_BETA * MACRO_VOL
     "DECAY",  # share of the transient flow state kept over the step: RESILIENCE_DECAY ** RESILIENCE_MULT

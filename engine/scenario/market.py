@@ -85,8 +85,10 @@ class Impact(StrictModel):
     the price deviates from its fundamental by ``I(J)``: ``sign(J)*Y*sigma_day*sqrt(|J|/(V_day*d))``
     under the square-root law (a metaorder ``Q`` executed faster than the healing moves the price
     by ``Y*sigma_day*sqrt(Q/V_day)``), ``J/(depth*d*100)`` under the linear law. A share of the
-    linear depth impact, ``permanent_fraction*q/(depth*d*100)``, never heals (linear in the net flow,
-    so no round trip earns money). ``d`` is the shocks' liquidity multiplier.
+    normal book's linear impact, ``permanent_fraction*q/(depth*100)``, never heals (linear in the
+    net flow, so no round trip earns money). ``d`` is the shocks' liquidity multiplier: it scales
+    the transient part only (a thin book makes a wick; what a flow tells the market does not
+    depend on how thin the book is).
     """
 
     model: Literal["sqrt", "linear", "both"] = Field(
