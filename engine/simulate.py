@@ -183,6 +183,28 @@ class Prepared:
         return self.compiled.new_leverage
 
 
+def slow_depth(d: np.ndarray, a: float) -> np.ndarray:
+    """The book's slow depth averaged over each step: ``s`` relaxes toward the step's depth
+    multiplier ``d[t]`` with the time constant of ``market.impact.depth_memory`` (``a = exp(-dt /
+    memory)`` per step), from ``s = 1`` (the market's normal depth) before the horizon. Within a
+    step ``d`` is constant, so the step's average is exact: ``d + (s - d)(1 - a)/(-ln a)``, and
+    ``s`` ends the step at ``d + (s - d) a``. ``a = 0``: the momentary depth; ``a = 1``: always 1.
+
+    A vacuum of quotes much shorter than the memory barely moves ``s`` (a wick that heals); books
+    thin for much longer than it raise the permanent impact in proportion."""
+    if a >= 1.0:
+        return np.ones(len(d))
+    if a <= 0.0:
+        return np.asarray(d, dtype=np.float64).copy()
+    g = (1.0 - a) / -math.log(a)
+    out = np.empty(len(d))
+    s = 1.0
+    for t, x in enumerate(d):  # a few thousand steps at most: once per compiled scenario
+        out[t] = x + (s - x) * g
+        s = x + (s - x) * a
+    return out
+
+
 def impact_drivers(compiled: CompiledScenario) -> dict[str, np.ndarray]:
     """The impact coefficients per step (see :data:`engine.compile.layout.DRIVER_FIELDS`)."""
     from .compile.layout import IMPACT_LINEAR, IMPACT_SQRT
@@ -198,10 +220,8 @@ def impact_drivers(compiled: CompiledScenario) -> dict[str, np.ndarray]:
     return {
         "SQRT_COEF": sqrt_coef if model != IMPACT_LINEAR else np.zeros_like(d),
         "LINEAR_COEF": 1.0 / depth if model != IMPACT_SQRT else np.zeros_like(d),
-        # information in a flow does not depend on how thin the book is: the permanent part is per
-        # unit of flow at the normal depth; a liquidity shock acts through the transient part
-        "PERMANENT_COEF": np.full_like(d, compiled.param("PERMANENT_FRACTION")
-                                       / (compiled.param("DEPTH_USD_PER_PCT") * 100.0)),
+        "PERMANENT_COEF": compiled.param("PERMANENT_FRACTION") / (
+            compiled.param("DEPTH_USD_PER_PCT") * 100.0 * slow_depth(d, compiled.param("DEPTH_MEMORY_DECAY"))),
         "DECAY": decay,
         "GAIN": gain,
     }

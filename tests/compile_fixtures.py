@@ -33,6 +33,7 @@ market:
     depth_usd_per_pct: 14M
     resilience_half_life: 30m
     permanent_fraction: 0.5%
+    depth_memory: 12h
   perpetuals:
     long:
       notional_usd: 38B

@@ -538,6 +538,33 @@ def adl_score(side: str, price: float, entry_price: float, bankruptcy: float) ->
 
 
 # ----------------------------------------------------------------------------- one path
+def slow_depth_averages(depth_mult, a: float) -> list:
+    """Model v10: the book's slow depth ``s``, the momentary depth multiplier ``d`` relaxed with
+    time constant ``tau`` (``a = DEPTH_MEMORY_DECAY = exp(-dt/tau)``), from ``s_0 = 1`` (the normal
+    depth before the horizon), ``d_t`` constant within step ``t``. Returns ``sbar_t``, the exact
+    average of ``s`` over each step:
+
+        g      = (1 - a)/(-ln a)  for 0 < a < 1;  0 when a == 0 (s jumps to d: model v8);
+                                                  1 when a == 1 (s never moves: model v9)
+        sbar_t = d_t + (s_t - d_t)*g
+        s_t+1  = d_t + (s_t - d_t)*a
+    """
+    a = float(a)
+    if a == 0.0:
+        g = 0.0
+    elif a == 1.0:
+        g = 1.0
+    else:
+        g = (1.0 - a) / -math.log(a)
+    s = 1.0
+    out = []
+    for x in depth_mult:
+        d = float(x)
+        out.append(d + (s - d) * g)
+        s = d + (s - d) * a
+    return out
+
+
 @dataclass
 class PathResult:
     summary: dict  # SUMMARY_FIELDS -> float
@@ -592,6 +619,8 @@ class _Path:
         self.venue = [{name: c.venue(name, v).tolist() for name in VENUE_FIELDS} for v in range(c.n_venues)]
         self.n_steps = c.n_steps
         self.dt_days = self.p["DT_YEARS"] * 365.25
+        # model v10: the book's slow depth, averaged over each step (deterministic: same on every path)
+        self.slow_depth = slow_depth_averages(self.drv["DEPTH_MULT"], self.p["DEPTH_MEMORY_DECAY"])
         self.book = Book(c.book_bankruptcy_usd, book_rows(prep), c.book_long_btc, c.book_short_btc,
                          c.book_long_entry_usd, c.book_short_entry_usd)
         # per row: the row's own floors, raised to its venue's rates
@@ -671,7 +700,8 @@ class _Path:
     def impact(self, t: int) -> Impact:
         """Step ``t``'s coefficients, from the compiled params and steps (``d`` the depth multiplier):
         ``c = Y*sigma_day/sqrt(V_day*d)`` (square-root law), ``l = 1/(depth*d*100)`` (linear law),
-        ``lam = permanent_fraction/(depth*100)`` (every law, at the normal depth: model v9), ``decay = RESILIENCE_DECAY **
+        ``lam = permanent_fraction/(depth*100*sbar)`` (every law, at the book's slow depth ``sbar``, its
+        average over the step: model v10, :func:`slow_depth_averages`), ``decay = RESILIENCE_DECAY **
         RESILIENCE_MULT``, ``gain = (1 - decay)/(-ln decay)`` (1 when nothing heals), ``v = VOL^2 +
         (MACRO_BETA*MACRO_VOL)^2`` times ``m^2`` (:meth:`vol_multiplier`, 1 without clustering). In a
         replay flows move nothing (the observed price already holds them) and the path between two
@@ -694,7 +724,8 @@ class _Path:
             sqrt_coef = p["SQRT_COEFFICIENT"] * p["SIGMA_DAY"] / math.sqrt(p["DAILY_VOLUME_USD"] * liquidity)
         linear_coef = 1.0 / depth if model in (IMPACT_LINEAR, IMPACT_BOTH) else 0.0
         variance = (d["VOL"][t] ** 2 + (d["MACRO_BETA"][t] * d["MACRO_VOL"][t]) ** 2) * self.vol_multiplier() ** 2
-        permanent = p["PERMANENT_FRACTION"] / (p["DEPTH_USD_PER_PCT"] * 100.0)  # at the normal depth
+        # model v10: at the slow depth's average over the step
+        permanent = p["PERMANENT_FRACTION"] / (100.0 * p["DEPTH_USD_PER_PCT"] * self.slow_depth[t])
         return Impact(sqrt_coef, linear_coef, permanent, decay, gain, variance)
 
     def set_price(self, k: Impact) -> None:

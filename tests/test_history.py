@@ -84,9 +84,9 @@ def test_october_long_share_is_75_to_95_percent(october):
 
 def test_october_liquidations_concentrate_around_the_failure(october):
     """The 40 minutes of the failure hold about a third of the day's liquidations (6.93B of 19B
-    observed; 4.4B of 13.2B at the median of the model, which also liquidates 4.6B at the 20:45
-    trigger). Before the vacuum covered every venue and the permanent impact stopped growing with
-    1/depth (model v9), the failure window held 0.7B."""
+    observed; about a third in the model too, which also liquidates some 4.6B at the 20:45
+    trigger). Before the vacuum covered every venue and the permanent impact stopped following the
+    momentary depth, the failure window held 0.7B."""
     r, _ = october
 
     def liquidations(start: str, hours: float) -> np.ndarray:  # per path, long + short, as the targets sum them
@@ -100,7 +100,7 @@ def test_a_liquidity_vacuum_on_every_venue_makes_a_wick_not_a_crash(october):
     """A 40-minute vacuum of quotes on every venue (the shipped scenario) is a wick: liquidations
     fill at bad prices, then the book refills and the price heals most of the way; the close
     three days later stays within 20% of the start (the real BTC closed 13 Oct 2025 near 115k).
-    Before model v9 the permanent impact grew as 1/depth and the same vacuum closed 93% down."""
+    When the permanent impact grew as 1/(the momentary depth), the same vacuum closed 93% down."""
     r, _ = october
     assert {s.id for s in r.scenario.shocks} >= {"liquidity_vacuum"}
     vacuum = [s for s in r.scenario.shocks if s.id == "liquidity_vacuum"][0]
@@ -111,6 +111,15 @@ def test_a_liquidity_vacuum_on_every_venue_makes_a_wick_not_a_crash(october):
     low = np.median(_min_price(pd.Timestamp("2025-10-10T20:00Z"), 24)(r))
     after = np.median(_close_at(pd.Timestamp("2025-10-10T22:00Z"))(r))
     assert after > 1.02 * low, (low, after)
+
+
+def test_with_no_depth_memory_the_same_vacuum_is_a_crash():
+    """What makes the wick: the permanent impact reads the book's slow depth (one day's memory).
+    With ``market.impact.depth_memory: 0s`` it follows the momentary depth, as before model v10,
+    and the same 40-minute vacuum takes the price down for good."""
+    path = HISTORY / "oct-2025-exchange-failure.yaml"
+    r = engine.run(engine.load_scenario(path, ["market.impact.depth_memory=0s"]), n_paths=500)
+    assert r.per_path["terminal_price"].median() < 0.5 * r.compiled.param("SPOT0")
 
 
 # ----------------------------------------------------------------------------- March 2020

@@ -135,6 +135,9 @@ KEYS = {
     "market.impact.depth_usd_per_pct": 7e6,
     "market.impact.resilience_half_life": "1m",
     "market.impact.permanent_fraction": 0.02,
+    # the flagship's tightening thins the book for days: with no memory the permanent part
+    # follows it at once
+    "market.impact.depth_memory": "0s",
 }
 
 
@@ -166,6 +169,62 @@ def test_halving_depth_moves_the_flagship_trough():
                       n_paths=2000, seed=3, keep_steps=False)
     move = thin.per_path["min_price"].median() / base.per_path["min_price"].median() - 1.0
     assert move < -0.005
+
+
+# ----------------------------------------------------------------------------- the slow depth
+def _depth_run(step: str, shock: dict, memory="1d") -> engine.CompiledScenario:
+    data = {**QUIET, "horizon": {"start": START, "duration": "4d", "step": step},
+            "market": {**QUIET["market"], "impact": {**QUIET["market"]["impact"], "depth_memory": memory}},
+            "shocks": [shock]}
+    return engine.compile_scenario(engine.load_scenario(data))
+
+
+def _permanent(compiled) -> np.ndarray:
+    from engine.simulate import impact_drivers
+
+    return impact_drivers(compiled)["PERMANENT_COEF"]
+
+
+VACUUM = {"type": "exchange_failure", "start": "+6h", "duration": "40m", "depth_fraction": "2%"}
+REGIME = {"type": "balance_sheet_tightening", "start": "+6h", "ramp": "1d", "depth_multiplier": 0.5}
+NORMAL = 0.005 / (14e6 * 100)  # the permanent coefficient at the normal depth
+
+
+def test_the_slow_depth_at_its_limits():
+    from engine.simulate import slow_depth
+
+    d = np.array([1.0, 0.5, 0.02, 0.02, 1.0, 0.7])
+    np.testing.assert_array_equal(slow_depth(d, 0.0), d)  # no memory: the momentary depth
+    np.testing.assert_array_equal(slow_depth(d, 1.0), np.ones(6))  # infinite memory: never reads it
+    s = slow_depth(d, 0.5)
+    assert (s > d.min()).all() and (s <= 1.0).all() and s[1] > 0.5 and s[4] < 1.0
+
+
+def test_a_vacuum_makes_a_wick_and_a_regime_moves_the_permanent_impact():
+    """A 40-minute vacuum of quotes (2% of the depth) hardly reaches a one-day memory: the
+    permanent coefficient rises by under 3%; books halved for days double it. With no memory
+    the vacuum multiplies it by 50, as the transient part does."""
+    vacuum = _permanent(_depth_run("5m", VACUUM)) / NORMAL
+    assert 1.0 <= vacuum.max() < 1.03  # 0.98 x 40 minutes of a 1,440-minute memory
+    assert _permanent(_depth_run("5m", VACUUM, memory="0s")).max() / NORMAL == pytest.approx(50.0, rel=1e-6)
+    regime = _permanent(_depth_run("1h", REGIME)) / NORMAL
+    # the depth is halved from 30h (a one-day ramp from 6h); by 96h the memory has closed most of the gap
+    assert 1.85 < regime[-1] < 2.0 and regime[5] == 1.0
+    assert (np.diff(regime) >= -1e-12).all()  # it rises as the book thins, never ahead of it
+    assert (_permanent(_depth_run("1h", REGIME, memory=None)) == NORMAL).all()
+
+
+@pytest.mark.parametrize("shock", [VACUUM, REGIME], ids=["vacuum", "regime"])
+def test_the_slow_depth_does_not_depend_on_the_step(shock):
+    """The memory is per unit of time: each hour's mean permanent coefficient is the same at 1h,
+    15m and 5m steps (the slow depth is exact within a step; 1/s averaged over an hour differs
+    from 1/(the hour's mean s) by second order only)."""
+    hourly = {}
+    for step, per_hour in (("1h", 1), ("15m", 4), ("5m", 12)):
+        lam = _permanent(_depth_run(step, shock))
+        hourly[step] = lam.reshape(-1, per_hour).mean(axis=1)
+    np.testing.assert_allclose(hourly["15m"], hourly["5m"], rtol=2e-3)
+    np.testing.assert_allclose(hourly["1h"], hourly["5m"], rtol=1e-2)
 
 
 def test_the_calm_baseline_has_almost_no_bad_debt():

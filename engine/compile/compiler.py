@@ -112,6 +112,9 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.RESILIENCE_DECAY] = math.exp(-math.log(2) * timeline.step_seconds
                                          / m.impact.resilience_half_life.total_seconds())
     p[Param.PERMANENT_FRACTION] = m.impact.permanent_fraction
+    memory = m.impact.depth_memory
+    p[Param.DEPTH_MEMORY_DECAY] = (1.0 if memory is None else 0.0 if memory.total_seconds() == 0
+                                   else math.exp(-timeline.step_seconds / memory.total_seconds()))
     p[Param.MAX_CASCADE_ROUNDS] = m.perpetuals.liquidation.max_cascade_rounds
     p[Param.FUNDING_BASE] = m.perpetuals.funding.base_rate
     p[Param.FUNDING_SENSITIVITY] = m.perpetuals.funding.imbalance_sensitivity

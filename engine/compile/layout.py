@@ -21,7 +21,8 @@ SCHEDULED_JUMP             deterministic log-return jump at the step (price_jump
 SCHEDULED_JUMP_SPREAD      cross-path standard deviation of that jump
 DEPTH_MULT                 multiplier of liquidity (1 = the market's): scales depth_usd_per_pct
                            (the linear transient impact) and daily_volume_usd (the square-root
-                           law's transient impact); the permanent impact reads the normal depth
+                           law's transient impact); the permanent impact reads its slow version
+                           (relaxed with market.impact.depth_memory)
 RESILIENCE_MULT            multiplier of the impact decay rate (0 = transient impact never heals)
 CIRCUIT_BREAKER_MOVE       move within a step that pauses liquidations (0 = no breaker)
 CIRCUIT_BREAKER_STEPS      steps a triggered breaker lasts
@@ -152,6 +153,7 @@ PARAM_FIELDS = (
     "DEPTH_USD_PER_PCT",
     "RESILIENCE_DECAY",  # share of the transient flow state left after one step (exp(-ln2 dt / half-life))
     "PERMANENT_FRACTION",  # share of the linear depth impact q / (100 * depth) that is permanent
+    "DEPTH_MEMORY_DECAY",  # share of the slow depth's gap to the depth left after one step (exp(-dt / depth_memory))
     "MAX_CASCADE_ROUNDS",
     "FUNDING_BASE",  # per funding interval
     "FUNDING_SENSITIVITY",  # per interval per unit of book imbalance
@@ -189,7 +191,7 @@ PARAM_FIELDS = (
 DRIVER_FIELDS = (
     "SQRT_COEF",  # the square-root law's transient coefficient Y*sigma_day/sqrt(V_day*d) (0: not that law)
     "LINEAR_COEF",  # the linear transient coefficient 1/(depth*d*100) (0: not that law)
-    "PERMANENT_COEF",  # permanent impact per USD of net flow: permanent_fraction/(depth*100), d not in it
+    "PERMANENT_COEF",  # permanent impact per USD of net flow: permanent_fraction/(depth*sbar*100), sbar the slow depth
     "DRIFT",  # DRIFT + MACRO_BETA * MACRO_DRIFT + CROSS_ASSET_RETURN, log per step
     "MACRO_VOL",  # MACRO_BETA * MACRO_VOL
     "DECAY",  # share of the transient flow state kept over the step: RESILIENCE_DECAY ** RESILIENCE_MULT

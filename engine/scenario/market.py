@@ -85,10 +85,11 @@ class Impact(StrictModel):
     the price deviates from its fundamental by ``I(J)``: ``sign(J)*Y*sigma_day*sqrt(|J|/(V_day*d))``
     under the square-root law (a metaorder ``Q`` executed faster than the healing moves the price
     by ``Y*sigma_day*sqrt(Q/V_day)``), ``J/(depth*d*100)`` under the linear law. A share of the
-    normal book's linear impact, ``permanent_fraction*q/(depth*100)``, never heals (linear in the
-    net flow, so no round trip earns money). ``d`` is the shocks' liquidity multiplier: it scales
-    the transient part only (a thin book makes a wick; what a flow tells the market does not
-    depend on how thin the book is).
+    book's linear impact, ``permanent_fraction*q/(depth*s*100)``, never heals (linear in the net
+    flow, so no round trip earns money). ``d`` is the shocks' liquidity multiplier: the transient
+    part reads it as it is, the permanent part reads its slow version ``s``, ``d`` relaxed with
+    the time constant ``depth_memory`` (a vacuum of minutes makes a wick that heals; books thin
+    for days move the price for good).
     """
 
     model: Literal["sqrt", "linear", "both"] = Field(
@@ -116,10 +117,20 @@ class Impact(StrictModel):
         "by permanent_fraction percent per depth_usd_per_pct of net flow.",
     )
 
+    depth_memory: Duration | None = Field(
+        "1d",
+        description="How long a change of the book's depth takes to reach the permanent impact (the time "
+        "constant of the slow depth it reads): a vacuum of quotes much shorter than it makes a wick that "
+        "heals; a regime of thin books much longer than it moves the price for good. 0s: the permanent part "
+        "follows the momentary depth; null: it never reads the depth.",
+    )
+
     @model_validator(mode="after")
     def _positive_half_life(self):
         if self.resilience_half_life.total_seconds() <= 0:
             raise ValueError("resilience_half_life must be positive, e.g. 30m")
+        if self.depth_memory is not None and self.depth_memory.total_seconds() < 0:
+            raise ValueError("depth_memory must be 0s or more, e.g. 1d (null: never)")
         return self
 
 
