@@ -24,7 +24,7 @@ market:
     annual: 50%
     tail_dof: 4
     jumps: {intensity_per_day: 0.2, mean: -2%, stdev: 3%}
-    clustering: {vol_of_vol: 0.8, half_life: 2d, leverage: -0.4}
+    clustering: {vol_of_vol: 0.8, half_life: 2d, leverage: -0.4, liquidation_feedback: 10}
   macro: {annual_vol: 20%, drift_annual: 3%, btc_beta: 1.2}
   impact:
     model: sqrt

@@ -88,6 +88,22 @@ Conditional volatility (model v4: clustering; ``/work/spec-sv.md``):
 * In a replay ``h`` evolves just the same (the draws are made; the move is the observed one). The
   realised-vol EWMA of voluntary deleveraging reads the realised returns, as before.
 
+Liquidations feed volatility back (model v11: self-excitation; ``/work/spec-liq-feedback.md``):
+
+* ``eta = LIQ_FEEDBACK`` (``liquidation_feedback``, >= 0). ``h``'s process (the start draw ``u10``,
+  the ``u6`` draw, ``m``) runs when ``CLUSTER_STDEV > 0`` *or* ``eta > 0``: with a feedback and no
+  vol of vol, ``s = 0``, so ``h`` starts at 0 (``u10`` drawn all the same), its shock is 0 and ``m =
+  exp(h/2)``.
+* After the step's cascade (all its rounds), ``L`` the step's liquidations, long plus short (USD, the
+  amounts recorded), and ``OI`` the book's open interest at the step's open (USD: both sides' sizes,
+  as the funding imbalance reads them, times the step's open price): if ``eta > 0``, ``L > 0`` and
+  ``OI > 0``, ``h += eta*L/OI``, but never above ``H_MAX = 2 ln 10`` (a tenfold vol: without a cap a
+  cascade that raises the vol that liquidates more runs away): ``h = min(h + eta*L/OI, H_MAX)`` when
+  ``h < H_MAX``; an ``h`` the Ornstein-Uhlenbeck move already took to ``H_MAX`` or above is left as it
+  is. It comes after the step's Ornstein-Uhlenbeck move and before the step's records (the ATM
+  implied vol at the step's end reads it); the next step's ``m`` does. The same in a replay (``h``
+  only sets ``m``, which a replay's price does not read).
+
 Turnover (model v5: traders who unwind; ``/work/spec-turnover.md``), in place of the drawdown hazard
 and the momentum traders' single leverage:
 
@@ -239,7 +255,8 @@ from engine.nb.rng import draw_uniforms_nb
 
 __all__ = ["PathResult", "Book", "BookRow", "book_rows", "simulate_path", "path_uniforms", "standard_normal",
            "inverse_normal_cdf", "adl_score", "dealer_hedge", "forward_variance_factor", "LOG_FLOOR", "IV_TENOR",
-           "IV_FLOOR", "N_IV_LEVELS", "IV_LEVEL_LO", "IV_LEVEL_INV"]
+           "IV_FLOOR", "N_IV_LEVELS", "IV_LEVEL_LO", "IV_LEVEL_INV", "clusters",
+           "LIQ_FEEDBACK_H_MAX"]
 
 LOG_FLOOR = 20.0  # the price stays within spot * exp(+-20)
 CLOSE_ALL_SLACK = 1e-9  # a pro-rata close of all but this share of a side empties it (model v7)
@@ -253,6 +270,8 @@ IV_FLOOR = 0.05  # the ATM implied vol never goes below it
 N_IV_LEVELS = 16  # ATM levels of the dealers' hedge table: exp(IV_LEVEL_LO + k/IV_LEVEL_INV), 0.05 to 4
 IV_LEVEL_LO = math.log(0.05)  # the lowest level, in log (the spec's iv_lo; engine.compile.layout keeps the level)
 IV_LEVEL_INV = (N_IV_LEVELS - 1) / math.log(4.0 / 0.05)
+# model v11 (/work/spec-liq-feedback.md, its addendum): the feedback never takes h above a tenfold vol
+LIQ_FEEDBACK_H_MAX = 2.0 * math.log(10.0)
 
 
 # ----------------------------------------------------------------------------- draws
@@ -351,14 +370,21 @@ def forward_variance_factor(prep, h: float) -> float:
     return float(table[k] + (x - k) * (table[k + 1] - table[k]))
 
 
+def clusters(vol_of_vol: float, liquidation_feedback: float) -> bool:
+    """Model v11: the log variance's process ``h`` (its start draw, its ``u6`` draw, ``m``) runs when
+    it has a vol of vol (``CLUSTER_STDEV`` > 0) or liquidations feed it (``LIQ_FEEDBACK`` > 0)."""
+    return vol_of_vol > 0.0 or liquidation_feedback > 0.0
+
+
 def path_uniforms(compiled, path: int) -> np.ndarray:
     """The ``(n_steps, 12)`` uniforms the kernel draws for ``path`` (same streams, same order): three
     pairs at every step, a fourth when volatility clusters, a fifth on the steps with a scheduled
     jump, and the starting regime's pair at ``t = 0`` when volatility clusters (NaN where none is
-    drawn; ``engine.nb.rng.draw_uniforms_nb``)."""
+    drawn; ``engine.nb.rng.draw_uniforms_nb``). It clusters with a vol of vol or a liquidation
+    feedback (model v11: :func:`clusters`)."""
     rng = compiled.rng
     extra = (compiled.step("SCHEDULED_JUMP") != 0.0) | (compiled.step("SCHEDULED_JUMP_SPREAD") != 0.0)
-    clustering = compiled.param("CLUSTER_STDEV") > 0.0
+    clustering = clusters(compiled.param("CLUSTER_STDEV"), compiled.param("LIQ_FEEDBACK"))
     return draw_uniforms_nb(rng.block_seeds, rng.block_size, path, 1, compiled.n_steps, extra, clustering)[0]
 
 
@@ -653,6 +679,7 @@ class _Path:
         self.hashrate = self.p["MINER_HASHRATE_PH"]
         self.paused_until = -1
         self.h = 0.0  # the log variance's deviation from its long-run level (set at t = 0 from u10)
+        self.clustering = clusters(self.p["CLUSTER_STDEV"], self.p["LIQ_FEEDBACK"])  # model v11
         # model v6: the ATM implied vol, at the quote at the start; its gap to the model's level is set
         # once the starting regime is drawn (t = 0)
         self.iv = self.drv["ATM_IV"][0]
@@ -736,27 +763,40 @@ class _Path:
     # -- conditional volatility (model v4)
     def start_regime(self, u10: float) -> None:
         """The path's starting regime, from ``h``'s stationary law ``N(0, s^2)``: ``h = s*Phi^-1(u10)``
-        (nothing without clustering: ``u10`` is then NaN)."""
+        (nothing without clustering: ``u10`` is then NaN; a feedback without a vol of vol draws it
+        all the same and starts at ``h = 0``, model v11)."""
         s = self.p["CLUSTER_STDEV"]
-        self.h = s * standard_normal(self.prep, u10) if s > 0.0 else 0.0
+        self.h = s * standard_normal(self.prep, u10) if self.clustering else 0.0
 
     def vol_multiplier(self) -> float:
         """``m = exp(h/2 - s^2/4)``, the diffusion's scale this step (its variance ``m^2``, of mean 1
-        under ``h``'s stationary law); 1 without clustering."""
+        under ``h``'s stationary law; ``exp(h/2)`` with a feedback and no vol of vol); 1 without
+        clustering."""
         s = self.p["CLUSTER_STDEV"]
-        return math.exp(self.h / 2.0 - s * s / 4.0) if s > 0.0 else 1.0
+        return math.exp(self.h / 2.0 - s * s / 4.0) if self.clustering else 1.0
 
     def evolve_volatility(self, u) -> None:
         """``h``'s exact Ornstein-Uhlenbeck step: ``h <- phi*h + shock*(rho*x + sqrt(1 - rho^2)*w)``,
         ``x = Phi^-1(u0)`` (the diffusion's own uniform, as a normal score whatever its law: the
         leverage effect) and ``w = Phi^-1(u6)``. Nothing without clustering."""
         p = self.p
-        if p["CLUSTER_STDEV"] <= 0.0:
+        if not self.clustering:
             return
         rho = p["CLUSTER_RHO"]
         x = standard_normal(self.prep, u[0])
         w = standard_normal(self.prep, u[6])
         self.h = p["CLUSTER_PERSIST"] * self.h + p["CLUSTER_SHOCK"] * (rho * x + math.sqrt(1.0 - rho * rho) * w)
+
+    def liquidation_feedback(self, liquidated: float, open_interest: float) -> None:
+        """Model v11: the step's liquidations (``liquidated``, long plus short, USD, all rounds)
+        raise ``h`` by ``eta`` times the share of the step's opening open interest (USD) they took,
+        ``eta = LIQ_FEEDBACK``, but never above ``LIQ_FEEDBACK_H_MAX`` (a tenfold vol); an ``h``
+        already there (the Ornstein-Uhlenbeck move can take it there) is left as it is. After the
+        step's Ornstein-Uhlenbeck move, so the next step's ``m`` reads it. Nothing without
+        liquidations or without open interest."""
+        eta = self.p["LIQ_FEEDBACK"]
+        if eta > 0.0 and liquidated > 0.0 and open_interest > 0.0 and self.h < LIQ_FEEDBACK_H_MAX:
+            self.h = min(self.h + eta * liquidated / open_interest, LIQ_FEEDBACK_H_MAX)
 
     # -- the ATM implied vol (model v6)
     def model_iv(self, t: int) -> float:
@@ -1195,6 +1235,8 @@ class _Path:
         etf, reflexive = self.etf_flow(t, s)
         miners = self.miner_sales(t, s)
         dealers = self.dealer_rehedge(t)
+        # the book's open interest at the step's open (USD), the sides the funding imbalance reads (model v11)
+        open_interest = (self.book.size(LONG) + self.book.size(SHORT)) * s
         funding = self.funding_rate(s)
         delev = self.voluntary_deleveraging(s, funding)  # model v5: closes, then arrivals, then momentum (v7)
         arrivals = self.new_positions(t, s)
@@ -1216,6 +1258,8 @@ class _Path:
             before = self.side_sizes()
             liq_long, liq_short, rounds, low, high = self.cascade(t, low, high, k)
             self.momentum_follow(before)  # model v7: over the whole cascade, ADL included
+        # model v11: the step's liquidations feed the log variance (after its OU move, before the records)
+        self.liquidation_feedback(liq_long + liq_short, open_interest)
 
         # 8. the ATM implied vol at the step's end; records; the average entry moves toward the step's close
         self.follow_implied_vol(t)

@@ -62,6 +62,7 @@ def test_off_by_default_and_zero_vol_of_vol_changes_nothing():
     ("market.volatility.clustering.vol_of_vol", 1.5),
     ("market.volatility.clustering.half_life", "6h"),
     ("market.volatility.clustering.leverage", 0.5),
+    ("market.volatility.clustering.liquidation_feedback", 40),
 ])
 def test_every_key_moves_the_output(key, value):
     on = engine.run(_scenario(ON), n_paths=64, seed=3).per_path["min_price"].to_numpy()
@@ -112,3 +113,61 @@ def test_half_life_and_leverage_without_vol_of_vol_get_a_note():
     assert any("clustering.half_life and leverage set but unused: vol_of_vol is 0" in n for n in compiled.notes), \
         compiled.notes
     assert not any("clustering" in n for n in engine.compile_scenario(_scenario(ON)).notes)
+
+
+# ----------------------------------------------------------------------------- self-excitation
+# a levered book and a jump that liquidates part of it: what the feedback reads
+FRAGILE = quiet({
+    "market.perpetuals.long.notional_usd": "30B",
+    "market.perpetuals.long.leverage": {"distribution": "lognormal", "median": 10, "dispersion": 0.6,
+                                        "min": 2, "max": 60},
+    "market.volatility.jumps.intensity_per_day": 0,
+    "market.volatility.tail_dof": "gaussian",
+    "market.macro.annual_vol": 0,
+    "horizon.duration": "3d",
+    "shocks": [{"type": "price_jump", "start": "+6h", "size": "-8%"}],
+})
+FEEDBACK = {"market.volatility.clustering.liquidation_feedback": 30}
+
+
+def _after_jump_vol(changes: dict, step: str = "1h", n_paths: int = 2000) -> float:
+    """The median path's realised vol of hourly returns over the 24 hours after the jump."""
+    per_hour = {"1h": 1, "15m": 4}[step]
+    r = _returns({**changes, "horizon.step": step}, n_paths=n_paths, base=FRAGILE)
+    hourly = r.reshape(r.shape[0], -1, per_hour).sum(axis=2)[:, 7:31]
+    return float(np.median(hourly.std(axis=1)))
+
+
+def test_liquidations_raise_the_vol_after_them_and_nothing_without_them():
+    """With the feedback, the day after a jump that liquidates is more volatile; a market that
+    liquidates nothing is not changed at all (the same paths, bit for bit)."""
+    assert _after_jump_vol(FEEDBACK) > 1.3 * _after_jump_vol({})
+    empty = patched(PURE, {"market.perpetuals.long.notional_usd": 0, "market.perpetuals.short.notional_usd": 0})
+    fed_on = engine.run(_scenario({**ON, **FEEDBACK}, base=empty), n_paths=64, seed=3).per_path
+    assert (fed_on["long_liquidations_usd"] + fed_on["short_liquidations_usd"] == 0).all()
+    assert fed_on.equals(engine.run(_scenario(ON, base=empty), n_paths=64, seed=3).per_path)
+
+
+def test_the_feedback_does_not_depend_on_the_step():
+    """Per unit of flow: the same liquidations raise the log variance by the same amount whether
+    they come in one hourly step or four 15-minute ones (median vol the day after, within 5%)."""
+    assert _after_jump_vol(FEEDBACK, "15m") == pytest.approx(_after_jump_vol(FEEDBACK, "1h"), rel=0.05)
+
+
+def test_the_feedback_cannot_run_away():
+    """A cascade that raises the vol that liquidates more is capped at a tenfold vol: at the key's
+    largest value no price is lost to infinity."""
+    r = engine.run(engine.load_scenario(patched(FRAGILE, {"market.volatility.clustering.liquidation_feedback": 100})),
+                   n_paths=500, seed=5, keep_steps=True)
+    assert np.isfinite(r._raw["price"]).all()
+
+
+def test_the_feedback_without_vol_of_vol_uses_the_half_life():
+    """vol_of_vol 0 and a feedback: the half-life times the feedback's decay, so it is not noted
+    as unused (the leverage still is)."""
+    compiled = engine.compile_scenario(_scenario({**FEEDBACK, "market.volatility.clustering.half_life": "6h",
+                                                  "market.volatility.clustering.leverage": -0.5}))
+    assert any("clustering.leverage set but unused" in n for n in compiled.notes), compiled.notes
+    short = _after_jump_vol({**FEEDBACK, "market.volatility.clustering.half_life": "1h"}, n_paths=500)
+    long = _after_jump_vol({**FEEDBACK, "market.volatility.clustering.half_life": "3d"}, n_paths=500)
+    assert long > short

@@ -9,14 +9,16 @@ rally, ``RICH`` (every shock type), a crash through the default margin tiers (pa
 liquidations down the size classes), bad debt auto-deleveraged by rank across a tiered venue's
 rows, the cascade under conditional volatility (``clustering``, model v4) and option vols that
 follow the path (``implied-vol``, model v6: dealers hedging at the path's ATM implied vol over six
-weeks, long enough for the quote's gap to roll off). The reference gets
+weeks, long enough for the quote's gap to roll off) and liquidations that feed the log variance back
+(``liq-feedback`` and, without a vol of vol, ``feedback-only``: model v11). The reference gets
 the same uniforms as the kernel (``draw_uniforms_nb``) and must give the same per-path summary,
 flow decomposition and book events (ADL, partial liquidations) to 1e-9 (relative; absolute where
 a value can be ~0) and the same float32 per-step records (price, open interest, liquidations, ATM
 implied vol). Then: the
 cases do run the mechanisms they are meant to, and a change of one part in a million in one
 parameter of the reference is caught; the reference's log variance follows its stated law, and
-without a vol of vol it changes nothing; with no stress and no momentum, the reference's closings
+without a vol of vol it changes nothing (without one, liquidations move it by the feedback
+alone); with no stress and no momentum, the reference's closings
 and arrivals balance; every path's implied vol starts at the quote and relaxes toward the model's
 level, the kernel agrees at its floor and above the dealer table's top level, and the prepared
 tables of model v6 (``F(h)``, the IV drivers, the dealers' hedge by ATM level) are the spec's. The
@@ -229,10 +231,21 @@ IMPLIED_VOL = _merge(CALM, {
                 "ramp_out": "2d", "atm_iv": "75%"}],
 })
 
+# liquidations feed volatility back (model v11): the clustering case, whose cascades liquidate on
+# every path (three quarters of the open interest at the first step), with a feedback of 20
+# (liquidating 1% of the open interest in a step raises h by 0.2): on every path h is raised below the
+# cap, raised to it, and left where the Ornstein-Uhlenbeck move put it above it
+LIQ_FEEDBACK = _merge(CLUSTERING, {"name": "liq-feedback",
+                                   "market": {"volatility": {"clustering": {"liquidation_feedback": 20}}}})
+# the feedback alone: no vol of vol (s = 0), so h runs only for it: its start draw and u6 are made, h
+# starts at 0, has no shock of its own and m = exp(h/2); a feedback of 5, which keeps h below the cap
+FEEDBACK_ONLY = _merge(CASCADE, {"name": "feedback-only", "market": {"volatility": {
+    "clustering": dict(CLUSTER, vol_of_vol=0, liquidation_feedback=5)}}})
+
 SCENARIOS = {"calm": CALM, "cascade": CASCADE, "cascade-capped": CASCADE_CAPPED, "margin-hike": MARGIN_HIKE,
              "exchange-failure": EXCHANGE_FAILURE, "relief-rally": RELIEF_RALLY, "rich": RICH,
              "tiered-crash": TIERED_CRASH, "ranked-adl": RANKED_ADL, "clustering": CLUSTERING,
-             "implied-vol": IMPLIED_VOL}
+             "implied-vol": IMPLIED_VOL, "liq-feedback": LIQ_FEEDBACK, "feedback-only": FEEDBACK_ONLY}
 N_PATHS = {"rich": 6, "ranked-adl": 16}  # 4 for the others; ranked ADL's near-ties need more paths
 
 
@@ -423,7 +436,9 @@ _EXERCISED = {
     and _venue_steps(case, "LIQ_FILL_PENALTY").max() > 0.03,
     "relief-rally": lambda case, pp: (pp["short_liquidations_usd"] > 1e9).any()
     and case.compiled.step("NEW_SHORT_NOTIONAL_USD").any(),
-    "rich": lambda case, pp: (pp["margin_cut_usd"] != 0).all() and (pp["dealer_flow_usd"] != 0).all()
+    # margin cuts on most paths, not all: RICH's liquidation feedback (model v11) can wipe a path's
+    # over-levered positions out before the hikes reach them
+    "rich": lambda case, pp: (pp["margin_cut_usd"] != 0).mean() > 0.5 and (pp["dealer_flow_usd"] != 0).all()
     and (pp["miner_sales_usd"] < 0).all() and (pp["short_liquidations_usd"] > 0).any(),
     "tiered-crash": lambda case, pp: (pp["partial_liquidations_usd"] > 0).any()
     and (pp["max_cascade_rounds"] >= 2).any() and _rows_of(case, 0) > 2
@@ -439,7 +454,48 @@ _EXERCISED = {
     and case.compiled.param("IV_VRP") == 0.3 and np.ptp(case.compiled.step("ATM_IV")) > 0.25
     and math.exp(-case.compiled.n_steps * case.compiled.param("DT_YEARS") / reference.IV_TENOR) < 0.25
     and _iv_range(case) > 1.5 and min(min(ref.atm_iv) for ref in case.refs) > reference.IV_FLOOR,
+    # model v11: the feedback changes every path's m (the reference's without it differs) and the
+    # cascades still run; with a vol of vol, every path takes all three ways of the cap; without one
+    # h moves only by the feedback (m >= 1, above 2 on some path), never to the cap
+    "liq-feedback": lambda case, pp: case.compiled.param("CLUSTER_STDEV") > 0
+    and case.compiled.param("LIQ_FEEDBACK") == 20 and _feedback_acts(case) and (pp["max_cascade_rounds"] >= 3).any()
+    and all(min(ways.values()) > 0 for ways in _feedback_ways(case)),
+    "feedback-only": lambda case, pp: case.compiled.param("CLUSTER_STDEV") == 0
+    and case.compiled.param("CLUSTER_SHOCK") == 0 and case.compiled.param("LIQ_FEEDBACK") == 5
+    and _feedback_acts(case) and min(min(ref.vol_multiplier) for ref in case.refs) >= 1.0 and _vol_range(case) > 2.0
+    and (pp["max_cascade_rounds"] >= 3).any()
+    and all(ways["below"] > 0 and ways["capped"] == ways["above"] == 0 for ways in _feedback_ways(case)),
 }
+
+
+def _feedback_acts(case) -> bool:
+    """Every path's diffusion scale ``m`` (the reference's) differs from the one without the feedback."""
+    refs = _reference_with(case, LIQ_FEEDBACK=0.0)
+    return all(a.vol_multiplier != b.vol_multiplier for a, b in zip(refs, case.refs))
+
+
+def _feedback_ways(case) -> list:
+    """Per path of the reference, its steps that liquidate (model v11) by the way the feedback went:
+    ``below`` the cap, ``capped`` (the rise would have passed it), ``above`` (the Ornstein-Uhlenbeck
+    move had already put ``h`` at it or above: left as it is)."""
+    prep, cap, eta = prepare(case.compiled), reference.LIQ_FEEDBACK_H_MAX, case.compiled.param("LIQ_FEEDBACK")
+    out = []
+    for i in range(len(case.refs)):
+        path, ways = reference._Path(prep), {"below": 0, "capped": 0, "above": 0}
+
+        def feedback(liquidated, open_interest, path=path, ways=ways):
+            if liquidated > 0.0 and open_interest > 0.0:
+                rise = eta * liquidated / open_interest
+                ways["above" if path.h >= cap else "capped" if path.h + rise > cap else "below"] += 1
+            reference._Path.liquidation_feedback(path, liquidated, open_interest)
+
+        path.liquidation_feedback = feedback
+        u = reference.path_uniforms(case.compiled, i)
+        for t in range(path.n_steps):
+            path.step(t, [float(x) for x in u[t]])
+        assert path.finish().vol_multiplier == case.refs[i].vol_multiplier
+        out.append(ways)
+    return out
 
 
 def _take_profit_acts(case) -> bool:
@@ -495,6 +551,8 @@ def _reference_with(case: Case, **params) -> list:
     ("rich", "IV_VRP"),
     ("implied-vol", "IV_VRP"),
     ("implied-vol", "SURFACE_SPOT_VOL_BETA"),
+    ("liq-feedback", "LIQ_FEEDBACK"),
+    ("feedback-only", "LIQ_FEEDBACK"),
 ])
 def test_the_comparison_catches_a_parameter_off_by_one_in_a_million(name, parameter):
     case = _case(name)
@@ -678,6 +736,57 @@ def test_reference_replay_evolves_the_log_variance_as_the_simulation_does():
     ref = reference.simulate_path(prep, reference.path_uniforms(case.compiled, 0), replay=np.log(sim.price))
     assert ref.vol_multiplier == sim.vol_multiplier and len(set(sim.vol_multiplier)) == case.compiled.n_steps
     assert np.allclose(ref.price, sim.price, rtol=1e-14, atol=0)
+
+
+# ----------------------------------------------------------------------------- liquidation feedback (model v11)
+@pytest.mark.parametrize("eta", [5.0, 20.0])
+def test_reference_liquidations_raise_the_log_variance(eta):
+    """Without a vol of vol ``h`` moves only by the decay and the feedback: it starts at 0 (``u10``
+    drawn all the same, and ``u6`` at every step), ``m = exp(h/2)``, and from one step to the next
+    ``h <- min(CLUSTER_PERSIST*h + eta*L/OI, 2 ln 10)`` (``h`` never starts a step above the cap,
+    so the Ornstein-Uhlenbeck move, a decay here, cannot put it there), ``L`` the step's recorded
+    liquidations and ``OI`` the open interest at its open: the previous step's recorded one (the
+    book at its close, priced at the close that is this step's open; the start's before the first
+    step). No margin change moves the book in between. A feedback of 5 stays below the cap, one of
+    20 reaches it."""
+    case = _case("feedback-only")
+    compiled = case.compiled
+    values = compiled.params.copy()
+    values[layout.Param.LIQ_FEEDBACK] = eta
+    compiled = dataclasses.replace(compiled, params=values)
+    refs = case.refs if eta == case.compiled.param("LIQ_FEEDBACK") else _reference_paths(compiled, len(case.refs))
+    persist, cap = compiled.param("CLUSTER_PERSIST"), 2.0 * math.log(10.0)
+    assert not _venue_steps(case, "MARGIN_CHANGE").any() and 0.0 < persist < 1.0
+    quiet = capped = 0
+    for i, ref in enumerate(refs):
+        u = reference.path_uniforms(compiled, i)
+        assert not np.isnan(u[:, 6]).any() and not np.isnan(u[0, 10])
+        h = 2.0 * np.log(ref.vol_multiplier)
+        assert ref.vol_multiplier[0] == 1.0
+        liquidated = np.array(ref.liq_long) + np.array(ref.liq_short)
+        open_interest = np.array([ref.summary["open_interest_start_usd"]] + ref.open_interest[:-1])
+        rise = persist * h[:-1] + eta * liquidated[:-1] / open_interest[:-1]
+        np.testing.assert_allclose(h[1:], np.minimum(rise, cap), rtol=1e-12, atol=1e-14)
+        quiet += int((liquidated[:-1] == 0).sum())
+        capped += int((rise > cap).sum())
+    assert quiet > 0  # steps without liquidations: h only decays
+    assert (capped > 0) == (eta == 20.0)
+
+
+def test_the_comparison_catches_the_feedback_on_the_closing_open_interest(monkeypatch):
+    """A reference dividing the step's liquidations by the open interest at the step's close (after
+    its flows and liquidations) instead of its open disagrees with the kernel, with or without a
+    vol of vol."""
+    feedback = reference._Path.liquidation_feedback
+
+    def at_close(self, liquidated, open_interest):
+        feedback(self, liquidated, self.book.open_interest_btc() * self.price)
+
+    monkeypatch.setattr(reference._Path, "liquidation_feedback", at_close)
+    for name in ("liq-feedback", "feedback-only"):
+        case = _case(name)
+        with pytest.raises(AssertionError):
+            compare_all(case, _reference_paths(case.compiled, len(case.refs)))
 
 
 # ----------------------------------------------------------------------------- option vols that follow the path
@@ -991,7 +1100,8 @@ def test_an_adl_in_a_round_spares_the_positions_closed_before_it():
 # The kernel replaying an observed path (engine.replay) against the reference replaying it. The
 # observed path is path 0 of the case's own simulation (its float32 closes): it holds the jumps,
 # cascades, margin hikes and breaker trips each case was built for.
-REPLAYED = ["cascade", "margin-hike", "exchange-failure", "relief-rally", "rich", "tiered-crash", "clustering"]
+REPLAYED = ["cascade", "margin-hike", "exchange-failure", "relief-rally", "rich", "tiered-crash", "clustering",
+            "liq-feedback"]
 _REPLAYS: dict = {}
 
 

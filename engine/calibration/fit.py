@@ -22,6 +22,7 @@ name                scenario key                                            what
 ``momentum_lev...`` ``market.behaviour.momentum.leverage.median``           their leverage
 ``holding``         ``market.behaviour.deleveraging.base_hazard_per_day``   1 / the mean holding time
 ``vol_of_vol``      ``market.volatility.clustering.vol_of_vol``             volatility clustering
+``liquidation...``  ``market.volatility.clustering.liquidation_feedback``  liquidations feeding vol back
 ``etf_reflexivity`` ``market.etf.reflexivity.loss_sensitivity``             ETF redemptions that
                                                                             follow losses
 ==================  ======================================================  ===========================
@@ -134,6 +135,9 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               "holding-time hazard per day (1 / the mean holding time): closes replaced by new positions"),
     Parameter("vol_of_vol", "market.volatility.clustering.vol_of_vol", 0.05, 3.0, True,
               "standard deviation of the log variance's stationary law (volatility clustering)"),
+    # linear from 0: whether the targets ask for self-excitation at all is the question
+    Parameter("liquidation_feedback", "market.volatility.clustering.liquidation_feedback", 0.0, 60.0, False,
+              "rise of the log variance per unit of open interest liquidated in a step (self-excitation)"),
     Parameter("etf_reflexivity", "market.etf.reflexivity.loss_sensitivity", 0.0005, 0.2, True,
               "ETF redemptions (share of holdings per day) per unit of lookback loss"),
 )}

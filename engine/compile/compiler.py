@@ -103,6 +103,7 @@ def _params(scenario, timeline: Timeline) -> np.ndarray:
     p[Param.CLUSTER_SHOCK] = cl.vol_of_vol * math.sqrt(1.0 - persist * persist)
     p[Param.CLUSTER_STDEV] = cl.vol_of_vol
     p[Param.CLUSTER_RHO] = cl.leverage
+    p[Param.LIQ_FEEDBACK] = cl.liquidation_feedback
     p[Param.IMPACT_MODEL] = {"sqrt": layout.IMPACT_SQRT, "linear": layout.IMPACT_LINEAR,
                              "both": layout.IMPACT_BOTH}[m.impact.model]
     p[Param.SQRT_COEFFICIENT] = m.impact.sqrt_coefficient
@@ -230,10 +231,12 @@ def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None =
         ctx.notes.append(f"market.impact.{' and '.join(inert)} set but unused: the transient law is linear "
                          "(model: linear); they act under model: sqrt or both")
     clustering = scenario.market.volatility.clustering
-    inert = sorted({"half_life", "leverage"} & clustering.model_fields_set) if clustering.vol_of_vol == 0 else []
-    if inert:
-        ctx.notes.append(f"market.volatility.clustering.{' and '.join(inert)} set but unused: vol_of_vol is 0 "
-                         "(constant volatility); set vol_of_vol above 0 for them to act")
+    if clustering.vol_of_vol == 0:  # the half-life still times the liquidation feedback's decay
+        unused = {"leverage"} if clustering.liquidation_feedback > 0 else {"half_life", "leverage"}
+        inert = sorted(unused & clustering.model_fields_set)
+        if inert:
+            ctx.notes.append(f"market.volatility.clustering.{' and '.join(inert)} set but unused: vol_of_vol is 0 "
+                             "(constant volatility); set vol_of_vol above 0 for them to act")
     perps = scenario.market.perpetuals
     if "position_size" in perps.model_fields_set and all(perps.schedule(v) is None for v in perps.venues):
         ctx.notes.append("market.perpetuals.position_size set but unused: every venue has a flat maintenance rate "

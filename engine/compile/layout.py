@@ -146,6 +146,7 @@ PARAM_FIELDS = (
     "CLUSTER_SHOCK",  # standard deviation of h's shock over one step: vol_of_vol * sqrt(1 - persist^2)
     "CLUSTER_STDEV",  # vol_of_vol: h's stationary standard deviation; 0 = constant volatility
     "CLUSTER_RHO",  # correlation of h's shocks with the return's (leverage effect)
+    "LIQ_FEEDBACK",  # rise of h per unit of open interest liquidated in a step (self-excitation)
     "IMPACT_MODEL",  # 0 = square-root law, 1 = linear depth, 2 = both (their sum)
     "SQRT_COEFFICIENT",  # Y of the square-root law
     "SIGMA_DAY",  # daily volatility used by the square-root law

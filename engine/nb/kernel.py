@@ -28,7 +28,9 @@ Conditional volatility: the log-variance deviation ``h`` is an Ornstein-Uhlenbec
 one-step transition is exact, ``h <- CLUSTER_PERSIST*h + CLUSTER_SHOCK*(rho*x + sqrt(1 -
 rho^2)*Phi^-1(u6))`` after the step's return (``x = Phi^-1(u0)``, the diffusion's normal score:
 the leverage effect), started from its stationary law ``N(0, s^2)``; the step's diffusion (and its
-bridge variance) is scaled by ``m = exp(h/2 - s^2/4)``, so ``E[m^2] = 1``.
+bridge variance) is scaled by ``m = exp(h/2 - s^2/4)``, so ``E[m^2] = 1``. With
+``Param.LIQ_FEEDBACK`` (eta) > 0 the step's liquidations ``L`` raise it after the cascade, ``h <-
+min(h + eta*L/OI, LIQ_FEEDBACK_H_MAX)`` (``OI`` the open interest at the step's open).
 
 The price is ``exp(ln_f + I(J))``: ``ln_f`` the fundamental log price (exogenous moves and
 permanent impact), ``J`` the healing cumulative flow (USD) and ``I(J) = SQRT_COEF*sign(J)*sqrt(|J|)
@@ -131,6 +133,9 @@ CLOSE_ALL_SLACK = 1e-9  # momentum traders closing all but this share of their s
 # of 1e-12 BTC (running sums against cells) would swing the funding imbalance of a side holding nothing else
 MOMENTUM_RETURN_CAP = 1.0  # momentum traders react to at most a 100% lookback return
 BRIDGE_REACH = 23.0  # > -ln of the smallest uniform, 0.5 / 2**32 (22.87): the bridge's widest draw
+# liquidations feed volatility back only up to a tenfold vol (h = 2 ln 10): without a cap a cascade
+# that raises the vol that liquidates more runs to infinity in a few steps
+LIQ_FEEDBACK_H_MAX = 4.605170185988092
 _IV_LN_LO = math.log(IV_LEVEL_LO)  # the dealer table's ATM levels: exp(_IV_LN_LO + k / IV_LEVEL_INV)
 
 
@@ -879,7 +884,8 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
     # conditional volatility: the log-variance deviation h, an Ornstein-Uhlenbeck process sampled
     # exactly at the steps; the diffusion's vol is m = exp(h/2 - s^2/4) times the step's (E[m^2] = 1)
     cl_stdev = params[Param.CLUSTER_STDEV]
-    clustering = cl_stdev > 0.0
+    liq_feedback = params[Param.LIQ_FEEDBACK]  # self-excitation: h += liq_feedback * liquidated / open interest
+    clustering = cl_stdev > 0.0 or liq_feedback > 0.0
     cl_persist = params[Param.CLUSTER_PERSIST]
     cl_shock = params[Param.CLUSTER_SHOCK]
     cl_rho = params[Param.CLUSTER_RHO]
@@ -1115,6 +1121,10 @@ def _path_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, short
                 mom_long = max(0.0, mom_long * (long_size / size_l_before))  # never below 0
             if mom_short > 0.0 and size_s_before > 0.0:
                 mom_short = max(0.0, mom_short * (short_size / size_s_before))  # never below 0
+            # liquidations feed volatility back: h rises with the share of open interest they took
+            oi_open = long_notional + short_notional
+            if liq_feedback > 0.0 and oi_open > 0.0 and h < LIQ_FEEDBACK_H_MAX:
+                h = min(h + liq_feedback * (liq_l_usd + liq_s_usd) / oi_open, LIQ_FEEDBACK_H_MAX)
         if low_px < low:  # the intra-step low and high (after the cascade's moves)
             low = low_px
             low_step = t

@@ -39,7 +39,9 @@ class Clustering(StrictModel):
     ``half_life`` (an Ornstein-Uhlenbeck process, whose step transition is exact at any
     ``horizon.step``), its stationary standard deviation ``vol_of_vol`` (``s``) and its shocks
     correlated with the return's by ``leverage``. ``E[m^2] = 1``: ``annual`` stays the long-run vol.
-    Each path starts in a regime drawn from ``h``'s stationary law."""
+    Each path starts in a regime drawn from ``h``'s stationary law. ``liquidation_feedback`` adds
+    self-excitation: a step's liquidations raise ``h`` in proportion to the share of open interest
+    they took (per unit of flow, so the same at every step)."""
 
     vol_of_vol: Number = Field(
         0.0, ge=0, le=3,
@@ -50,6 +52,12 @@ class Clustering(StrictModel):
     leverage: Number = Field(
         0.0, ge=-0.99, le=0.99,
         description="Correlation of the log variance's shocks with the return's (negative: vol rises as the price falls).",
+    )
+    liquidation_feedback: Number = Field(
+        0.0, ge=0, le=100,
+        description="Self-excitation: the log variance rises by this times the share of open interest liquidated "
+        "in a step (0: liquidations do not feed volatility; 10: liquidating 1% of open interest raises the "
+        "log variance by 0.1, the vol by about 5%), then reverts with half_life.",
     )
 
     @model_validator(mode="after")
