@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oos", type=Path, action="append", metavar="SCENARIO",
                    help="an out-of-sample episode, run with the fitted mechanics and never refitted; repeat for "
                         "several (default: every other scenario in scenarios/history/); --oos '' skips them")
-    p.add_argument("--params", help="comma-separated parameters to fit (default: all of them; README, 'Calibration')")
+    p.add_argument("--params", help="comma-separated parameters to fit (default: all but liquidation_feedback, "
+                                    "which is fitted only when named; README, 'Calibration')")
     p.add_argument("--no-fit", action="store_true",
                    help="evaluate the scenario as given (validate the shipped defaults); write the report only")
     p.add_argument("--no-calm", action="store_true",
@@ -755,7 +756,7 @@ def _cmd_breakpoint(args) -> int:
 def _cmd_calibrate(args) -> int:
     import os
 
-    from .calibration.fit import PARAMETERS
+    from .calibration.fit import DEFAULT_PARAMETERS, PARAMETERS
     from .calibration.run import default_data, default_reference, run_calibration
     from .replay import default_facts
     from .scenario.loader import load_scenario
@@ -825,7 +826,7 @@ def _cmd_calibrate(args) -> int:
     if out.exists() and not out.is_dir():
         return usage(f"--out {out}: exists and is not a folder")
 
-    bar = _calibration_bar(args, len(names or PARAMETERS)) if not args.json and sys.stderr.isatty() else None
+    bar = _calibration_bar(args, len(names or DEFAULT_PARAMETERS)) if not args.json and sys.stderr.isatty() else None
     try:
         result = run_calibration(args.file, data=data, facts=facts, reference=reference, oos_scenarios=oos,
                                  episodes=episodes,

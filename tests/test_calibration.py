@@ -484,6 +484,21 @@ def test_the_joint_fit_reads_october_and_episode_none_leaves_it_out(capsys, tmp_
     assert runs["joint"]["start_objective"] != runs["alone"]["start_objective"]
 
 
+def test_the_liquidation_feedback_is_fitted_only_when_named(capsys, tmp_path, hourly, facts):
+    """Every parameter but the liquidation feedback is in the default set; named, it is fitted
+    from the shipped 0 (its box starts there) and written to the parameter file."""
+    assert set(cf.PARAMETERS) - set(cf.DEFAULT_PARAMETERS) == {"liquidation_feedback"}
+    params = tmp_path / "fit.yaml"
+    code, stdout, err = _cli(capsys, FLAGSHIP, "--data", hourly, "--facts", facts, "--params",
+                             "volatility,liquidation_feedback", "--paths", 200, "--report-paths", 200, "--design", 4,
+                             "--max-evals", 6, "--no-identifiability", "--oos", "", "--episode", "",
+                             "--out", tmp_path / "cal", "--write-params", params, "--json")
+    assert code == 0, err
+    obj = json.loads(stdout)
+    assert set(obj["parameters"]) == {"volatility", "liquidation_feedback"}
+    assert "liquidation_feedback:" in params.read_text(encoding="utf-8")
+
+
 def test_report_paths_changes_the_report(capsys, tmp_path, hourly, facts):
     sizes = []
     for n in (300, 500):
@@ -590,7 +605,7 @@ def test_the_identifiability_check_runs_at_the_shipped_parameters_without_a_fit(
     obj = json.loads(stdout)
     assert not obj["fitted"] and obj["evaluations"] == 0
     ident = obj["identifiability"]
-    assert {row["parameter"] for row in ident["parameters"]} == set(cf.PARAMETERS) and ident["findings"]
+    assert {row["parameter"] for row in ident["parameters"]} == set(cf.DEFAULT_PARAMETERS) and ident["findings"]
     spans = pd.read_csv(out / "identifiability.csv", index_col="parameter")
     assert spans.loc["volatility", "fitted"] == pytest.approx(
         cf.PARAMETERS["volatility"].decode(cf._get(to_plain(load_scenario(FLAGSHIP)), "market.volatility.annual")))
