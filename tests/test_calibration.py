@@ -109,7 +109,13 @@ def test_the_parameter_file_is_what_the_flagship_is_made_of():
     params = yaml.safe_load(PARAMETER_FILE.read_text(encoding="utf-8"))
     flagship = to_plain(load_scenario(FLAGSHIP))
     october = to_plain(load_scenario(ROOT / "scenarios" / "history" / "oct-2025-exchange-failure.yaml"))
-    for name, p in cf.PARAMETERS.items():
+    for name in cf.PARAMETERS:  # fitted only when named: not in the file, the scenario default (0)
+        if name not in cf.DEFAULT_PARAMETERS:
+            with pytest.raises(KeyError):
+                cf._get(params, cf.PARAMETERS[name].key)
+            assert cf._get(flagship, cf.PARAMETERS[name].key) == 0
+    for name in cf.DEFAULT_PARAMETERS:
+        p = cf.PARAMETERS[name]
         value = p.decode(cf._get(params, p.key))
         assert p.decode(cf._get(flagship, p.key)) == pytest.approx(value), name
         if name in ("impact", "permanent", "deleveraging", "momentum", "momentum_threshold", "momentum_lookback",
