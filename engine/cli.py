@@ -788,15 +788,21 @@ def _cmd_calibrate(args) -> int:
 
     from .calibration.oos import EPISODES, FITTED
 
+    names_of: dict[Path, str] = {}  # each episode file is loaded once for its name
+
+    def name_of(path: Path) -> str:
+        if path not in names_of:
+            names_of[path] = load_scenario(path).name
+        return names_of[path]
+
     history = sorted((scenarios_dir() / "history").glob("*.yaml"))
-    history_names = {path: load_scenario(path).name for path in history}
-    default_episodes = [path for path, name in history_names.items() if name in FITTED]
+    default_episodes = [path for path in history if name_of(path) in FITTED]
     episodes = [Path(o) for o in (args.episode if args.episode is not None else default_episodes)
                 if str(o) not in ("", ".")]
     for o in episodes:
         if not o.is_file():
             return usage(f"--episode {o}: no such file")
-        name = load_scenario(o).name
+        name = name_of(o)
         if name not in FITTED:
             return usage(f"--episode {o}: scenario {name!r} has no fit targets; expected one of {', '.join(FITTED)}")
     fitted_paths = {o.resolve() for o in episodes}
@@ -808,7 +814,7 @@ def _cmd_calibrate(args) -> int:
         if o.resolve() in fitted_paths:
             return usage(f"--oos {o}: it is fitted (--episode); an episode is either fitted or out of sample")
     for o in oos:
-        name = load_scenario(o).name
+        name = name_of(o)
         if name not in EPISODES:
             return usage(f"--oos {o}: no reference numbers for scenario {name!r}; expected one of "
                          f"{', '.join(EPISODES)}")

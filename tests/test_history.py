@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import engine
-from engine.calibration.oos import EPISODES, _close_at, _min_price, _window_sum, episode_targets
+from engine.calibration.oos import EPISODES, _close_at, _liquidations, _min_price, episode_targets
 from engine.calibration.targets import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_october_liquidations_concentrate_around_the_failure(october):
     r, _ = october
 
     def liquidations(start: str, hours: float) -> np.ndarray:  # per path, long + short, as the targets sum them
-        return sum(_window_sum(side, pd.Timestamp(start), hours)(r) for side in ("liq_long", "liq_short"))
+        return _liquidations(pd.Timestamp(start), hours)(r)
 
     day = np.maximum(liquidations("2025-10-10T20:00Z", 24), 1.0)
     assert np.median(liquidations("2025-10-10T21:00Z", 40 / 60) / day) >= 0.2  # 7x its share of the day

@@ -63,26 +63,27 @@ def _window_sum(name: str, start, hours: float):
     return stat
 
 
-def _long_share(start, hours: float):
+def _liquidations(start, hours: float):
+    """Per path, the long and short liquidations (USD) of ``hours`` from ``start``."""
     longs, shorts = _window_sum("liq_long", start, hours), _window_sum("liq_short", start, hours)
+    return lambda sim: longs(sim) + shorts(sim)
 
+
+def _share(part, whole):
+    """Per path, ``part(sim) / whole(sim)``; NaN where ``whole`` is 0."""
     def stat(sim):
-        a, b = longs(sim), shorts(sim)
-        total = a + b
+        a, total = part(sim), whole(sim)
         return np.divide(a, total, out=np.full_like(total, np.nan), where=total > 0)
     return stat
+
+
+def _long_share(start, hours: float):
+    return _share(_window_sum("liq_long", start, hours), _liquidations(start, hours))
 
 
 def _window_share(start, hours: float, total_start, total_hours: float):
     """The share of the liquidations of ``total_hours`` from ``total_start`` that fall in ``hours`` from ``start``."""
-    parts = [_window_sum(n, start, hours) for n in ("liq_long", "liq_short")]
-    whole = [_window_sum(n, total_start, total_hours) for n in ("liq_long", "liq_short")]
-
-    def stat(sim):
-        a = parts[0](sim) + parts[1](sim)
-        total = whole[0](sim) + whole[1](sim)
-        return np.divide(a, total, out=np.full_like(total, np.nan), where=total > 0)
-    return stat
+    return _share(_liquidations(start, hours), _liquidations(total_start, total_hours))
 
 
 def _min_price(start, hours: float):
@@ -227,8 +228,7 @@ def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z", *,
     w = OCT_WEIGHTS if fitted else dict.fromkeys(OCT_WEIGHTS, 0.0)
     out = [
         Target("liquidations_24h", "liquidations in the first 24 hours, long + short", liq, "USD",
-               lambda sim, a=_window_sum("liq_long", day, 24), b=_window_sum("liq_short", day, 24): a(sim) + b(sim),
-               0.5, True, w["liquidations_24h"], f"reference: {liq_text} (all of crypto; the engine models BTC only)"),
+               _liquidations(day, 24), 0.5, True, w["liquidations_24h"], f"reference: {liq_text} (all of crypto; the engine models BTC only)"),
         Target("long_share", "longs' share of those liquidations", share / 100, "fraction", _long_share(day, 24), 0.05,
                False, w["long_share"], f"reference: {share_text}% (all of crypto)"),
         Target("failure_window_share", f"share of those liquidations in the {FAILURE_MINUTES} minutes from 21:00 UTC",
