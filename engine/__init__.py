@@ -34,6 +34,7 @@ __all__ = [
     "write_run",
     "run_sweep",
     "find_breakpoint",
+    "attribute",
 ]
 
 _LAZY = {
@@ -51,6 +52,7 @@ _LAZY = {
     "write_run": (".results.store", "write_run"),
     "run_sweep": (".sweep", "run_sweep"),
     "find_breakpoint": (".breakpoint", "find_breakpoint"),
+    "attribute": (".attribution", "attribute"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .simulate import run
     from .sweep import run_sweep
     from .breakpoint import find_breakpoint
+    from .attribution import attribute
 
 
 def __getattr__(name: str):

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cascade-engine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="check scenario files; exit 0 if all are valid, 2 otherwise")
+    p = sub.add_parser("validate", help="check scenario and strategy files; exit 0 if all are valid, 2 otherwise")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
     p.add_argument("--json", action="store_true",
@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write the run folder here (default: results/<scenario>/<UTC time>-<hash>/)")
     p.add_argument("--no-save", action="store_true", help="print the metrics only; write no run folder")
+    p.add_argument("--book", type=Path, metavar="FILE",
+                   help="a positions CSV or a Deribit positions export (JSON) replacing the scenario's portfolio "
+                        "positions (its cash_usd kept); docs/book.md")
+    p.add_argument("--greeks", action="store_true",
+                   help="also print the book's delta, gamma and vega at the fan's prices (always in --json and the "
+                        "report)")
+    p.add_argument("--fail-on-breach", action="store_true",
+                   help="exit 1 if a limit of the scenario's limits: is breached (the results are still written)")
     _add_set(p)
 
     p = sub.add_parser("rerun", help="run again from a run folder's manifest and check the result is bit-identical")
@@ -115,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, metavar="SCENARIO")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=VALUES",
                    help="sweep a key: start:stop:step, v1,v2,..., linspace:a:b:n or logspace:a:b:n, "
-                        "e.g. --grid strategies[put].strike_usd=50k:60k:2k")
+                        "e.g. --grid strategies[put].strike_usd=50k:60k:2k; a strategy's duration takes "
+                        "durations, e.g. --grid strategies[put].tenor=14d,30d,60d")
     p.add_argument("--paths", type=_positive_int, default=None, help="number of paths (default: the scenario's)")
     p.add_argument("--seed", type=_non_negative_int, default=None, help="seed (default: the scenario's)")
     p.add_argument("--jobs", type=_positive_int, default=None, help="parallel jobs (default: all cores)")
@@ -139,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
 
-    p = sub.add_parser("list", help="the shipped scenarios with one-line descriptions")
+    p = sub.add_parser("list", help="the shipped scenarios, then the strategy library, with one-line descriptions")
     p.add_argument("--dir", type=Path, default=None, help="scenario folder (default: ./scenarios)")
 
     p = sub.add_parser("backtest", help="replay a scenario's hedging strategies on a real price history")
@@ -259,6 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=None, help="kernel threads; results do not depend on it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
+    p = sub.add_parser("attribute", help="which shock did how much: re-run with each shock removed on the same "
+                                         "random numbers and print each one's effect")
+    p.add_argument("file", type=Path, metavar="SCENARIO")
+    p.add_argument("--paths", type=_positive_int, default=None, help="number of paths (default: the scenario's)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="seed (default: the scenario's)")
+    p.add_argument("--jobs", type=_positive_int, default=None, help="kernel threads; results do not depend on it")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write the run folder (the scenario as written, with the attribution table and chart) here "
+                        "(default: results/<scenario>/<UTC time>-<hash>/)")
+    p.add_argument("--no-save", action="store_true", help="print the attribution only; write no run folder")
+    _add_set(p)
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.add_argument("--markdown", action="store_true", help="print the schema reference as Markdown")
     p.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
@@ -267,11 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_validate(args) -> int:
     from .scenario.loader import load_scenario
+    from .scenario.strategy_files import is_strategy_file, load_strategy_file
 
     failed = 0
     for file in args.files:
+        strategy_file = is_strategy_file(file)  # strategies: and no market:, horizon: or extends:
         try:
-            scenario = load_scenario(file, args.overrides)
+            scenario = load_strategy_file(file, args.overrides) if strategy_file else load_scenario(file, args.overrides)
         except ScenarioError as exc:
             failed += 1
             if args.json:
@@ -283,7 +306,9 @@ def _cmd_validate(args) -> int:
                 message = f"in {file}:\n  " + message.replace("\n", "\n  ")
             print(message, file=sys.stderr)
             continue
-        if args.json:
+        if strategy_file:
+            _validated_strategy_file(args, file, scenario)
+        elif args.json:
             print(json.dumps({"file": str(file), "valid": True, "name": scenario.name, "problems": []}))
         elif not args.quiet:
             print(f"ok  {file}  ({scenario.name}: {len(scenario.shocks)} shocks, "
@@ -292,6 +317,15 @@ def _cmd_validate(args) -> int:
         print(f"{failed} of {len(args.files)} files invalid", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _validated_strategy_file(args, file: Path, model) -> None:
+    labels = [s.label for s in model.strategies]
+    if args.json:
+        print(json.dumps({"file": str(file), "valid": True, "kind": "strategies", "name": file.stem,
+                          "strategies": labels, "problems": []}))
+    elif not args.quiet:
+        print(f"ok  {file}  (strategy file, {len(labels)} rule{'s' if len(labels) != 1 else ''}: {', '.join(labels)})")
 
 
 def _cmd_show(args) -> int:
@@ -308,6 +342,17 @@ def _cmd_show(args) -> int:
     return EXIT_OK
 
 
+def _bad_out(args, command: str) -> bool:
+    """``--out``/``--no-save`` refused before any work (printed): both given, or an --out that holds files."""
+    if args.out is not None and args.no_save:
+        print(f"cascade {command}: --out and --no-save contradict each other", file=sys.stderr)
+        return True
+    if args.out is not None and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        print(f"cascade {command}: --out {args.out}: already exists and is not empty", file=sys.stderr)
+        return True
+    return False
+
+
 def _cmd_run(args) -> int:
     import os
 
@@ -315,19 +360,19 @@ def _cmd_run(args) -> int:
     from .scenario.loader import load_scenario
     from .simulate import run
 
-    scenario = load_scenario(args.file, args.overrides)
-    if args.out is not None and args.no_save:
-        print("cascade run: --out and --no-save contradict each other", file=sys.stderr)
-        return EXIT_USAGE
-    if args.out is not None and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        print(f"cascade run: --out {args.out}: already exists and is not empty", file=sys.stderr)
+    from .book_greeks import has_greeks
+    from .scenario.positions import book_of
+
+    scenario = load_scenario(args.file, args.overrides, book=args.book)
+    book = book_of(scenario)
+    if _bad_out(args, "run"):
         return EXIT_USAGE
     jobs = args.jobs or os.cpu_count() or 1
     show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
     save = not args.no_save
     # the run folder's fans and the strategies are made from the price paths: keep them then
     result = run(scenario, n_paths=args.paths, seed=args.seed, n_jobs=jobs, progress=show_bar,
-                 keep_steps=save or bool(scenario.strategies))
+                 keep_steps=save or bool(scenario.strategies) or has_greeks(scenario.portfolio))
     for note in result.compiled.notes:  # what the compiler could not use as written
         print(f"cascade run: note: {note}", file=sys.stderr)
     bounded = result.bounded_paths()
@@ -337,10 +382,24 @@ def _cmd_run(args) -> int:
     try:
         metrics = result.to_dict()
         text = None if args.json else render_run(result)
+        if text is not None and book is not None:  # under the header: whose book this is
+            head, _, rest = text.partition("\n")
+            text = f"{head}\n{_book_line(book)}\n{rest}"
         if text is not None and scenario.strategies:
-            from .report_text import render_strategies
+            from .report_text import render_risk_errors, render_strategies
 
             text += "\n\n" + render_strategies(result.strategies)
+            text += "\n\n" + render_risk_errors(result.strategies, result.uncertainty, result.n_paths)
+        if text is not None and result.book_greeks is not None and args.greeks:
+            from .book_greeks import render_book_greeks
+
+            text += "\n\n" + render_book_greeks(result.book_greeks)
+        if text is not None and result.limits:
+            from .report_text import render_limits
+
+            text += "\n\n" + render_limits(result.limits)
+    except ScenarioError:  # a limit on a metric the run does not have: located, exit 2 (main)
+        raise
     except ValueError as exc:  # a strategy the evaluation refuses (e.g. a roll on a fixed expiry)
         print(f"cascade run: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -349,14 +408,30 @@ def _cmd_run(args) -> int:
         from .results.store import write_run
 
         command = ["cascade", "run", str(args.file)] + [f"--set={o}" for o in args.overrides]
-        folder = write_run(result, args.out, source=args.file, overrides=args.overrides, command=command)
+        command += ["--book", str(args.book)] if args.book is not None else []
+        folder = write_run(result, args.out, source=args.file, overrides=args.overrides, command=command,
+                           extra_manifest={"book": book.manifest()} if book is not None else None)
     if args.json:
+        if book is not None:
+            metrics["book"] = book.manifest()
         if folder is not None:
             metrics["run_dir"] = str(folder)
         print(json.dumps(metrics))
     else:
         print(text + (f"\n\nrun folder: {folder}" if folder is not None else ""))
+    breached = [lim["metric"] for lim in result.limits if lim["status"] == "breached"]
+    if breached and args.fail_on_breach:
+        print(f"cascade run: {len(breached)} of {len(result.limits)} limits breached: {', '.join(breached)}",
+              file=sys.stderr)
+        return EXIT_FAIL
     return EXIT_OK
+
+
+def _book_line(book) -> str:
+    """The line under ``cascade run``'s header naming the book file the portfolio was read from."""
+    if book.via == "--book":
+        return f"book: {book.describe()} replaces the scenario's portfolio positions (its cash_usd kept)"
+    return f"book: {book.describe()}, read from portfolio.positions_csv"
 
 
 def _cmd_rerun(args) -> int:
@@ -380,9 +455,13 @@ def _cmd_rerun(args) -> int:
     folder = write_run(result, args.out, source=m["scenario"].get("source"), overrides=m.get("overrides", []),
                        command=["cascade", "rerun", str(args.run_dir)],
                        report=(original.path / "report.html").exists(),
-                       figures=(original.path / "figures").exists())
+                       figures=(original.path / "figures").exists(),
+                       extra_manifest={"book": m["book"]} if m.get("book") else None)
     differ = identical(original, load_run(folder))
     print(f"rerun of {args.run_dir}: {m['scenario']['name']}, seed {m['seed']}, {m['n_paths']:,} paths")
+    if m.get("book"):  # the parsed book is in scenario.yaml: the file is not read again
+        print(f"book: {m['book']['file']} (sha256 {m['book']['sha256'][:12]}), as parsed into the run folder's "
+              "scenario.yaml")
     print(f"run folder: {folder}")
     if differ:
         print(f"NOT bit-identical: {', '.join(differ)} differ", file=sys.stderr)
@@ -504,7 +583,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_list(args) -> int:
-    from .scenario.library import list_scenarios, scenarios_dir
+    from .scenario.library import list_scenarios, list_strategies, scenarios_dir
 
     root = args.dir or scenarios_dir()
     rows = list_scenarios(root)
@@ -514,7 +593,22 @@ def _cmd_list(args) -> int:
     width = max(len(str(path.relative_to(root))) for path, _, _ in rows)
     for path, _, line in rows:
         print(f"{str(path.relative_to(root)):<{width}}  {line}")
+    strategies = list_strategies(root)
+    if strategies:
+        folders = ", ".join(dict.fromkeys(_shown(path.parent) for path, _, _ in strategies))
+        print(f"\nstrategies (in {folders}; a scenario takes one with `- use: NAME` in its strategies:)")
+        width = max(len(name) for _, name, _ in strategies)
+        for _, name, line in strategies:
+            print(f"{name:<{width}}  {line}")
     return EXIT_OK
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) + "/"
+    except ValueError:
+        return str(path) + "/"
 
 
 def _cmd_schema(args) -> int:
@@ -562,6 +656,8 @@ def _cmd_backtest(args) -> int:
     except ValueError as exc:
         print(f"cascade backtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from vectorbt.portfolio.enums import RejectedOrderError
+
     from .hedge import row_label
 
     stats = {}
@@ -571,8 +667,8 @@ def _cmd_backtest(args) -> int:
             stats[row_label(row)] = {"total_return_pct": float(st["Total Return [%]"]),
                                      "max_drawdown_pct": float(st["Max Drawdown [%]"]),
                                      "sharpe": float(st["Sharpe Ratio"])}
-        except ValueError as exc:  # what vectorbt cannot book (e.g. a liquidation)
-            stats[row_label(row)] = {"vectorbt": str(exc)}
+        except (ValueError, RejectedOrderError) as exc:  # what vectorbt cannot book (a liquidation, a margin
+            stats[row_label(row)] = {"vectorbt": str(exc)}  # above the cash: its orders need the cash up front)
     a = table.attrs
     if args.json:
 
@@ -751,6 +847,38 @@ def _cmd_breakpoint(args) -> int:
                              progress=progress if not args.json and sys.stderr.isatty() else None)
     print(json.dumps(result.to_dict()) if args.json else result.render())
     return EXIT_OK if result.found else EXIT_FAIL
+
+
+def _cmd_attribute(args) -> int:
+    import os
+
+    from .attribution import attribute
+
+    if _bad_out(args, "attribute"):
+        return EXIT_USAGE
+
+    def progress(label, seconds):
+        print(f"  {label}: {seconds:.1f} s", file=sys.stderr)
+
+    result = attribute(args.file, n_paths=args.paths, seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1,
+                       overrides=args.overrides, keep_result=not args.no_save,
+                       progress=progress if not args.json and sys.stderr.isatty() else None)
+    folder = None
+    if not args.no_save:
+        from .results.store import write_run
+
+        command = ["cascade", "attribute", str(args.file)] + [f"--set={o}" for o in args.overrides]
+        extra = {k: v for k, v in result.to_dict().items() if k in ("metrics", "levels", "notes")}
+        folder = write_run(result.result, args.out, source=args.file, overrides=args.overrides, command=command,
+                           tables={"attribution": result.table}, extra_manifest={"attribution": extra})
+    if args.json:
+        out = result.to_dict()
+        if folder is not None:
+            out["run_dir"] = str(folder)
+        print(json.dumps(out))
+    else:
+        print(result.render() + (f"\n\nrun folder: {folder}" if folder is not None else ""))
+    return EXIT_OK
 
 
 def _cmd_calibrate(args) -> int:
@@ -944,7 +1072,7 @@ def render_calibration_text(result) -> str:
 _COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "rerun": _cmd_rerun,
              "report": _cmd_report, "compare": _cmd_compare, "check": _cmd_check, "sweep": _cmd_sweep, "list": _cmd_list,
              "surface": _cmd_surface, "backtest": _cmd_backtest, "schema": _cmd_schema, "stylised": _cmd_stylised,
-             "replay": _cmd_replay, "breakpoint": _cmd_breakpoint,
+             "replay": _cmd_replay, "breakpoint": _cmd_breakpoint, "attribute": _cmd_attribute,
              "calibrate": _cmd_calibrate}
 
 

@@ -14,7 +14,7 @@ simulated price path, with :func:`engine.nb.hedge.evaluate_nb`, and returns one 
 ``premium``                   mean net option premium paid, costs included, USD
 ``effectiveness``             ES99 saved versus unhedged per USD of premium
 ``d_pnl_mean``, ``d_es99``    the same figures minus the unhedged row's
-``p_touch_<level>``           the market's probability of touching each price level
+``p_touch_<level>``           the market's probability of touching each price level (from below above the start)
 ==========================  ===============================================================
 
 Rules evaluated: ``protective_put``, ``put_spread``, ``collar`` (option legs; strikes absolute or
@@ -24,7 +24,8 @@ delta at the start; a fixed expiry, or a tenor from the start with an optional r
 when off by more than ``rebalance_band`` of the unhedged delta); ``stop_loss``; and ``deleverage``
 (the portfolio's perp cut to ``target_leverage`` when the drawdown from the peak, the realised
 vol over ``volatility_window`` or the path's funding rate crosses its trigger, at most once per
-``cooldown``). Without a ``portfolio:`` section the book is 1 BTC held spot. Perps pay each
+``cooldown``). Each rule's module in :mod:`engine.strategies` holds its parameters and turns
+them into the kernel's inputs (``translate``). Without a ``portfolio:`` section the book is 1 BTC held spot. Perps pay each
 path's own funding rate (the rate the simulated book set, per interval, at each funding time;
 the scenario's base rate on history); the perps' maintenance
 rate is their venue's at the start.
@@ -63,16 +64,21 @@ class Variant:
     controls: dict = field(default_factory=dict)  # engine.compile.layout Control columns, by name
 
 
+def _is_set(value) -> bool:
+    """Whether a row's parameter value is given: not None, NaN or pandas' NA (a text column's gap)."""
+    try:
+        return value is not None and bool(value == value)
+    except TypeError:  # pandas.NA
+        return False
+
+
 def row_label(row) -> str:
-    """``put_60k`` or, for a row of a sweep, ``put_60k[strike_usd=55000]``."""
-    swept = [(k[len("param."):], v) for k, v in row.items() if k.startswith("param.") and v == v]
+    """``put_60k`` or, for a row of a sweep, ``put_60k[strike_usd=55000]`` (a swept duration as
+    its text: ``put[tenor=30d]``)."""
+    swept = [(k[len("param."):], v) for k, v in row.items() if k.startswith("param.") and _is_set(v)]
     if not swept:
         return str(row["strategy"])
-    return f"{row['strategy']}[" + ",".join(f"{k}={v:g}" for k, v in swept) + "]"
-
-
-def _years(td) -> float:
-    return td.total_seconds() / (365.25 * 86400)
+    return f"{row['strategy']}[" + ",".join(f"{k}={v}" if isinstance(v, str) else f"{k}={v:g}" for k, v in swept) + "]"
 
 
 def _expanded(strategy, mode: str):
@@ -98,73 +104,34 @@ def _expanded(strategy, mode: str):
 
 
 def _btc_delta(compiled) -> float:
-    """The portfolio's BTC delta at the start: spot, the perp, and options held (Black-Scholes)."""
-    from .options import black_scholes as bs
+    """The portfolio's BTC delta at the start: spot, the perp, and options held (Black-Scholes on the
+    vol surface the kernels mark them on, as the book's greeks report it: :mod:`engine.book_greeks`)."""
+    from .book_greeks import start_delta
 
-    pf = compiled.portfolio
-    if pf is None:
-        return 1.0
-    delta = pf.spot_btc + pf.perp_size_btc
-    if pf.option_kind.size:
-        spot = compiled.param("SPOT0")
-        atm = float(compiled.step("ATM_IV")[0])
-        kinds = np.where(pf.option_kind == 1, "call", "put")
-        delta += float(np.sum(pf.option_size_btc * bs.greek("delta", kinds, spot, pf.option_strike_usd,
-                                                            np.maximum(pf.option_expiry_years, 1e-8), 0.0, 0.0, atm)))
-    return delta
+    return start_delta(compiled)
 
 
 def variants(scenario, compiled) -> tuple[list[Variant], list[str]]:
-    """Every (strategy, parameter set) as kernel inputs, and the labels of rules not evaluated."""
+    """Every (strategy, parameter set) as kernel inputs, and the labels of rules not evaluated.
+
+    Each rule's module in :data:`engine.strategies.RULES` translates its parameters
+    (``translate(params, ctx, variant)``); a rule without one is listed as not evaluated."""
+    from .strategies import RULES, Context
+
     mode = scenario.sweep.mode if scenario.sweep is not None else "product"
     book_delta = _btc_delta(compiled)
     start = scenario.horizon.start
     step_seconds = scenario.horizon.step.total_seconds()
     out, skipped = [Variant("unhedged", "none")], []
     for strategy in scenario.strategies:
+        translate = getattr(RULES[strategy.rule], "translate", None)
+        if translate is None:
+            skipped.append(f"{strategy.label} ({strategy.rule})")
+            continue
+        ctx = Context(book_delta, start, step_seconds, compiled, strategy.label)
         for swept, s in _expanded(strategy, mode):
             v = Variant(strategy.label, s.rule, swept, spread=s.costs.bid_ask_spread, fee=s.costs.fee_rate)
-            if s.rule in ("protective_put", "put_spread", "collar"):
-                size = s.size_btc if s.size_btc is not None else s.hedge_ratio * book_delta
-                if s.expiry is not None and s.roll_before_expiry is not None:
-                    raise ValueError(f"strategies[{strategy.label}]: roll_before_expiry needs a tenor, not a fixed expiry")
-                expiry = _years(s.expiry - start) if s.expiry is not None else math.nan
-                tenor = _years(s.tenor) if s.tenor is not None else math.nan
-                roll = _years(s.roll_before_expiry) if s.roll_before_expiry is not None else math.nan
-                if s.rule == "protective_put":
-                    v.legs = [(0, size, s.strike_usd or math.nan, s.strike_pct_of_spot or math.nan, expiry, tenor, roll)]
-                elif s.rule == "put_spread":
-                    v.legs = [(0, size, s.long_strike_usd, math.nan, expiry, tenor, roll),
-                              (0, -size, s.short_strike_usd, math.nan, expiry, tenor, roll)]
-                else:
-                    v.legs = [(0, size, s.put_strike_usd, math.nan, expiry, tenor, roll),
-                              (1, -size, s.call_strike_usd, math.nan, expiry, tenor, roll)]
-            elif s.rule == "perp_hedge" and s.mode == "static":
-                v.hedge_size = -s.hedge_ratio * book_delta
-                v.hedge_leverage = s.leverage
-            elif s.rule == "perp_hedge":  # dynamic: rebalanced toward a net-delta target
-                target = s.delta_target if s.delta_target is not None else 0.0
-                v.hedge_size = -(1.0 - target) * book_delta
-                v.hedge_leverage = s.leverage
-                v.controls = {"DYNAMIC": 1.0, "DELTA_TARGET": target, "BAND": s.rebalance_band,
-                              "EVERY": max(1, round(s.rebalance_every.total_seconds() / step_seconds))}
-            elif s.rule == "deleverage":
-                if compiled.portfolio is None or compiled.portfolio.perp_size_btc == 0.0:
-                    raise ValueError(f"strategies[{strategy.label}]: deleverage cuts the portfolio's perp, "
-                                     "and the portfolio holds none (add portfolio.perp)")
-                v.controls = {"DELEV_TARGET": s.target_leverage,
-                              "DELEV_DRAWDOWN": s.drawdown_trigger if s.drawdown_trigger is not None else math.nan,
-                              "DELEV_VOL": s.volatility_trigger if s.volatility_trigger is not None else math.nan,
-                              "DELEV_WINDOW": max(2, round(s.volatility_window.total_seconds() / step_seconds)),
-                              "DELEV_COOLDOWN": round(s.cooldown.total_seconds() / step_seconds),
-                              "DELEV_FUNDING": s.funding_trigger if s.funding_trigger is not None else math.nan}
-            elif s.rule == "stop_loss":
-                v.stop_price = s.stop_price_usd if s.stop_price_usd is not None else -math.inf
-                v.stop_drawdown = s.drawdown if s.drawdown is not None else math.inf
-                v.stop_fraction = s.sell_fraction
-            else:  # pragma: no cover  (every rule of strategies.RULES is handled above)
-                skipped.append(f"{strategy.label} ({s.rule})")
-                break
+            translate(s, ctx, v)
             out.append(v)
     return out, skipped
 
@@ -370,7 +337,7 @@ def evaluate_with_paths(result, scenario=None):
     if prices.shape[0] != result.n_paths:
         raise ValueError("evaluating strategies needs the price paths: run with keep_steps=True")
     return _evaluate(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario, result._raw["funding"],
-                     atm=result._raw["atm_iv"])
+                     atm=result._raw["atm_iv"], highs=result.per_path["max_price"].to_numpy())
 
 
 def _funding(compiled, rates, n_paths: int) -> np.ndarray:
@@ -380,19 +347,21 @@ def _funding(compiled, rates, n_paths: int) -> np.ndarray:
     return np.full((1, compiled.n_steps), compiled.param("FUNDING_BASE"))
 
 
-def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None, atm_iv=None):
+def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None, atm_iv=None, highs=None):
     """:func:`evaluate` on explicit price paths ``(n_paths, n_steps)`` (ends of steps; the start is
     ``SPOT0``) with their minimum prices, for a compiled scenario: simulated paths or history.
     ``funding_rates`` are the paths' funding rates per interval (default: the scenario's base rate),
-    ``atm_iv`` their ATM implied vols (default: :func:`scheduled_atm`)."""
-    return _evaluate(prices, lows, compiled, scenario, funding_rates, atm=atm_iv)[0]
+    ``atm_iv`` their ATM implied vols (default: :func:`scheduled_atm`), ``highs`` their maximum
+    prices (default: the highest of the start and the closes)."""
+    return _evaluate(prices, lows, compiled, scenario, funding_rates, atm=atm_iv, highs=highs)[0]
 
 
-def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm=None):
+def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm=None, highs=None):
     """The table and per-path outcomes of the rows ``vs`` (default: every row of the scenario's
     strategies, :func:`variants`). The first row is the baseline of ``d_pnl_mean``, ``d_es99`` and
     ``effectiveness``: a sweep evaluating its rows in chunks passes ``[unhedged] + chunk``, and
-    every row comes out as it would in one call."""
+    every row comes out as it would in one call. ``p_touch_<level>`` reads ``highs`` for a level
+    above the start price (default: the highest of the start and the closes), ``lows`` otherwise."""
     import pandas as pd
 
 
@@ -419,8 +388,13 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
     with np.errstate(divide="ignore", invalid="ignore"):
         table["effectiveness"] = np.where(table["premium"] > 0, -table["d_es99"] / table["premium"], np.nan)
     table["premium_over_fair"] = premium_over_fair(table["premium"], table["fair_value"])
+    from .result import touched
+
+    spot = compiled.param("SPOT0")
+    if highs is None:
+        highs = prices.max(axis=1, initial=spot)
     for level in scenario.outputs.price_levels_usd:
-        table[f"p_touch_{level:.0f}"] = float((lows <= level).mean())
+        table[f"p_touch_{level:.0f}"] = float(touched(level, spot, lows, highs).mean())
     table.attrs["not_evaluated"] = skipped
     table.attrs["book_btc_delta"] = _btc_delta(compiled)
     paths = {"pnl": out[:, :, HedgeOut.PNL].copy(), "max_drawdown": out[:, :, HedgeOut.MAX_DRAWDOWN].copy(),

@@ -12,7 +12,7 @@ import pandas as pd
 from .compile.layout import BOOK_EVENT_FIELDS
 from .nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
 
-__all__ = ["SimulationResult"]
+__all__ = ["SimulationResult", "touch_direction", "touched"]
 
 # market metrics reported by summary() and `cascade run`, with how to read them
 SUMMARY_METRICS = {
@@ -29,6 +29,20 @@ SUMMARY_METRICS = {
     "adl_usd": "bad debt left to auto-deleveraging (USD)",
     "partial_liquidations_usd": "liquidated in part, a position cut down a margin tier (USD)",
 }
+
+
+def touch_direction(level: float, spot: float) -> str:
+    """``up`` for a level above the start price ``spot`` (reached by a rise), else ``down``."""
+    return "up" if level > spot else "down"
+
+
+def touched(level: float, spot: float, low, high) -> np.ndarray:
+    """Which paths touched ``level``: those whose highest price ``high`` reached it when it lies
+    above the start price ``spot``, else those whose lowest price ``low`` did (per-path arrays;
+    intra-step extremes included when the kernel recorded them)."""
+    if touch_direction(level, spot) == "up":
+        return np.asarray(high) >= level
+    return np.asarray(low) <= level
 
 
 class SimulationResult:
@@ -153,10 +167,23 @@ class SimulationResult:
         frame.index.name = "metric"
         return frame
 
+    def touch_events(self) -> dict[str, np.ndarray]:
+        """Per level of ``outputs.price_levels_usd`` (key ``prob_touch_<level>``), which paths
+        touched it over the horizon: a level above the start price counts the paths whose high
+        reached it, any other the paths whose low did (:func:`touched`)."""
+        spot = self.compiled.param("SPOT0")
+        low, high = self.per_path["min_price"].to_numpy(), self.per_path["max_price"].to_numpy()
+        return {f"prob_touch_{level:g}": touched(level, spot, low, high) for level in self.compiled.outputs.price_levels_usd}
+
+    def touch_directions(self) -> dict[str, str]:
+        """``up`` or ``down`` per key of :meth:`touch_probabilities`: the way the price must move."""
+        spot = self.compiled.param("SPOT0")
+        return {f"prob_touch_{level:g}": touch_direction(level, spot) for level in self.compiled.outputs.price_levels_usd}
+
     def touch_probabilities(self) -> dict[str, float]:
-        """P(price touches each of ``outputs.price_levels_usd``) over the horizon."""
-        low = self.per_path["min_price"].to_numpy()
-        return {f"prob_touch_{level:g}": float((low <= level).mean()) for level in self.compiled.outputs.price_levels_usd}
+        """P(price touches each of ``outputs.price_levels_usd``) over the horizon: from below for
+        a level above the start price, from above for the others (:meth:`touch_events`)."""
+        return {key: float(event.mean()) for key, event in self.touch_events().items()}
 
     def probabilities(self) -> dict[str, float]:
         pp = self.per_path
@@ -196,18 +223,48 @@ class SimulationResult:
 
         return evaluate_with_paths(self)
 
+    @cached_property
+    def uncertainty(self) -> dict:
+        """Monte Carlo error of the risk figures: standard errors and 95% intervals of the
+        probabilities and, with strategies, of each row's VaR and ES (:mod:`engine.results.risk`)."""
+        from .results.risk import uncertainty
+
+        return uncertainty(self)
+
+    @cached_property
+    def limits(self) -> list[dict]:
+        """The scenario's ``limits:`` checked against this run, each ``ok`` or ``breached``
+        (:func:`engine.results.risk.check_limits`); a metric the run lacks raises ``ScenarioError``."""
+        from .results.risk import check_limits
+
+        return check_limits(self, self.uncertainty) if self.scenario is not None else []
+
+    @cached_property
+    def book_greeks(self) -> dict | None:
+        """The book's delta, gamma and vega at the fan's prices at the start, middle and end
+        (:func:`engine.book_greeks.book_greeks`); ``None`` without a perp or options, or price paths."""
+        from .book_greeks import book_greeks
+
+        return book_greeks(self)
+
     def to_dict(self) -> dict:
-        """The ``cascade run --json`` object (``strategies`` when the scenario has any)."""
+        """The ``cascade run --json`` object (``strategies`` when the scenario has any, ``book_greeks``
+        when its book holds a perp or options, ``limits`` when it sets some)."""
         market: dict = {m: {k: float(v) for k, v in row.items() if k != "mean"}
                         for m, row in self.summary().to_dict(orient="index").items()}
         market.update(self.probabilities())
         out = {"scenario": self.name, "n_paths": self.n_paths, "n_steps": self.n_steps, "seed": self.seed,
-               "market": market}
+               "market": market, "touch_directions": self.touch_directions()}
         if self.scenario is not None and self.scenario.strategies and self._raw["price"].shape[0] == self.n_paths:
             from .hedge import METRICS, row_label
 
             out["strategies"] = {row_label(row): {m: float(row[m]) for m in METRICS}
                                  for _, row in self.strategies.iterrows()}
+        if self.book_greeks is not None:
+            out["book_greeks"] = self.book_greeks
+        out["uncertainty"] = self.uncertainty
+        if self.limits:
+            out["limits"] = self.limits
         return out
 
     def __repr__(self) -> str:

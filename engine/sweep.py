@@ -58,22 +58,26 @@ UNHEDGED = -1  # the strategy index of the unhedged book's row at each point
 
 
 # --------------------------------------------------------------------------- --grid
-def parse_grid(text: str) -> tuple[str, dict]:
+def parse_grid(text: str, durations: bool = False) -> tuple[str, dict]:
     """``key=50k:60k:2k`` (range, stop included on the grid), ``key=1,2,3`` (values),
-    ``key=linspace:a:b:n`` or ``key=logspace:a:b:n`` -> ``(key, sweep spec)``."""
+    ``key=linspace:a:b:n`` or ``key=logspace:a:b:n`` -> ``(key, sweep spec)``. With ``durations``
+    (the key is a duration, e.g. a tenor) the values are durations: ``14d,30d`` or ``7d:35d:7d``."""
     if "=" not in text:
         raise ScenarioError(Problem(f"--grid expects key.path=values, got {text!r}", "--grid"))
     key, raw = (part.strip() for part in text.split("=", 1))
     parts = raw.split(":")
+    value = _duration if durations else _number
     try:
         if parts[0] in ("linspace", "logspace"):
+            if durations:
+                raise ValueError(f"{parts[0]} sweeps numbers; a duration takes v1,v2,... or start:stop:step")
             if len(parts) != 4:
                 raise ValueError(f"{parts[0]} takes start:stop:count")
             spec = {parts[0]: [_number(parts[1]), _number(parts[2]), int(_number(parts[3]))]}
         elif len(parts) == 3:
-            spec = {"range": [_number(p) for p in parts]}
+            spec = {"range": [value(p) for p in parts]}
         elif len(parts) == 1:
-            spec = {"values": [_number(p) for p in raw.split(",") if p.strip()]}
+            spec = {"values": [value(p) for p in raw.split(",") if p.strip()]}
         else:
             raise ValueError("use start:stop:step, v1,v2,..., linspace:a:b:n or logspace:a:b:n")
     except ValueError as exc:
@@ -92,6 +96,26 @@ def _number(text: str) -> float:
     return float(value)
 
 
+def _duration(text: str) -> str:
+    from .scenario import units
+
+    try:
+        return units.format_duration(units.parse_duration(text.strip()))
+    except units.UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _is_duration(scenario, key: str) -> bool:
+    """Whether ``key`` is a strategy's duration parameter (``strategies[put].tenor``), whose
+    ``--grid`` values are durations (``30m`` there is 30 minutes, not 30 million)."""
+    from .scenario.sweep import DurationSweep, field_sweep
+
+    if not key.startswith("strategies["):
+        return False
+    label, _, rest = key[len("strategies["):].partition("].")
+    return any(s.label == label and field_sweep(type(s), rest) is DurationSweep for s in scenario.strategies)
+
+
 def apply_grid(scenario, grids: list[str]):
     """The scenario with ``--grid`` dimensions added: strategy keys become inline sweeps of that
     strategy, other keys entries of ``sweep.parameters``. Validated like a file."""
@@ -102,7 +126,7 @@ def apply_grid(scenario, grids: list[str]):
 
     plain = to_plain(scenario)
     for text in grids:
-        key, spec = parse_grid(text)
+        key, spec = parse_grid(text, durations=_is_duration(scenario, text.split("=", 1)[0].strip()))
         if key.startswith("strategies["):
             label, _, rest = key[len("strategies["):].partition("].")
             for s in plain.get("strategies") or []:
@@ -166,20 +190,23 @@ class SweepPlan:
                 f"{self.chunk_size}; {self.n_paths:,} paths, seed {self.seed}")
 
 
-def _strip_sweeps(node, path: str = ""):
-    """(data with every inline sweep spec replaced by None, [(field path, values)])."""
-    from .scenario.sweep import SweepSpec
+def _strip_sweeps(strategy, data: dict) -> tuple[dict, list]:
+    """(the strategy's plain ``data`` with every inline sweep spec replaced by None, [(field path,
+    values)]): the specs are read off the validated ``strategy``, whose types tell a duration sweep
+    (``tenor: {values: [14d, 30m]}``) from a number sweep."""
+    from .scenario.grid import _walk
 
+    data = copy.deepcopy(data)
     dims = []
-    if isinstance(node, dict):
-        if set(node) and set(node) <= {"values", "range", "linspace", "logspace"}:
-            return None, [(path, SweepSpec.model_validate(node).expand())]
-        out = {}
-        for key, value in node.items():
-            out[key], sub = _strip_sweeps(value, f"{path}.{key}" if path else str(key))
-            dims += sub
-        return out, dims
-    return node, dims
+    for key, values in _walk(strategy, ""):
+        path = key.lstrip(".")
+        node = data
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = None
+        dims.append((path, values))
+    return data, dims
 
 
 def _combine(dims: list[tuple[str, list]], mode: str) -> list[dict]:
@@ -198,6 +225,7 @@ def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None,
     chunks (for balance and for little lost work on interruption)."""
     from .scenario.canonical import to_plain
     from .scenario.grid import sweep_dimensions
+    from .scenario.sweep import DurationSweep, field_sweep
 
     sweep_dimensions(scenario)  # raises for a zip of unequal lengths
     plain = to_plain(scenario)
@@ -210,11 +238,13 @@ def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None,
         if key.startswith("strategies["):
             label, _, rest = key[len("strategies["):].partition("].")
             moved.setdefault(label, {})[rest] = parameters.pop(key)
-    for s in plain.get("strategies") or []:
-        label = s.get("name") or s.get("rule")
-        data, dims = _strip_sweeps(s)
+    for strategy, s in zip(scenario.strategies, plain.get("strategies") or []):
+        label = strategy.label
+        data, dims = _strip_sweeps(strategy, s)
         for rest, spec in moved.pop(label, {}).items():
             values = spec.expand() if hasattr(spec, "expand") else list(spec)
+            if field_sweep(type(strategy), rest) is DurationSweep:  # the texts an inline sweep has: 24h -> 1d
+                values = DurationSweep(values=values).expand()
             dims.append((rest, [float(v) if isinstance(v, (int, float)) else v for v in values]))
         strategies.append(data)
         labels.append(label)
@@ -223,11 +253,9 @@ def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None,
         raise ScenarioError(Problem(f"sweep.parameters names strategies {sorted(moved)} the scenario does not have",
                                     "sweep.parameters"))
     plain["strategies"] = []
-    from .scenario.sweep import SweepSpec
+    from .scenario.sweep import SweepBase, parse_value
 
-    from .scenario.sweep import parse_value
-
-    scenario_dims = [(k, v.expand() if isinstance(v, SweepSpec) else [parse_value(x) for x in v])
+    scenario_dims = [(k, v.expand() if isinstance(v, SweepBase) else [parse_value(x) for x in v])
                      for k, v in parameters.items()]
     points = _combine(scenario_dims, mode)
     items: list[Item] = []

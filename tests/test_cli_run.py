@@ -1,7 +1,8 @@
 """``cascade run`` end to end: ``python -m engine run <scenario>`` in a subprocess, as a user runs it.
 
-The table names every market metric and prints the touch probabilities; ``--json`` prints one
-JSON object (``{"scenario", "n_paths", "n_steps", "seed", "market"}``) equal to
+The table names every market metric and prints the touch probabilities with their 95% intervals;
+``--json`` prints one JSON object (``{"scenario", "n_paths", "n_steps", "seed", "market",
+"touch_directions", "uncertainty"}``) equal to
 ``engine.run(...).to_dict()``; ``--paths``/``--seed`` are obeyed; bad input exits 2 with a message
 and no traceback; the numbers depend on neither the run nor the number of threads.
 """
@@ -68,11 +69,13 @@ def test_run_prints_the_table():
     assert re.search(r"^metric\s+p05\s+p50\s+p95$", out, re.M)
     for metric in SUMMARY_METRICS:
         assert re.search(rf"^{metric}\s+\S+\s+\S+\s+\S+$", out, re.M), f"no row for {metric}"
-    for level in LEVELS:
-        assert re.search(rf"^P\(touch {level:,}\)\s+\d+\.\d%$", out, re.M), f"no touch line for {level:,}"
-    assert re.search(r"^P\(adl\)\s+\d+\.\d%$", out, re.M)
-    assert re.search(r"^P\(bad_debt\)\s+\d+\.\d%$", out, re.M)
-    touch = [float(re.search(rf"^P\(touch {level:,}\)\s+(\d+\.\d)%$", out, re.M).group(1)) for level in LEVELS]
+    interval = r"\d+\.\d+% - \d+\.\d+%"  # the 95% interval (engine.results.risk)
+    for level in LEVELS:  # all below the spot: touched by a fall
+        assert re.search(rf"^P\(touch {level:,}\) down\s+\d+\.\d+%\s+{interval}$", out, re.M), \
+            f"no touch line for {level:,}"
+    assert re.search(rf"^P\(adl\)\s+\d+\.\d+%\s+{interval}$", out, re.M)
+    assert re.search(rf"^P\(bad_debt\)\s+\d+\.\d+%\s+{interval}$", out, re.M)
+    touch = [float(re.search(rf"^P\(touch {level:,}\) down\s+(\d+\.\d+)%", out, re.M).group(1)) for level in LEVELS]
     assert touch == sorted(touch, reverse=True)  # lower levels are touched less often
     assert re.search(r"^simulated in [\d.]+ s", out, re.M)
 
@@ -80,7 +83,11 @@ def test_run_prints_the_table():
 def test_run_json_is_one_object_with_the_documented_keys(calm_json):
     assert calm_json.count("\n") == 1 and calm_json.endswith("\n")  # one line, one object
     d = json.loads(calm_json)
-    assert list(d) == ["scenario", "n_paths", "n_steps", "seed", "market"]
+    optional = {"strategies", "book_greeks", "limits"}  # with a book, hedges, limits
+    assert [k for k in d if k not in optional] == ["scenario", "n_paths", "n_steps", "seed", "market",
+                                                   "touch_directions", "uncertainty"]
+    assert d["touch_directions"] == {f"prob_touch_{level}": "down" for level in LEVELS}
+    assert set(d["uncertainty"]["market"]) == set(d["market"]) - set(SUMMARY_METRICS)
     assert d["scenario"] == "ci-calm"
     assert (d["n_paths"], d["seed"], d["n_steps"]) == (300, 5, 72)
     market = d["market"]
@@ -176,3 +183,18 @@ def test_invalid_scenario_file_exits_2_with_its_location(write_yaml):
     _no_traceback(proc)
     assert re.search(r"bad\.yaml:4:\d+: market\.spot_usd", proc.stderr), proc.stderr
     assert proc.stdout == ""
+
+
+def test_the_flagship_prints_its_book_hedged_with_puts_at_50k_60k():
+    """The mission on the first screen: the flagship carries a book and the 50k-60k puts, and its
+    JSON has a strategies table whose puts lower the unhedged book's ES99."""
+    proc = cascade("run", "scenarios/feb-2026-deleveraging.yaml", "--no-save", "--json", "--paths", "2000")
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)["strategies"]
+    assert list(table)[0] == "unhedged"
+    for put in ("put_50k", "put_55k", "put_60k"):
+        assert table[put]["es99"] < table["unhedged"]["es99"], put
+        assert table[put]["premium"] > 0
+    assert {"put_spread_60k_50k", "collar_zero_cost"} <= set(table)
+    text = cascade("run", "scenarios/feb-2026-deleveraging.yaml", "--no-save", "--paths", "500").stdout
+    assert text.index("min_price") < text.index("hedges (") < text.index("tail risk (")

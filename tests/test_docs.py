@@ -39,7 +39,7 @@ from engine.scenario.loader import load_scenario
 from engine.scenario.reference import REGENERATE, schema_markdown
 from engine.scenario.schema import Scenario
 from engine.scenario.shocks import SHOCK_TYPES
-from strategies import RULES
+from engine.strategies import RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "scenario-reference.md"
@@ -346,13 +346,15 @@ def readme_dir(tmp_path) -> Path:
     for name, body in _named_yaml(README_TEXT).items():
         (work / name).write_text(body, encoding="utf-8")
     (work / "scenarios").symlink_to(ROOT / "scenarios", target_is_directory=True)
+    (work / "strategies").symlink_to(ROOT / "strategies", target_is_directory=True)  # `use:` by name
     if SHARED_DATA.is_dir():
         (tmp_path / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
     return work
 
 
-# `cascade run` prints simulated figures and timings, which change whenever the model or the
-# kernel does: its pasted output is held to the real layout (rows, labels, units), not the numbers.
+# `cascade run`, `sweep` and `attribute` print simulated figures and timings, which change whenever
+# the model or the kernel does: their pasted output is held to the real layout (rows, labels,
+# units), not the numbers.
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?:%|[kMBT]\b)?")
 
 
@@ -372,7 +374,7 @@ def test_readme_shows_real_output(readme_dir):
     for command, expected in sessions:
         out = _cascade(*shlex.split(command)[1:], cwd=readme_dir)
         got = (out.stdout + out.stderr).rstrip("\n")
-        if shlex.split(command)[:2] == ["cascade", "run"]:
+        if shlex.split(command)[:2] in (["cascade", "run"], ["cascade", "sweep"], ["cascade", "attribute"]):
             assert out.returncode == 0, f"`{command}` failed:\n{out.stderr}"
             assert _layout(got) == _layout(expected), f"the layout of `{command}`'s output changed:\n{got}"
         else:

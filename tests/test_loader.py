@@ -142,6 +142,22 @@ def test_extends_replaces_a_mapping_whose_kind_changes(base, write_yaml):
     assert leverage.distribution == "table" and leverage.weights == {3.0: 0.5, 10.0: 0.5}
 
 
+def test_extends_replaces_the_portfolio_whole(base, write_yaml):
+    """A book is one unit: a child's 1 BTC spot book keeps none of the parent's perp or cash."""
+    write_yaml("parent.yaml", """
+        extends: base.yaml
+        portfolio: {spot_btc: 1000, cash_usd: 15M, perp: {size_btc: 250, leverage: 3}}
+    """)
+    child = write_yaml("child.yaml", """
+        extends: parent.yaml
+        portfolio: {spot_btc: 1}
+    """)
+    book = load_scenario(child).portfolio
+    assert book.spot_btc == 1 and book.cash_usd == 0 and book.perp is None
+    inherited = write_yaml("inherits.yaml", "extends: parent.yaml\n")
+    assert load_scenario(inherited).portfolio.perp.size_btc == 250  # no portfolio: the parent's whole book
+
+
 def test_overrides_section_changes_one_inherited_item(base, write_yaml):
     child = write_yaml("child.yaml", """
         extends: base.yaml

@@ -25,12 +25,13 @@ from conftest import ROOT
 import engine
 from engine.results import _prep as prep
 from engine.results.figures import write_figures
-from engine.results.report import CHART_IDS, render_report
+from engine.results.report import BOOK_CHART_ID, CHART_IDS, render_report
 from engine.results.store import load_run, write_run
 
 SMALL = ROOT / "scenarios" / "ci" / "ci-feb-2026-small.yaml"
 ON = ["outputs.report=true", "outputs.figures=true"]  # the CI scenario turns both off; the default is on
-HEDGED_CHARTS = {*CHART_IDS, "chart-strategy-pnl", "chart-heatmap-spread-es99", "chart-heatmap-spread-premium"}
+BOOK_CHARTS = {*CHART_IDS, BOOK_CHART_ID}  # the CI flagship's book holds a perp: its greeks are drawn
+HEDGED_CHARTS = {*BOOK_CHARTS, "chart-strategy-pnl", "chart-heatmap-spread-es99", "chart-heatmap-spread-premium"}
 FIGURES = {"fan.png", "liquidations.png", "open_interest.png", "flows.png"}
 
 
@@ -151,7 +152,7 @@ def test_header_and_tables_say_what_was_run(hedged_run):
 
 def test_a_run_without_strategies_says_so_instead_of_the_hedge_charts(plain_run):
     page = (plain_run.path / "report.html").read_text(encoding="utf-8")
-    assert set(_charts(page)) == set(CHART_IDS)
+    assert set(_charts(page)) == BOOK_CHARTS
     hedges = page[page.index('<section id="hedges">'):]
     hedges = hedges[:hedges.index("</section>")]
     assert 'class="note"' in hedges and "no strategies" in hedges
@@ -172,7 +173,7 @@ def test_the_report_is_rebuilt_from_the_folder_alone_identically(plain_run):
                  "chart-drawdown"}, {"liquidations.png", "flows.png"}),
     # two quantiles (one band, no median), no sample paths, no levels, no bands
     (["outputs.quantiles=[10, 90]", "outputs.sample_paths=0", "outputs.price_levels_usd=[]",
-      "outputs.price_bands=[]"], True, set(CHART_IDS), FIGURES),
+      "outputs.price_bands=[]"], True, BOOK_CHARTS, FIGURES),
 ])
 def test_runs_that_kept_less_still_get_a_report_with_notes(tmp_path, overrides, keep_steps, charts, figures):
     scenario = engine.load_scenario(SMALL, overrides=[*ON, "strategies=[]", *overrides])

@@ -203,7 +203,7 @@ def test_probabilities(result):
 
 def test_to_dict_structure(result):
     d = result.to_dict()
-    assert list(d) == ["scenario", "n_paths", "n_steps", "seed", "market"]
+    assert list(d) == ["scenario", "n_paths", "n_steps", "seed", "market", "touch_directions", "uncertainty"]
     assert d["scenario"] == "sim-small"
     assert (d["n_paths"], d["n_steps"], d["seed"]) == (N_PATHS, 48, SEED)
     market_ = d["market"]

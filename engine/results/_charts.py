@@ -432,3 +432,101 @@ def sweep_heatmaps(frame: pd.DataFrame, metrics=None, id_prefix: str = "chart-sw
         out.append(heatmap(g, f"{id_prefix}-{prep.slug(metric)}", f"{metric}{where}",
                            f"{metric} over {prep.label(x)} x {prep.label(y)}{where}."))
     return out
+
+
+# --------------------------------------------------------------------------- shock attribution
+def _attribution_label(metric: str) -> str:
+    if metric == "min_price_p50":
+        return "median lowest price (USD)"
+    if metric == "liquidations_mean":
+        return "mean liquidations per path (USD)"
+    return f"{metric.removeprefix('es99.')}: ES99 (USD)"
+
+
+def _compact(x: float) -> str:
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:+.3g}{suffix}"
+    return f"{x:+.0f}"
+
+
+def attribution(run) -> list[Chart | Skip]:
+    """One bar chart per metric of ``cascade attribute``'s table: each shock's marginal effect
+    and the interaction, with +-2 standard errors; red where the shock makes things worse (a
+    lower low, more liquidations, a larger ES99)."""
+    frame = run.tables.get("attribution")
+    if frame is None or frame.empty:
+        return [Skip("no attribution table in this run folder (cascade attribute writes one)")]
+    metrics = [c for c in frame.columns if c not in ("shock", "type") and not c.endswith("_se")]
+    rows = frame[frame["shock"] != "all shocks"]
+    total = frame[frame["shock"] == "all shocks"]
+    labels = [str(s) for s in rows["shock"]][::-1]  # first shock on top
+    out: list[Chart | Skip] = []
+    for metric in metrics:
+        values = rows[metric].to_numpy(np.float64)[::-1]
+        se = rows[f"{metric}_se"].to_numpy(np.float64)[::-1]
+        worse = values < 0 if metric == "min_price_p50" else values > 0
+        colors = ["#c0392b" if w else "#27ae60" for w in worse]
+        fmt = ",.0f" if metric == "min_price_p50" else "~s"
+        fig = go.Figure(go.Bar(x=_f32(values), y=labels, orientation="h", marker={"color": colors},
+                               error_x={"type": "data", "array": _f32(2.0 * se), "visible": True, "thickness": 1},
+                               hovertemplate=f"%{{y}}: %{{x:{fmt}}}<extra></extra>"))
+        all_text = ""
+        if not total.empty:
+            t = float(total[metric].iloc[0])
+            all_text = f" (all shocks: {t:+,.0f})" if metric == "min_price_p50" else f" (all shocks: {_compact(t)})"
+        title = _attribution_label(metric) + all_text
+        height = max(220, 90 + 30 * len(labels))
+        fig.update_layout(_layout(height, margin={"l": 150, "r": 30, "t": 40, "b": 36},
+                                  title={"text": _e_plotly(title), "font": {"size": 13}},
+                                  xaxis={"title": {"text": "effect (scenario minus scenario without the shock)"},
+                                         "tickformat": fmt, "zeroline": True, "zerolinecolor": "#888"},
+                                  yaxis={"type": "category", "automargin": True}, showlegend=False))
+        out.append(Chart(f"chart-attribution-{prep.slug(metric)}", fig, height,
+                         f"Each shock's marginal effect on the {_attribution_label(metric)}; whiskers: +-2 standard "
+                         "errors (paired bootstrap over paths)."))
+    return out
+
+
+# --------------------------------------------------------------------------- the book's greeks
+_GREEK_PANELS = (("delta_btc", "delta (BTC)", ",.2f"), ("gamma_btc_per_pct", "gamma (BTC per 1% move)", ",.3f"),
+                 ("vega_usd_per_vol_pt", "vega (USD per vol point)", ",.0f"))
+_DATE_COLORS = {"start": "#777777", "middle": "#1f77b4", "end": "#b8433a"}
+
+
+def book_greeks(run) -> Chart | Skip:
+    """The book's delta, gamma and vega against the price level at the start, middle and end of the
+    horizon (``metrics.json``'s ``book_greeks``, :mod:`engine.book_greeks`): one line per date, a
+    marker at each of the fan's quantile prices on that date."""
+    from plotly.subplots import make_subplots
+
+    section = run.metrics.get("book_greeks")
+    if not section:
+        return Skip("The book holds no perp and no options: its greeks are its spot.")
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
+                        subplot_titles=[_e_plotly(title) for _, title, _ in _GREEK_PANELS])
+    for curve in section["curves"]:
+        color = _DATE_COLORS.get(curve["date"], "#333")
+        when = curve["time"][:16].replace("T", " ")
+        points = [p for p in section["points"] if p["date"] == curve["date"]]
+        for col, (key, _, fmt) in enumerate(_GREEK_PANELS, start=1):
+            fig.add_trace(go.Scatter(x=_f32(curve["price"]), y=_f32(curve[key]), mode="lines",
+                                     line={"color": color, "width": 2}, name=f"{curve['date']} ({when} UTC)",
+                                     legendgroup=curve["date"], showlegend=col == 1,
+                                     hovertemplate=f"%{{x:,.0f}}: %{{y:{fmt}}}<extra>{curve['date']}</extra>"),
+                          row=1, col=col)
+            fig.add_trace(go.Scatter(x=_f32([p["price"] for p in points]), y=_f32([p[key] for p in points]),
+                                     mode="markers+text", text=[p["level"] for p in points], textposition="top center",
+                                     textfont={"size": 9, "color": color}, marker={"color": color, "size": 7},
+                                     legendgroup=curve["date"], showlegend=False,
+                                     hovertemplate=f"%{{text}} %{{x:,.0f}}: %{{y:{fmt}}}<extra>{curve['date']}</extra>"),
+                          row=1, col=col)
+    fig.update_layout(_layout(360, margin={"l": 60, "r": 30, "t": 60, "b": 44}))
+    fig.update_layout(legend={"y": 1.12})
+    fig.update_xaxes(tickformat="~s", gridcolor="#eee", linecolor="#999", title={"text": "price (USD)"})
+    fig.update_yaxes(gridcolor="#eee", linecolor="#999", zerolinecolor="#bbb")
+    return Chart("chart-book-greeks", fig, 360,
+                 "The book's greeks against the price, at the start, the middle and the end of the horizon: options "
+                 "aged to the date at the model's implied vol at each level (Black-Scholes on the vol surface the "
+                 "hedges are marked on), the perp counted until the level passes its liquidation price. Markers: "
+                 "the fan's quantile prices on that date (at the start, the spot).")

@@ -283,12 +283,23 @@ class Grid:
     note: str = ""
 
 
+def ordered(values) -> list:
+    """Parameter values sorted for an axis: numbers by value, swept durations (the texts a
+    duration sweep expands to: ``7d``, ``14d``, ``1d12h``) by their length, not their spelling."""
+    from ..scenario.units import DURATION_PATTERN, parse_duration
+
+    values = list(values)
+    if values and all(isinstance(v, str) and re.fullmatch(DURATION_PATTERN, v) for v in values):
+        return sorted(values, key=parse_duration)
+    return sorted(values)
+
+
 def grid(frame: pd.DataFrame, x: str, y: str, metric: str) -> Grid:
-    """``metric`` pivoted over the values of ``x`` and ``y`` (sorted); cells without a row are
-    NaN; several rows in a cell are averaged (the note says how many)."""
+    """``metric`` pivoted over the values of ``x`` and ``y`` (sorted, durations by length); cells
+    without a row are NaN; several rows in a cell are averaged (the note says how many)."""
     data = frame[[x, y, metric]].dropna(subset=[x, y])
     table = data.pivot_table(index=y, columns=x, values=metric, aggfunc="mean", dropna=False)
-    table = table.sort_index().sort_index(axis=1)
+    table = table.reindex(index=ordered(table.index), columns=ordered(table.columns))
     counts = data.groupby([y, x]).size()
     note = f"mean of up to {int(counts.max())} rows per cell" if len(counts) and counts.max() > 1 else ""
     return Grid(x, y, list(table.columns), list(table.index), table.to_numpy(dtype=float), metric, note)
@@ -334,7 +345,7 @@ def sweep_layout(frame: pd.DataFrame, metrics=None) -> tuple[str, str, list[str]
         metrics = [m for m in metrics if m in numeric]
     sliced, fixed = frame, []
     for p in params[2:]:
-        values = sorted(frame[p].dropna().unique())
+        values = ordered(frame[p].dropna().unique())
         if len(values) > 1:
             sliced = sliced[sliced[p] == values[0]]
             fixed.append(f"{label(p)} = {fmt_value(p, values[0])}")

@@ -61,7 +61,7 @@ from ..errors import BaselineError, ScenarioError
 
 __all__ = ["BOOTSTRAP_SEED", "DEFAULT_BASELINES", "FLOAT_NOISE", "RESAMPLES", "CheckResult", "Measurement", "Metric",
            "Row", "baseline_record", "check", "compare", "dumps_baseline", "load_baseline", "measure",
-           "measure_file", "measure_scenario", "metric_slug", "scenario_sha256", "update_command", "write_baseline"]
+           "measure_file", "measure_scenario", "metric_slug", "metric_values", "scenario_sha256", "update_command", "write_baseline"]
 
 RESAMPLES = 300  # bootstrap resamples: the SE itself is then known to about 4%
 BOOTSTRAP_SEED = 7  # any fixed number: the SEs are then a pure function of the run
@@ -111,8 +111,7 @@ def _market(result, bs, specs: list) -> None:
         for label, q in (("p05", 5), ("p50", 50), ("p95", 95)):
             specs.append((f"market.{metric}.{label}", summary.loc[metric, label], _pick(bs.quantile(x, q)), False))
         specs.append((f"market.{metric}.mean", summary.loc[metric, "mean"], _pick(bs.mean(x)), False))
-    low = pp["min_price"].to_numpy()
-    events = {f"prob_touch_{level:g}": low <= level for level in result.compiled.outputs.price_levels_usd}
+    events = result.touch_events()
     events["prob_adl"] = pp["adl_usd"].to_numpy() > 0
     events["prob_bad_debt"] = pp["bad_debt_usd"].to_numpy() > 0
     probabilities = result.probabilities()
@@ -203,12 +202,22 @@ def measure(result, source: str = "") -> Measurement:
                        dict(sorted(metrics.items())))
 
 
+def metric_values(result) -> dict[str, float]:
+    """The metric set of a run by name, without standard errors (nothing is resampled); a metric
+    undefined in the run (``effectiveness`` of a row that pays no premium) is NaN."""
+    if result.scenario is None:
+        raise ValueError("naming a run's metrics needs its scenario: run engine.run on a scenario, not a compiled one")
+    _, specs = _register(result)
+    return {name: float(value) for name, value, _, _ in specs}
+
+
 def scenario_sha256(scenario) -> str:
-    """SHA-256 of the resolved scenario's canonical YAML, without ``description`` and ``regression``
-    (they change no number: editing a tolerance does not make a baseline stale)."""
+    """SHA-256 of the resolved scenario's canonical YAML, without ``description``, ``regression``
+    and ``limits`` (they change no number: editing a tolerance or a limit does not make a baseline
+    stale)."""
     from ..scenario.canonical import dump_scenario
 
-    plain = scenario.model_copy(update={"regression": None, "description": ""})
+    plain = scenario.model_copy(update={"regression": None, "description": "", "limits": []})
     return hashlib.sha256(dump_scenario(plain).encode("utf-8")).hexdigest()
 
 

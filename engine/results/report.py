@@ -27,12 +27,16 @@ import plotly.io as pio
 from . import _charts as charts
 from . import _prep as prep
 
-__all__ = ["CHART_IDS", "render_report", "write_report"]
+__all__ = ["BOOK_CHART_ID", "CHART_IDS", "render_report", "write_report"]
 
 CHART_IDS = ("chart-shocks", "chart-price-fan", "chart-liquidations", "chart-open-interest", "chart-flows",
              "chart-flows-total", "chart-min-price", "chart-drawdown")
 """The charts every report with per-step tables and shocks has; hedges add ``chart-strategy-pnl``
-and heatmaps (``chart-heatmap-<strategy>-<metric>``), a sweep table ``chart-sweep-<metric>``."""
+and heatmaps (``chart-heatmap-<strategy>-<metric>``), a sweep table ``chart-sweep-<metric>``, a
+book holding a perp or options :data:`BOOK_CHART_ID`."""
+
+BOOK_CHART_ID = "chart-book-greeks"
+"""The book's greeks against the price (``metrics.json``'s ``book_greeks``)."""
 
 _CONFIG = {"displaylogo": False, "responsive": True,
            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
@@ -72,6 +76,8 @@ th, td { padding: 4px 10px; border-bottom: 1px solid var(--rule); text-align: ri
 th { background: #f3f4f6; font-weight: 600; }
 td.name, th.name { text-align: left; }
 td.desc { text-align: left; color: var(--muted); white-space: normal; font-size: 12px; }
+span.pm { color: var(--muted); font-size: 11.5px; margin-left: 3px; }
+td.breached { color: #b00020; font-weight: 700; }
 tr.base td { background: #fafafa; font-weight: 600; }
 td.best { color: #176b2c; font-weight: 700; }
 .tables { display: flex; flex-wrap: wrap; gap: 18px 36px; align-items: flex-start; }
@@ -193,6 +199,8 @@ def _header(run) -> str:
         items.append(("source", source))
     if m.get("overrides"):
         items.append(("overrides", " ".join(m["overrides"])))
+    if m.get("book"):
+        items.append(("book", f"{m['book']['file']} ({m['book']['via']}, sha256 {m['book']['sha256'][:12]})"))
     if m.get("command"):
         items.append(("command", " ".join(m["command"])))
     timings = m.get("timings") or {}
@@ -226,7 +234,7 @@ def _glance(market: dict, levels: list[float]) -> str:
 
 
 def _metrics_section(run) -> tuple[str, str, str]:
-    from ..report_text import _fmt
+    from ..report_text import _fmt, _pct
     from ..result import SUMMARY_METRICS
 
     market = run.metrics.get("market", {})
@@ -239,20 +247,51 @@ def _metrics_section(run) -> tuple[str, str, str]:
     market_table = _table(["metric", "p05", "p50", "p95", "what it is"], rows,
                           ["name", "", "", "", "desc"], table_id="table-metrics")
     prob_rows = []
+    errors = run.metrics.get("uncertainty", {}).get("market", {})
+    directions = run.metrics.get("touch_directions", {})
     for key, value in market.items():
         if isinstance(value, dict):
             continue
         if key.startswith("prob_touch_"):
-            name = f"P(touch {float(key[11:]):,.0f})"
+            name = f"P(touch {float(key[11:]):,.0f}) {directions.get(key, '')}".rstrip()
         else:
             name = "P(" + key.removeprefix("prob_").replace("_", " ") + ")"
-        prob_rows.append([_e(name), _e(prep.pct(float(value)))])
-    prob_table = _table(["probability over the horizon", "paths"], prob_rows, ["name", ""],
+        e = errors.get(key)
+        interval = f"{_pct(e['ci95_low'])} - {_pct(e['ci95_high'])}" if e else ""
+        prob_rows.append([_e(name), _e(_pct(float(value))), _e(interval)])
+    prob_table = _table(["probability over the horizon", "paths", "95% interval"], prob_rows, ["name", "", ""],
                         table_id="table-probabilities")
     lead = (f"Across {run.n_paths:,} paths: the 5th, 50th and 95th percentile of each per-path outcome, and the "
-            "share of paths on which each event happens. Flows are in USD (k, M, B); sells are negative.")
+            "share of paths on which each event happens, with its 95% interval (Wilson). A level above the start "
+            "price (up) is touched when a path's high reaches it, any other (down) when its low does. Flows are in "
+            "USD (k, M, B); sells are negative.")
     body = _glance(market, run.levels) + f'<div class="tables">{market_table}{prob_table}</div>'
+    body += _limits_table(run.metrics.get("limits") or [])
     return _section("metrics", "Key metrics", lead, body)
+
+
+def _limits_table(limits: list[dict]) -> str:
+    """The scenario's limits as ``cascade run`` prints them: status, metric, value, interval, bound."""
+    if not limits:
+        return ""
+    from ..report_text import _metric_key
+
+    rows, cells = [], {}
+    for k, lim in enumerate(limits):
+        key = _metric_key(lim["metric"])
+        kind = "max" if "max" in lim else "min"
+        interval = (f"{prep.fmt_value(key, lim['ci95_low'])} - {prep.fmt_value(key, lim['ci95_high'])}"
+                    if "ci95_low" in lim else "")
+        breached = lim["status"] == "breached"
+        rows.append([_e("BREACHED" if breached else "ok"), _e(lim["metric"]), _e(prep.fmt_value(key, lim["value"])),
+                     _e(interval), _e(f"{kind} {prep.fmt_value(key, lim[kind])}")])
+        if breached:
+            cells[(k, 0)] = "name breached"
+    table = _table(["status", "metric", "value", "95% interval", "bound"], rows, ["name", "name", "", "", ""],
+                   table_id="table-limits", cell_classes=cells)
+    return ("<h3>Limits</h3><p class=\"lead\">The scenario's limits: breached when the value is above its max "
+            "(below its min). Where the bound lies inside the 95% interval, more paths may change the verdict.</p>"
+            + table)
 
 
 # --------------------------------------------------------------------------- hedges
@@ -266,7 +305,13 @@ _HEDGE_COLUMNS = (  # engine.report_text.render_strategies, column for column
 )
 
 
-def _hedge_table(table) -> str:
+_HEDGE_ERRORS = ("es95", "es99", "var99", "d_es99")  # shown with the half-width of their 95% interval
+
+
+def _hedge_table(table, errors: dict | None = None) -> str:
+    """The hedge table; ``errors`` (``metrics.json``'s ``uncertainty.strategies``) adds ``±`` the
+    half-width of the 95% interval to ES95, ES99, VaR99 and dES99."""
+    errors = errors or {}
     labels = prep.row_labels(table)
     es = table["es99"].to_numpy(dtype=float)
     best = int(np.nanargmin(es)) if np.isfinite(es).any() else -1
@@ -274,13 +319,36 @@ def _hedge_table(table) -> str:
     for i, (_, r) in enumerate(table.iterrows()):
         name = _e(labels[i]).replace(",", ",<wbr>").replace("[", "<wbr>[")  # break between parameters
         cells = [f'<span title="rule: {_e(r.get("rule", ""))}">{name}</span>']
-        cells += [_e(fmt(float(r[key]))) if key in r else "" for _, key, fmt in _HEDGE_COLUMNS]
+        for _, key, fmt in _HEDGE_COLUMNS:
+            cell = _e(fmt(float(r[key]))) if key in r else ""
+            e = errors.get(labels[i], {}).get(key) if key in _HEDGE_ERRORS else None
+            if e is not None:
+                cell += f'<span class="pm">±{_e(prep.usd_k((e["ci95_high"] - e["ci95_low"]) / 2))}</span>'
+            cells.append(cell)
         rows.append(cells)
     classes = ["name label"] + [""] * len(_HEDGE_COLUMNS)
     es_col = 1 + [key for _, key, _ in _HEDGE_COLUMNS].index("es99")
     return _table(["strategy", *[h for h, _, _ in _HEDGE_COLUMNS]], rows, classes,
                   row_classes=["base" if i == 0 else "" for i in range(len(rows))], table_id="table-strategies",
                   cell_classes={(best, es_col): "best"} if best >= 0 else None)
+
+
+def _book_section(run) -> tuple[str, str, str] | None:
+    """The book's greeks along the fan (a table as ``cascade run`` prints it, and the chart), when
+    the book holds a perp or options."""
+    section = run.metrics.get("book_greeks")
+    if not section:
+        return None
+    rows = [[_e(p["time"][:16].replace("T", " ")), _e(p["level"]), _e(f"{p['price']:,.0f}"), _e(prep.pct(p["atm_iv"])),
+             _e(f"{p['delta_btc']:,.3f}"), _e(f"{p['gamma_btc_per_pct']:,.3f}"), _e(f"{p['vega_usd_per_vol_pt']:,.1f}"),
+             "liquidated" if p["perp_liquidated"] else ""] for p in section["points"]]
+    table = _table(["date (UTC)", "level", "price", "ATM IV", "delta (BTC)", "gamma (BTC/1%)", "vega (USD/vol pt)",
+                    "perp"], rows, ["name", "name", "", "", "", "", "", "name"], table_id="table-book-greeks")
+    lead = ("The whole book's delta (BTC), gamma (the change of delta for a 1% move) and vega (USD per vol point) at "
+            "the fan's quantile prices, at the start, the middle and the end of the horizon: options aged to the date "
+            "and valued at the model's implied vol at each price (the mean ATM vol of the paths near it, on the "
+            "scenario's skew), the perp counted until the price passes its liquidation price.")
+    return _section("book", "The book's greeks", lead, _block(charts.book_greeks(run)) + table)
 
 
 def _hedges_section(run) -> tuple[str, str, str]:
@@ -295,8 +363,9 @@ def _hedges_section(run) -> tuple[str, str, str]:
             "premium received, costs included; fair value the option legs' mean payoff on the simulated paths (what "
             "the model says they are worth: settlements, sales at rolls and their marks at the end, no rates) and "
             "prem/fair the premium per dollar of it; ES99 saved/$ the ES99 reduction per dollar of premium. The "
-            "unhedged book is the first row; the lowest ES99 is in green.")
-    parts = [_hedge_table(table)]
+            "unhedged book is the first row; the lowest ES99 is in green. ± is the Monte Carlo error: the half-width "
+            "of the figure's 95% interval (bootstrap over the paths).")
+    parts = [_hedge_table(table, run.metrics.get("uncertainty", {}).get("strategies"))]
     skipped = run.manifest.get("strategies_not_evaluated")
     if skipped:
         parts.append(_note(f"Not evaluated yet: {', '.join(skipped)}."))
@@ -310,6 +379,18 @@ def _hedges_section(run) -> tuple[str, str, str]:
         parts.append(_note("No strategy varies exactly two parameters: sweep two (e.g. strike and hedge ratio) to "
                            "see ES99 and premium heatmaps over the grid."))
     return _section("hedges", "Hedges", lead, "".join(parts))
+
+
+def _attribution_section(run) -> tuple[str, str, str] | None:
+    if "attribution" not in run.tables:
+        return None
+    meta = run.manifest.get("attribution") or {}
+    lead = ("Which shock did how much (cascade attribute): the scenario was simulated again with each shock removed, "
+            "and with none, on the same random numbers. A shock's bar is the scenario minus the scenario without it; "
+            "the interaction is what the shocks do together beyond the sum of the bars.")
+    parts = ['<div class="grid2">' + "".join(_block(c) for c in charts.attribution(run)) + "</div>"]
+    parts += [_note(f"Note: {n}") for n in meta.get("notes") or [] if isinstance(n, str)]
+    return _section("attribution", "Shock attribution", lead, "".join(parts))
 
 
 def _sweep_section(run) -> tuple[str, str, str] | None:
@@ -374,7 +455,13 @@ def render_report(run) -> str:
     outcomes = [charts.min_price(run), charts.drawdown(run)]
     sections.append(_section("outcomes", "Per-path outcomes", "The distribution over paths of two outcomes.",
                              '<div class="grid2">' + "".join(_block(c) for c in outcomes) + "</div>"))
+    book = _book_section(run)
+    if book is not None:
+        sections.append(book)
     sections.append(_hedges_section(run))
+    attribution = _attribution_section(run)
+    if attribution is not None:
+        sections.append(attribution)
     sweep = _sweep_section(run)
     if sweep is not None:
         sections.append(sweep)

@@ -5,7 +5,7 @@ Layout of ``results/<scenario>/<UTC timestamp>-<short hash>/``::
     manifest.json          resolved scenario hash, seed, n_paths, versions, git, timings, machine,
                            and the SHA-256 of every other file (written last)
     scenario.yaml          the resolved scenario (extends merged, --set applied, defaults shown)
-    metrics.json           the ``cascade run --json`` object
+    metrics.json           the ``cascade run --json`` object (Monte Carlo errors and limits included)
     metrics.csv            the same, one row per (section, name, statistic)
     per_path.parquet       one row per path (the kernel's summary)
     fan.parquet            per-step quantiles, columns (metric, quantile)
@@ -146,7 +146,10 @@ def shock_windows(scenario) -> pd.DataFrame:
 
 
 def metrics_rows(metrics: dict) -> pd.DataFrame:
-    """The ``metrics.json`` object as a tidy table: section, name, statistic, value."""
+    """The ``metrics.json`` object as a tidy table: section, name, statistic, value. Monte Carlo
+    errors are statistics of their metric (``market, prob_touch_60000, ci95_low``; ``strategies,
+    put_60k, es99_se``); a limit is its bound and whether it was breached (``limits,
+    strategies.put_60k.es99, max`` and ``max_breached``, 1 or 0)."""
     rows = []
     for name, value in metrics.get("market", {}).items():
         if isinstance(value, dict):
@@ -155,6 +158,16 @@ def metrics_rows(metrics: dict) -> pd.DataFrame:
             rows.append(("market", name, "value", value))
     for label, values in metrics.get("strategies", {}).items():
         rows += [("strategies", label, stat, v) for stat, v in values.items()]
+    errors = metrics.get("uncertainty", {})
+    for name, values in errors.get("market", {}).items():
+        rows += [("market", name, stat, v) for stat, v in values.items()]
+    for label, by_metric in errors.get("strategies", {}).items():
+        rows += [("strategies", label, f"{metric}_{stat}", v) for metric, values in by_metric.items()
+                 for stat, v in values.items()]
+    for limit in metrics.get("limits", []):
+        kind = "max" if "max" in limit else "min"
+        rows += [("limits", limit["metric"], kind, limit[kind]),
+                 ("limits", limit["metric"], f"{kind}_breached", float(limit["status"] == "breached"))]
     return pd.DataFrame(rows, columns=["section", "name", "statistic", "value"])
 
 

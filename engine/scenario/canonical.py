@@ -8,8 +8,13 @@ __all__ = ["dump_scenario", "scenario_json_schema", "to_plain"]
 
 
 def to_plain(scenario) -> dict:
-    """Every field, defaults included, in the friendly units the loader reads back."""
-    return _number_keys(scenario.model_dump(mode="json"), scenario.model_dump())
+    """Every field, defaults included, in the friendly units the loader reads back; ``limits``
+    only when there are some (they change no number, and a scenario without them keeps the
+    canonical text, and so the hashes, it had before they existed)."""
+    plain = _number_keys(scenario.model_dump(mode="json"), scenario.model_dump())
+    if not plain.get("limits", True):
+        del plain["limits"]
+    return plain
 
 
 def _number_keys(plain, python):
@@ -63,9 +68,19 @@ def scenario_json_schema() -> dict:
     }
     # `key+` appends to the parent's list of the same name
     schema["patternProperties"] = {r"^[a-z_]+\+$": {"type": "array"}}
+    strategies = schema["properties"]["strategies"]
+    strategies["items"] = {"anyOf": [strategies["items"], USE_SCHEMA]}
     _add_bounds(schema, _models(Scenario))
     return schema
 
+
+USE_SCHEMA = {  # a strategies: item naming a strategy file (engine.scenario.strategy_files)
+    "type": "object",
+    "properties": {"use": {"type": "string", "description": "A strategy file: a library name "
+                           "(strategies/NAME.yaml here or in a parent folder) or a path relative to this file."}},
+    "required": ["use"],
+    "additionalProperties": False,
+}
 
 _BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
 

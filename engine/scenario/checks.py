@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from .grid import sweep_dimensions
 from .shocks import EtfFlows, ExchangeFailure, MarginHike, OptionsPositioning, BalanceSheetTightening
-from .sweep import SweepSpec, parse_value
+from .sweep import SweepBase, parse_value
 
 __all__ = ["semantic_problems", "MAX_GRID_POINTS"]
 
@@ -124,9 +124,12 @@ def _check_strategies(scenario, doc, problems) -> None:
     seen: dict[str, int] = {}
     for i, strategy in enumerate(scenario.strategies):
         if strategy.label in seen:
+            first = seen[strategy.label]
+            file, line, _ = doc.locate(("strategies", first))  # another file's when a `use:` brought it in
+            where = f" at {file}:{line}" if line is not None else ""
             problems.append(doc.problem(("strategies", i), f"two strategies are called {strategy.label!r} "
-                                        f"(also strategies[{seen[strategy.label]}]); give each a distinct name"))
-        seen[strategy.label] = i
+                                        f"(also strategies[{first}]{where}); give each a distinct name"))
+        seen.setdefault(strategy.label, i)
 
 
 def _probes(values: list) -> list:
@@ -162,7 +165,7 @@ def _check_sweep(scenario, doc, problems) -> None:
         except ValueError as exc:
             problems.append(doc.problem(here, str(exc)))
             continue
-        values = spec.expand() if isinstance(spec, SweepSpec) else list(spec)
+        values = spec.expand() if isinstance(spec, SweepBase) else list(spec)
         if not values:
             problems.append(doc.problem(here, "a swept parameter needs at least one value"))
             continue

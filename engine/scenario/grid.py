@@ -12,7 +12,7 @@ import itertools
 
 from pydantic import BaseModel
 
-from .sweep import SweepSpec
+from .sweep import SweepBase
 
 __all__ = ["inline_sweeps", "sweep_dimensions", "expand_grid"]
 
@@ -21,14 +21,15 @@ def _walk(model: BaseModel, prefix: str):
     for name in type(model).model_fields:
         value = getattr(model, name)
         key = f"{prefix}.{name}"
-        if isinstance(value, SweepSpec):
+        if isinstance(value, SweepBase):
             yield key, value.expand()
         elif isinstance(value, BaseModel):
             yield from _walk(value, key)
 
 
-def inline_sweeps(scenario) -> list[tuple[str, list[float]]]:
-    """``[('strategies[put].strike_usd', [50000.0, ...]), ...]`` in file order."""
+def inline_sweeps(scenario) -> list[tuple[str, list]]:
+    """``[('strategies[put].strike_usd', [50000.0, ...]), ('strategies[put].tenor', ['14d', ...])]``
+    in file order (durations as canonical texts)."""
     dims = []
     for strategy in scenario.strategies:
         dims += list(_walk(strategy, f"strategies[{strategy.label}]"))
@@ -40,7 +41,7 @@ def sweep_dimensions(scenario) -> list[tuple[str, list]]:
     dims = inline_sweeps(scenario)
     if scenario.sweep is not None:
         for key, spec in scenario.sweep.parameters.items():
-            dims.append((key, spec.expand() if isinstance(spec, SweepSpec) else list(spec)))
+            dims.append((key, spec.expand() if isinstance(spec, SweepBase) else list(spec)))
     if scenario.sweep is not None and scenario.sweep.mode == "zip" and dims:
         lengths = {key: len(values) for key, values in dims}
         if len(set(lengths.values())) > 1:

@@ -1,11 +1,12 @@
-"""The shipped scenario library (``scenarios/``): find it and describe each file in one line."""
+"""The shipped libraries: scenarios (``scenarios/``) and hedging programmes (``strategies/``):
+find them and describe each file in one line (``cascade list``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["scenarios_dir", "list_scenarios"]
+__all__ = ["scenarios_dir", "list_scenarios", "list_strategies"]
 
 
 def scenarios_dir() -> Path:
@@ -36,4 +37,26 @@ def list_scenarios(directory: str | Path | None = None) -> list[tuple[Path, str,
             rows.append((path, scenario.name, scenario.summary_line))
         except ScenarioError as exc:
             rows.append((path, "?", f"INVALID: {exc.problems[0]}"))
+    return rows
+
+
+def list_strategies(directory: str | Path | None = None) -> list[tuple[Path, str, str]]:
+    """``(path, name, first line of its description)`` of every strategy file a scenario in
+    ``directory`` (default: the scenario folder) can ``use:`` by name: ``strategies/*.yaml`` in that
+    folder, its parents, then the current directory, the first file of each name (the order
+    :func:`~engine.scenario.strategy_files.library_dirs` looks in). A file that does not load is
+    listed with its error as the description."""
+    from ..errors import ScenarioError
+    from .strategy_files import library_dirs, load_strategy_file
+
+    rows, seen = [], set()
+    for folder in library_dirs(Path(directory) if directory else scenarios_dir()):
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            if path.stem in seen:
+                continue
+            seen.add(path.stem)
+            try:
+                rows.append((path, path.stem, load_strategy_file(path).summary_line))
+            except ScenarioError as exc:
+                rows.append((path, path.stem, f"INVALID: {exc.problems[0]}"))
     return rows

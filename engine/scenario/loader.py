@@ -1,7 +1,9 @@
 """From files to a validated :class:`Scenario`: ``extends``, ``--set`` overrides, and errors with lines.
 
-Steps: read YAML (:mod:`.yamlio`) -> resolve ``extends`` (deep merge, cycles refused) -> apply
-``--set key.path=value`` overrides -> validate with pydantic -> semantic checks that need the
+Steps: read YAML (:mod:`.yamlio`) -> replace ``use:`` items of ``strategies:`` by the strategy
+files' rules (:mod:`.strategy_files`) -> resolve ``extends`` (deep merge, cycles refused) -> apply
+``--set key.path=value`` overrides -> read the book's positions file, if any (:mod:`.positions`)
+-> validate with pydantic -> semantic checks that need the
 whole scenario (:mod:`.checks`). Every problem found on the way is turned into a
 :class:`~engine.errors.Problem` located at the file and line the value came from, and all of
 them are raised together as one :class:`~engine.errors.ScenarioError`.
@@ -9,7 +11,8 @@ them are raised together as one :class:`~engine.errors.ScenarioError`.
 Merge rules for ``extends: base.yaml`` (a path relative to the file, or a list of them: the first
 is the base, each later one and then the file itself patch it in order): mappings merge key by key, anything else (lists included) is replaced by the child's
 value; a mapping whose ``type``, ``rule`` or ``distribution`` changes is replaced whole (a
-lognormal leverage becoming a table keeps none of the lognormal's keys); ``key+: [...]``
+lognormal leverage becoming a table keeps none of the lognormal's keys), and so is
+``portfolio:`` (a book is one unit: a child's book keeps none of the parent's positions); ``key+: [...]``
 appends to the parent's list (``shocks+:`` adds shocks); ``key: null`` removes the parent's
 value so the default applies (RFC 7396 merge-patch semantics).
 
@@ -35,6 +38,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from ..errors import Problem, ScenarioError
+from .strategy_files import expand_uses
 from .yamlio import load_yaml, parse_yaml_text
 
 __all__ = ["Document", "read_document", "load_scenario", "parse_override", "set_path", "split_path"]
@@ -70,6 +74,9 @@ def _origins_from_marks(marks: dict, file: str) -> dict[tuple, Origin]:
 
 
 _DISCRIMINATORS = ("type", "rule", "distribution")
+# mappings a child replaces whole: a book is one unit (a child's 1 BTC spot book must not keep the
+# parent's perp), so `portfolio:` in a file that extends another is that file's whole book
+_WHOLE = {("portfolio",)}
 
 
 def _same_kind(a: dict, b: dict) -> bool:
@@ -103,7 +110,8 @@ def _merge(base: dict, base_origins: dict, child: dict, child_origins: dict, pre
             out.pop(key, None)
             _drop(base_origins, here)
             continue
-        if isinstance(value, dict) and isinstance(out.get(key, {}), dict) and _same_kind(out.get(key, {}), value):
+        if (isinstance(value, dict) and isinstance(out.get(key, {}), dict) and _same_kind(out.get(key, {}), value)
+                and here not in _WHOLE):
             out[key] = _merge(out.get(key, {}), base_origins, value, child_origins, here)
             base_origins[here] = child_origins.get(here, base_origins.get(here))
             continue
@@ -131,6 +139,7 @@ def read_document(path: str | Path, _stack: tuple = ()) -> Document:
             Problem(f"a scenario must be a YAML mapping of sections, got a {type(data).__name__}",
                     file, 1, 1)
         )
+    expand_uses(data, origins, file, (resolved,))  # each file's `use:` items, relative to that file
     patches = data.pop("overrides", None)
     patch_origins = {p: o for p, o in origins.items() if p[:1] == ("overrides",)}
     parents = data.pop("extends", None)
@@ -196,6 +205,7 @@ def _patched(doc: Document, patches, patch_origins: dict) -> Document:
         del doc.origins[path]
     if problems:
         raise ScenarioError(problems)
+    expand_uses(doc.data, doc.origins, doc.file)  # `use:` items an override wrote
     return doc
 
 
@@ -302,6 +312,7 @@ def apply_overrides(doc: Document, overrides) -> None:
             doc.origins.setdefault(concrete[:cut], (f"--set {text}", None, None))
     if problems:
         raise ScenarioError(problems)
+    expand_uses(doc.data, doc.origins, "<--set>")  # `use:` items a --set wrote: names and paths from here
 
 
 # ----------------------------------------------------------------------------- validation errors
@@ -445,27 +456,37 @@ def validation_problems(root: type, doc: Document, exc: ValidationError) -> list
     return problems
 
 
-def load_scenario(source, overrides=(), *, check: bool = True):
+def load_scenario(source, overrides=(), *, check: bool = True, book=None):
     """Load, merge, override, validate and check a scenario file; raises :class:`ScenarioError`.
 
     ``source`` is a path, or a mapping of raw scenario data (as a YAML file would hold it).
-    ``overrides`` are ``key.path=value`` strings, as with ``cascade ... --set``.
+    ``overrides`` are ``key.path=value`` strings, as with ``cascade ... --set``. ``book`` is a
+    positions file (CSV or Deribit export, :mod:`.positions`) that replaces the portfolio's
+    positions, as with ``cascade run --book``; ``portfolio.positions_csv`` is read the same way.
     """
     from .checks import semantic_problems
+    from .positions import take_book
     from .schema import Scenario
 
     if isinstance(source, dict):
         doc = Document(copy.deepcopy(source), {}, "<dict>")
+        expand_uses(doc.data, doc.origins, doc.file)  # names and paths from the current directory
     else:
         doc = read_document(source)
     apply_overrides(doc, overrides)
+    held = take_book(doc, book)  # the positions file, its keys taken out of doc.data
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
         raise ScenarioError(validation_problems(Scenario, doc, exc)) from None
+    if held is not None:
+        scenario = held.apply(scenario)
+        # the raw data that callers reload with changes (breakpoint, sweeps) holds the parsed book
+        doc.data["portfolio"] = scenario.portfolio.model_dump(mode="json")
     if check:
         problems = semantic_problems(scenario, doc)
         if problems:
             raise ScenarioError(problems)
     object.__setattr__(scenario, "_source", doc)
+    object.__setattr__(scenario, "_book", held)
     return scenario

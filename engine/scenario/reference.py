@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, Tag
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from . import loader, sweep, units
+from . import loader, strategy_files, sweep, units
 from . import types as t
 
 __all__ = ["schema_markdown", "REGENERATE"]
@@ -87,13 +87,18 @@ def _members(tp: Any) -> tuple[list, bool]:
     return members, len(members) < len(args)
 
 
+def _is_sweep(tp: Any) -> bool:
+    """Whether ``tp`` is a sweep spec (of numbers or of durations)."""
+    return isinstance(tp, type) and issubclass(tp, sweep.SweepBase)
+
+
 def _sweepable_value(tp: Any) -> Any | None:
     """The plain-value member of a ``sweepable(...)`` union, else ``None``."""
     if typing.get_origin(tp) not in _UNIONS:
         return None
     args = typing.get_args(tp)
     tags = [[m.tag for m in _strip(a)[1] if isinstance(m, Tag)] for a in args]
-    if len(args) == 2 and tags == [["sweep"], ["value"]] and _strip(args[0])[0] is sweep.SweepSpec:
+    if len(args) == 2 and tags == [["sweep"], ["value"]] and _is_sweep(_strip(args[0])[0]):
         return args[1]
     return None
 
@@ -104,7 +109,7 @@ def _value_kind(tp: Any) -> str | None:
     if _kind(meta):
         return _kind(meta)
     if typing.get_origin(tp) in _UNIONS:
-        kinds = {_value_kind(m) for m in _members(tp)[0] if _strip(m)[0] is not sweep.SweepSpec}
+        kinds = {_value_kind(m) for m in _members(tp)[0] if not _is_sweep(_strip(m)[0])}
         return kinds.pop() if len(kinds) == 1 else None
     return None
 
@@ -149,7 +154,7 @@ def _type_text(tp: Any, name: str, meta: list = ()) -> str:
     if origin is dict:
         key = _type_text(args[0], "") + "".join(f" ({b})" for b in _bounds(args[0]))
         return f"mapping: {key} → {_type_text(args[1], name)}"
-    if tp is sweep.SweepSpec:
+    if _is_sweep(tp):
         return "sweep spec"
     if _is_model(tp):
         return "section"
@@ -268,7 +273,7 @@ def _bounds(tp: Any, meta: list = (), prefix: str = "", kind: str | None = None)
     origin = typing.get_origin(tp)
     if origin in _UNIONS:
         for member in _members(tp)[0]:
-            if _strip(member)[0] is not sweep.SweepSpec:
+            if not _is_sweep(_strip(member)[0]):
                 out += _bounds(member, (), prefix, kind)
     elif origin is list:
         out += _bounds(typing.get_args(tp)[0], (), "each ")
@@ -325,7 +330,7 @@ def _children(tp: Any, path: str) -> list[tuple[str, str, type[BaseModel]]]:
 
 def _section(model: type[BaseModel], path: str, qualifier: str, out: list[_Section]) -> None:
     title = (f"`{path}`" if path else "Top level") + (f" with {qualifier}" if qualifier else "")
-    rule_doc = _doc(sys.modules[model.__module__]) if model.__name__ == "Params" else ""  # strategies/*.py
+    rule_doc = _doc(sys.modules[model.__module__]) if model.__name__ == "Params" else ""  # engine/strategies/*.py
     intro = _doc(model) or rule_doc
     section = _Section(title, intro)
     out.append(section)
@@ -420,6 +425,7 @@ A sweep spec (`{values: [...]}`, `{range: [...]}`, ...) is accepted wherever a t
 
 def _prose() -> list[str]:
     units_doc, loader_doc, sweep_doc = units.__doc__, loader.__doc__, sweep.__doc__
+    use_doc = strategy_files.__doc__
     return [
         "## Friendly values",
         _rst(" ".join(units_doc.strip().split("\n\n")[0].split())),
@@ -436,7 +442,30 @@ def _prose() -> list[str]:
         _paragraph(sweep_doc, "A sweepable parameter").rstrip(":") + ":",
         "```\n" + _literal_block(sweep_doc) + "\n```",
         _paragraph(sweep_doc, "Every expanded value"),
+        _paragraph(sweep_doc, "A duration sweep"),
+        "## Strategy files: `use`",
+        _paragraph(use_doc, "A strategy file is").rstrip(":") + ":",
+        "```yaml\n" + _literal_block(use_doc) + "\n```",
+        _paragraph(use_doc, "A bare name"),
     ]
+
+
+def _use_section() -> _Section:
+    """The ``strategies[use]`` table: a ``use:`` item is expanded by the loader, not a model's field."""
+    section = _Section("`strategies[use]`", "An item replaced by the entries of a strategy file (see "
+                       "\"Strategy files: `use`\"); it holds no other key.")
+    section.rows.append(("strategies[use].use", "library name or path", "required", "",
+                         "`NAME`: `strategies/NAME.yaml` in this file's folder or the nearest parent folder that "
+                         "has one, else under the current directory; `dir/file.yaml`: a path relative to this file."))
+    return section
+
+
+def _duration_sweep_sections() -> list[_Section]:
+    """The table of a duration sweep spec (``tenor: {values: [14d, 30d]}``): the same keys wherever
+    a duration key says "or a sweep spec", so one table after ``sweep.parameters``'s spec."""
+    out: list[_Section] = []
+    _section(sweep.DurationSweep, "<duration key>", "", out)
+    return out
 
 
 def schema_markdown() -> str:
@@ -445,6 +474,10 @@ def schema_markdown() -> str:
 
     sections: list[_Section] = []
     _section(Scenario, "", "", sections)
+    first_rule = next(i for i, s in enumerate(sections) if s.title.startswith("`strategies["))
+    sections.insert(first_rule, _use_section())
+    number_spec = next(i for i, s in enumerate(sections) if s.title.startswith("`sweep.parameters."))
+    sections[number_spec + 1:number_spec + 1] = _duration_sweep_sections()
     blocks = [
         f"<!-- Generated from the scenario models by `{REGENERATE}`; do not edit. -->",
         "# Scenario file reference",

@@ -8,20 +8,21 @@ is generated from them, and a test keeps it in sync).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
 
-from strategies import Strategy
-
+from ..strategies import Strategy
+from . import units
 from .market import Market
 from .shocks import Shock
 from .sweep import SweepSpec
 from .types import Amount, Duration, Flag, Integer, Name, Number, Rate, StrictModel, Timestamp
 
-__all__ = ["Scenario", "Horizon", "Portfolio", "Outputs", "Sweep", "Regression", "MAX_STEPS"]
+__all__ = ["Scenario", "Horizon", "Portfolio", "Outputs", "Sweep", "Regression", "Limit", "MAX_STEPS"]
 
 MAX_STEPS = 1_000_000
 
@@ -75,12 +76,24 @@ class HeldOption(StrictModel):
 
 
 class Portfolio(StrictModel):
-    """The book under stress: spot, cash, a perp position and options already held."""
+    """The book under stress: spot, cash, a perp position and options already held, typed here or
+    read from a positions CSV (``positions_csv``, docs/book.md)."""
 
     spot_btc: Amount = Field(0.0, ge=0, description="BTC held spot.")
     cash_usd: Amount = Field(0.0, description="Cash, USD (may be negative for borrowing).")
     perp: PerpPosition | None = Field(None, description="A perpetual position (optional).")
     options: list[HeldOption] = Field(default_factory=list, description="Options held.")
+    positions_csv: str | None = Field(
+        None, exclude=True, description="A positions CSV (path relative to this file) giving spot, perp and options instead of "
+                          "the keys above; cash_usd may stay beside it. Read when the scenario loads: the resolved "
+                          "scenario holds the parsed book (docs/book.md).")
+
+    @model_validator(mode="after")
+    def _read_by_the_loader(self):
+        if self.positions_csv is not None:
+            raise ValueError("positions_csv is read by engine.load_scenario (a file path needs the scenario's "
+                             "folder); load the scenario from its file")
+        return self
 
 
 class Sweep(StrictModel):
@@ -155,6 +168,50 @@ class Regression(StrictModel):
     default_n_se: Number = Field(4.0, gt=0, description="Tolerance, in standard errors, of unlisted metrics.")
 
 
+def _bound(value):
+    from .sweep import parse_value
+
+    number = parse_value(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+        raise ValueError(f"must be a number like 400k, 5% or 0.05, got {value!r}")
+    return float(number)
+
+
+Bound = Annotated[float, BeforeValidator(_bound), WithJsonSchema({"anyOf": [
+    {"type": "number"}, {"type": "string", "pattern": units.AMOUNT_PATTERN, "examples": ["400k"]},
+    {"type": "string", "pattern": units.RATE_PATTERN, "examples": ["5%"]}]})]
+"""A limit's bound: a plain number, an amount (``400k``) or a rate (``5%``)."""
+
+_LIMIT_METRIC = r"^(market\.[a-z0-9_]+(\.(p05|p50|p95|mean))?|strategies\.[a-z0-9_]+\.[a-z0-9_]+)$"
+
+
+class Limit(StrictModel):
+    """A bound on one of the run's metrics, checked by ``cascade run`` after its tables: breached when
+    the value is above ``max`` (below ``min``); give exactly one of the two. An unknown metric name
+    is refused when the run has been simulated, with the closest names."""
+
+    metric: Annotated[str, WithJsonSchema({"type": "string", "pattern": _LIMIT_METRIC})] = Field(
+        ..., description="As `cascade check --verbose` names it: strategies.put_55k.es99, market.prob_touch_50000, "
+                         "market.min_price.p50, ...")
+    max: Bound | None = Field(None, description="Breached when the metric is above it, e.g. 400k or 5%.")
+    min: Bound | None = Field(None, description="Breached when the metric is below it, e.g. 60k.")
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        if not re.match(_LIMIT_METRIC, value):
+            raise ValueError("expected a metric named as `cascade check --verbose` names them: "
+                             "market.<metric>.<p05|p50|p95|mean>, market.prob_touch_<level>, market.prob_adl, "
+                             f"market.prob_bad_debt or strategies.<row>.<metric>; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_bound(self):
+        if (self.max is None) == (self.min is None):
+            raise ValueError("give exactly one of max and min")
+        return self
+
+
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
 
 
@@ -171,10 +228,13 @@ class Scenario(StrictModel):
     market: Market = Field(..., description="The market at horizon.start and how it behaves.")
     shocks: list[Shock] = Field(default_factory=list, description="Shocks, applied in order.")
     portfolio: Portfolio | None = Field(None, description="The book to stress (optional).")
-    strategies: list[Strategy] = Field(default_factory=list, description="Hedging rules to compare.")
+    strategies: list[Strategy] = Field(
+        default_factory=list, description="Hedging rules to compare; `use:` items take a strategy file's rules.")
     sweep: Sweep | None = Field(None, description="Grid of parameter values.")
     outputs: Outputs = Field(default_factory=Outputs, description="What a run records and writes.")
     regression: Regression | None = Field(None, description="Tolerances for `cascade check`.")
+    limits: list[Limit] = Field(default_factory=list, description="Bounds on the run's metrics, each checked by "
+                                "`cascade run` (`--fail-on-breach`: exit 1 if any is breached).")
 
     def shock_by_id(self, key: str):
         for shock in self.shocks:

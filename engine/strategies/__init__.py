@@ -1,7 +1,12 @@
-"""Hedging rules, one module each. Each module's ``Params`` is the rule's YAML schema.
+"""Hedging rules, one module each: its YAML schema (``Params``) and its translation to the
+strategy kernel's inputs (``translate(params, ctx, variant)``, filling an
+:class:`engine.hedge.Variant` from the parameters and a :class:`Context`).
 
 ``RULES`` maps a rule name to its module; ``Strategy`` is the discriminated union on ``rule``
-used by the scenario schema's ``strategies:`` list.
+used by the scenario schema's ``strategies:`` list. Adding a rule is adding a module here and
+naming it in both; :func:`engine.hedge.variants` dispatches through ``RULES``. The YAML library
+of ready-made hedging programmes that scenarios ``use:`` is the top-level ``strategies/`` folder
+(:mod:`engine.scenario.strategy_files`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Annotated
 from pydantic import Field
 
 from . import collar, deleverage, perp_hedge, protective_put, put_spread, stop_loss
+from ._base import Context
 
 RULES = {
     "protective_put": protective_put,
@@ -31,4 +37,4 @@ Strategy = Annotated[
     Field(discriminator="rule"),
 ]
 
-__all__ = ["RULES", "Strategy"]
+__all__ = ["RULES", "Strategy", "Context"]

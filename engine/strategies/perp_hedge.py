@@ -6,9 +6,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from engine.scenario.types import Duration, Number, Rate
+from ..scenario.types import Duration, Number, Rate
 
-from ._base import Rule, sweepable
+from ._base import Context, Rule, sweepable
+
+__all__ = ["Params", "translate"]
 
 
 class Params(Rule):
@@ -25,3 +27,16 @@ class Params(Rule):
         if self.mode == "static" and self.delta_target is not None:
             raise ValueError("delta_target applies to mode: dynamic only")
         return self
+
+
+def translate(params: Params, ctx: Context, variant) -> None:
+    """Static: a short of ``hedge_ratio`` times the book's delta. Dynamic: a short that leaves
+    ``delta_target`` of it, rebalanced every ``rebalance_every`` when off by more than the band."""
+    variant.hedge_leverage = params.leverage
+    if params.mode == "static":
+        variant.hedge_size = -params.hedge_ratio * ctx.book_delta
+        return
+    target = params.delta_target if params.delta_target is not None else 0.0
+    variant.hedge_size = -(1.0 - target) * ctx.book_delta
+    variant.controls = {"DYNAMIC": 1.0, "DELTA_TARGET": target, "BAND": params.rebalance_band,
+                        "EVERY": max(1, round(ctx.steps(params.rebalance_every)))}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from engine.scenario.types import Amount, Rate
+from ..scenario.types import Amount, Rate
 
-from ._base import Rule, sweepable
+from ._base import Context, Rule, sweepable
+
+__all__ = ["Params", "translate"]
 
 
 class Params(Rule):
@@ -22,3 +25,10 @@ class Params(Rule):
         if (self.stop_price_usd is None) == (self.drawdown is None):
             raise ValueError("give exactly one of stop_price_usd and drawdown")
         return self
+
+
+def translate(params: Params, ctx: Context, variant) -> None:
+    """The kernel's stop columns: a price level (else -inf) or a drawdown (else +inf), and the share sold."""
+    variant.stop_price = params.stop_price_usd if params.stop_price_usd is not None else -math.inf
+    variant.stop_drawdown = params.drawdown if params.drawdown is not None else math.inf
+    variant.stop_fraction = params.sell_fraction
