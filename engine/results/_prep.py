@@ -76,10 +76,15 @@ def usd(x: float) -> str:
 
 
 def usd_k(x: float) -> str:
-    """The hedge table's USD format (engine.report_text.render_strategies): -258.2k, 0."""
+    """The hedge table's USD format (as engine.report_text's terminal tables): -19.65M, -258.2k, 740."""
     if missing(x):
         return ""
-    return f"{x / 1e3:,.1f}k" if abs(x) >= 1e3 else f"{x:,.0f}"
+    a = abs(x)
+    if a >= 1e9:
+        return f"{x / 1e9:.2f}B"
+    if a >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    return f"{x / 1e3:.1f}k" if a >= 1e3 else f"{x:.0f}"
 
 
 def pct(x: float, digits: int = 1) -> str:

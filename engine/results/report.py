@@ -455,10 +455,10 @@ def render_report(run) -> str:
     outcomes = [charts.min_price(run), charts.drawdown(run)]
     sections.append(_section("outcomes", "Per-path outcomes", "The distribution over paths of two outcomes.",
                              '<div class="grid2">' + "".join(_block(c) for c in outcomes) + "</div>"))
-    book = _book_section(run)
+    sections.append(_hedges_section(run))
+    book = _book_section(run)  # after the hedges: the book's own exposure, for a closer look
     if book is not None:
         sections.append(book)
-    sections.append(_hedges_section(run))
     attribution = _attribution_section(run)
     if attribution is not None:
         sections.append(attribution)
