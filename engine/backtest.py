@@ -26,6 +26,7 @@ __all__ = ["load_ohlcv", "backtest", "implied_vol_from_history"]
 
 TIME_COLUMNS = ("timestamp", "time", "date", "datetime", "open_time", "Date", "Time", "Timestamp")
 CLOSE_COLUMNS = ("close", "Close", "price", "Price", "adj_close", "Adj Close")
+MAX_GAP_STEPS = 30  # a gap longer than this many median spacings is refused, not filled
 
 
 def load_ohlcv(path: str | Path, time_column: str | None = None, close_column: str | None = None):
@@ -50,20 +51,59 @@ def load_ohlcv(path: str | Path, time_column: str | None = None, close_column: s
             raise ValueError(f"{path}: expected {wanted} for the {what}, found columns {list(raw.columns)}")
     times = pd.to_datetime(raw[tcol], utc=True, errors="coerce")
     close = pd.to_numeric(raw[ccol], errors="coerce")
-    bad = times.isna() | close.isna() | (close <= 0)
+    bad = times.isna() | close.isna() | ~np.isfinite(close.to_numpy(float, na_value=np.nan)) | (close <= 0)
     if bad.any():
         line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # the header is line 1
         raise ValueError(f"{path}:{line}: {tcol}={raw[tcol].iloc[line - 2]!r}, {ccol}={raw[ccol].iloc[line - 2]!r}: "
-                         "expected a time and a positive close")
-    series = pd.Series(close.to_numpy(float), index=pd.DatetimeIndex(times), name="close").sort_index()
-    series = series[~series.index.duplicated(keep="last")]
+                         f"expected a time in column {tcol!r} and a finite positive close in column {ccol!r}")
+    series, notes = _checked_series(path, pd.DatetimeIndex(times), close.to_numpy(float), tcol)
     if len(series) < 3:
         raise ValueError(f"{path}: {len(series)} rows, at least 3 needed")
     step = pd.Series(series.index).diff().mode().iloc[0]
     regular = series.reindex(pd.date_range(series.index[0], series.index[-1], freq=step)).ffill()
     regular.attrs["filled"] = int(len(regular) - len(series))
     regular.attrs["step"] = step
+    regular.attrs["notes"] = notes
     return regular
+
+
+def _checked_series(path: Path, times, close: np.ndarray, tcol: str):
+    """The closes as a series in time order, after the checks of a file's rows (lines counted from
+    the header, line 1): times never go back; a repeated time with the same close is dropped (a
+    note), with another close refused naming both lines; no gap longer than ``MAX_GAP_STEPS``
+    times the median spacing (a row far from the rest would fill years of rows).
+    Returns ``(series, notes)``."""
+    import pandas as pd
+
+    lines = np.arange(len(close)) + 2
+    back = np.flatnonzero(np.diff(times.asi8) < 0)
+    if back.size:
+        i = int(back[0])
+        raise ValueError(f"{path}:{lines[i + 1]}: {tcol} {times[i + 1]} is earlier than line {lines[i]}'s "
+                         f"{times[i]}: expected rows in increasing time")
+    notes = []
+    same = np.flatnonzero(np.diff(times.asi8) == 0)
+    if same.size:
+        differ = same[close[same] != close[same + 1]]
+        if differ.size:
+            i = int(differ[0])
+            raise ValueError(f"{path}:{lines[i + 1]}: {tcol} {times[i + 1]} repeats line {lines[i]} with another "
+                             f"close ({close[i + 1]!r} against {close[i]!r}): expected one close per time")
+        notes.append(f"{path}: {same.size} repeated row(s) with the same time and close dropped "
+                     f"(first at line {lines[same[0] + 1]})")
+        keep = np.ones(len(close), dtype=bool)
+        keep[same + 1] = False
+        times, close, lines = times[keep], close[keep], lines[keep]
+    gaps = np.diff(times.asi8)
+    if gaps.size >= 2:
+        median = float(np.median(gaps))
+        far = np.flatnonzero(gaps > MAX_GAP_STEPS * median)
+        if far.size:
+            i = int(far[0])
+            raise ValueError(f"{path}:{lines[i + 1]}: {tcol} {times[i + 1]} comes {times[i + 1] - times[i]} after "
+                             f"line {lines[i]}, more than {MAX_GAP_STEPS} times the median spacing "
+                             f"({pd.Timedelta(int(median), 'ns')}): expected a regular series (split the file at the gap)")
+    return pd.Series(close, index=times, name="close"), notes
 
 
 def implied_vol_from_history(close, window: timedelta, premium: float):
@@ -92,6 +132,10 @@ def backtest(data: str | Path, scenario, start=None, end=None, vol_window: timed
     step = close.attrs.get("step") or (close.index[1] - close.index[0])
     if not timedelta(minutes=1) <= step <= timedelta(days=1):
         raise ValueError(f"{data}: rows every {step}, expected between 1 minute and 1 day")
+    span = close.index[-1] - close.index[0]
+    if not step <= vol_window < span:
+        raise ValueError(f"--vol-window {vol_window}: expected at least one row's spacing ({step}) and shorter "
+                         f"than the data ({span} in {data})")
     # the implied vol from the whole file, so the first days of a window see the history before them
     vol = pd.Series(implied_vol_from_history(close, vol_window, vol_premium), index=close.index)
     keep = np.ones(len(close), dtype=bool)

@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from ._terminal import terminal_safe
 from .errors import RunFolderError, ScenarioError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -303,16 +304,30 @@ def _cmd_validate(args) -> int:
                 continue
             message = str(exc)
             if not any(p.file == str(file) for p in exc.problems):  # all in a parent file or a --set
-                message = f"in {file}:\n  " + message.replace("\n", "\n  ")
+                message = terminal_safe(f"in {file}:\n  ") + message.replace("\n", "\n  ")
             print(message, file=sys.stderr)
             continue
         if strategy_file:
             _validated_strategy_file(args, file, scenario)
+            continue
+        from .resources import validate_problems
+
+        too_big = validate_problems(scenario)  # more memory than this machine has, even without fans
+        if too_big:
+            failed += 1
+            if args.json:
+                print(json.dumps({"file": str(file), "valid": False,
+                                  "problems": [problem.to_dict() for problem in too_big]}))
+            else:
+                message = str(ScenarioError(too_big))
+                if not any(p.file == str(file) for p in too_big):  # n_paths set in a parent file or a --set
+                    message = f"in {file}:\n  " + message
+                print(message, file=sys.stderr)
         elif args.json:
             print(json.dumps({"file": str(file), "valid": True, "name": scenario.name, "problems": []}))
         elif not args.quiet:
-            print(f"ok  {file}  ({scenario.name}: {len(scenario.shocks)} shocks, "
-                  f"{scenario.horizon.n_steps} steps x {scenario.n_paths} paths)")
+            print(terminal_safe(f"ok  {file}  ({scenario.name}: {len(scenario.shocks)} shocks, "
+                                f"{scenario.horizon.n_steps} steps x {scenario.n_paths} paths)"))
     if failed:
         print(f"{failed} of {len(args.files)} files invalid", file=sys.stderr)
         return EXIT_USAGE
@@ -325,7 +340,8 @@ def _validated_strategy_file(args, file: Path, model) -> None:
         print(json.dumps({"file": str(file), "valid": True, "kind": "strategies", "name": file.stem,
                           "strategies": labels, "problems": []}))
     elif not args.quiet:
-        print(f"ok  {file}  (strategy file, {len(labels)} rule{'s' if len(labels) != 1 else ''}: {', '.join(labels)})")
+        print(terminal_safe(f"ok  {file}  (strategy file, {len(labels)} rule{'s' if len(labels) != 1 else ''}: "
+                            f"{', '.join(labels)})"))
 
 
 def _cmd_show(args) -> int:
@@ -350,7 +366,18 @@ def _bad_out(args, command: str) -> bool:
     if args.out is not None and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         print(f"cascade {command}: --out {args.out}: already exists and is not empty", file=sys.stderr)
         return True
+    if not args.no_save:  # writable, before the simulation runs (a ScenarioError: exit 2, located)
+        _check_out_dir(args.out, "--out")
     return False
+
+
+def _check_out_dir(out: Path | None, flag: str, **kw) -> None:
+    """Refuse, before any work, a results folder that cannot be written; ``None`` checks the default
+    ``results/`` folder under the current directory."""
+    from ._files import check_output_dir
+
+    check_output_dir(out if out is not None else Path("results"),
+                     flag if out is not None else f"{flag} (default results folder)", **kw)
 
 
 def _cmd_run(args) -> int:
@@ -371,8 +398,12 @@ def _cmd_run(args) -> int:
     show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
     save = not args.no_save
     # the run folder's fans and the strategies are made from the price paths: keep them then
+    keep_steps = save or bool(scenario.strategies) or has_greeks(scenario.portfolio)
+    from .resources import check_memory
+
+    check_memory(scenario, n_paths=args.paths, keep_steps=keep_steps, no_save=save)  # before any allocation
     result = run(scenario, n_paths=args.paths, seed=args.seed, n_jobs=jobs, progress=show_bar,
-                 keep_steps=save or bool(scenario.strategies) or has_greeks(scenario.portfolio))
+                 keep_steps=keep_steps)
     for note in result.compiled.notes:  # what the compiler could not use as written
         print(f"cascade run: note: {note}", file=sys.stderr)
     bounded = result.bounded_paths()
@@ -442,7 +473,9 @@ def _cmd_rerun(args) -> int:
     from .simulate import run
 
     original = load_run(args.run_dir)
+    _check_out_dir(args.out, "--out")  # writable, before the run
     m = original.manifest
+    original.metrics  # read (a missing or unlisted one refused) before anything is simulated or written
     scenario = original.scenario
     if scenario_hash(dump_scenario(scenario)) != m["scenario"]["hash"]:
         print(f"cascade rerun: {args.run_dir / 'scenario.yaml'}: the resolved scenario no longer hashes to the "
@@ -454,8 +487,8 @@ def _cmd_rerun(args) -> int:
               f"(engine {m['engine']['version']} then); comparing anyway", file=sys.stderr)
     folder = write_run(result, args.out, source=m["scenario"].get("source"), overrides=m.get("overrides", []),
                        command=["cascade", "rerun", str(args.run_dir)],
-                       report=(original.path / "report.html").exists(),
-                       figures=(original.path / "figures").exists(),
+                       report="report.html" in m["files"],
+                       figures=any(name.startswith("figures/") for name in m["files"]),
                        extra_manifest={"book": m["book"]} if m.get("book") else None)
     differ = identical(original, load_run(folder))
     print(f"rerun of {args.run_dir}: {m['scenario']['name']}, seed {m['seed']}, {m['n_paths']:,} paths")
@@ -471,9 +504,9 @@ def _cmd_rerun(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .results.store import load_run, rewrite_report
+    from .results.store import load_run_for_report, rewrite_report
 
-    run = load_run(args.run_dir)
+    run = load_run_for_report(args.run_dir, figures=not args.no_figures)  # a damaged report can be redrawn
     written = rewrite_report(run, figures=not args.no_figures)
     for path in written:
         print(path)
@@ -533,6 +566,7 @@ def _cmd_sweep(args) -> int:
         print(f"cascade sweep: {args.file}: nothing is swept: give --grid KEY=VALUES, a sweep spec on a strategy "
               "parameter, or sweep.parameters", file=sys.stderr)
         return EXIT_USAGE
+    _check_out_dir(args.out, "--out")  # before any point runs (an existing --out is resumed)
     if not args.json:
         print(plan.describe())
     show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
@@ -591,15 +625,15 @@ def _cmd_list(args) -> int:
         print(f"no scenarios in {root}", file=sys.stderr)
         return EXIT_USAGE
     width = max(len(str(path.relative_to(root))) for path, _, _ in rows)
-    for path, _, line in rows:
-        print(f"{str(path.relative_to(root)):<{width}}  {line}")
+    for path, _, line in rows:  # file names and descriptions are file content: printed inert
+        print(terminal_safe(f"{str(path.relative_to(root)):<{width}}  {line}"))
     strategies = list_strategies(root)
     if strategies:
         folders = ", ".join(dict.fromkeys(_shown(path.parent) for path, _, _ in strategies))
         print(f"\nstrategies (in {folders}; a scenario takes one with `- use: NAME` in its strategies:)")
         width = max(len(name) for _, name, _ in strategies)
         for _, name, line in strategies:
-            print(f"{name:<{width}}  {line}")
+            print(terminal_safe(f"{name:<{width}}  {line}"))
     return EXIT_OK
 
 
@@ -621,7 +655,12 @@ def _cmd_schema(args) -> int:
 
         text = json.dumps(scenario_json_schema(), indent=2) + "\n"
     if args.output:
-        args.output.write_text(text)
+        from ._files import check_output_file
+
+        check_output_file(args.output, "-o/--output")
+        from ._atomic import write_text
+
+        write_text(args.output, text)
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -651,6 +690,8 @@ def _cmd_backtest(args) -> int:
         from .backtest import load_ohlcv
 
         close = load_ohlcv(args.data, args.time_column, args.close_column)
+        for note in close.attrs.get("notes", ()):
+            print(f"cascade backtest: note: {note}", file=sys.stderr)
         table, portfolio = backtest(args.data, scenario, start=args.start, end=args.end, vol_window=window,
                                     vol_premium=premium, skew=skew, close=close)
     except ValueError as exc:
@@ -708,6 +749,8 @@ def _cmd_replay(args) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         print(f"cascade replay: --out {args.out}: exists and is not a folder", file=sys.stderr)
         return EXIT_USAGE
+    if args.out is not None:  # writable, before the replay runs
+        _check_out_dir(args.out, "--out")
     facts = args.facts or default_facts(scenario.name, args.data)
     try:
         result = replay(scenario, load_ohlcv(args.data), args.start, args.end)
@@ -739,6 +782,10 @@ def _cmd_surface(args) -> int:
     if not (math.isfinite(args.max_abs_x) and args.max_abs_x > 0):
         print(f"cascade surface: --max-abs-x must be a positive number, got {args.max_abs_x}", file=sys.stderr)
         return EXIT_USAGE
+    if args.residuals:  # writable, before the fit
+        from ._files import check_output_file
+
+        check_output_file(args.residuals, "--residuals")
     try:
         chain = load_deribit_chain(args.chain)
         fit = fit_surface(chain, max_abs_x=args.max_abs_x)
@@ -748,9 +795,9 @@ def _cmd_surface(args) -> int:
     slices = fit_slices(chain, max_abs_x=args.max_abs_x)
     by_expiry = fit.summary()
     if args.residuals:
-        tmp = args.residuals.with_name(args.residuals.name + ".partial")
-        fit.residuals.to_csv(tmp, index=False)
-        tmp.replace(args.residuals)
+        from ._atomic import write_with
+
+        write_with(args.residuals, lambda tmp: fit.residuals.to_csv(tmp, index=False))
     s = fit.surface
     if args.json:
         def rows(frame):
@@ -840,6 +887,7 @@ def _cmd_breakpoint(args) -> int:
     def progress(e):
         print(f"  s = {e.scale:.6g}: {args.metric} = {e.metric:.6g} +- {e.se:.3g} ({e.seconds:.1f} s)", file=sys.stderr)
 
+    _check_memory(args, keep_steps=None)
     result = find_breakpoint(args.file, args.shock, args.metric, args.threshold, direction=args.direction,
                              scale_mode=args.scale_mode, lo=lo, hi=hi, max_scale=args.max_scale, tol=args.tol,
                              max_evals=args.max_evals, n_se=args.n_se, n_paths=args.paths, seed=args.seed,
@@ -847,6 +895,17 @@ def _cmd_breakpoint(args) -> int:
                              progress=progress if not args.json and sys.stderr.isatty() else None)
     print(json.dumps(result.to_dict()) if args.json else result.render())
     return EXIT_OK if result.found else EXIT_FAIL
+
+
+def _check_memory(args, keep_steps: bool | None, no_save: bool = False) -> None:
+    """Refuse, before any work, a run of ``args.file`` (with ``--paths``, ``--set``) that does not fit in
+    memory; ``keep_steps=None``: the per-step fans only if the scenario has strategies."""
+    from .resources import check_memory
+    from .scenario.loader import load_scenario
+
+    scenario = load_scenario(args.file, args.overrides)
+    keep = bool(scenario.strategies) if keep_steps is None else keep_steps
+    check_memory(scenario, n_paths=args.paths, keep_steps=keep or bool(scenario.strategies), no_save=no_save)
 
 
 def _cmd_attribute(args) -> int:
@@ -860,6 +919,7 @@ def _cmd_attribute(args) -> int:
     def progress(label, seconds):
         print(f"  {label}: {seconds:.1f} s", file=sys.stderr)
 
+    _check_memory(args, keep_steps=not args.no_save or None, no_save=not args.no_save)
     result = attribute(args.file, n_paths=args.paths, seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1,
                        overrides=args.overrides, keep_result=not args.no_save,
                        progress=progress if not args.json and sys.stderr.isatty() else None)
@@ -894,6 +954,10 @@ def _cmd_calibrate(args) -> int:
         return EXIT_USAGE
 
     scenario = load_scenario(args.file, args.overrides)  # a bad scenario fails here, before any work
+    from .resources import check_memory
+
+    check_memory(scenario, n_paths=max(args.paths, args.report_paths), keep_steps=True,
+                 flag="--paths" if args.paths >= args.report_paths else "--report-paths")
     data = args.data or default_data()
     if data is None:
         return usage("no --data given and ../shared/data/btc_hourly_binance_*.csv not found")
@@ -959,6 +1023,11 @@ def _cmd_calibrate(args) -> int:
     out = args.out or Path("results") / f"calibration-{scenario.name}"
     if out.exists() and not out.is_dir():
         return usage(f"--out {out}: exists and is not a folder")
+    _check_out_dir(out, "--out")  # writable, before the fit (minutes of CPU)
+    if args.write_params is not None:
+        from ._files import check_output_file
+
+        check_output_file(args.write_params, "--write-params", create_parents=True)
 
     bar = _calibration_bar(args, len(names or DEFAULT_PARAMETERS)) if not args.json and sys.stderr.isatty() else None
     try:
@@ -1083,8 +1152,8 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    except RunFolderError as exc:
-        print(f"cascade {args.command}: {exc}", file=sys.stderr)
+    except RunFolderError as exc:  # it may quote a manifest's content
+        print(terminal_safe(f"cascade {args.command}: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `cascade show x | head`
         return EXIT_OK

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._terminal import terminal_safe
+
 __all__ = ["BaselineError", "Problem", "RunFolderError", "ScenarioError", "format_path"]
 
 
@@ -78,7 +80,7 @@ class Problem:
             text += f", got {_short(self.found)}"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return terminal_safe(text)  # a file name or a quoted value may hold escape sequences
 
 
 class ScenarioError(ValueError):

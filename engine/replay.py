@@ -50,7 +50,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -59,6 +58,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._atomic import write_with
 
 __all__ = ["replay", "ReplayResult", "load_facts", "default_facts", "render_replay", "FLOW_COLUMNS"]
 
@@ -396,14 +397,7 @@ class ReplayResult:
             writes["replay_facts.csv"] = lambda p: table.to_csv(p, index=False)
         written = []
         for name, write in writes.items():
-            path = folder / name
-            tmp = path.with_name(f".{name}.partial-{os.getpid()}")
-            try:
-                write(tmp)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            written.append(path)
+            written.append(write_with(folder / name, write))
         return written
 
 

@@ -347,6 +347,10 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
 
             scenario = load_scenario(scenario, overrides)
         spec = scenario
+        if n_paths is None or n_paths >= 1:  # before any allocation: a located error, not a MemoryError
+            from .resources import check_memory
+
+            check_memory(scenario, n_paths=n_paths, keep_steps=keep_steps, flag=None)
         compiled = compile_scenario(scenario, n_paths=n_paths, seed=seed)
     if compiled.n_paths < 1:
         raise ScenarioError("n_paths must be at least 1")
@@ -403,9 +407,27 @@ def run_prepared(prep: Prepared, scenario=None, n_jobs: int = 1, *, chunk_paths:
     for b in range(out["flows"].shape[0]):  # fixed block order: identical whatever the chunking
         flows += out["flows"][b]
     flows = np.ascontiguousarray(flows.T)
+    if not prep.replay.size:
+        _check_finite(out, flows, scenario, compiled)
     timings = {"prepare_s": prepared_at - started, "kernel_load_s": loaded_at - prepared_at,
                "simulate_s": time.perf_counter() - loaded_at}
     return SimulationResult(compiled, scenario, prep, out, flows, timings)
+
+
+def _check_finite(out: dict, flows: np.ndarray, scenario, compiled: CompiledScenario) -> None:
+    """Refuse a simulation whose numbers overflowed (an inf or NaN in a path's summary, a fan or the
+    flows): a :class:`ScenarioError` naming the scenario's file, never silent infinities in the results."""
+    bad = [name for name in ("summary", "price", "open_interest", "liq_long", "liq_short", "funding", "atm_iv")
+           if out[name].size and not np.isfinite(out[name]).all()]
+    if not np.isfinite(flows).all():
+        bad.append("flows")
+    if not bad:
+        return
+    doc = getattr(scenario, "_source", None)
+    file = getattr(doc, "file", None) or compiled.name
+    raise ScenarioError(f"the simulation overflowed: {', '.join(bad)} hold infinite or undefined numbers; the "
+                        "scenario's sizes (notionals, depth, volumes, flows) are too large or too small for the "
+                        "model to compute: bring them to market scale", file=file)
 
 
 class _NoBar:

@@ -29,16 +29,24 @@ with the sweep's heatmaps.
 Every number is a function of (scenario, grid, seed) only: rows are sorted by their item index
 and each is computed from its own point's simulation, whatever the backend, job count or chunk
 size.
+
+A sweep holds a lock on its folder while it runs (:class:`_FolderLock`: ``fcntl.flock`` on
+``.sweep.lock``, which records the pid, host, start time and command): a second sweep into the
+same folder is refused with who holds it, a lock left by a dead process is taken over with a
+note. A SIGTERM of the parent is handled as an interruption, which shuts the loky workers down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import math
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -489,12 +497,9 @@ def _sha256(path: Path) -> str:
 
 
 def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from ._atomic import write_with
+
+    write_with(path, write)
 
 
 def _chunk_paths(folder: Path, k: int) -> tuple[Path, Path]:
@@ -531,9 +536,111 @@ def default_folder(plan: SweepPlan, root: str | Path = "results") -> Path:
     return Path(root) / plan.name / f"sweep-{plan.hash[:12]}"
 
 
+LOCK_NAME = ".sweep.lock"
+
+
+class _FolderLock:
+    """An exclusive ``fcntl.flock`` on ``folder/.sweep.lock`` for the duration of a sweep.
+
+    The file holds a JSON record (pid, host, start time, command) for the message a second sweep
+    prints. The kernel releases a flock when its holder dies, so a record found on taking the lock
+    is a sweep that died before removing it: taken over, with a note. The file is removed on
+    release (after checking, on taking it, that the locked file is still the one at the path)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path = folder / LOCK_NAME
+        self.fd: int | None = None
+
+    def _holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        if not info:
+            return "another sweep"
+        return (f"pid {info.get('pid')} on {info.get('host')} since {info.get('started')} "
+                f"({info.get('command', '?')})")
+
+    def acquire(self) -> None:
+        import fcntl
+        import socket
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RunFolderError(f"{self.folder}: another sweep is running in this folder: {self._holder()}; "
+                                     "wait for it to finish, or give another --out") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # its holder removed it while we waited: lock the new one
+        stale = os.read(fd, 4096).decode("utf-8", "replace").strip()
+        if stale:
+            print(f"cascade sweep: note: taking over the lock of {self.folder} left by a sweep that ended without "
+                  f"releasing it ({stale[:200]})", file=sys.stderr)
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)  # closing the descriptor releases the flock
+        self.fd = None
+
+    def __enter__(self) -> _FolderLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def _terminate_interrupts():
+    """SIGTERM raises KeyboardInterrupt in the main thread while a sweep runs, so that its cleanup
+    (the loky workers shut down, the lock released) runs as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _kill_loky_workers() -> None:
+    """Shut down loky's reusable executor, killing its workers (after an interruption or a
+    failure: tasks in flight are lost, their chunks are computed again on resume)."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor
+    if executor is not None:
+        executor.shutdown(wait=False, kill_workers=True)
+
+
 def _prepare_folder(plan: SweepPlan, folder: Path) -> None:
     plan_file = folder / "plan.json"
-    if folder.exists() and any(folder.iterdir()):
+    if folder.exists() and any(p.name != LOCK_NAME for p in folder.iterdir()):
         if not plan_file.exists():
             raise RunFolderError(f"{folder}: exists and is not a sweep folder (no plan.json); give a new --out")
         try:
@@ -605,6 +712,19 @@ class _Executor:
             self.cluster.close()
 
 
+def _check_memory(scenario, plan: SweepPlan, backend: str, n_jobs: int, scheduler: str | None) -> None:
+    """Refuse (:class:`ScenarioError`) a sweep whose simulations do not fit in this machine's memory:
+    one point with its fans per worker process that simulates at once (one in all for a single
+    point, simulated here and shared; a remote Dask scheduler's machines are not this one)."""
+    from .resources import check_memory
+
+    if scheduler:
+        return
+    parallel = backend in ("loky", "dask") and n_jobs != 1 and len(plan.points) > 1
+    workers = min(n_jobs if n_jobs > 0 else (os.cpu_count() or 1), len(plan.points)) if parallel else 1
+    check_memory(scenario, n_paths=plan.n_paths, keep_steps=True, workers=workers)
+
+
 def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, out: str | Path | None = None,
               root: str | Path = "results", n_jobs: int = 1, backend: str = "loky", chunk_size: int = 0,
               scheduler: str | None = None, dask_local: int | None = None, on_error: str = "raise",
@@ -619,6 +739,22 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     workers = dask_local or n_jobs
     plan = plan_sweep(scenario, n_paths=n_paths, seed=seed, chunk_size=chunk_size)
     folder = Path(out) if out is not None else default_folder(plan, root)
+    _check_memory(scenario, plan, backend, n_jobs, scheduler)  # before the folder exists
+    with _FolderLock(folder), _terminate_interrupts():
+        try:
+            return _run_locked(plan, folder, started=started, workers=workers, n_jobs=n_jobs, backend=backend,
+                               scheduler=scheduler, dask_local=dask_local, on_error=on_error, threads=threads,
+                               progress=progress, report=report)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: no worker outlives the sweep
+            if backend == "loky":
+                _kill_loky_workers()
+            raise
+
+
+def _run_locked(plan: SweepPlan, folder: Path, *, started: float, workers: int, n_jobs: int, backend: str,
+                scheduler: str | None, dask_local: int | None, on_error: str, threads: int | None, progress: bool,
+                report: bool | None) -> SweepResult:
+    """:func:`run_sweep` in its folder, once the folder is locked."""
     _prepare_folder(plan, folder)
     todo = [k for k in range(plan.n_chunks) if not _finished(plan, folder, k)]
     resumed = plan.n_chunks - len(todo)

@@ -274,7 +274,7 @@ def test_only_regular_files_under_the_size_limit_are_read(tmp_path, monkeypatch)
         positions.read_book(tmp_path / "fifo.csv")
     (tmp_path / "big.csv").write_text(HEADER + "spot,long,1,,,,,,,\n" * 50)
     monkeypatch.setattr(positions, "MAX_BYTES", 1000)
-    with pytest.raises(ScenarioError, match=r"big.csv: 1,\d\d\d bytes, more than the 1,000 bytes a book file may have"):
+    with pytest.raises(ScenarioError, match=r"big.csv: file is 1,\d\d\d bytes, over the 1,000-byte limit for a book"):
         positions.read_book(tmp_path / "big.csv")
 
 

@@ -384,7 +384,7 @@ def test_merge_key_must_name_a_mapping():
 def test_set_numbers_amounts_and_list_items(base):
     s = load_scenario(base, [
         "n_paths=2000",
-        "market.spot_usd=3B",
+        "market.spot_usd=3M",
         "shocks[0].size=-10%",
         "shocks[warsh].depth_multiplier=0.5",
         "shocks[-1].ramp=12h",
@@ -392,7 +392,7 @@ def test_set_numbers_amounts_and_list_items(base):
         "market.perpetuals.venues.cme=30%",
     ])
     assert s.n_paths == 2000 and isinstance(s.n_paths, int)
-    assert s.market.spot_usd == 3e9
+    assert s.market.spot_usd == 3e6
     assert s.shocks[0].size == -0.10
     assert s.shock_by_id("warsh").depth_multiplier == 0.5
     assert s.shocks[1].ramp == timedelta(hours=12)

@@ -224,7 +224,7 @@ GENERATED = {
     "control-character": (_control_character, None, "after", "special characters are not allowed"),
     "utf16": (_utf16, None, 1, "not UTF-8 text"),
     "a-directory": (_directory, None, None, "is a directory"),
-    "extends-dev-zero": (_extends_endless_device, "/dev/zero", None, "-byte limit for a scenario"),
+    "extends-dev-zero": (_extends_endless_device, "/dev/zero", None, "not a regular file: it is a device"),
 }
 
 

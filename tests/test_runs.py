@@ -217,10 +217,16 @@ def test_rerun_notices_a_changed_result(capsys, tmp_path, calm_run):
     code, _, err = _cli(capsys, "rerun", copy, "--out", tmp_path / "again")
     assert code == 2 and "metrics.json: changed since the run was written" in err  # the manifest guards it
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["files"].pop("metrics.json")
+    manifest["files"].pop("metrics.json")  # an unlisted file is not read at all
     (copy / "manifest.json").write_text(json.dumps(manifest))
     code, _, err = _cli(capsys, "rerun", copy, "--out", tmp_path / "again")
-    assert code == 1 and "NOT bit-identical: metrics differ" in err
+    assert code == 2 and "files: metrics.json is not listed" in err
+    import hashlib  # a manifest doctored to match: the rerun itself notices
+
+    manifest["files"]["metrics.json"] = hashlib.sha256((copy / "metrics.json").read_bytes()).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = _cli(capsys, "rerun", copy, "--out", tmp_path / "again")
+    assert code == 1 and "NOT bit-identical: metrics differ" in err, err
 
 
 def test_compare_lists_what_moved(capsys, tmp_path, calm_run):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._atomic import write_text
 from .fit import (PARAMETERS, Calibration, Episode, calibrate, evaluate_all, parameter_yaml, shared, simulate_plain,
                   with_parameters)
 from .targets import calm_targets, evaluate, fan_coverage, feb_2026_targets, real_window
@@ -183,9 +184,7 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
     if write_params is not None and parameter_file is not None:
         target = Path(write_params)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.partial")
-        tmp.write_text(parameter_file, encoding="utf-8")
-        tmp.replace(target)
+        write_text(target, parameter_file)
     return result
 
 

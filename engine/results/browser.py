@@ -264,8 +264,9 @@ def render_page(html_path, screenshot=None, *, width: int = 1400, height: int = 
             browser.close()
         shutil.rmtree(workdir, ignore_errors=True)
     if screenshot is not None:
-        screenshot = Path(screenshot)
-        screenshot.write_bytes(png)
+        from .._atomic import write_bytes
+
+        write_bytes(Path(screenshot), png)
     undrawn = [c for c in state["charts"] if c["why"]]
     return PageCheck(errors=tuple(browser.errors), charts=len(state["charts"]),
                      charts_drawn=len(state["charts"]) - len(undrawn),

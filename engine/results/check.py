@@ -12,6 +12,8 @@ import math
 import sys
 from pathlib import Path
 
+from .._files import check_output_dir
+from .._terminal import terminal_safe
 from ..errors import BaselineError, ScenarioError
 from .regression import (
     DEFAULT_BASELINES,
@@ -124,6 +126,12 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
     if update and overrides:
         print("cascade check: --update writes the baselines of the files as they are; drop --set", file=sys.stderr)
         return EXIT_USAGE
+    if update:  # before any run: a baselines path that cannot be written is found at once
+        try:
+            check_output_dir(baselines, "--baselines")
+        except ScenarioError as exc:
+            print(f"cascade check: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     reports, errors, drifted = [], [], 0
     for file in files:
         try:
@@ -138,12 +146,12 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
         except (ScenarioError, BaselineError, ValueError) as exc:  # ValueError: a strategy the hedge layer refuses
             message = str(exc) if isinstance(exc, ScenarioError) else f"cascade check: {exc}"
             errors.append(message)
-            if not as_json:
-                print(message, file=sys.stderr)
+            if not as_json:  # a baseline's or a scenario's text, printed inert
+                print(terminal_safe(message), file=sys.stderr)
             continue
         reports.append(report)
         if not as_json:
-            print(text)
+            print(terminal_safe(text))
     if as_json:
         print(json.dumps({"passed": not errors and not drifted, "scenarios": reports, "errors": errors}))
     elif not update and len(files) > 1:

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from .._atomic import write_with
 from . import _prep as prep
 
 __all__ = ["DPI", "write_figures"]
@@ -45,7 +46,7 @@ def write_figures(run, folder) -> list[Path]:
             continue
         path = folder / f"{name}.png"
         FigureCanvasAgg(fig)
-        fig.savefig(path, dpi=DPI, metadata=_METADATA, facecolor="white")
+        write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, metadata=_METADATA, facecolor="white"))
         written.append(path)
     return written
 

@@ -57,6 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import write_text
+from .._files import read_regular_bytes
 from ..errors import BaselineError, ScenarioError
 
 __all__ = ["BOOTSTRAP_SEED", "DEFAULT_BASELINES", "FLOAT_NOISE", "RESAMPLES", "CheckResult", "Measurement", "Metric",
@@ -68,6 +70,7 @@ BOOTSTRAP_SEED = 7  # any fixed number: the SEs are then a pure function of the 
 FLOAT_NOISE = 1e-9  # default relative tolerance: floating-point noise across machines
 DEFAULT_BASELINES = Path("results") / "baselines"
 FORMAT = 1  # version of the baseline file layout
+MAX_BASELINE_BYTES = 4 * 1024**2  # a baseline holds a few dozen metrics: a few kB
 _NAME = re.compile(r"^[a-z][a-z0-9_.]*$")
 
 
@@ -322,18 +325,10 @@ def dumps_baseline(record: dict) -> str:
 
 
 def write_baseline(path: Path, record: dict) -> None:
-    """Write atomically: a hidden ``.<name>.partial-<pid>`` file in the same folder, then ``os.replace``."""
+    """Write atomically and durably (:mod:`engine._atomic`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(dumps_baseline(record))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text(path, dumps_baseline(record))
 
 
 _HEADER = {"scenario": str, "scenario_sha256": str, "seed": int, "n_paths": int, "n_steps": int, "metrics": list}
@@ -354,10 +349,14 @@ _KIND_TEXT = {str: "a string", int: "a whole number", float: "a finite number", 
 def load_baseline(path) -> dict:
     """Read and check a baseline file; :class:`BaselineError` names the file, key, expected, found."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline") from None
+    if not path.exists() and not path.is_symlink():
+        raise BaselineError(f"{path}: no such baseline")
+    try:  # a regular file of bounded size: a FIFO would block, a device never end
+        data = json.loads(read_regular_bytes(path, MAX_BASELINE_BYTES, "a baseline").decode("utf-8"))
+    except ScenarioError as exc:
+        raise BaselineError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise BaselineError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict):

@@ -17,13 +17,13 @@ sweep heatmaps when the run has a ``sweep`` table; run details.
 from __future__ import annotations
 
 import html
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import plotly.io as pio
 
+from .._atomic import write_text
 from . import _charts as charts
 from . import _prep as prep
 
@@ -489,10 +489,4 @@ def write_report(run, path) -> Path:
     """Write :func:`render_report` of ``run`` to ``path`` (atomically: a temporary file, renamed)."""
     path = Path(path)
     text = render_report(run)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text(path, text)

@@ -22,27 +22,44 @@ Atomicity: the folder is built under a hidden ``.<name>.partial-<pid>`` sibling 
 place once complete, so an interrupted run leaves no folder that looks finished (and
 :func:`load_run` refuses anything without a manifest). The short hash identifies (resolved
 scenario, seed, n_paths): two runs of the same thing share it and differ by timestamp.
+:func:`rewrite_report` draws the new report and figures in a hidden staging folder inside the run
+folder and swaps them in with the manifest, so an interruption leaves the old report verifying.
+
+Reading: a run folder is untrusted input. ``manifest.json`` is validated (:class:`Manifest`) and
+every name in its ``files`` must be a plain relative path inside the folder (no absolute path, no
+``..``, no link on the way) naming a regular file, checked before anything is opened. :class:`Run`
+reads only the files the manifest lists and, when verifying, serves the bytes whose SHA-256 it
+checked. ``scenario.yaml`` is loaded without following ``extends:``, ``use:`` or a positions file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
+from stat import S_ISDIR, S_ISLNK, S_ISREG
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import RunFolderError
+from .._atomic import fsync_dir, write_json
+from .._files import _kind
+from .._terminal import terminal_safe
+from ..errors import RunFolderError, format_path
 
 __all__ = ["Run", "RunFolderError", "write_run", "load_run", "run_folder_name", "scenario_hash",
            "shock_windows", "FORMAT"]
@@ -74,6 +91,12 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _hash_files(folder: Path, *, skip=()) -> dict[str, str]:
+    """SHA-256 of every regular file under ``folder`` (a folder this process wrote), by relative name."""
+    return {p.relative_to(folder).as_posix(): _sha256_file(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink() and p.relative_to(folder).as_posix() not in skip}
 
 
 # --------------------------------------------------------------------------- provenance
@@ -210,9 +233,9 @@ class _Staging:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _sweep_dead_partials(parent: Path) -> None:
+def _sweep_dead_partials(parent: Path, pattern: str = ".*.partial-*") -> None:
     """Remove the staging folders of killed writers (their process is gone); a live writer's stay."""
-    for stale in parent.glob(".*.partial-*"):
+    for stale in parent.glob(pattern):
         try:
             pid = int(stale.name.rsplit("-", 1)[1])
             os.kill(pid, 0)
@@ -309,7 +332,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
         }
         if report or figures:
             run = Run(d, manifest={**manifest, "timings": {k: round(v, 4) for k, v in timings.items()},
-                                   "files": {}}, _verify=False)
+                                   "files": _hash_files(d)}, _verify=False)  # the tables written so far
             if report:
                 from .report import write_report
 
@@ -324,7 +347,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
                 timings["figures_s"] = time.perf_counter() - t0
         timings["write_s"] = time.perf_counter() - started
         manifest["timings"] = {k: round(v, 4) for k, v in timings.items()}
-        manifest["files"] = {str(p.relative_to(d)): _sha256_file(p) for p in sorted(d.rglob("*")) if p.is_file()}
+        manifest["files"] = _hash_files(d)
         _write_json_atomic(d / "manifest.json", manifest)
         return stage.merge() if merge else stage.commit()
     except BaseException:
@@ -333,58 +356,287 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + f".partial-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json(path, obj, indent=1)
 
 
 def rewrite_report(run: Run, *, report: bool = True, figures: bool = True) -> list[Path]:
     """Regenerate ``report.html`` and ``figures/`` of an existing run folder from its tables
-    (``cascade report``): each file is replaced atomically, then the manifest's hashes."""
+    (``cascade report``).
+
+    Both are drawn into a hidden staging folder inside the run folder (``.report.partial-<pid>``)
+    while the old ones stay in place; then the old ones are moved aside, the new ones moved in and
+    the manifest replaced, with Ctrl-C held back for those few renames (a failure among them puts
+    the old ones back). An interruption while drawing leaves the folder as it was. A ``figures``
+    or ``report.html`` that is a link, or of the wrong kind, is refused (:class:`RunFolderError`):
+    it is not followed, and not removed either, since it is not the engine's.
+    """
     from .figures import write_figures
     from .report import write_report
 
-    written = []
-    if report:
-        tmp = run.path / f".report.html.partial-{os.getpid()}"
-        try:
-            write_report(run, tmp)
-            os.replace(tmp, run.path / "report.html")
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(run.path / "report.html")
-    if figures:
-        tmp = run.path / f".figures.partial-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            write_figures(run, tmp)
-            old = run.path / "figures"
-            if old.exists():
-                shutil.rmtree(old)
-            os.rename(tmp, old)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        written += sorted((run.path / "figures").glob("*.png"))
-    manifest = dict(run.manifest)
-    manifest["files"] = {str(p.relative_to(run.path)): _sha256_file(p) for p in sorted(run.path.rglob("*"))
-                         if p.is_file() and p.name != "manifest.json" and ".partial" not in p.name}
-    _write_json_atomic(run.path / "manifest.json", manifest)
+    folder = run.path
+    names = (["report.html"] if report else []) + (["figures"] if figures else [])
+    for name in names:
+        _check_replaceable(folder / name, want_dir=name == "figures")
+    _sweep_dead_partials(folder, ".report.partial-*")
+    stage = folder / f".report.partial-{os.getpid()}"
+    if stage.exists() or stage.is_symlink():
+        _remove(stage)
+    stage.mkdir()
+    try:
+        if report:
+            write_report(run, stage / "report.html")
+        if figures:
+            write_figures(run, stage / "figures")
+        files = {k: v for k, v in run.manifest["files"].items()
+                 if not ((report and k == "report.html") or (figures and k.startswith("figures/")))}
+        files.update(_hash_files(stage))
+        manifest = {**run.manifest, "files": dict(sorted(files.items()))}
+        write_json(stage / "manifest.json", manifest, indent=1)
+        _swap_in(folder, stage, names)
+    finally:
+        _remove(stage)
     run.manifest = manifest
-    return written
+    written = [folder / "report.html"] if report else []
+    return written + (sorted((folder / "figures").glob("*.png")) if figures else [])
+
+
+def _check_replaceable(path: Path, *, want_dir: bool) -> None:
+    if path.is_symlink():
+        raise RunFolderError(f"{path}: is a symbolic link; cascade report replaces it and neither follows nor "
+                             "removes links: remove the link, then run cascade report again")
+    if path.exists() and (not path.is_dir() if want_dir else not path.is_file()):
+        found = "a folder" if path.is_dir() else "not a plain file" if not want_dir else "not a folder"
+        raise RunFolderError(f"{path}: is {found}; expected {'a folder of figures' if want_dir else 'a file'}: "
+                             "remove it, then run cascade report again")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _swap_in(folder: Path, stage: Path, names: list[str]) -> None:
+    """Move ``stage/<name>`` over ``folder/<name>`` for each name, then ``stage/manifest.json`` over
+    the manifest; the old entries go to ``stage/.old`` (removed with the stage). Ctrl-C waits until
+    the renames are done; an error among them moves the old entries back."""
+    old = stage / ".old"
+    old.mkdir()
+    moved, placed = [], []
+    with _interrupts_held():
+        try:
+            for name in names:
+                if (folder / name).exists():
+                    os.rename(folder / name, old / name)
+                    moved.append(name)
+                os.rename(stage / name, folder / name)
+                placed.append(name)
+            os.replace(stage / "manifest.json", folder / "manifest.json")
+        except BaseException:
+            for name in placed:
+                os.rename(folder / name, stage / name)
+            for name in moved:
+                os.rename(old / name, folder / name)
+            raise
+    fsync_dir(folder)
+
+
+class _interrupts_held:
+    """Hold SIGINT back for a few renames (main thread only); raise KeyboardInterrupt after them."""
+
+    def __enter__(self):
+        self.caught = False
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, *_args) -> None:
+        self.caught = True
+
+    def __exit__(self, *exc) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler if self.previous is None else self.previous)
+        if self.caught and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------- reading
+_SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _ScenarioRecord(_Closed):
+    name: str
+    description: str | None = None
+    source: str | None = None
+    hash: _SHA256
+    fingerprint: str
+
+
+class _EngineRecord(_Closed):
+    name: str
+    version: str
+
+
+class _GitRecord(_Closed):
+    commit: str
+    dirty: bool
+
+
+class _BookRecord(_Closed):
+    file: str
+    sha256: str
+    format: str
+    via: str
+    positions: int
+    skipped: list[str]
+
+
+class Manifest(BaseModel):
+    """``manifest.json`` as :func:`write_run` writes it, checked before anything else is read.
+
+    Known keys have their types (strict: ``"7"`` is not a seed); the sub-records written whole by
+    the engine (``scenario``, ``engine``, ``git``, ``book``) take no other keys; ``dependencies``,
+    ``machine`` and ``timings`` are open maps of simple values; other top-level keys are allowed,
+    as :func:`write_run`'s ``extra_manifest`` adds them (``attribution``, ``sweep``).
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    format: Literal[1]
+    kind: Literal["run", "sweep"]
+    created_utc: str
+    scenario: _ScenarioRecord
+    seed: int
+    n_paths: int = Field(gt=0)
+    n_steps: int = Field(ge=0)
+    step_seconds: float = Field(gt=0)
+    start: str
+    overrides: list[str]
+    command: list[str] | None
+    run_hash: _SHA256
+    strategies_not_evaluated: list[str]
+    engine: _EngineRecord
+    dependencies: dict[str, str | None]
+    git: _GitRecord | None
+    machine: dict[str, str | int | None]
+    timings: dict[str, float]
+    files: dict[str, _SHA256]
+    book: _BookRecord | None = None
+    attribution: dict[str, Any] | None = None
+    sweep: dict[str, Any] | None = None
+
+    @field_validator("start", "created_utc")
+    @classmethod
+    def _a_time(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 time such as 2026-02-05T00:00:00Z, got {value[:60]!r}") from None
+        return value
+
+
+def _manifest_problems(file: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = terminal_safe(format_path(tuple(err["loc"]))) or "(top level)"
+        if err["type"] == "missing":
+            text = "missing (every run manifest has it)"
+        elif err["type"] == "extra_forbidden":
+            text = "unexpected key"
+        else:
+            found = err.get("input")
+            shown = repr(found) if not isinstance(found, (dict, list)) else type(found).__name__
+            text = f"{err['msg']}, got {terminal_safe(shown[:60])}"
+        lines.append(f"{file}: {key}: {text}")
+    return lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` is not a plain relative path inside the folder (``None`` when it is)."""
+    if not name or "\x00" in name or "\\" in name:
+        return "expected a relative file name inside the run folder"
+    if name.startswith("/"):
+        return "an absolute path; expected a file name relative to the run folder"
+    parts = name.split("/")
+    if ".." in parts:
+        return "leaves the run folder (a '..' component); expected a file name inside it"
+    if any(p in ("", ".") for p in parts):
+        return "expected a plain relative file name (no empty or '.' components)"
+    return None
+
+
+def _member(folder: Path, name: str) -> Path:
+    """``folder/name`` once each step on the way is checked without following anything: folders,
+    no symbolic link, a regular file at the end. Raises :class:`RunFolderError`."""
+    where = f"{folder / 'manifest.json'}: files.{terminal_safe(name)}"
+    problem = _name_problem(name)
+    if problem:
+        raise RunFolderError(f"{where}: {problem}")
+    path, parts = folder, name.split("/")
+    for i, part in enumerate(parts):
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            raise RunFolderError(f"{folder / name}: listed in the manifest but missing") from None
+        except OSError as exc:
+            raise RunFolderError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        if S_ISLNK(mode):
+            raise RunFolderError(f"{where}: {path} is a symbolic link; a run folder holds plain files only, "
+                                 "and links are not followed")
+        if i < len(parts) - 1 and not S_ISDIR(mode):
+            raise RunFolderError(f"{where}: {path} is not a folder")
+        if i == len(parts) - 1 and not S_ISREG(mode):
+            raise RunFolderError(f"{where}: {path} is {_kind(mode)}, not a regular file")
+    return path
+
+
+def _open_member(path: Path) -> int:
+    """An open descriptor of ``path`` (checked by :func:`_member`), refused unless still a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise RunFolderError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not S_ISREG(mode):
+        os.close(fd)
+        raise RunFolderError(f"{path}: is {_kind(mode)}, not a regular file")
+    return fd
+
+
+def _member_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with os.fdopen(_open_member(path), "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _member_bytes(path: Path) -> bytes:
+    with os.fdopen(_open_member(path), "rb") as fh:
+        return fh.read()
+
+
 class Run:
     """A run folder read back (:func:`load_run`): the manifest and the same tables the run had.
 
     ``per_path``, ``fan``, ``flows``, ``sample_paths``, ``shocks``, ``strategies``,
-    ``strategy_pnl`` (``None`` when the run has none) and ``tables`` (every Parquet file by name)
-    are read lazily; ``metrics`` is ``metrics.json``; ``scenario`` is the resolved scenario.
+    ``strategy_pnl`` (``None`` when the run has none) and ``tables`` (every Parquet file the
+    manifest lists, by name) are read lazily; ``metrics`` is ``metrics.json``; ``scenario`` is the
+    resolved scenario. Only files the manifest lists are read; with ``verify`` (the default) each
+    is served from the bytes whose SHA-256 matched the manifest.
     """
 
     def __init__(self, path: Path, manifest: dict | None = None, *, _verify: bool = True):
         self.path = Path(path)
         self.manifest = manifest if manifest is not None else _read_manifest(self.path, verify=_verify)
+        self._verify = _verify
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -394,13 +646,38 @@ class Run:
     def name(self) -> str:
         return self.manifest["scenario"]["name"]
 
+    def read_bytes(self, name: str) -> bytes | None:
+        """The bytes of the listed file ``name`` (``None`` when the manifest does not list it)."""
+        digest = (self.manifest.get("files") or {}).get(name)
+        if digest is None:
+            return None
+        path = _member(self.path, name)
+        data = _member_bytes(path)
+        if self._verify and hashlib.sha256(data).hexdigest() != digest:
+            raise RunFolderError(f"{path}: changed since the run was written (SHA-256 differs from the manifest)")
+        return data
+
+    def _required(self, name: str) -> bytes:
+        data = self.read_bytes(name)
+        if data is None:
+            raise RunFolderError(f"{self.path / 'manifest.json'}: files: {name} is not listed (every run has it)")
+        return data
+
     def _table(self, name: str) -> pd.DataFrame | None:
-        file = self.path / f"{name}.parquet"
-        return pd.read_parquet(file) if file.exists() else None
+        data = self.read_bytes(f"{name}.parquet")
+        if data is None:
+            return None
+        try:
+            return pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises several kinds for a damaged file
+            raise RunFolderError(f"{self.path / (name + '.parquet')}: not a readable Parquet table "
+                                 f"({type(exc).__name__}: {terminal_safe(str(exc))[:200]})") from None
 
     @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {p.stem: pd.read_parquet(p) for p in sorted(self.path.glob("*.parquet"))}
+        names = sorted(n[: -len(".parquet")] for n in (self.manifest.get("files") or {})
+                       if n.endswith(".parquet") and "/" not in n)
+        return {name: self._table(name) for name in names}
 
     per_path = cached_property(lambda self: self._table("per_path"))
     fan = cached_property(lambda self: self._table("fan"))
@@ -418,17 +695,28 @@ class Run:
 
     @cached_property
     def metrics(self) -> dict:
-        return json.loads((self.path / "metrics.json").read_text())
+        file = self.path / "metrics.json"
+        try:
+            metrics = json.loads(self._required("metrics.json"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            line = f"line {exc.lineno}: " if isinstance(exc, json.JSONDecodeError) else ""
+            raise RunFolderError(f"{file}: {line}not valid JSON ({getattr(exc, 'msg', exc)})") from None
+        if not isinstance(metrics, dict):
+            raise RunFolderError(f"{file}: expected a JSON object, got a {type(metrics).__name__}")
+        return metrics
 
     @cached_property
     def scenario_yaml(self) -> str:
-        return (self.path / "scenario.yaml").read_text()
+        try:
+            return self._required("scenario.yaml").decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RunFolderError(f"{self.path / 'scenario.yaml'}: not UTF-8 text (byte {exc.start})") from None
 
     @cached_property
     def scenario(self):
-        from ..scenario.loader import load_scenario
+        from ..scenario.loader import load_scenario, read_stored_document
 
-        return load_scenario(self.path / "scenario.yaml")
+        return load_scenario(read_stored_document(self.scenario_yaml, str(self.path / "scenario.yaml")))
 
     @property
     def seed(self) -> int:
@@ -447,34 +735,56 @@ class Run:
         return [(float(b.low_usd), float(b.high_usd), b.label) for b in self.scenario.outputs.price_bands]
 
 
-def _read_manifest(path: Path, *, verify: bool) -> dict:
+def _read_manifest(path: Path, *, verify: bool, regenerated=lambda name: False) -> dict:
+    """The validated manifest of the run folder ``path``; ``verify`` checks every listed file's
+    SHA-256 except those ``regenerated(name)`` says are about to be drawn again (``cascade report``)."""
     if not path.is_dir():
         raise RunFolderError(f"{path}: no such run folder")
     if ".partial" in path.name:
         raise RunFolderError(f"{path}: an unfinished run (interrupted while writing); delete it")
     file = path / "manifest.json"
-    if not file.exists():
+    if not file.exists() and not file.is_symlink():
         raise RunFolderError(f"{path}: not a run folder (no manifest.json)")
     try:
-        manifest = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunFolderError(f"{file}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        manifest = json.loads(_member_bytes(_member(path, "manifest.json")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = f"line {exc.lineno}: " if isinstance(exc, json.JSONDecodeError) else ""
+        raise RunFolderError(f"{file}: {line}not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    except RecursionError:
+        raise RunFolderError(f"{file}: nested too deeply for a run manifest") from None
     fmt = manifest.get("format") if isinstance(manifest, dict) else None
     if fmt != FORMAT:
-        raise RunFolderError(f"{file}: format {fmt!r}, this engine reads format {FORMAT}")
-    if verify:
-        for name, digest in manifest.get("files", {}).items():
-            target = path / name
-            if not target.exists():
-                raise RunFolderError(f"{target}: listed in the manifest but missing")
-            if _sha256_file(target) != digest:
-                raise RunFolderError(f"{target}: changed since the run was written (SHA-256 differs from the manifest)")
+        raise RunFolderError(f"{file}: format {terminal_safe(repr(fmt))[:60]}, this engine reads format {FORMAT}")
+    try:
+        Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        raise RunFolderError(_manifest_problems(file, exc)) from None
+    for name, digest in manifest["files"].items():
+        problem = _name_problem(name)
+        if problem or name == "manifest.json":
+            raise RunFolderError(f"{file}: files.{terminal_safe(name)}: {problem or 'the manifest cannot list itself'}")
+        if not verify or regenerated(name):
+            continue
+        target = _member(path, name)
+        if _member_digest(target) != digest:
+            raise RunFolderError(f"{target}: changed since the run was written (SHA-256 differs from the manifest)")
     return manifest
 
 
 def load_run(path: str | Path, *, verify: bool = True) -> Run:
-    """Read a run folder. ``verify`` checks every file against the manifest's SHA-256."""
-    return Run(Path(path), _read_manifest(Path(path), verify=verify))
+    """Read a run folder. ``verify`` checks every file against the manifest's SHA-256 (and the
+    tables are then served from the bytes that matched)."""
+    return Run(Path(path), _read_manifest(Path(path), verify=verify), _verify=verify)
+
+
+def load_run_for_report(path: str | Path, *, figures: bool = True) -> Run:
+    """Read a run folder to draw its report again (``cascade report``): everything is verified
+    except the report and (with ``figures``) the figures about to be replaced, so a folder whose
+    report is missing or damaged but whose tables verify can be repaired."""
+    def regenerated(name: str) -> bool:
+        return name == "report.html" or (figures and name.startswith("figures/"))
+
+    return Run(Path(path), _read_manifest(Path(path), verify=True, regenerated=regenerated), _verify=True)
 
 
 def identical(a: Run, b: Run) -> list[str]:

@@ -32,6 +32,7 @@ import difflib
 import re
 import types
 import typing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -168,7 +169,14 @@ def read_document(path: str | Path, _stack: tuple = ()) -> Document:
             raise ScenarioError(
                 Problem(f"extends {parent!r}: file not found (looked for {parent_path})", *where, ("extends",))
             )
-        doc = read_document(parent_path, stack)
+        try:
+            doc = read_document(parent_path, stack)
+        except ScenarioError as exc:  # the parent cannot be read at all (a FIFO, too big): say who names it
+            first = exc.problems[0]
+            if len(exc.problems) > 1 or first.line is not None or first.file != str(parent_path) or first.hint:
+                raise
+            via = f"extended by {where[0]}{f':{where[1]}' if where[1] else ''} (extends)"
+            raise ScenarioError(replace(first, hint=via)) from None
         if not merged_origins and not merged:  # the first parent is the base: its nulls stay nulls
             merged, merged_origins = doc.data, dict(doc.origins)
         else:  # later parents patch it, like the child does
@@ -176,6 +184,31 @@ def read_document(path: str | Path, _stack: tuple = ()) -> Document:
     origins_out = dict(merged_origins)
     result = _merge(merged, origins_out, data, origins)
     return _patched(Document(result, origins_out, file), patches, patch_origins)
+
+
+def read_stored_document(text: str, file: str) -> Document:
+    """A resolved scenario as a run folder stores it (``scenario.yaml``): already merged, so it names
+    no other file. ``extends:``, ``overrides:``, ``use:`` strategy items and a
+    ``portfolio.positions_csv`` are refused with their location, never followed: the folder is
+    untrusted input and must not make the engine read files outside it."""
+    data, marks = parse_yaml_text(text, file)
+    origins = _origins_from_marks(marks, file)
+    if not isinstance(data, dict):
+        raise ScenarioError(Problem(f"a scenario must be a YAML mapping of sections, got a {type(data).__name__}",
+                                    file, 1, 1))
+    named = [(key,) for key in ("extends", "overrides") if key in data]
+    for key in ("strategies", "strategies+"):
+        items = data.get(key)
+        named += [(key, i, "use") for i, item in enumerate(items if isinstance(items, list) else [])
+                  if isinstance(item, dict) and "use" in item]
+    portfolio = data.get("portfolio")
+    if isinstance(portfolio, dict) and portfolio.get("positions_csv") is not None:
+        named.append(("portfolio", "positions_csv"))
+    problems = [Problem("a stored scenario is resolved already and names no other file; refused, not followed",
+                        *origins.get(path, origins.get(path[:1], (file, None, None))), path) for path in named]
+    if problems:
+        raise ScenarioError(problems)
+    return Document(data, origins, file)
 
 
 def _patched(doc: Document, patches, patch_origins: dict) -> Document:
@@ -468,7 +501,9 @@ def load_scenario(source, overrides=(), *, check: bool = True, book=None):
     from .positions import take_book
     from .schema import Scenario
 
-    if isinstance(source, dict):
+    if isinstance(source, Document):  # read already (read_stored_document): nothing more to follow
+        doc = source
+    elif isinstance(source, dict):
         doc = Document(copy.deepcopy(source), {}, "<dict>")
         expand_uses(doc.data, doc.origins, doc.file)  # names and paths from the current directory
     else:

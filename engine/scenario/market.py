@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from ..options.vrp import DEFAULT_VRP
-from .types import Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
+from .types import MAX_PRICE_USD, Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
 
 __all__ = ["Market"]
 
@@ -178,8 +178,8 @@ Leverage = Annotated[LognormalLeverage | TableLeverage, Field(discriminator="dis
 
 class UniformEntry(StrictModel):
     distribution: Literal["uniform"]
-    low_usd: Amount = Field(..., gt=0, description="Lowest entry price.")
-    high_usd: Amount = Field(..., gt=0, description="Highest entry price.")
+    low_usd: Amount = Field(..., gt=0, le=MAX_PRICE_USD, description="Lowest entry price.")
+    high_usd: Amount = Field(..., gt=0, le=MAX_PRICE_USD, description="Highest entry price.")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -190,7 +190,7 @@ class UniformEntry(StrictModel):
 
 class LognormalEntry(StrictModel):
     distribution: Literal["lognormal"]
-    center_usd: Amount | None = Field(None, gt=0, description="Median entry price; null = spot.")
+    center_usd: Amount | None = Field(None, gt=0, le=MAX_PRICE_USD, description="Median entry price; null = spot.")
     dispersion: Rate = Field(0.05, gt=0, le=2, description="Standard deviation of log entry price.")
 
 
@@ -462,7 +462,7 @@ class ExecutionWindow(StrictModel):
 
 class Etf(StrictModel):
     holdings_btc: Amount = Field(1.28e6, ge=0, description="BTC held by spot ETFs.")
-    cost_basis_usd: Amount = Field(81_600, gt=0, description="Holders' average cost basis.")
+    cost_basis_usd: Amount = Field(81_600, gt=0, le=MAX_PRICE_USD, description="Holders' average cost basis.")
     reflexivity: EtfReflexivity = Field(
         default_factory=EtfReflexivity, description="Redemptions driven by losses and by price below cost basis."
     )
@@ -473,7 +473,7 @@ class Etf(StrictModel):
 
 class OptionOpenInterest(StrictModel):
     kind: Literal["put", "call"] = Field(..., description="Option type.")
-    strike_usd: Amount = Field(..., gt=0, description="Strike price.")
+    strike_usd: Amount = Field(..., gt=0, le=MAX_PRICE_USD, description="Strike price.")
     expiry: Timestamp = Field(..., description="Expiry (UTC).")
     size_btc: Amount = Field(..., ge=0, description="Open interest, BTC.")
 
@@ -611,7 +611,7 @@ class Behaviour(StrictModel):
 
 
 class Market(StrictModel):
-    spot_usd: Amount = Field(..., gt=0, description="BTC price at horizon.start.")
+    spot_usd: Amount = Field(..., gt=0, le=MAX_PRICE_USD, description="BTC price at horizon.start.")
     drift_annual: Rate = Field(0.0, ge=-50, le=50, description="Annualised drift of the log price.")
     volatility: Volatility = Field(default_factory=Volatility, description="Exogenous volatility and jumps.")
     macro: Macro = Field(default_factory=Macro, description="The macro factor (a Nasdaq proxy).")

@@ -33,11 +33,11 @@ import json
 import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .._files import read_regular_bytes
 from ..errors import Problem, ScenarioError
 from .units import UnitError, parse_amount, parse_timestamp
 
@@ -233,30 +233,9 @@ def _instrument(p: Position) -> str:
 
 # ----------------------------------------------------------------------------- files
 def _read_bytes(path: Path, shown: str) -> bytes:
-    """The file's bytes, if it is a regular file of at most ``MAX_BYTES``."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ScenarioError(Problem("no such file", shown)) from None
-    except OSError as exc:
-        raise ScenarioError(Problem(f"cannot read it: {exc.strerror}", shown)) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ScenarioError(Problem("not a regular file (a book is read from a plain file)", shown))
-    if info.st_size > MAX_BYTES:
-        raise ScenarioError(Problem(f"{_size(info.st_size)}, more than the {_size(MAX_BYTES)} a book file may have",
-                                    shown))
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise ScenarioError(Problem(f"cannot read it: {exc.strerror}", shown)) from None
-    if len(data) > MAX_BYTES:  # it grew after the stat
-        raise ScenarioError(Problem(f"more than the {_size(MAX_BYTES)} a book file may have", shown))
-    return data
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n:,} bytes"
+    """The file's bytes, if it is a regular file of at most ``MAX_BYTES`` (a FIFO is never opened
+    for a blocking read)."""
+    return read_regular_bytes(path, MAX_BYTES, "a book", shown)
 
 
 def _text(data: bytes, shown: str) -> str:

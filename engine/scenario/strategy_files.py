@@ -96,7 +96,7 @@ def _resolve(value, naming_file: Path, where) -> Path:
         if Path(value).is_absolute():
             raise ScenarioError(Problem(f"use {value!r}: give a path relative to this file", *where))
         path = naming_file.parent / value
-        if not path.is_file():
+        if not path.exists():  # a FIFO or a folder exists: reading it says what it is instead
             raise ScenarioError(Problem(f"use {value!r}: file not found (looked for {path})", *where))
         return path
     if not _BARE.fullmatch(value):

@@ -27,6 +27,8 @@ from . import units
 __all__ = [
     "StrictModel",
     "Amount",
+    "MAX_AMOUNT",
+    "MAX_PRICE_USD",
     "Rate",
     "Duration",
     "Timestamp",
@@ -85,12 +87,25 @@ _TIMESTAMP_PATTERN = (
 )
 
 
+MAX_AMOUNT = 1e18  # a quintillion USD (or BTC): beyond every real market (tests set volumes of 1e16 to switch impact off), far below where the model's sums overflow
+MAX_PRICE_USD = 1e9  # a BTC price (spot, strike, entry, cost basis) above this is a typo, not a market
+
+
+def _amount(value: Any) -> float:
+    result = units.parse_amount(value)
+    if not math.isfinite(result):
+        raise units.UnitError(f"must be a finite amount, got {value!r}")
+    if abs(result) > MAX_AMOUNT:
+        raise units.UnitError(f"must be at most {MAX_AMOUNT:.0e} in size (larger overflows the model), got {value!r}")
+    return result
+
+
 Amount = Annotated[
     float,
-    _wrap(units.parse_amount),
+    _wrap(_amount),
     WithJsonSchema(_num_schema(units.AMOUNT_PATTERN, "61B")),
 ]
-"""USD or BTC quantity; accepts ``61B``, ``689.2M``, ``32.5k``."""
+"""USD or BTC quantity; accepts ``61B``, ``689.2M``, ``32.5k``; at most ``MAX_AMOUNT`` (1e18) in size."""
 
 Rate = Annotated[
     float,

@@ -19,8 +19,9 @@ time of day        ``"14:30"`` ``"21:00"``                     minutes after mid
 =================  =========================================  ==========================
 
 Amount suffixes: ``k``/``K`` thousand, ``m``/``M``/``mn`` million, ``b``/``B``/``bn``
-billion, ``t``/``T`` trillion. A duration always needs its unit: a bare number is refused,
-since ``4`` could mean hours or days.
+billion, ``t``/``T`` trillion. An amount in a scenario is at most 1e18 in size, and a price
+(spot, strike, entry price, cost basis) at most 1e9 USD: larger values overflow the model. A
+duration always needs its unit: a bare number is refused, since ``4`` could mean hours or days.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from .._files import read_regular_bytes
 from ..errors import Problem, ScenarioError
 
 __all__ = ["load_yaml", "parse_yaml_text", "MAX_FILE_BYTES", "MAX_NODES", "MAX_DEPTH", "Marks"]
@@ -264,24 +265,8 @@ def parse_yaml_text(text: str, file: str = "<string>"):
 def load_yaml(path: str | Path):
     """Read a YAML file with the checks above; returns ``(data, marks)``."""
     file = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise ScenarioError(Problem("file not found", file))
-    if p.is_dir():
-        raise ScenarioError(Problem("is a directory, expected a YAML file", file))
-    raw = b""
-    try:
-        size = p.stat().st_size
-        if size <= MAX_FILE_BYTES:
-            with p.open("rb") as fh:  # at most one byte past the limit: /dev/zero reports size 0
-                raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ScenarioError(Problem(f"cannot read the file: {exc.strerror or exc}", file)) from None
-    if size > MAX_FILE_BYTES or len(raw) > MAX_FILE_BYTES:
-        what = f"{size:,} bytes" if size > MAX_FILE_BYTES else f"more than {MAX_FILE_BYTES:,} bytes"
-        raise ScenarioError(
-            Problem(f"file is {what}, over the {MAX_FILE_BYTES:,}-byte limit for a scenario", file)
-        )
+    # a regular file only (a FIFO would block, /dev/zero never ends), refused by size before reading
+    raw = read_regular_bytes(path, MAX_FILE_BYTES, "a scenario or strategy file", file)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
