@@ -52,15 +52,10 @@ def render_run(result) -> str:
 
 
 def _money(x: float) -> str:
-    """USD in a table cell: ``19.59M``, ``25.2k``, ``740``."""
-    a = abs(x)
-    if a >= 1e9:
-        return f"{x / 1e9:.2f}B"
-    if a >= 1e6:
-        return f"{x / 1e6:.2f}M"
-    if a >= 1e3:
-        return f"{x / 1e3:.1f}k"
-    return f"{x:.0f}"
+    """USD in a table cell: ``19.59M``, ``25.2k``, ``740`` (the report's format, one definition)."""
+    from .results._prep import usd_k
+
+    return usd_k(x)
 
 
 def render_strategies(table) -> str:

@@ -11,7 +11,7 @@ from ..scenario.types import Amount, Duration, Rate, Timestamp
 
 from ._base import Context, Rule, sweepable, years
 
-__all__ = ["OptionLeg", "leg_terms", "one_strike"]
+__all__ = ["OptionLeg", "leg_terms", "one_strike", "ordered_strikes"]
 
 
 class OptionLeg(Rule):
@@ -46,3 +46,11 @@ def leg_terms(params: OptionLeg, ctx: Context) -> tuple[float, float, float, flo
     tenor = years(params.tenor) if params.tenor is not None else math.nan
     roll = years(params.roll_before_expiry) if params.roll_before_expiry is not None else math.nan
     return size, expiry, tenor, roll
+
+
+def ordered_strikes(model, low: str, high: str, message: str) -> None:
+    """``model.<high>`` must be above ``model.<low>`` when both are single values (a sweep's values
+    are checked row by row when the grid is expanded); ``message`` says which to move."""
+    lo, hi = getattr(model, low), getattr(model, high)
+    if isinstance(lo, float) and isinstance(hi, float) and hi <= lo:
+        raise ValueError(message)

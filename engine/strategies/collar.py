@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from ..scenario.types import Amount
 
 from ._base import Context, Rule, sweepable
-from ._options import OptionLeg, leg_terms
+from ._options import OptionLeg, leg_terms, ordered_strikes
 
 __all__ = ["Params", "translate"]
 
@@ -24,9 +24,7 @@ class _Strikes(Rule):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if isinstance(self.put_strike_usd, float) and isinstance(self.call_strike_usd, float):
-            if self.call_strike_usd <= self.put_strike_usd:
-                raise ValueError("call_strike_usd must be above put_strike_usd")
+        ordered_strikes(self, "put_strike_usd", "call_strike_usd", "call_strike_usd must be above put_strike_usd")
         return self
 
 

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from ..scenario.types import Amount
 
 from ._base import Context, Rule, sweepable
-from ._options import OptionLeg, leg_terms
+from ._options import OptionLeg, leg_terms, ordered_strikes
 
 __all__ = ["Params", "translate"]
 
@@ -24,9 +24,7 @@ class _Strikes(Rule):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if isinstance(self.long_strike_usd, float) and isinstance(self.short_strike_usd, float):
-            if self.short_strike_usd >= self.long_strike_usd:
-                raise ValueError("short_strike_usd must be below long_strike_usd")
+        ordered_strikes(self, "short_strike_usd", "long_strike_usd", "short_strike_usd must be below long_strike_usd")
         return self
 
 
