@@ -23,7 +23,11 @@ from pathlib import Path
 
 from .errors import Problem, ScenarioError
 
-__all__ = ["read_regular_bytes", "check_output_dir", "check_output_file", "size_text"]
+__all__ = ["read_regular_bytes", "read_data_bytes", "read_csv_frame", "check_output_dir", "check_output_file", "size_text"]
+
+MAX_CSV_BYTES = 512 * 1024**2
+"""The largest CSV read (price history, option chains, reference tables): 512 MB, a decade of
+minute candles."""
 
 
 def size_text(n: int) -> str:
@@ -87,6 +91,33 @@ def read_regular_bytes(path: str | Path, limit: int, what: str, shown: str | Non
         raise ScenarioError(Problem(f"file is more than {limit:,} bytes, over the {limit:,}-byte limit for {what}",
                                     shown))
     return b"".join(chunks)
+
+
+def read_data_bytes(path: str | Path, limit: int, what: str) -> bytes:
+    """:func:`read_regular_bytes` for the data files (price histories, chains, facts), whose
+    readers raise ``ValueError`` with a text that starts with the file."""
+    try:
+        return read_regular_bytes(path, limit, what)
+    except ScenarioError as exc:
+        problem = exc.problems[0]
+        raise ValueError(f"{path}: no such file" if problem.message == "file not found" else str(problem)) from None
+
+
+def read_csv_frame(path: str | Path, what: str, *, limit: int = MAX_CSV_BYTES, **read_csv_kw):
+    """A CSV file as a ``pandas.DataFrame``, read only if it is a regular file of at most ``limit``
+    bytes (a FIFO, a device or a directory is refused at once, never read). Raises ``ValueError``
+    whose text starts with the file, like the other readers of data files."""
+    import io
+
+    import pandas as pd
+
+    data = read_data_bytes(path, limit, what)
+    try:
+        return pd.read_csv(io.BytesIO(data), **read_csv_kw)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({str(exc).strip()})") from None
+    except ValueError as exc:  # e.g. usecols naming a column the file lacks
+        raise ValueError(f"{path}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- output locations

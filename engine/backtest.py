@@ -36,13 +36,10 @@ def load_ohlcv(path: str | Path, time_column: str | None = None, close_column: s
     previous close (the count is in ``attrs["filled"]``)."""
     import pandas as pd
 
+    from ._files import read_csv_frame
+
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    try:
-        raw = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV file ({str(exc).strip()})") from None
+    raw = read_csv_frame(path, "a price history")
     tcol = time_column or next((c for c in TIME_COLUMNS if c in raw.columns), None)
     ccol = close_column or next((c for c in CLOSE_COLUMNS if c in raw.columns), None)
     for given, found, what, names in ((time_column, tcol, "time", TIME_COLUMNS), (close_column, ccol, "close", CLOSE_COLUMNS)):

@@ -739,19 +739,22 @@ def _cmd_backtest(args) -> int:
 
 def _cmd_replay(args) -> int:
     from .backtest import load_ohlcv
-    from .replay import default_facts, render_replay, replay
+    from .replay import default_facts, load_facts, render_replay, replay
     from .scenario.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    if args.facts is not None and not args.facts.is_file():
-        print(f"cascade replay: --facts {args.facts}: no such file", file=sys.stderr)
-        return EXIT_USAGE
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         print(f"cascade replay: --out {args.out}: exists and is not a folder", file=sys.stderr)
         return EXIT_USAGE
     if args.out is not None:  # writable, before the replay runs
         _check_out_dir(args.out, "--out")
     facts = args.facts or default_facts(scenario.name, args.data)
+    try:
+        if facts is not None:
+            load_facts(facts)  # readable, before the replay runs
+    except ValueError as exc:
+        print(f"cascade replay: {'--facts ' if args.facts else ''}{exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = replay(scenario, load_ohlcv(args.data), args.start, args.end)
         comparison = result.compare_facts(facts) if facts is not None else None
@@ -776,9 +779,6 @@ def _cmd_surface(args) -> int:
 
     from .options.surface import fit_slices, fit_surface, load_deribit_chain
 
-    if not args.chain.is_file():
-        print(f"cascade surface: {args.chain}: no such file", file=sys.stderr)
-        return EXIT_USAGE
     if not (math.isfinite(args.max_abs_x) and args.max_abs_x > 0):
         print(f"cascade surface: --max-abs-x must be a positive number, got {args.max_abs_x}", file=sys.stderr)
         return EXIT_USAGE

@@ -405,12 +405,13 @@ def load_facts(path: str | Path) -> dict:
     """A facts file (YAML mapping) such as ``../shared/facts/feb-2026-deleveraging.yaml``."""
     import yaml
 
+    from ._files import read_data_bytes
+
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such facts file")
+    raw = read_data_bytes(path, 4 * 1024**2, "a facts file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not readable YAML ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping of facts")

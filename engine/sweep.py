@@ -33,7 +33,8 @@ size.
 A sweep holds a lock on its folder while it runs (:class:`_FolderLock`: ``fcntl.flock`` on
 ``.sweep.lock``, which records the pid, host, start time and command): a second sweep into the
 same folder is refused with who holds it, a lock left by a dead process is taken over with a
-note. A SIGTERM of the parent is handled as an interruption, which shuts the loky workers down.
+note. A SIGTERM of the parent is handled as an interruption, which shuts the loky workers down;
+after a ``kill -9``, each loky worker sees its parent gone and ends itself (:func:`_die_with_parent`).
 """
 
 from __future__ import annotations
@@ -453,9 +454,33 @@ def _adopt(plan: SweepPlan, shared) -> None:
             _CACHE[key] = shared.load() if isinstance(shared, _SharedRun) else shared
 
 
-def _chunk_task(plan: SweepPlan, k: int, on_error: str, threads: int, shared=None):
+_WATCHED_PARENT: int | None = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a worker process whose parent is the sweep (``parent``, loky's workers), a daemon thread
+    that ends the worker once the parent is gone (``kill -9`` leaves no chance to shut the pool
+    down): the worker is re-parented, so ``os.getppid()`` changes. It runs beside a busy kernel,
+    which releases the GIL. Nothing in the sweep's own process, nor in a Dask worker (whose parent
+    is its nanny)."""
+    global _WATCHED_PARENT
+    if _WATCHED_PARENT == parent or os.getpid() == parent or os.getppid() != parent:
+        return
+    _WATCHED_PARENT = parent
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cascade-parent-watch", daemon=True).start()
+
+
+def _chunk_task(plan: SweepPlan, k: int, on_error: str, threads: int, shared=None, parent: int | None = None):
     import numba
 
+    if parent is not None:
+        _die_with_parent(parent)
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     if shared is not None:
         _adopt(plan, shared)
@@ -506,10 +531,22 @@ def _chunk_paths(folder: Path, k: int) -> tuple[Path, Path]:
     return folder / "chunks" / f"chunk-{k:06d}.parquet", folder / "chunks" / f"chunk-{k:06d}.json"
 
 
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file, not a link to one (a sweep folder is untrusted: a FIFO
+    or a link planted in it must never be opened)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _finished(plan: SweepPlan, folder: Path, k: int) -> bool:
-    """A chunk is done when its sidecar names this plan's work for it and its file's hash matches."""
+    """A chunk is done when its sidecar names this plan's work for it and its file's hash matches
+    (anything but two regular files is a chunk to compute again, and is replaced)."""
     data, meta = _chunk_paths(folder, k)
-    if not (data.exists() and meta.exists()):
+    if not (_regular(data) and _regular(meta)):
         return False
     try:
         record = json.loads(meta.read_text())
@@ -554,7 +591,7 @@ class _FolderLock:
 
     def _holder(self) -> str:
         try:
-            info = json.loads(self.path.read_text() or "{}")
+            info = json.loads((self.path.read_text() if _regular(self.path) else "") or "{}")
         except (OSError, ValueError):
             info = {}
         if not info:
@@ -641,11 +678,13 @@ def _kill_loky_workers() -> None:
 def _prepare_folder(plan: SweepPlan, folder: Path) -> None:
     plan_file = folder / "plan.json"
     if folder.exists() and any(p.name != LOCK_NAME for p in folder.iterdir()):
-        if not plan_file.exists():
-            raise RunFolderError(f"{folder}: exists and is not a sweep folder (no plan.json); give a new --out")
+        if not _regular(plan_file):
+            raise RunFolderError(f"{folder}: exists and is not a sweep folder (no plan.json as a plain file); "
+                                 "give a new --out")
         try:
-            old = json.loads(plan_file.read_text()).get("hash")
-        except json.JSONDecodeError:
+            old = json.loads(plan_file.read_text())
+            old = old.get("hash") if isinstance(old, dict) else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
             old = None
         if old != plan.hash:
             raise RunFolderError(f"{folder}: holds a different sweep (plan {str(old)[:12]}, this one "
@@ -787,7 +826,7 @@ def _run_locked(plan: SweepPlan, folder: Path, *, started: float, workers: int, 
                 # quantiles of every step) is a second of a 10,000-path point, otherwise spent at the end
                 warm = threading.Thread(target=_base_tables, args=(base,), name="sweep-base-tables", daemon=True)
                 warm.start()
-        tasks = [(plan, k, on_error, threads, shared) for k in todo]
+        tasks = [(plan, k, on_error, threads, shared, os.getpid()) for k in todo]
         scatter = [shared] if shared is not None else []
         for k, rows, failures, seconds in executor.map(_chunk_task, tasks, scatter=scatter):
             _save_chunk(plan, folder, k, rows, failures, seconds)

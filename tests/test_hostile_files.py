@@ -18,7 +18,7 @@ from hostile import CALM, cascade, child_scenario, refused_here as _refused_here
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
 
 
-@pytest.mark.parametrize("command", [["validate"], ["show"], ["run", "--paths", "100"]])
+@pytest.mark.parametrize("command", [["validate"], ["show"], ["run", "--paths", "100"], ["check"]])
 def test_fifo_as_the_scenario(tmp_path, command):
     os.mkfifo(tmp_path / "pipe.yaml")
     proc = _refused_here(tmp_path, [*command, "pipe.yaml"], "pipe.yaml", "named pipe")
@@ -56,13 +56,14 @@ def test_fifo_as_a_baseline(tmp_path):
 
 def test_fifo_as_a_positions_csv(tmp_path):
     os.mkfifo(tmp_path / "book.csv")
-    _refused_here(tmp_path, ["run", CALM, "--paths", "100", "--book", "book.csv"], "book.csv", "named pipe")
+    _refused_here(tmp_path, ["run", CALM, "--paths", "100", "--book", "book.csv"], "book.csv", "named pipe",
+                  "--book")
 
 
 def test_fifo_as_portfolio_positions_csv(tmp_path):
     os.mkfifo(tmp_path / "book.csv")
     child_scenario(tmp_path, "piped-book", "portfolio:\n  positions_csv: book.csv\n")
-    _refused_here(tmp_path, ["validate", "piped-book.yaml"], "book.csv", "named pipe")
+    _refused_here(tmp_path, ["validate", "piped-book.yaml"], "book.csv", "named pipe", "portfolio.positions_csv")
 
 
 def test_oversized_scenario_is_refused_by_its_size(tmp_path):
@@ -88,3 +89,26 @@ def test_a_directory_as_the_scenario(tmp_path):
     (tmp_path / "folder.yaml").mkdir()
     _refused_here(tmp_path, ["validate", "folder.yaml"], "folder.yaml", "is a directory")
     _refused_here(tmp_path, ["run", "folder.yaml", "--paths", "100"], "folder.yaml", "is a directory")
+
+
+def _price_scenario(folder):
+    return child_scenario(folder, "bt", "portfolio:\n  spot_btc: 1\n  cash_usd: 100k\n"
+                                        "strategies:\n  - rule: stop_loss\n    drawdown: 0.2\n")
+
+
+@pytest.mark.parametrize("command", ["backtest", "replay", "surface"])
+def test_fifo_as_a_data_file(tmp_path, command):
+    """A price history (backtest, replay) or an option chain (surface) that is a named pipe."""
+    os.mkfifo(tmp_path / "prices.csv")
+    scenario = _price_scenario(tmp_path).name
+    args = {"backtest": ["backtest", scenario, "--data", "prices.csv"],
+            "replay": ["replay", "--scenario", scenario, "--data", "prices.csv"],
+            "surface": ["surface", "prices.csv"]}[command]
+    _refused_here(tmp_path, args, "prices.csv", "named pipe")
+
+
+def test_oversized_price_history_is_refused_by_its_size(tmp_path):
+    with open(tmp_path / "prices.csv", "wb") as fh:  # sparse, as above
+        fh.truncate(600 * 1024**2)
+    _refused_here(tmp_path, ["backtest", _price_scenario(tmp_path).name, "--data", "prices.csv"],
+                  "prices.csv", "-byte limit for a price history")

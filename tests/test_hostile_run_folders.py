@@ -174,6 +174,29 @@ def test_a_manifest_that_is_not_an_object_is_refused(run, tmp_path):
     _refused(tmp_path, "rerun", run, "--out", tmp_path / "again", says=["manifest.json: format None"])
 
 
+def _edit_metrics(folder: Path, edit) -> None:
+    """Edit ``metrics.json`` and list its new hash in the manifest, as a forger would."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    edit(metrics)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    _edit_manifest(folder, lambda m: m["files"].update({"metrics.json": _sha(folder / "metrics.json")}))
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda m: m.pop("market"), ["metrics.json: market: missing"]),
+    (lambda m: m.update(market=[1, 2]), ["metrics.json: market:"]),
+    (lambda m: m["market"]["min_price"].update(p50="low"), ["metrics.json: market.min_price", "'low'"]),
+    (lambda m: m.update(n_paths=0), ["metrics.json: n_paths:", "greater than 0"]),
+    (lambda m: m.update(limits=[{"metric": "x", "max": 1}]), ["metrics.json: limits[0].value: missing"]),
+    (lambda m: m.update(strategies={"put": {"es99": True}}), ["metrics.json: strategies.put.es99"]),
+])
+@pytest.mark.parametrize("command", ["compare", "report"])
+def test_forged_metrics_are_refused_with_their_key(run, tmp_path, edit, says, command):
+    _edit_metrics(run, edit)
+    args = ("compare", run, run) if command == "compare" else ("report", run)
+    _refused(tmp_path, *args, says=says)
+
+
 # --------------------------------------------------------------------------- what is served
 def test_only_listed_and_verified_files_are_served(run):
     shutil.copy(run / "fan.parquet", run / "planted.parquet")  # not in the manifest
@@ -255,6 +278,8 @@ def test_ctrl_c_during_the_swap_waits_until_the_folder_is_consistent(reported, m
     old_inode = (reported / "report.html").stat().st_ino
     real = os.rename
     sent = []
+    # Ctrl-C as on a terminal, even when the suite runs with SIGINT ignored (nohup, a CI runner)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def rename_then_ctrl_c(src, dst, *a, **k):
         real(src, dst, *a, **k)
@@ -263,10 +288,13 @@ def test_ctrl_c_during_the_swap_waits_until_the_folder_is_consistent(reported, m
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(store.os, "rename", rename_then_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        rewrite_report(load_run_for_report(reported))
-    monkeypatch.undo()
-    assert sent and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rewrite_report(load_run_for_report(reported))
+    finally:
+        monkeypatch.undo()
+        restored = signal.signal(signal.SIGINT, handler)
+    assert sent and restored is signal.default_int_handler
     after = load_run(reported)  # the swap finished first: the new report and manifest, verifying
     assert (reported / "report.html").stat().st_ino != old_inode  # the new file is in place
     assert sorted(after.manifest["files"]) == sorted(json.loads(before["manifest"])["files"])

@@ -115,8 +115,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
-def test_a_terminated_sweep_leaves_no_worker_and_no_lock(grid_file, tmp_path):
+def _interrupt_mid_sweep(grid_file, tmp_path, sig: int):
+    """Start a 2-worker sweep, wait until a chunk is saved and its workers are seen, send ``sig``
+    to the sweep's process; return ``(proc, workers, out, stderr text)`` once it has ended."""
     out = tmp_path / "killed"
     log = tmp_path / "stderr.txt"
     workers: set[int] = set()
@@ -134,18 +135,63 @@ def test_a_terminated_sweep_leaves_no_worker_and_no_lock(grid_file, tmp_path):
         assert proc.poll() is None, "the sweep finished before it could be interrupted: " + log.read_text()
         workers |= _children(proc.pid)
         assert workers, "no worker process was seen"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         proc.wait(30)
-        text = log.read_text()
+    except BaseException:
+        _reap(proc, workers)
+        raise
+    return proc, workers, out, log.read_text()
+
+
+def _reap(proc, workers) -> None:
+    """Whatever the outcome, leave no process of a test behind."""
+    if proc.poll() is None:
+        proc.kill()
+    for pid in workers:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _survivors(workers, wait: float) -> list[int]:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    return [p for p in workers if _alive(p)]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_a_terminated_sweep_leaves_no_worker_and_no_lock(grid_file, tmp_path):
+    proc, workers, out, text = _interrupt_mid_sweep(grid_file, tmp_path, signal.SIGTERM)
+    try:
         assert proc.returncode == 130 and "interrupted" in text and "Traceback" not in text, text
-        time.sleep(3)
-        survivors = [p for p in workers if _alive(p)]
-        assert not survivors, "worker processes survived the sweep"
+        assert not _survivors(workers, 3), "worker processes survived the sweep"
         assert not (out / sw.LOCK_NAME).exists()
         assert not list(out.glob(".shared-*"))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pid in workers:  # whatever the outcome, leave no process of this test behind
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _reap(proc, workers)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_of_a_sweep_killed_with_sigkill_die_with_it_and_it_resumes(grid_file, tmp_path):
+    """``kill -9`` gives the sweep no chance to stop its pool: each worker sees its parent gone
+    (it is re-parented) and ends, busy or idle; the next run takes the dead run's lock over and
+    finishes the table."""
+    proc, workers, out, _ = _interrupt_mid_sweep(grid_file, tmp_path, signal.SIGKILL)
+    try:
+        assert proc.returncode == -signal.SIGKILL
+        assert not _survivors(workers, 5), "worker processes outlived a sweep killed with SIGKILL"
+        again = _sweep(grid_file, out, "--jobs", "2", "--chunk-size", "1")
+        assert again.returncode == 0, again.stderr
+        assert "taking over the lock" in again.stderr and "Traceback" not in again.stderr
+    finally:
+        _reap(proc, workers)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_special_files_planted_in_a_sweep_folder_are_never_opened(grid_file, tmp_path):
+    out = tmp_path / "planted"
+    (out / "chunks").mkdir(parents=True)
+    os.mkfifo(out / "plan.json")
+    proc = _sweep(grid_file, out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(out) in proc.stderr and "plan.json" in proc.stderr

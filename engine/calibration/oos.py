@@ -120,10 +120,9 @@ def _close_at(when):
 
 def _reference_table(reference_csv: str | Path) -> tuple[pd.DataFrame, str]:
     path = str(reference_csv)
-    try:
-        table = pd.read_csv(reference_csv)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
+    from .._files import read_csv_frame
+
+    table = read_csv_frame(reference_csv, "a reference table")
     for column in ("event", "metric", "value"):
         if column not in table.columns:
             raise ValueError(f"{path}: expected a column {column!r}, found {list(table.columns)}")

@@ -79,11 +79,10 @@ def load_deribit_chain(path: str | Path, min_days: float = 2.0):
     """
     import pandas as pd
 
+    from .._files import read_csv_frame
+
     path = Path(path)
-    try:
-        raw = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV file ({str(exc).strip()})") from None
+    raw = read_csv_frame(path, "an option chain")
     need = {"expiration_timestamp", "timestamp", "option_type", "strike", "underlying_price", "mark_iv"}
     missing = need - set(raw.columns)
     if missing:

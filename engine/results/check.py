@@ -135,7 +135,7 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
     reports, errors, drifted = [], [], 0
     for file in files:
         try:
-            if not Path(file).is_file():
+            if not Path(file).exists():  # anything else that is not a plain file: the reader says what it is
                 raise BaselineError(f"{file}: no such scenario file")
             if update:
                 report, text = _update_one(Path(file), baselines, verbose)

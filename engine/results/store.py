@@ -447,7 +447,9 @@ class _interrupts_held:
 
     def __enter__(self):
         self.caught = False
-        self.installed = threading.current_thread() is threading.main_thread()
+        # main thread only; and a SIGINT ignored (a job started with nohup) stays ignored
+        self.installed = (threading.current_thread() is threading.main_thread()
+                          and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
         if self.installed:
             self.previous = signal.signal(signal.SIGINT, self._note)
         return self
@@ -541,12 +543,71 @@ class Manifest(BaseModel):
         return value
 
 
-def _manifest_problems(file: Path, exc: ValidationError) -> str:
+_Num = float | None  # strict: an int is a number, a bool or a string is not; NaN is allowed
+
+
+class _Interval(_Closed):
+    se: _Num
+    ci95_low: _Num
+    ci95_high: _Num
+
+
+class _Limit(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    metric: str
+    max: _Num = None
+    min: _Num = None
+    value: _Num
+    status: Literal["ok", "breached"]
+
+
+class _Uncertainty(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    market: dict[str, _Interval] = {}
+    strategies: dict[str, dict[str, _Interval]] = {}
+
+
+class _GreekPoint(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    date: str
+    level: str
+    price: _Num
+
+
+class _BookGreeks(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    units: dict[str, str]
+    points: list[_GreekPoint]
+    curves: list[dict[str, str | list[_Num]]]
+
+
+class Metrics(BaseModel):
+    """``metrics.json`` (the ``cascade run --json`` object), checked when a run folder's metrics
+    are first read: what the report, ``cascade compare`` and ``cascade rerun`` take from it has the
+    type they expect, so a hand-edited file is refused with the key, never a traceback. Sections a
+    run did not have (``strategies``, ``book_greeks``, ``limits``) may be absent; other keys are
+    allowed."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    scenario: str
+    n_paths: int = Field(gt=0)
+    n_steps: int = Field(ge=0)
+    seed: int
+    market: dict[str, dict[str, _Num] | _Num]
+    touch_directions: dict[str, Literal["up", "down"]] = {}
+    strategies: dict[str, dict[str, _Num]] = {}
+    book_greeks: _BookGreeks | None = None
+    uncertainty: _Uncertainty = _Uncertainty()
+    limits: list[_Limit] = []
+
+
+def _manifest_problems(file: Path, exc: ValidationError, missing: str = "every run manifest has it") -> str:
     lines = []
     for err in exc.errors(include_url=False):
         key = terminal_safe(format_path(tuple(err["loc"]))) or "(top level)"
         if err["type"] == "missing":
-            text = "missing (every run manifest has it)"
+            text = f"missing ({missing})"
         elif err["type"] == "extra_forbidden":
             text = "unexpected key"
         else:
@@ -703,6 +764,10 @@ class Run:
             raise RunFolderError(f"{file}: {line}not valid JSON ({getattr(exc, 'msg', exc)})") from None
         if not isinstance(metrics, dict):
             raise RunFolderError(f"{file}: expected a JSON object, got a {type(metrics).__name__}")
+        try:
+            Metrics.model_validate(metrics)
+        except ValidationError as exc:
+            raise RunFolderError(_manifest_problems(file, exc, "every run's metrics have it")) from None
         return metrics
 
     @cached_property

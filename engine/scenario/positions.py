@@ -232,10 +232,10 @@ def _instrument(p: Position) -> str:
 
 
 # ----------------------------------------------------------------------------- files
-def _read_bytes(path: Path, shown: str) -> bytes:
+def _read_bytes(path: Path, shown: str, via: str) -> bytes:
     """The file's bytes, if it is a regular file of at most ``MAX_BYTES`` (a FIFO is never opened
-    for a blocking read)."""
-    return read_regular_bytes(path, MAX_BYTES, "a book", shown)
+    for a blocking read); messages name where the file was given (``--book`` or the key)."""
+    return read_regular_bytes(path, MAX_BYTES, f"a book ({via})", shown)
 
 
 def _text(data: bytes, shown: str) -> str:
@@ -259,7 +259,7 @@ def read_book(path: str | Path, *, via: str = "--book", kind: str | None = None)
     if kind == "csv" and suffix != ".csv":
         raise ScenarioError(Problem("positions_csv names a positions CSV (.csv); a Deribit export (.json) "
                                     "goes through cascade run --book", shown))
-    data = _read_bytes(path, shown)
+    data = _read_bytes(path, shown, via)
     digest = hashlib.sha256(data).hexdigest()
     text = _text(data, shown)
     if kind == "csv":
