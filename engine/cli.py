@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -381,8 +382,6 @@ def _check_out_dir(out: Path | None, flag: str, **kw) -> None:
 
 
 def _cmd_run(args) -> int:
-    import os
-
     from .report_text import render_run
     from .scenario.loader import load_scenario
     from .simulate import run
@@ -395,7 +394,7 @@ def _cmd_run(args) -> int:
     if _bad_out(args, "run"):
         return EXIT_USAGE
     jobs = args.jobs or os.cpu_count() or 1
-    show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
+    show_bar = _wants_bar(args)
     save = not args.no_save
     # the run folder's fans and the strategies are made from the price paths: keep them then
     keep_steps = save or bool(scenario.strategies) or has_greeks(scenario.portfolio)
@@ -466,8 +465,6 @@ def _book_line(book) -> str:
 
 
 def _cmd_rerun(args) -> int:
-    import os
-
     from .results.store import identical, load_run, scenario_hash, write_run
     from .scenario.canonical import dump_scenario
     from .simulate import run
@@ -548,8 +545,6 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    import os
-
     from .scenario.loader import load_scenario
     from .sweep import apply_grid, default_folder, lowest_first, plan_sweep, run_sweep
 
@@ -569,7 +564,7 @@ def _cmd_sweep(args) -> int:
     _check_out_dir(args.out, "--out")  # before any point runs (an existing --out is resumed)
     if not args.json:
         print(plan.describe())
-    show_bar = not args.no_progress and not args.json and sys.stderr.isatty()
+    show_bar = _wants_bar(args)
     jobs = args.jobs or os.cpu_count() or 1
     try:
         result = run_sweep(scenario, n_paths=args.paths, seed=args.seed, out=args.out, n_jobs=jobs,
@@ -826,7 +821,6 @@ def _cmd_surface(args) -> int:
 
 def _cmd_stylised(args) -> int:
     import math
-    import os
 
     from .backtest import load_ohlcv
     from .calibration.stylised import compare, render_comparison, select_period
@@ -873,8 +867,6 @@ def _cmd_stylised(args) -> int:
 
 
 def _cmd_breakpoint(args) -> int:
-    import os
-
     from .breakpoint import find_breakpoint
 
     lo = hi = None
@@ -884,15 +876,19 @@ def _cmd_breakpoint(args) -> int:
             print(f"cascade breakpoint: --range expects LO:HI, e.g. 0:2 or 11%:40%, got {args.range!r}", file=sys.stderr)
             return EXIT_USAGE
 
-    def progress(e):
-        print(f"  s = {e.scale:.6g}: {args.metric} = {e.metric:.6g} +- {e.se:.3g} ({e.seconds:.1f} s)", file=sys.stderr)
-
     _check_memory(args, keep_steps=None)
-    result = find_breakpoint(args.file, args.shock, args.metric, args.threshold, direction=args.direction,
-                             scale_mode=args.scale_mode, lo=lo, hi=hi, max_scale=args.max_scale, tol=args.tol,
-                             max_evals=args.max_evals, n_se=args.n_se, n_paths=args.paths, seed=args.seed,
-                             n_jobs=args.jobs or os.cpu_count() or 1, overrides=args.overrides,
-                             progress=progress if not args.json and sys.stderr.isatty() else None)
+    bar = _bar(args, args.max_evals, "sim", "breakpoint")
+
+    def progress(e):  # the bar stops at max_evals at most; the search usually ends before
+        bar.update(1)
+        bar.set_postfix_str(f"s={e.scale:.4g}: {e.metric:.4g} ± {e.se:.2g}")
+
+    with bar:
+        result = find_breakpoint(args.file, args.shock, args.metric, args.threshold, direction=args.direction,
+                                 scale_mode=args.scale_mode, lo=lo, hi=hi, max_scale=args.max_scale, tol=args.tol,
+                                 max_evals=args.max_evals, n_se=args.n_se, n_paths=args.paths, seed=args.seed,
+                                 n_jobs=args.jobs or os.cpu_count() or 1, overrides=args.overrides,
+                                 progress=progress if not bar.disable else None)
     print(json.dumps(result.to_dict()) if args.json else result.render())
     return EXIT_OK if result.found else EXIT_FAIL
 
@@ -909,20 +905,24 @@ def _check_memory(args, keep_steps: bool | None, no_save: bool = False) -> None:
 
 
 def _cmd_attribute(args) -> int:
-    import os
-
     from .attribution import attribute
 
     if _bad_out(args, "attribute"):
         return EXIT_USAGE
 
-    def progress(label, seconds):
-        print(f"  {label}: {seconds:.1f} s", file=sys.stderr)
-
     _check_memory(args, keep_steps=not args.no_save or None, no_save=not args.no_save)
-    result = attribute(args.file, n_paths=args.paths, seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1,
-                       overrides=args.overrides, keep_result=not args.no_save,
-                       progress=progress if not args.json and sys.stderr.isatty() else None)
+    from .scenario.loader import load_scenario
+
+    bar = _bar(args, len(load_scenario(args.file, args.overrides).shocks) + 2, "sim", "attribution")
+
+    def progress(label, seconds):
+        bar.update(1)
+        bar.set_postfix_str(f"{label} {seconds:.1f} s")
+
+    with bar:
+        result = attribute(args.file, n_paths=args.paths, seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1,
+                           overrides=args.overrides, keep_result=not args.no_save,
+                           progress=progress if not bar.disable else None)
     folder = None
     if not args.no_save:
         from .results.store import write_run
@@ -942,8 +942,6 @@ def _cmd_attribute(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    import os
-
     from .calibration.fit import DEFAULT_PARAMETERS, PARAMETERS
     from .calibration.run import default_data, default_reference, run_calibration
     from .replay import default_facts
@@ -1029,7 +1027,7 @@ def _cmd_calibrate(args) -> int:
 
         check_output_file(args.write_params, "--write-params", create_parents=True)
 
-    bar = _calibration_bar(args, len(names or DEFAULT_PARAMETERS)) if not args.json and sys.stderr.isatty() else None
+    bar = _calibration_bar(args, len(names or DEFAULT_PARAMETERS)) if _wants_bar(args) else None
     try:
         result = run_calibration(args.file, data=data, facts=facts, reference=reference, oos_scenarios=oos,
                                  episodes=episodes,
@@ -1145,8 +1143,35 @@ _COMMANDS = {"validate": _cmd_validate, "show": _cmd_show, "run": _cmd_run, "rer
              "calibrate": _cmd_calibrate}
 
 
+def _in_ci() -> bool:
+    """Whether the ``CI`` environment variable says this is a CI job (``CI=true``, as GitHub
+    Actions, GitLab and most runners set it)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _wants_bar(args) -> bool:
+    """A progress bar only for a person watching: stderr is a terminal, no ``--json`` or
+    ``--no-progress``, and not in CI (whose logs keep every redraw)."""
+    return (not getattr(args, "json", False) and not getattr(args, "no_progress", False) and not _in_ci()
+            and sys.stderr.isatty())
+
+
+def _bar(args, total: int, unit: str, desc: str):
+    """A tqdm bar on stderr when :func:`_wants_bar`, else a disabled one (its calls do nothing)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, desc=desc, leave=False, dynamic_ncols=True, disable=not _wants_bar(args))
+
+
+def _compile_notice(message: str) -> None:
+    print(f"cascade: {message}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .nb import config
+
+    config.on_compile = _compile_notice
     try:
         return _COMMANDS[args.command](args)
     except ScenarioError as exc:

@@ -265,6 +265,7 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
     import numba
 
     from .nb import hedge as nbh
+    from .nb.config import before_call
 
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     inputs = _kernel_inputs(compiled, vs)
@@ -290,6 +291,7 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
                 extra = _no_trace()
             whole = chosen.all() and len(rows) == len(vs)  # then write straight into ``out``
             part = out if whole else np.zeros((int(chosen.sum()), prices.shape[0], N_HEDGE_OUT))
+            before_call(kernel, "the hedging kernels")
             kernel(**common, **{k: v[rows[chosen]] for k, v in inputs.items()}, out=part, **extra)
             if not whole:
                 out[rows[chosen]] = part

@@ -299,6 +299,7 @@ def _task_paths(block: int) -> int:
 
 
 def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: dict) -> None:
+    from .nb.config import before_call
     from .nb.kernel import N_STRESS, simulate_nb
 
     c = prep.compiled
@@ -313,6 +314,7 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
         views = [out[k][rows] for k in ("price", "open_interest", "liq_long", "liq_short", "funding", "atm_iv")]
     else:
         views = [np.empty((1, n_steps), dtype=np.float32) for _ in range(6)]
+    before_call(simulate_nb, "the market kernel")
     simulate_nb(prep.steps, prep.venue_steps, c.params, prep.grid, c.book_long_btc, c.book_short_btc,
                 c.book_long_entry_usd, c.book_short_entry_usd, prep.rows, c.new_leverage, prep.dealer_table, prep.dealer_lo, prep.dealer_inv,
                 prep.iv_table, prep.iv_h_lo, prep.iv_h_inv, prep.tail_table,

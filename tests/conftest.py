@@ -82,6 +82,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def hourly(shared_data) -> Path:
+    """The hourly Binance BTCUSDT closes the calibration reads (``../shared/data``)."""
+    return shared_data / "btc_hourly_binance_BTCUSDT_2025-03-05_2026-04-05.csv"
+
+
+@pytest.fixture(scope="session")
+def facts(shared_data) -> Path:
+    """``../shared/facts/feb-2026-deleveraging.yaml``, the observed figures of February 2026."""
+    path = shared_data.parent / "facts" / "feb-2026-deleveraging.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
 def _unavailable(reason: str) -> None:
     """Skip the test, except on CI (``CI=true``), where a missing tool must fail, not pass silently."""
     if os.environ.get("CI") == "true":

@@ -40,6 +40,7 @@ def result():
     return attribute(SMALL, n_paths=PATHS, n_jobs=2)
 
 
+@pytest.mark.slow
 def test_rows_are_the_shocks_then_the_total_and_the_interaction(result):
     scenario = engine.load_scenario(SMALL)
     assert list(result.table["shock"]) == [s.id for s in scenario.shocks] + ["all shocks", "interaction"]
@@ -102,6 +103,7 @@ def cascade(*args, cwd=ROOT):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table_and_writes_a_run_folder_with_the_chart(tmp_path):
     out = tmp_path / "run"
     proc = cascade("attribute", str(SMALL), "--paths", "300", "--out", str(out), "--set", "outputs.report=true")
@@ -116,6 +118,7 @@ def test_cli_prints_the_table_and_writes_a_run_folder_with_the_chart(tmp_path):
     assert 'id="attribution"' in html and "chart-attribution-min-price-p50" in html
 
 
+@pytest.mark.slow
 def test_cli_json(tmp_path):
     proc = cascade("attribute", str(SMALL), "--paths", "200", "--json", "--no-save")
     assert proc.returncode == 0, proc.stderr
@@ -125,6 +128,7 @@ def test_cli_json(tmp_path):
     assert "run_dir" not in data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc_change, message", [
     (lambda d: d.update(shocks=[]), "no shocks to attribute"),
     (lambda d: d.update(sweep={"parameters": {"shocks[warsh].depth_multiplier": [0.5, 0.7]}}), "not a sweep grid"),

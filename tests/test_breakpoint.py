@@ -38,6 +38,7 @@ def found():
     return find_breakpoint(FAILURE, KEY, METRIC, "100k", n_paths=PATHS, n_jobs=2, overrides=SHORT)
 
 
+@pytest.mark.slow
 def test_the_breakpoint_brackets_the_threshold(found):
     assert found.found and found.direction == "below" and found.key.mode == "multiply"
     a, b = found.bracket
@@ -67,6 +68,7 @@ def test_the_answer_matches_a_direct_scan(found):
     assert first - 0.1 <= found.scale <= first + 0.01 * first
 
 
+@pytest.mark.slow
 def test_the_interval_contains_the_breakpoint_and_narrows_with_paths(found):
     small = find_breakpoint(FAILURE, KEY, METRIC, THRESHOLD, n_paths=500, n_jobs=2, overrides=SHORT, tol=0.002)
     # 16 times the paths: the median trough moves in steps as the scale grows (a cascade is there or
@@ -151,6 +153,7 @@ def cascade(*args: str) -> subprocess.CompletedProcess:
                           check=False, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_json_and_exit_codes():
     base = ["breakpoint", str(FAILURE), "--shock", KEY, "--metric", METRIC, "--set", SHORT[0], "--paths", "500"]
     out = cascade(*base, "--threshold", "100k", "--json")
@@ -163,6 +166,7 @@ def test_cli_json_and_exit_codes():
     assert out.returncode == 1 and "not crossed" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, fragment", [
     (["--shock", KEY, "--metric", "market.min_prize.p50", "--threshold", "100k"], "did you mean 'market.min_price.p50'"),
     (["--shock", "shocks[trigger].start", "--metric", METRIC, "--threshold", "100k"], "shocks[trigger].start is"),

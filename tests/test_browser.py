@@ -69,6 +69,7 @@ def _png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_report_with_every_chart_kind_draws(chromium, plotly_io, tmp_path):
     page = _report(tmp_path / "report.html", plotly_io, _figures(), title="Cascade report")
     check = render_page(page, tmp_path / "report.png", width=1200, height=800)
@@ -83,6 +84,7 @@ def test_report_with_every_chart_kind_draws(chromium, plotly_io, tmp_path):
     assert check.screenshot.stat().st_size > 20_000, "a blank page compresses far smaller"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("script", "expected"), [
     ("function explode() { throw new Error('deliberate failure'); } explode();",
      "uncaught: Error: deliberate failure"),
@@ -100,6 +102,7 @@ def test_page_errors_are_reported(chromium, plotly_io, tmp_path, script, expecte
     assert (check.charts, check.charts_drawn) == (1, 1), "the chart itself still drew"
 
 
+@pytest.mark.slow
 def test_chart_in_a_hidden_tab_is_undrawn(chromium, plotly_io, tmp_path):
     figures = _figures()
     wrap = {"heatmap": "<div class='tab' style='display:none'>{}</div>"}
@@ -113,6 +116,7 @@ def test_chart_in_a_hidden_tab_is_undrawn(chromium, plotly_io, tmp_path):
     assert not check.ok
 
 
+@pytest.mark.slow
 def test_chart_without_plotly_js_is_undrawn_and_the_error_named(chromium, plotly_io, tmp_path):
     page = tmp_path / "page.html"  # plotly.js neither inlined nor reachable: the placeholder stays empty
     plotly_io.write_html(_figures()["bar"], page, include_plotlyjs=False, full_html=True, div_id="bars")
@@ -128,6 +132,7 @@ def test_find_chromium_honours_the_override(monkeypatch):
     assert find_chromium() == "/opt/custom/chrome"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("behaviour", "expected"), [
     ("exit 3", "Chromium exited"),
     ("exec sleep 30", "no answer from Chromium"),

@@ -58,6 +58,7 @@ def calm_json():
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_run_prints_the_table():
     proc = cascade("run", CALM, "--no-save", "--paths", "512")
     assert proc.returncode == 0, proc.stderr
@@ -80,6 +81,7 @@ def test_run_prints_the_table():
     assert re.search(r"^simulated in [\d.]+ s", out, re.M)
 
 
+@pytest.mark.slow
 def test_run_json_is_one_object_with_the_documented_keys(calm_json):
     assert calm_json.count("\n") == 1 and calm_json.endswith("\n")  # one line, one object
     d = json.loads(calm_json)
@@ -112,6 +114,7 @@ def test_run_defaults_to_the_scenario_paths_and_seed(capsys):
     assert (d["n_paths"], d["seed"]) == (64, 20260205)
 
 
+@pytest.mark.slow
 def test_same_seed_same_json(calm_json, capsys):
     again = cascade("run", CALM, "--no-save", "--json", "--paths", "300", "--seed", "5", "--jobs", "1")
     assert again.returncode == 0, again.stderr
@@ -120,6 +123,7 @@ def test_same_seed_same_json(calm_json, capsys):
     assert code == 0 and out == calm_json  # and in another process, with other work done before
 
 
+@pytest.mark.slow
 def test_threads_do_not_change_the_json(calm_json, capsys):
     two = cascade("run", CALM, "--no-save", "--json", "--paths", "300", "--seed", "5", "--jobs", "2")
     assert two.returncode == 0, two.stderr
@@ -185,6 +189,7 @@ def test_invalid_scenario_file_exits_2_with_its_location(write_yaml):
     assert proc.stdout == ""
 
 
+@pytest.mark.slow
 def test_the_flagship_prints_its_book_hedged_with_puts_at_50k_60k():
     """The mission on the first screen: the flagship carries a book and the 50k-60k puts, and its
     JSON has a strategies table whose puts lower the unhedged book's ES99."""

@@ -185,6 +185,7 @@ def _check_1h(figs: dict, metric: str) -> tuple[bool, str]:
         f"({100 * REL_1H:g}%{' points' if _is_probability(metric) else ''}). By step: {_table(figs, metric)}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", METRICS)
 def test_15m_agrees_with_5m(figures, metric):
     ok, message = _check_15m(figures, metric)
@@ -197,6 +198,7 @@ def test_1h_is_within_5_percent_of_5m(figures, metric):
     assert ok, message
 
 
+@pytest.mark.slow
 def test_the_check_passes_when_the_price_is_exogenous():
     """The same market with the book's impact made negligible (depth and volume x1e6): the price
     is a diffusion with jumps whatever the step, so the same checks must pass. Guards the test

@@ -1,13 +1,10 @@
-"""The docs stay honest: the schema reference, the JSON Schema editors use, and the README.
+"""The docs stay honest: the schema reference, the JSON Schema editors use, and the model document.
 
 * ``docs/scenario-reference.md`` is exactly what ``cascade schema --markdown`` prints, and it
   documents every field of every model a scenario can reach (derived from the models here).
 * ``cascade schema`` is a valid JSON Schema that accepts the shipped scenarios and refuses what
   the loader refuses, checked the way a YAML language server checks (RFC 3339 formats).
-* The README opens with the install+run and test commands, CI runs that test command, every
-  ``cascade`` command it shows parses and runs, and the output it pastes is the real output (for
-  ``cascade run``, whose figures move as the engine evolves, the real layout: same rows, same
-  labels, numbers aside); its Python example runs.
+* The README: tests/test_readme.py.
 * ``docs/model.md`` names every per-path field, flow and summary metric the code produces, and
   only compiled arrays that exist.
 """
@@ -19,7 +16,6 @@ import difflib
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import typing
@@ -27,12 +23,11 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import BaseModel
 
-from engine.cli import build_parser, main
+from engine.cli import main
 from engine.errors import ScenarioError
 from engine.scenario.canonical import to_plain
 from engine.scenario.loader import load_scenario
@@ -44,14 +39,9 @@ from engine.strategies import RULES
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "scenario-reference.md"
 MODEL = ROOT / "docs" / "model.md"
-README = ROOT / "README.md"
 FLAGSHIP = ROOT / "scenarios" / "feb-2026-deleveraging.yaml"
 SCENARIOS = sorted(ROOT.glob("scenarios/*.yaml")) + sorted(ROOT.glob("scenarios/ci/*.yaml"))
 
-# The README's first two code blocks. The install takes the [test] extras so that the test
-# command, run straight after it, finds pytest, hypothesis and jsonschema.
-INSTALL_AND_RUN = 'pip install -e ".[test]" && cascade run scenarios/feb-2026-deleveraging.yaml'
-TEST_COMMAND = "python -m pytest -q"
 
 
 def _cascade(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -267,167 +257,6 @@ def test_schema_refuses_what_the_loader_refuses(json_schema, breakage):
     assert _errors(_editor_validator(json_schema), _as_editor_sees(data)), "the JSON Schema accepted it"
     with pytest.raises(ScenarioError):
         load_scenario(copy.deepcopy(data))
-
-
-# ----------------------------------------------------------------------------- the README
-def _blocks(text: str) -> list[tuple[str, str]]:
-    return re.findall(r"^```(\w*)\n(.*?)^```\s*$", text, re.M | re.S)
-
-
-def _named_yaml(text: str) -> dict[str, str]:
-    """YAML examples whose first line names their file: ``# my-scenario.yaml``."""
-    return {m.group(1): body for lang, body in _blocks(text) if lang == "yaml"
-            for m in [re.match(r"# ([\w.-]+\.ya?ml)\n", body)] if m}
-
-
-def _sessions(text: str) -> list[tuple[str, str]]:
-    """``(command, expected output)`` from ```console blocks (``$ `` marks a command)."""
-    out = []
-    for lang, body in _blocks(text):
-        if lang == "console":
-            for chunk in re.split(r"^\$ ", body, flags=re.M)[1:]:
-                command, _, expected = chunk.partition("\n")
-                out.append((command, expected.rstrip("\n")))
-    return out
-
-
-def _command_lines(text: str) -> list[str]:
-    """Every ``cascade ...`` command shown in a shell or console block, split at ``&&``/``|``/``;``."""
-    commands = []
-    for lang, body in _blocks(text):
-        if lang not in ("bash", "sh", "shell", "console"):
-            continue
-        for line in body.splitlines():
-            if lang == "console":
-                if not line.startswith("$ "):
-                    continue
-                line = line[2:]
-            for part in re.split(r"&&|\|\|?|;", line):
-                if part.strip().startswith("cascade"):
-                    commands.append(part.strip())
-    return commands
-
-
-README_TEXT = README.read_text(encoding="utf-8") if README.exists() else ""
-
-
-def test_readme_opens_with_install_and_test_commands():
-    blocks = _blocks(README_TEXT)
-    assert len(blocks) >= 2, "README needs the install+run and test commands in code blocks"
-    assert blocks[0][1].strip() == INSTALL_AND_RUN
-    assert blocks[1][1].strip() == TEST_COMMAND
-    first_section = README_TEXT.find("\n## ")
-    assert first_section == -1 or README_TEXT.find(TEST_COMMAND) < first_section, "put both commands at the top"
-
-
-def test_ci_runs_the_readme_test_command():
-    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert TEST_COMMAND in lines
-
-
-@pytest.mark.parametrize("command", _command_lines(README_TEXT))
-def test_readme_command_parses(command):
-    argv = shlex.split(command, comments=True)
-    if any(re.search(r"<[^>]*>|\.\.\.", token) for token in argv):
-        pytest.skip("placeholder")
-    assert argv[0] == "cascade"
-    try:
-        build_parser().parse_args(argv[1:])
-    except SystemExit as exc:
-        assert exc.code == 0, f"`{command}` does not parse"
-
-
-@pytest.fixture
-def readme_dir(tmp_path) -> Path:
-    """A folder holding the README's example files, with the shipped scenarios beside them and,
-    when it exists, the shared data at ``../shared`` as next to a checkout."""
-    work = tmp_path / "work"
-    work.mkdir()
-    for name, body in _named_yaml(README_TEXT).items():
-        (work / name).write_text(body, encoding="utf-8")
-    (work / "scenarios").symlink_to(ROOT / "scenarios", target_is_directory=True)
-    (work / "strategies").symlink_to(ROOT / "strategies", target_is_directory=True)  # `use:` by name
-    if SHARED_DATA.is_dir():
-        (tmp_path / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
-    return work
-
-
-# `cascade run`, `sweep` and `attribute` print simulated figures and timings, which change whenever
-# the model or the kernel does: their pasted output is held to the real layout (rows, labels,
-# units), not the numbers.
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?:%|[kMBT]\b)?")
-
-
-def _layout(text: str) -> list[str]:
-    return [" ".join(_NUMBER.sub("#", line).split()) for line in text.splitlines()]
-
-
-def test_layout_masks_numbers_only():
-    assert _layout("min_price   51,280  63,746\nP(touch 60,000)   32.4%\nbad_debt_usd  9.233M  -1.5B  0") == \
-        ["min_price # #", "P(touch #) #", "bad_debt_usd # # #"]
-    assert _layout("simulated in 0.44 s (7.6 M path-steps/s)") == ["simulated in # s (# M path-steps/s)"]
-
-
-def test_readme_shows_real_output(readme_dir):
-    sessions = _sessions(README_TEXT)
-    assert sessions, "the README shows no console session"
-    for command, expected in sessions:
-        out = _cascade(*shlex.split(command)[1:], cwd=readme_dir)
-        got = (out.stdout + out.stderr).rstrip("\n")
-        if shlex.split(command)[:2] in (["cascade", "run"], ["cascade", "sweep"], ["cascade", "attribute"]):
-            assert out.returncode == 0, f"`{command}` failed:\n{out.stderr}"
-            assert _layout(got) == _layout(expected), f"the layout of `{command}`'s output changed:\n{got}"
-        else:
-            assert got == expected, f"output of `{command}` changed"
-
-
-# Shown in the README but not run here, each for a reason; tests elsewhere run the same code.
-NOT_RUN = {
-    "cascade calibrate": "a full fit takes a minute or more; tests/test_calibration.py fits on a small budget",
-    "cascade calibrate --write-params scenarios/calibration/feb-2026.yaml":
-        "rewrites the shipped parameter file (the scenarios folder is linked, not copied)",
-}
-
-
-def _reads_shared_by_default(command: str) -> bool:
-    """`cascade calibrate` reads ../shared/data and ../shared/facts when not told where."""
-    words = shlex.split(command, comments=True)
-    return words[:2] == ["cascade", "calibrate"] and "--data" not in words
-
-
-def test_commands_not_run_are_in_the_readme():
-    commands = {c.split("#")[0].strip() for c in _command_lines(README_TEXT)}
-    assert set(NOT_RUN) <= commands, set(NOT_RUN) - commands
-
-
-def test_readme_commands_run(readme_dir):
-    shown = {command for command, _ in _sessions(README_TEXT)}
-    for command in _command_lines(README_TEXT):
-        if command in shown:
-            continue  # compared with its output above
-        if command.split("#")[0].strip() in NOT_RUN:
-            continue
-        if not SHARED_DATA.is_dir() and ("../shared/" in command or _reads_shared_by_default(command)):
-            continue  # needs the shared data, absent here
-        out = _cascade(*shlex.split(command, comments=True)[1:], cwd=readme_dir)
-        assert out.returncode == 0, f"`{command}` failed:\n{out.stderr}"
-
-
-def test_readme_examples_load(readme_dir):
-    shown = " ".join(command for command, _ in _sessions(README_TEXT))
-    examples = _named_yaml(README_TEXT)
-    assert {"my-scenario.yaml", "thin-books.yaml", "deeper-warsh.yaml"} <= set(examples)
-    for name in examples:
-        if name not in shown:  # files in a console session are judged by its output
-            load_scenario(readme_dir / name)
-
-
-def test_readme_python_example_runs():
-    blocks = [body for lang, body in _blocks(README_TEXT) if lang == "python"]
-    assert blocks, "the README shows no Python example"
-    for body in blocks:
-        out = subprocess.run([sys.executable, "-c", body], cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, f"the README's Python example failed:\n{body}\n{out.stderr[-3000:]}"
 
 
 # ----------------------------------------------------------------------------- the model document

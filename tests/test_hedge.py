@@ -239,6 +239,7 @@ def _exportable(tiny):
     return data
 
 
+@pytest.mark.slow
 def test_every_row_exports_to_a_vectorbt_portfolio_with_the_engines_value_and_drawdown(tiny_scenario):
     from engine.hedge import to_vectorbt
     from engine.compile.layout import HedgeOut
@@ -384,6 +385,7 @@ def test_backtest_on_a_regular_csv_matches_closed_forms(tiny_scenario, tmp_path,
         assert pf.final_value() == pytest.approx(50_000 + 2 * data.iloc[0] + table["pnl_mean"].iloc[row], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_backtest_cli_on_the_shared_daily_file(shared_data, write_yaml, tiny_scenario, capsys):
     tiny = dict(tiny_scenario, portfolio={"spot_btc": 1, "cash_usd": "100k"}, strategies=[
         {"rule": "protective_put", "name": "put_85pct_monthly", "strike_pct_of_spot": 0.85, "hedge_ratio": 1,

@@ -118,6 +118,7 @@ def test_a_liquidity_vacuum_on_every_venue_makes_a_wick_not_a_crash(october):
     assert after > 1.02 * low, (low, after)
 
 
+@pytest.mark.slow
 def test_with_no_depth_memory_the_same_vacuum_is_a_crash():
     """What makes the wick: the permanent impact reads the book's slow depth (one day's memory).
     With ``market.impact.depth_memory: 0s`` it follows the momentary depth, as before model v10,

@@ -56,6 +56,7 @@ def test_conflicting_duplicates_are_refused_naming_both_lines(bt_scenario, tmp_p
     _refused(_backtest(bt_scenario, csv), f"{csv}:13", "repeats line 12", "another close")
 
 
+@pytest.mark.slow
 def test_identical_duplicates_are_dropped_with_a_note(bt_scenario, tmp_path):
     frame = _frame()
     frame = pd.concat([frame.iloc[:11], frame.iloc[[10]], frame.iloc[11:]], ignore_index=True)

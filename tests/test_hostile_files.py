@@ -85,6 +85,7 @@ def test_oversized_baseline_is_refused_by_its_size(tmp_path):
                   "big-baseline.json", "-byte limit for a baseline")
 
 
+@pytest.mark.slow
 def test_a_directory_as_the_scenario(tmp_path):
     (tmp_path / "folder.yaml").mkdir()
     _refused_here(tmp_path, ["validate", "folder.yaml"], "folder.yaml", "is a directory")

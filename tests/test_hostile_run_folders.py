@@ -109,6 +109,7 @@ def _refused(tmp_path: Path, *args, says: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------- manifest entries
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["compare", "rerun", "report"])
 def test_an_absolute_path_entry_is_refused_by_every_reader(run, outside, tmp_path, command):
     secret = outside / "secret.parquet"
@@ -211,6 +212,7 @@ def test_only_listed_and_verified_files_are_served(run):
         later.fan
 
 
+@pytest.mark.slow
 def test_a_stored_scenario_with_extends_is_refused_not_followed(run, outside, tmp_path):
     (outside / "base.yaml").write_text(CALM.read_text())  # would load fine if it were followed
     text = (run / "scenario.yaml").read_text()
@@ -301,6 +303,7 @@ def test_ctrl_c_during_the_swap_waits_until_the_folder_is_consistent(reported, m
     assert not any(p.name.startswith(".") for p in reported.iterdir())
 
 
+@pytest.mark.slow
 def test_a_damaged_report_is_repaired_by_cascade_report(reported, tmp_path):
     (reported / "report.html").write_text("<html>half")
     with pytest.raises(RunFolderError, match="report.html: changed since"):
@@ -320,6 +323,7 @@ def test_report_refuses_damaged_tables(reported, tmp_path):
     _refused(tmp_path, "report", reported, says=["per_path.parquet: changed since the run was written"])
 
 
+@pytest.mark.slow
 def test_a_figures_symlink_is_refused(reported, outside, tmp_path):
     shutil.move(reported / "figures", outside / "figures")
     (reported / "figures").symlink_to(outside / "figures")

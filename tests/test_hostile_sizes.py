@@ -48,6 +48,7 @@ def test_other_simulating_commands_check_first(command):
     _refused(proc, "--paths 1,000,000,000", "GB of memory")
 
 
+@pytest.mark.slow
 def test_validate_refuses_the_largest_scenario_the_schema_accepts(tmp_path):
     proc = _cascade("validate", FEB, "--set", "n_paths=1000000", "--set", "horizon.step=1m")
     _refused(proc, "n_paths", "1,000,000 paths x 20,160 steps", "total memory")

@@ -159,6 +159,7 @@ def _survivors(workers, wait: float) -> list[int]:
     return [p for p in workers if _alive(p)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_a_terminated_sweep_leaves_no_worker_and_no_lock(grid_file, tmp_path):
     proc, workers, out, text = _interrupt_mid_sweep(grid_file, tmp_path, signal.SIGTERM)

@@ -39,6 +39,7 @@ def test_validate_messages_show_hostile_keys_and_names_escaped(tmp_path):
     _no_escapes(proc)
 
 
+@pytest.mark.slow
 def test_validate_ok_line_and_show_keep_the_description_inert(tmp_path):
     child_scenario(tmp_path, "hostile-ok", f'description: "{YAML_PAYLOAD}"\n')
     for args in (["validate", "hostile-ok.yaml"], ["show", "hostile-ok.yaml"]):

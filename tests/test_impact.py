@@ -146,6 +146,7 @@ def flagship_base():
     return engine.run(load_scenario(FLAGSHIP), n_paths=500, seed=3, keep_steps=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", list(KEYS))
 def test_every_impact_key_changes_the_flagship(flagship_base, key):
     """On the same random numbers, each key moves the paths' lowest prices one way: a sign test
@@ -234,6 +235,7 @@ def test_the_calm_baseline_has_almost_no_bad_debt():
     assert (calm.per_path["bad_debt_usd"] > 0).mean() <= 0.05
 
 
+@pytest.mark.slow
 def test_square_root_keys_under_the_linear_law_are_reported_unused(tmp_path):
     """A key that cannot act says so: under the linear transient law the square-root law's keys are
     unused, and ``cascade run`` prints the compiler's note."""
@@ -256,6 +258,7 @@ def test_square_root_keys_under_the_linear_law_are_reported_unused(tmp_path):
     assert "note: market.impact.daily_volume_usd set but unused" in out.stderr
 
 
+@pytest.mark.slow
 def test_paths_at_the_price_bound_are_counted_and_reported(tmp_path):
     """The only clamp left is a price level (spot * e^-20): a run whose impact runs away to it is
     counted (``bounded_paths``) and ``cascade run`` says so; a sane run reports nothing."""

@@ -147,6 +147,7 @@ def cli_runs(request):
     pool.shutdown(cancel_futures=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_cli_refuses_malformed_file(path, cli_runs):
     run = cli_runs[path].result() if path in cli_runs else _run_cli(_cli_args(read_case(path)))
@@ -241,6 +242,7 @@ def test_generated_hostile_file_is_refused(name, tmp_path):
     assert fragment in str(problem)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["over-1-MiB", "not-utf8", "nested-50000-deep"])
 def test_cli_refuses_generated_hostile_file(name, tmp_path):
     path = GENERATED[name][0](tmp_path)

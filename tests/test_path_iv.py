@@ -70,6 +70,7 @@ def test_the_variance_risk_premium_moves_the_paths_vols(tiny_scenario):
     assert high.fan[("atm_iv", "p50")].iloc[-1] > low.fan[("atm_iv", "p50")].iloc[-1]
 
 
+@pytest.mark.slow
 def test_in_a_calm_market_a_30_day_otm_put_pays_less_than_its_premium():
     """Puts carry a premium in calm markets: on the calm baseline run for 31 days, a 30-day put
     15% out of the money, held to expiry, pays back less on average than it cost."""

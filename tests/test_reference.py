@@ -379,6 +379,7 @@ def compare_all(case: Case, refs=None) -> None:
 
 
 # ----------------------------------------------------------------------------- tests
+@pytest.mark.slow
 def test_summary_matches_the_reference(case):
     compare_summary(case)
 
@@ -534,6 +535,7 @@ def _reference_with(case: Case, **params) -> list:
     return _reference_paths(dataclasses.replace(case.compiled, params=values, venue_steps=venue_steps), len(case.refs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "parameter"), [
     ("cascade", "PERMANENT_FRACTION"),
     ("cascade", "INSURANCE_FUND_USD"),

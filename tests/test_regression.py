@@ -82,6 +82,7 @@ def test_every_ci_scenario_has_a_baseline_and_every_baseline_a_scenario():
     assert names == {p.stem for p in BASELINES.glob("*.json")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file", CI_FILES, ids=lambda p: p.stem)
 def test_ci_scenario_matches_its_baseline(measured, file):
     scenario, m = measured(file)
@@ -101,6 +102,7 @@ def test_ci_flagship_guards_the_strategy_layer(measured):
 
 
 # ----------------------------------------------------------------------------- sensitivity
+@pytest.mark.slow
 @pytest.mark.parametrize("factor", [1.05, 0.95])
 def test_five_percent_more_or_less_liquidity_fails_the_flagship(measured, factor):
     """The market's order-book depth (``impact.depth_usd_per_pct``) scales its permanent impact,
@@ -374,6 +376,7 @@ def mine(write_yaml, tmp_path):
     return _extending_calm(write_yaml, tmp_path, "scenarios/ci/mine.yaml", "name: mine\nn_paths: 2000\n")
 
 
+@pytest.mark.slow
 def test_update_round_trip_and_exit_codes(mine, tmp_path, capsys):
     baselines = tmp_path / "baselines"
     args = ["--baselines", str(baselines)]

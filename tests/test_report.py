@@ -104,6 +104,7 @@ def _png_size(path) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- the page
+@pytest.mark.slow
 def test_report_is_one_offline_file_with_plotly_inlined_once(hedged_run):
     from plotly.offline import get_plotlyjs
 
@@ -150,6 +151,7 @@ def test_header_and_tables_say_what_was_run(hedged_run):
     assert f"{market['prob_touch_73600']:.1%}" in page
 
 
+@pytest.mark.slow
 def test_a_run_without_strategies_says_so_instead_of_the_hedge_charts(plain_run):
     page = (plain_run.path / "report.html").read_text(encoding="utf-8")
     assert set(_charts(page)) == BOOK_CHARTS
@@ -167,6 +169,7 @@ def test_the_report_is_rebuilt_from_the_folder_alone_identically(plain_run):
     assert "M path-steps/s" in first  # the manifest's timings, written after the first report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("overrides", "keep_steps", "charts", "figures"), [
     # per-path summaries only: no fan, no open interest; the flows still tell who sold
     ([], False, {"chart-shocks", "chart-liquidations", "chart-flows", "chart-flows-total", "chart-min-price",
@@ -211,6 +214,7 @@ def test_a_sweep_table_with_one_parameter_gets_a_note():
 
 
 # --------------------------------------------------------------------------- the figures
+@pytest.mark.slow
 def test_figures_are_pngs_and_the_same_bytes_for_the_same_run(hedged_run, tmp_path):
     folder = hedged_run.path / "figures"
     assert {p.name for p in folder.glob("*.png")} == FIGURES | {"pnl.png"}
@@ -227,6 +231,7 @@ def test_a_run_without_strategies_has_no_pnl_figure(plain_run):
     assert {p.name for p in (plain_run.path / "figures").glob("*.png")} == FIGURES
 
 
+@pytest.mark.slow
 def test_a_price_band_far_from_the_market_does_not_break_the_fan_figure(tmp_path):
     """Black Thursday trades near 7k, far below the price bands of February 2026 it inherits: the
     fan leaves them out instead of labelling them off the axes (which collapsed matplotlib's
@@ -281,6 +286,7 @@ def test_values_are_formatted_by_what_they_measure(name, value, text):
 
 
 # --------------------------------------------------------------------------- a real browser
+@pytest.mark.slow
 def test_the_report_draws_every_chart_in_chromium(chromium, hedged_run, tmp_path):
     from engine.results.browser import render_page
 

@@ -239,6 +239,7 @@ def _cascade(*args: str) -> subprocess.CompletedProcess:
 ES99_CAP = "strategies.put_80k.es99"
 
 
+@pytest.mark.slow
 def test_fail_on_breach_exits_1_on_a_breach_and_0_when_limits_hold(tmp_path):
     base = ["run", str(FEB), "--paths", "500", "--no-progress"]
     breach = _cascade(*base, "--out", str(tmp_path / "breach"), "--fail-on-breach", "--set", "outputs.report=true",
@@ -265,6 +266,7 @@ def test_fail_on_breach_exits_1_on_a_breach_and_0_when_limits_hold(tmp_path):
     assert "BREACHED" in no_flag.stdout
 
 
+@pytest.mark.slow
 def test_unknown_metric_exits_2_located_and_leaves_no_run_folder(tmp_path, write_yaml):
     path = write_yaml("typo.yaml", f"""
         extends: {os.path.relpath(FEB, tmp_path)}

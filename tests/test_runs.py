@@ -107,6 +107,7 @@ def test_a_failure_while_writing_leaves_nothing(calm_result, tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_killed_writer_leaves_a_hidden_folder_the_next_run_removes(calm_result, tmp_path):
     """SIGKILL cannot be cleaned up after: the staging folder stays hidden, is refused by
     load_run, and the next run in the same place removes it (its process is gone)."""
@@ -248,6 +249,7 @@ def test_compare_lists_what_moved(capsys, tmp_path, calm_run):
     assert code == 2 and "no such run folder" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_user_errors_exit_2_and_write_nothing(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")

@@ -138,6 +138,7 @@ def test_ci_scenarios_are_small(path):
     assert scenario.horizon.n_steps * scenario.n_paths <= 10_000_000, f"{_rel(path)}: too many path-steps"
 
 
+@pytest.mark.slow
 def test_cascade_validate_accepts_the_whole_library():
     files = [str(p.relative_to(ROOT)) for p in ALL]
     result = subprocess.run(

@@ -304,6 +304,7 @@ def test_expanded_strategies_are_evaluated_like_inline_ones(tmp_path, tiny_scena
 
 
 # ----------------------------------------------------------------------------- the CLI
+@pytest.mark.slow
 def test_validate_takes_strategy_files_and_scenarios_together(tmp_path):
     bad = _write(tmp_path / "bad.yaml", "strategies:\n  - {rule: stop_loss}\n")
     out = _cascade("validate", *map(str, LIBRARY), str(FLAGSHIP))
@@ -340,6 +341,7 @@ def test_list_shows_the_strategy_library_after_the_scenarios():
     assert "INVALID" not in tail
 
 
+@pytest.mark.slow
 def test_a_strategies_package_in_the_working_directory_changes_nothing(tmp_path):
     """A user's own ``strategies`` Python package where they run the engine (first on sys.path)
     is not imported: the rules live in ``engine.strategies``."""

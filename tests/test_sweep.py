@@ -106,6 +106,7 @@ def test_rows_equal_a_plain_run_of_that_point(scenario, reference):
     assert mine["market.min_price.p50"] == result.summary().loc["min_price", "p50"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", [
     {"n_jobs": 1, "chunk_size": 1},
     {"n_jobs": 2, "chunk_size": 3},
@@ -117,12 +118,14 @@ def test_identical_whatever_runs_it(scenario, reference, tmp_path, kw):
     pd.testing.assert_frame_equal(got.table, reference.table, check_exact=True)
 
 
+@pytest.mark.slow
 def test_identical_on_a_real_dask_cluster(scenario, reference, tmp_path):
     pytest.importorskip("dask.distributed", reason="the dask extra is not installed")
     got = sw.run_sweep(scenario, out=tmp_path / "s", dask_local=2, chunk_size=2, report=False)
     pd.testing.assert_frame_equal(got.table, reference.table, check_exact=True)
 
 
+@pytest.mark.slow
 def test_identical_on_an_existing_dask_scheduler(scenario, reference, tmp_path):
     """--scheduler tcp://...: a cluster the sweep did not start (a LocalCluster on loopback here)."""
     distributed = pytest.importorskip("dask.distributed", reason="the dask extra is not installed")
@@ -172,6 +175,7 @@ def test_a_strategy_only_sweep_is_simulated_once(one_point, one_point_reference,
     pd.testing.assert_frame_equal(got.table, one_point_reference.table, check_exact=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", [
     {"n_jobs": 2, "chunk_size": 3},
     {"n_jobs": 2, "backend": "threading", "chunk_size": 3},
@@ -235,6 +239,7 @@ def test_failures_are_collected_with_parameters_and_traceback(scenario, referenc
                                   check_exact=True)
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_to_the_same_table(grid_file, scenario, reference, tmp_path):
     out = tmp_path / "killed"
     code = ("import engine; from engine import sweep as sw\n"

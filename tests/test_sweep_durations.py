@@ -126,6 +126,7 @@ def test_axes_order_durations_by_length():
 
 
 # --------------------------------------------------------------------------- the sweep runner
+@pytest.mark.slow
 def test_the_sweep_table_holds_the_tenor_texts_and_its_heatmaps_order_them(tiny_scenario, tmp_path):
     scenario = _scenario(tiny_scenario, _put(tenor={"values": TENORS}, strike_pct_of_spot={"values": ["90%", "95%"]}),
                          n_paths=64)
