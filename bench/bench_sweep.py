@@ -670,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
         errors["engine during runs"] = "engine/ changed while these ran (a recompile may be in them): " + \
             ", ".join(runs.changed)
     print(report(info, n, args, tg, sc, mem, checks, errors))
-    return 0
+    # a figure that could not be measured, or tables that differ, fail the bench
+    return 1 if errors or any("DIFFER" in c for c in checks) else 0
 
 
 if __name__ == "__main__":

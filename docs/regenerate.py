@@ -40,6 +40,7 @@ _NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?:%|[kMBT
 _TIMING = re.compile(r"\b\d+(?:\.\d+)? (?:s|ms)\b|\(\d+(?:\.\d+)? M path-steps/s\)")
 _RUN_FOLDER = re.compile(r"\b\d{8}T\d{6}Z-[0-9a-f]{8}\b")
 _SCALE = {"k": 1e3, "M": 1e6, "B": 1e9, "T": 1e12, "%": 1e-2}
+_COMPILING = "cascade: compiling the kernels"  # engine.cli's first-run notice
 
 
 # ----------------------------------------------------------------------------- reading the README
@@ -92,7 +93,9 @@ def run(command: str, cwd: Path) -> tuple[int, str]:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", "engine", *argv[1:]], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-    return proc.returncode, (proc.stdout + proc.stderr).rstrip("\n")
+    # the first-run notice depends on numba's cache, not on the command: a reader sees it once
+    err = "".join(line for line in proc.stderr.splitlines(keepends=True) if not line.startswith(_COMPILING))
+    return proc.returncode, (proc.stdout + err).rstrip("\n")
 
 
 # ----------------------------------------------------------------------------- comparing

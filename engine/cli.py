@@ -114,11 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="run the regression scenarios against their baselines; exit 1 on drift")
     p.add_argument("files", nargs="*", type=Path, metavar="SCENARIO",
-                   help="regression scenarios (default: scenarios/ci/*.yaml)")
+                   help="regression scenarios, as paths or library names (default: scenarios/ci/*.yaml here, "
+                        "else the shipped ones)")
     p.add_argument("--update", action="store_true", help="rewrite the baselines from fresh runs, on purpose")
-    p.add_argument("--baselines", type=Path, metavar="DIR", help="baseline folder (default: results/baselines)")
+    p.add_argument("--baselines", type=Path, metavar="DIR",
+                   help="baseline folder (default: the results/baselines/ of the nearest folder above each scenario "
+                        "that has one, else ./results/baselines)")
     p.add_argument("--verbose", action="store_true", help="list every metric, not only those that drifted")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--junit", type=Path, metavar="FILE",
+                   help="also write a JUnit XML report, one test case per scenario (CI test reporters read it)")
     _add_set(p)
 
     p = sub.add_parser("sweep", help="run a grid of strategy and scenario parameters (resumable)")
@@ -203,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     p = sub.add_parser("calibrate", help="fit the market parameters to the February 2026 crash, validate them, "
                                          "and write the calibration report")
-    p.add_argument("file", type=Path, metavar="SCENARIO", nargs="?", default=Path("scenarios/feb-2026-deleveraging.yaml"),
+    p.add_argument("file", type=Path, metavar="SCENARIO", nargs="?", default=Path("feb-2026-deleveraging"),
                    help="the scenario fitted (default: the flagship); its shocks are the observed inputs")
     p.add_argument("--data", type=Path, help="real hourly closes (default: ../shared/data/" + "btc_hourly_binance_*.csv)")
     p.add_argument("--facts", type=Path, help="the observed figures (default: ../shared/facts/<scenario name>.yaml)")
@@ -284,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     p.add_argument("--markdown", action="store_true", help="print the schema reference as Markdown")
+    p.add_argument("--draft", choices=["2020-12", "7"], default="2020-12",
+                   help="JSON Schema draft (default 2020-12; 7 for yaml-language-server and editors built on it)")
     p.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     return parser
 
@@ -541,7 +548,7 @@ def _cmd_check(args) -> int:
     from .results.check import run_check
 
     return run_check(args.files, update=args.update, baselines=args.baselines, overrides=args.overrides,
-                     verbose=args.verbose, as_json=args.json)
+                     verbose=args.verbose, as_json=args.json, junit=args.junit)
 
 
 def _cmd_sweep(args) -> int:
@@ -648,7 +655,7 @@ def _cmd_schema(args) -> int:
     else:
         from .scenario.canonical import scenario_json_schema
 
-        text = json.dumps(scenario_json_schema(), indent=2) + "\n"
+        text = json.dumps(scenario_json_schema(args.draft), indent=2) + "\n"
     if args.output:
         from ._files import check_output_file
 

@@ -269,3 +269,16 @@ class SimulationResult:
 
     def __repr__(self) -> str:
         return f"<SimulationResult {self.name}: {self.n_paths} paths x {self.n_steps} steps>"
+
+    def _repr_html_(self) -> str:
+        """The market's percentiles, its probabilities and the hedge table, in a notebook."""
+        from .results.notebook import result_html
+
+        return result_html(self)
+
+    def plot(self):
+        """The price fan with sample paths and the scenario's levels: a ``plotly.graph_objects.Figure``,
+        the report's own chart. Raises ``ValueError`` for a run without per-step values."""
+        from .results.notebook import price_figure, result_view
+
+        return price_figure(result_view(self))

@@ -332,22 +332,29 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
         overrides=(), chunk_paths: int | None = None, keep_steps: bool = True, progress: bool = False):
     """Simulate a scenario (object, path, or compiled) and return a :class:`SimulationResult`.
 
-    ``n_paths``/``seed`` override the scenario's; ``n_jobs`` is the number of kernel threads;
-    ``chunk_paths`` (rounded to whole RNG blocks) sets the granularity of the progress bar; neither
-    changes a number. ``keep_steps=False`` skips the per-step fans (per-path summaries only).
+    ``n_paths``/``seed`` override the scenario's; ``overrides`` are ``key.path=value`` strings, as
+    ``cascade run --set`` takes them (for a path or a scenario object); ``n_jobs`` is the number of
+    kernel threads; ``chunk_paths`` (rounded to whole RNG blocks) sets the granularity of the
+    progress bar; neither changes a number. ``keep_steps=False`` skips the per-step fans
+    (per-path summaries only).
     """
     from .compile.compiler import compile_scenario
 
     started = time.perf_counter()
     if isinstance(scenario, CompiledScenario):
         compiled, spec = scenario, None
-        if n_paths is not None or seed is not None:
-            raise ValueError("pass n_paths/seed to compile_scenario for a compiled scenario")
+        if n_paths is not None or seed is not None or overrides:
+            raise ValueError("a compiled scenario's arrays are fixed: apply n_paths, seed and overrides before "
+                             "compile_scenario")
     else:
-        if isinstance(scenario, (str, Path)):
-            from .scenario.loader import load_scenario
+        from .scenario.loader import load_scenario
 
+        if isinstance(scenario, (str, Path)):
             scenario = load_scenario(scenario, overrides)
+        elif overrides:  # a Scenario object: its resolved data, overridden and validated again
+            from .scenario.canonical import to_plain
+
+            scenario = load_scenario(to_plain(scenario), overrides)
         spec = scenario
         if n_paths is None or n_paths >= 1:  # before any allocation: a located error, not a MemoryError
             from .resources import check_memory

@@ -506,6 +506,19 @@ class SweepResult:
     resumed: int  # chunks found finished on disk
     seconds: float
 
+    def _repr_html_(self) -> str:
+        """The sweep's size and its best rows by ES99, in a notebook."""
+        from .results.notebook import sweep_html
+
+        return sweep_html(self)
+
+    def plot(self, metric: str | None = None):
+        """The report's heatmap of ``metric`` (default: the first it draws) over the sweep's first two
+        parameters: a ``plotly.graph_objects.Figure``."""
+        from .results.notebook import sweep_figure
+
+        return sweep_figure(self, metric)
+
     def top(self, n: int = 10, by: str = "es99", ascending: bool | None = None) -> pd.DataFrame:
         """The ``n`` best rows by a metric (losses and probabilities: lowest first)."""
         if by not in self.table.columns:

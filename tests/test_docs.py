@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
 from pydantic import BaseModel
 
 from engine.cli import main
@@ -156,11 +156,11 @@ _EDITOR_FORMATS = {  # what yaml-language-server accepts for these formats (RFC 
 }
 
 
-def _editor_validator(schema: dict) -> Draft202012Validator:
+def _editor_validator(schema: dict, cls=Draft202012Validator):
     checker = FormatChecker(formats=())
     for name, pattern in _EDITOR_FORMATS.items():
         checker.checks(name)(lambda v, p=pattern: not isinstance(v, str) or re.fullmatch(p, v, re.I) is not None)
-    return Draft202012Validator(schema, format_checker=checker)
+    return cls(schema, format_checker=checker)
 
 
 def _as_editor_sees(value):
@@ -174,7 +174,7 @@ def _as_editor_sees(value):
     return value
 
 
-def _errors(validator: Draft202012Validator, data) -> list[str]:
+def _errors(validator, data) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message[:200]}"
             for e in validator.iter_errors(data)]
 
@@ -248,15 +248,44 @@ def _negative_depth(d):
     d["market"]["impact"]["depth_usd_per_pct"] = -5e6
 
 
-@pytest.mark.parametrize("breakage", [_unknown_key, _bad_unit, _unknown_shock_type, _duration_without_unit,
-                                      _zero_paths, _negative_depth],
-                         ids=lambda f: f.__name__.lstrip("_"))
-def test_schema_refuses_what_the_loader_refuses(json_schema, breakage):
+BREAKAGES = [_unknown_key, _bad_unit, _unknown_shock_type, _duration_without_unit, _zero_paths, _negative_depth]
+VALIDATORS = {"2020-12": Draft202012Validator, "7": Draft7Validator}
+
+
+@pytest.mark.parametrize("draft", VALIDATORS)
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=lambda f: f.__name__.lstrip("_"))
+def test_schema_refuses_what_the_loader_refuses(json_schema, json_schema_7, draft, breakage):
     data = _flagship()
     breakage(data)
-    assert _errors(_editor_validator(json_schema), _as_editor_sees(data)), "the JSON Schema accepted it"
+    schema = json_schema if draft == "2020-12" else json_schema_7
+    assert _errors(_editor_validator(schema, VALIDATORS[draft]), _as_editor_sees(data)), "the JSON Schema accepted it"
     with pytest.raises(ScenarioError):
         load_scenario(copy.deepcopy(data))
+
+
+@pytest.fixture(scope="module")
+def json_schema_7() -> dict:
+    """``cascade schema --draft 7``: for yaml-language-server, which validates up to draft-07."""
+    out = _cascade("schema", "--draft", "7")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_draft_7_schema_is_valid_draft_07_and_uses_no_later_keyword(json_schema_7):
+    Draft7Validator.check_schema(json_schema_7)
+    assert json_schema_7["$schema"] == "http://json-schema.org/draft-07/schema#"
+    text = json.dumps(json_schema_7)
+    for keyword in ("$defs", "prefixItems", "unevaluatedProperties", "dependentRequired", "$dynamicRef"):
+        assert f'"{keyword}"' not in text, keyword
+    assert '"#/definitions/' in text
+
+
+@pytest.mark.parametrize("path", STANDALONE, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_draft_7_schema_accepts_the_shipped_scenarios(json_schema_7, path):
+    from engine.scenario.loader import read_document
+
+    data = _as_editor_sees(read_document(path).data)
+    assert _errors(_editor_validator(json_schema_7, Draft7Validator), data) == []
 
 
 # ----------------------------------------------------------------------------- the model document

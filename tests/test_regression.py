@@ -431,6 +431,7 @@ def test_user_errors_exit_2(tmp_path, capsys, monkeypatch, write_yaml):
     assert main(["check", "--update", str(bad), "--set", "n_paths=10"]) == 2
     assert "drop --set" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASCADE_SCENARIOS", str(tmp_path / "no-library"))  # else the shipped ones are checked
     assert main(["check"]) == 2
     assert "no scenarios given and none in scenarios/ci/" in capsys.readouterr().err
 

@@ -483,3 +483,19 @@ def test_kernel_liquidates_a_single_short_at_its_mark_liquidation_price():
     assert (liq[6:] == 0).all()
     assert (r.fan["long_liquidations_usd"].to_numpy() == 0).all()
     np.testing.assert_allclose(r.per_path["short_liquidations_usd"], 10.0 * fill, rtol=1e-6)
+
+
+def test_overrides_apply_to_a_scenario_object_as_to_a_path(scenarios_dir):
+    """``engine.run(scenario, overrides=[...])`` applies them to a Scenario object too (they were
+    once dropped without a word), and refuses them for a compiled scenario, whose arrays are fixed."""
+    path = scenarios_dir / "ci" / "ci-calm.yaml"
+    vol = ["market.volatility.annual=90%"]
+    by_path = engine.run(path, n_paths=128, overrides=vol)
+    by_object = engine.run(engine.load_scenario(path), n_paths=128, overrides=vol)
+    plain = engine.run(engine.load_scenario(path), n_paths=128)
+    assert by_path.per_path.equals(by_object.per_path)
+    assert not by_object.per_path.equals(plain.per_path)
+    from engine.compile.compiler import compile_scenario
+
+    with pytest.raises(ValueError, match="overrides"):
+        engine.run(compile_scenario(engine.load_scenario(path), n_paths=64), overrides=vol)

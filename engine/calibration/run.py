@@ -23,9 +23,8 @@ from .fit import (PARAMETERS, Calibration, Episode, calibrate, evaluate_all, par
                   with_parameters)
 from .targets import calm_targets, evaluate, fan_coverage, feb_2026_targets, real_window
 
-__all__ = ["CalibrationRun", "run_calibration", "default_data", "default_reference", "PARAMETER_FILE"]
+__all__ = ["CalibrationRun", "run_calibration", "default_data", "default_reference"]
 
-PARAMETER_FILE = Path(__file__).resolve().parents[2] / "scenarios" / "calibration" / "feb-2026.yaml"
 HOURLY = "btc_hourly_binance_BTCUSDT_2025-03-05_2026-04-05.csv"
 
 

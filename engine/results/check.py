@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from .._files import check_output_dir
+from .._files import check_output_dir, check_output_file
 from .._terminal import terminal_safe
 from ..errors import BaselineError, ScenarioError
 from .regression import (
@@ -72,14 +72,30 @@ def render_check(result: CheckResult, verbose: bool = False) -> str:
 
 
 def _files(given: list[Path]) -> list[Path]:
+    """The scenario files to check: those given (a bare name is looked up in the scenario library,
+    as ``cascade run`` does), else ``scenarios/ci/*.yaml`` here, else the shipped ones."""
+    from ..scenario.library import find_scenario, scenarios_dir
+
     if given:
-        return given
-    files = sorted(DEFAULT_SCENARIOS.glob("*.yaml"))
+        return [Path(f) if Path(f).exists() else find_scenario(str(f)) or Path(f) for f in given]
+    folder = DEFAULT_SCENARIOS if DEFAULT_SCENARIOS.is_dir() else scenarios_dir() / "ci"
+    files = sorted(folder.glob("*.yaml"))
     if not files:
         raise BaselineError(f"no scenarios given and none in {DEFAULT_SCENARIOS.as_posix()}/ (looked in "
-                            f"{Path.cwd()}): run from the project folder or name the files, "
-                            "e.g. cascade check scenarios/ci/ci-calm.yaml")
+                            f"{Path.cwd()}) or in {folder}: name the files, e.g. cascade check scenarios/ci/ci-calm.yaml")
     return files
+
+
+def baselines_for(file: Path) -> Path:
+    """Where a scenario's baseline lives when ``--baselines`` is not given: the ``results/baselines/``
+    of the nearest folder above the scenario that has one (a project's own, or the shipped
+    library's), else ``results/baselines/`` here (where ``--update`` then creates it)."""
+    for folder in Path(file).resolve().parents:
+        if (folder / DEFAULT_BASELINES).is_dir():
+            here = Path.cwd().resolve()
+            found = folder / DEFAULT_BASELINES
+            return found.relative_to(here) if found.is_relative_to(here) else found
+    return DEFAULT_BASELINES
 
 
 def _update_one(file: Path, baselines: Path, verbose: bool) -> tuple[dict, str]:
@@ -114,10 +130,61 @@ def _update_one(file: Path, baselines: Path, verbose: bool) -> tuple[dict, str]:
     return report, "\n".join([text, *table])
 
 
+# ----------------------------------------------------------------------------- CI outputs
+def write_junit(path: Path, cases: list[dict], seconds: float) -> None:
+    """A JUnit XML report (the schema Jenkins, GitLab and GitHub test reporters read): one test
+    suite ``cascade check``, one test case per scenario file, ``<failure>`` for a drift (the drift
+    table inside), ``<error>`` for a file that could not be checked."""
+    import xml.etree.ElementTree as ET
+
+    from .._atomic import write_bytes
+
+    failures = sum(c["failure"] is not None for c in cases)
+    errors = sum(c["error"] is not None for c in cases)
+    suites = ET.Element("testsuites", tests=str(len(cases)), failures=str(failures), errors=str(errors),
+                        time=f"{seconds:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name="cascade check", tests=str(len(cases)), failures=str(failures),
+                          errors=str(errors), skipped="0", time=f"{seconds:.3f}")
+    for case in cases:
+        node = ET.SubElement(suite, "testcase", classname="cascade.check", name=case["name"], file=case["file"],
+                             time=f"{case['seconds']:.3f}")
+        if case["failure"] is not None:
+            ET.SubElement(node, "failure", message=case["failure"], type="drift").text = case["text"]
+        elif case["error"] is not None:
+            ET.SubElement(node, "error", message=case["error"], type="error").text = case["error"]
+        else:
+            ET.SubElement(node, "system-out").text = case["text"]
+    ET.indent(suites)
+    write_bytes(path, ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n")
+
+
+def _escape_annotation(text: str, *, prop: bool = False) -> str:
+    """GitHub Actions' workflow-command escaping (``%``, CR, LF; ``:`` and ``,`` in properties)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def annotation(message: str, file: str, line: int | None = None, title: str = "cascade check") -> str:
+    """``::error file=...,line=...,title=...::message``: GitHub Actions shows it on the file's line
+    in the pull request."""
+    where = f"file={_escape_annotation(file, prop=True)}"
+    if line is not None:
+        where += f",line={line}"
+    return f"::error {where},title={_escape_annotation(title, prop=True)}::{_escape_annotation(message)}"
+
+
 def run_check(files: list[Path], *, update: bool = False, baselines: Path | None = None, overrides=(),
-              verbose: bool = False, as_json: bool = False) -> int:
-    """The ``cascade check`` command; returns its exit code."""
-    baselines = Path(baselines) if baselines is not None else DEFAULT_BASELINES
+              verbose: bool = False, as_json: bool = False, junit: Path | None = None,
+              annotate: bool | None = None) -> int:
+    """The ``cascade check`` command; returns its exit code. ``junit``: also write a JUnit XML
+    report there; ``annotate`` (default: ``GITHUB_ACTIONS=true``): print a GitHub Actions error
+    annotation per drifted or unreadable scenario."""
+    import os
+    import time
+
+    if annotate is None:
+        annotate = os.environ.get("GITHUB_ACTIONS") == "true"
+    given = Path(baselines) if baselines is not None else None
     try:
         files = _files(list(files))
     except BaselineError as exc:
@@ -126,32 +193,56 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
     if update and overrides:
         print("cascade check: --update writes the baselines of the files as they are; drop --set", file=sys.stderr)
         return EXIT_USAGE
-    if update:  # before any run: a baselines path that cannot be written is found at once
-        try:
-            check_output_dir(baselines, "--baselines")
-        except ScenarioError as exc:
-            print(f"cascade check: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    reports, errors, drifted = [], [], 0
+    try:  # before any run: a path that cannot be written is found at once
+        if update:
+            for folder in {given} if given is not None else {baselines_for(f) for f in files}:
+                check_output_dir(folder, "--baselines")
+        if junit is not None:
+            check_output_file(junit, "--junit")
+    except ScenarioError as exc:
+        print(f"cascade check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    reports, errors, drifted, cases = [], [], 0, []
+    started = time.perf_counter()
     for file in files:
+        t0 = time.perf_counter()
+        case = {"name": Path(file).stem, "file": Path(file).as_posix(), "failure": None, "error": None, "text": ""}
+        cases.append(case)
         try:
             if not Path(file).exists():  # anything else that is not a plain file: the reader says what it is
                 raise BaselineError(f"{file}: no such scenario file")
+            baselines = given if given is not None else baselines_for(Path(file))
             if update:
                 report, text = _update_one(Path(file), baselines, verbose)
             else:
                 result = check(Path(file), baselines, overrides)
                 report, text = result.to_dict(), result.render(verbose)
                 drifted += not result.passed
+                case["name"] = result.scenario
+                if not result.passed:
+                    names = [r.metric for r in result.failures]
+                    case["failure"] = (f"{result.scenario}: {len(names)} metrics drifted beyond tolerance "
+                                       f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+                    if annotate:
+                        print(annotation(case["failure"] + f"; baseline {result.baseline_path}", case["file"]))
         except (ScenarioError, BaselineError, ValueError) as exc:  # ValueError: a strategy the hedge layer refuses
             message = str(exc) if isinstance(exc, ScenarioError) else f"cascade check: {exc}"
             errors.append(message)
+            case.update(error=message, seconds=time.perf_counter() - t0)
+            if annotate:
+                for problem in (exc.problems if isinstance(exc, ScenarioError) else ()):
+                    print(annotation(str(problem), problem.file or case["file"], problem.line))
+                if not isinstance(exc, ScenarioError):
+                    print(annotation(message, case["file"]))
             if not as_json:  # a baseline's or a scenario's text, printed inert
                 print(terminal_safe(message), file=sys.stderr)
             continue
+        case.update(seconds=time.perf_counter() - t0, text=text)
         reports.append(report)
         if not as_json:
             print(terminal_safe(text))
+    if junit is not None:
+        write_junit(Path(junit), cases, time.perf_counter() - started)
     if as_json:
         print(json.dumps({"passed": not errors and not drifted, "scenarios": reports, "errors": errors}))
     elif not update and len(files) > 1:

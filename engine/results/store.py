@@ -703,6 +703,19 @@ class Run:
         m = self.manifest
         return f"<Run {m['scenario']['name']} seed {m['seed']}: {m['n_paths']} paths x {m['n_steps']} steps at {self.path}>"
 
+    def _repr_html_(self) -> str:
+        """What ``metrics.json`` holds, as tables, in a notebook."""
+        from .notebook import run_html
+
+        return run_html(self)
+
+    def plot(self):
+        """The report's price fan of this run: a ``plotly.graph_objects.Figure``. Raises
+        ``ValueError`` when the run kept no per-step prices."""
+        from .notebook import price_figure
+
+        return price_figure(self)
+
     @property
     def name(self) -> str:
         return self.manifest["scenario"]["name"]

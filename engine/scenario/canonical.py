@@ -51,9 +51,41 @@ def dump_scenario(scenario) -> str:
     return header + yaml.dump(to_plain(scenario), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def scenario_json_schema() -> dict:
-    """JSON Schema (draft 2020-12) of scenario files, ``extends`` included."""
+DRAFTS = {"2020-12": "https://json-schema.org/draft/2020-12/schema", "7": "http://json-schema.org/draft-07/schema#"}
+
+
+def to_draft7(node):
+    """A draft 2020-12 schema as draft-07 says the same (yaml-language-server, and editors built
+    on it, validate up to draft-07): ``$defs`` -> ``definitions`` (and the ``$ref`` pointing there),
+    ``prefixItems`` -> ``items`` as a list (a closed tuple: ``additionalItems: false``)."""
+    if isinstance(node, list):
+        return [to_draft7(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "$defs":
+            out["definitions"] = to_draft7(value)
+        elif key == "$ref" and isinstance(value, str):
+            out["$ref"] = value.replace("#/$defs/", "#/definitions/")
+        elif key == "prefixItems":
+            out["items"] = to_draft7(value)
+            if node.get("items", True) is False:
+                out["additionalItems"] = False
+        elif key == "items" and "prefixItems" in node:
+            continue
+        else:
+            out[key] = to_draft7(value)
+    return out
+
+
+def scenario_json_schema(draft: str = "2020-12") -> dict:
+    """JSON Schema of scenario files, ``extends`` included: draft 2020-12, or ``draft="7"`` for
+    tools that stop at draft-07 (:func:`to_draft7`)."""
     from .schema import Scenario
+
+    if draft not in DRAFTS:
+        raise ValueError(f"draft: expected one of {', '.join(DRAFTS)}, got {draft!r}")
 
     schema = Scenario.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -71,6 +103,9 @@ def scenario_json_schema() -> dict:
     strategies = schema["properties"]["strategies"]
     strategies["items"] = {"anyOf": [strategies["items"], USE_SCHEMA]}
     _add_bounds(schema, _models(Scenario))
+    if draft == "7":
+        schema = to_draft7(schema)
+        schema["$schema"] = DRAFTS["7"]
     return schema
 
 

@@ -4,20 +4,57 @@ find them and describe each file in one line (``cascade list``)."""
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
 from pathlib import Path
 
-__all__ = ["scenarios_dir", "list_scenarios", "list_strategies"]
+__all__ = ["scenarios_dir", "shipped_dir", "find_scenario", "list_scenarios", "list_strategies"]
+
+SHARE = Path("share") / "cascade-engine"
+"""Where a wheel installs the shipped libraries, under the installation's data path
+(``<venv>/share/cascade-engine/``: ``scenarios/``, ``strategies/``, ``results/baselines/``)."""
+
+
+def shipped_dir() -> Path | None:
+    """The folder holding the shipped ``scenarios/``, ``strategies/`` and ``results/baselines/``:
+    the checkout the package runs from (an editable install), else what a wheel installed under
+    the environment's data path (or the user's, for ``pip install --user``); ``None`` if neither."""
+    checkout = Path(__file__).resolve().parents[2]
+    candidates = [checkout]
+    for scheme in (None, f"{os.name}_user"):
+        try:
+            data = sysconfig.get_path("data", scheme) if scheme else sysconfig.get_path("data")
+        except KeyError:
+            continue
+        candidates.append(Path(data) / SHARE)
+    candidates.append(Path(sys.prefix) / SHARE)
+    return next((c for c in candidates if (c / "scenarios").is_dir() and (c / "strategies").is_dir()), None)
 
 
 def scenarios_dir() -> Path:
-    """``$CASCADE_SCENARIOS``, else ``./scenarios``, else the checkout the package was installed from."""
+    """``$CASCADE_SCENARIOS``, else ``./scenarios``, else the shipped library (:func:`shipped_dir`)."""
     env = os.environ.get("CASCADE_SCENARIOS")
     if env:
         return Path(env)
     here = Path.cwd() / "scenarios"
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parents[2] / "scenarios"
+    shipped = shipped_dir()
+    return shipped / "scenarios" if shipped is not None else here
+
+
+def find_scenario(name: str) -> Path | None:
+    """A scenario named by its file's stem (``feb-2026-deleveraging``), looked up as ``cascade list``
+    lists them: in :func:`scenarios_dir`, then its ``history/`` and ``ci/``; ``None`` when ``name``
+    is a path or no file has that stem."""
+    if not name or any(sep in name for sep in ("/", os.sep)) or name.endswith((".yaml", ".yml")):
+        return None
+    root = scenarios_dir()
+    for folder in (root, root / "history", root / "ci"):
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    return None
 
 
 def list_scenarios(directory: str | Path | None = None) -> list[tuple[Path, str, str]]:

@@ -130,7 +130,13 @@ def _drop(origins: dict, prefix: tuple) -> None:
 
 
 def read_document(path: str | Path, _stack: tuple = ()) -> Document:
-    """Read a scenario file and everything it ``extends``, merged."""
+    """Read a scenario file and everything it ``extends``, merged. A top-level ``path`` that does
+    not exist and is a bare name (``feb-2026-deleveraging``) is looked up in the scenario library
+    (:func:`engine.scenario.library.find_scenario`)."""
+    if not _stack and not Path(path).exists():
+        from .library import find_scenario
+
+        path = find_scenario(str(path)) or path
     file = str(path)
     resolved = Path(path).resolve()
     data, marks = load_yaml(path)
