@@ -55,6 +55,21 @@ def named_yaml(text: str) -> dict[str, str]:
             for m in [re.match(r"# ([\w.-]+\.ya?ml)\n", body)] if m}
 
 
+def cascade_commands(lang: str, body: str) -> list[str]:
+    """The ``cascade ...`` commands of one shell or console block, split at ``&&``/``|``/``;``
+    (a console block's commands are its ``$ `` lines)."""
+    if lang not in ("bash", "sh", "shell", "console"):
+        return []
+    commands = []
+    for line in body.splitlines():
+        if lang == "console":
+            if not line.startswith("$ "):
+                continue
+            line = line[2:]
+        commands += [part.strip() for part in re.split(r"&&|\|\|?|;", line) if part.strip().startswith("cascade")]
+    return commands
+
+
 def sessions(body: str) -> list[tuple[str, str]]:
     """``(command, output)`` pairs of one console block (``$ `` starts a command)."""
     out = []

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 from ._terminal import terminal_safe
@@ -336,6 +337,12 @@ def _cmd_validate(args) -> int:
         elif not args.quiet:
             print(terminal_safe(f"ok  {file}  ({scenario.name}: {len(scenario.shocks)} shocks, "
                                 f"{scenario.horizon.n_steps} steps x {scenario.n_paths} paths)"))
+        if not too_big and not args.json:
+            from .scenario.library import uncalibrated_note
+
+            note = uncalibrated_note(file)
+            if note:
+                print(terminal_safe(f"note: {note}"), file=sys.stderr)
     if failed:
         print(f"{failed} of {len(args.files)} files invalid", file=sys.stderr)
         return EXIT_USAGE
@@ -362,7 +369,14 @@ def _cmd_show(args) -> int:
 
         print(compile_scenario(scenario).describe())
     else:
-        sys.stdout.write(dump_scenario(scenario))
+        from .scenario.library import uncalibrated_note
+
+        text = dump_scenario(scenario)
+        note = uncalibrated_note(args.file)
+        if note:  # under the header, as a comment: the output stays a loadable scenario
+            head, _, rest = text.partition("\n")
+            text = f"{head}\n" + "".join(f"# {line}\n" for line in textwrap.wrap(f"note: {note}", 98)) + rest
+        sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -1176,9 +1190,9 @@ def _compile_notice(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .nb import config
+    from . import _notice
 
-    config.on_compile = _compile_notice
+    _notice.on_compile = _compile_notice
     try:
         return _COMMANDS[args.command](args)
     except ScenarioError as exc:

@@ -47,13 +47,13 @@ def simulation_bytes(n_paths: int, n_steps: int, *, keep_steps: bool = True, n_r
     """Peak bytes of one simulation (:func:`engine.simulate.run_prepared`) and, with ``n_rules``
     strategy rows, of their evaluation (:mod:`engine.hedge`), from the sizes alone."""
     from .compile.layout import N_HEDGE_OUT, N_IV_LEVELS, N_STEP_SUMS
-    from .nb.kernel import N_SUMMARY
+    from .compile.layout import SUMMARY_FIELDS  # not the kernel module: validate needs no numba
     from .compile.compiler import RNG_BLOCK_SIZE
     from .simulate import DEALER_GRID
 
     n_blocks = -(-n_paths // RNG_BLOCK_SIZE)
     total = BASE_BYTES
-    total += n_paths * N_SUMMARY * 8  # per-path summaries
+    total += n_paths * len(SUMMARY_FIELDS) * 8  # per-path summaries
     total += n_blocks * n_steps * N_STEP_SUMS * 8  # flow sums per RNG block
     total += max(CHUNK_SCRATCH_BYTES, RNG_BLOCK_SIZE // 64 * n_steps * N_STEP_SUMS * 8)  # task scratch
     # the dealer table, and while it is built one (steps x grid x options) array per intermediate

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .compile.layout import BOOK_EVENT_FIELDS
-from .nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+from .compile.layout import FLOW_FIELDS, SUMMARY_FIELDS
 
 __all__ = ["SimulationResult", "touch_direction", "touched"]
 

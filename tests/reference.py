@@ -250,7 +250,7 @@ import numpy as np
 
 from engine.compile.layout import (BOOK_EVENT_FIELDS, IMPACT_BOTH, IMPACT_LINEAR, IMPACT_SQRT, N_NEW_NODES,
                                    NODE_CYCLE_SHARE, PARAM_FIELDS, STEP_FIELDS, VENUE_FIELDS, Row)
-from engine.nb.kernel import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
+from engine.compile.layout import FLOW_FIELDS, STRESS_FIELDS, SUMMARY_FIELDS
 from engine.nb.rng import draw_uniforms_nb
 
 __all__ = ["PathResult", "Book", "BookRow", "book_rows", "simulate_path", "path_uniforms", "standard_normal",

@@ -293,7 +293,7 @@ MODEL_TEXT = MODEL.read_text(encoding="utf-8") if MODEL.exists() else ""
 
 
 def test_model_doc_names_every_output():
-    from engine.nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+    from engine.compile.layout import FLOW_FIELDS, SUMMARY_FIELDS
     from engine.result import SUMMARY_METRICS
 
     documented = set(re.findall(r"^\| `(\w+)` \|", MODEL_TEXT, re.M))

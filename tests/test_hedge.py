@@ -125,7 +125,8 @@ def test_risk_metrics_are_quantiles_and_tail_means_of_the_pnl(tiny_scenario):
     assert row["es99"] == pytest.approx(-pnl[pnl <= q1].mean(), rel=1e-9)
     assert row["pnl_median"] == pytest.approx(np.median(pnl), rel=1e-9)
     lows = r.per_path["min_price"].to_numpy()
-    assert row["p_touch_60000"] == (lows <= 60_000).mean()
+    level = r.scenario.outputs.price_levels_usd[-1]  # the default levels: 10/20/30% below the spot
+    assert row[f"p_touch_{level:.0f}"] == (lows <= level).mean()
 
 
 def test_sweeps_give_one_row_per_parameter_set_with_its_parameters(tiny_scenario):

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
 
 from engine.cli import build_parser
 from engine.scenario.loader import load_scenario
@@ -39,31 +38,13 @@ def _cascade(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def _blocks(text: str) -> list[tuple[str, str]]:
-    return re.findall(r"^```(\w*)\n(.*?)^```\s*$", text, re.M | re.S)
-
-
-def _named_yaml(text: str) -> dict[str, str]:
-    """YAML examples whose first line names their file: ``# my-scenario.yaml``."""
-    return {m.group(1): body for lang, body in _blocks(text) if lang == "yaml"
-            for m in [re.match(r"# ([\w.-]+\.ya?ml)\n", body)] if m}
+_blocks = regenerate.blocks
+_named_yaml = regenerate.named_yaml
 
 
 def _command_lines(text: str) -> list[str]:
-    """Every ``cascade ...`` command shown in a shell or console block, split at ``&&``/``|``/``;``."""
-    commands = []
-    for lang, body in _blocks(text):
-        if lang not in ("bash", "sh", "shell", "console"):
-            continue
-        for line in body.splitlines():
-            if lang == "console":
-                if not line.startswith("$ "):
-                    continue
-                line = line[2:]
-            for part in re.split(r"&&|\|\|?|;", line):
-                if part.strip().startswith("cascade"):
-                    commands.append(part.strip())
-    return commands
+    """Every ``cascade ...`` command shown in a shell or console block."""
+    return [c for lang, body in _blocks(text) for c in regenerate.cascade_commands(lang, body)]
 
 
 README_TEXT = README.read_text(encoding="utf-8") if README.exists() else ""
@@ -97,17 +78,8 @@ def test_readme_command_parses(command):
 
 @pytest.fixture
 def readme_dir(tmp_path) -> Path:
-    """A folder holding the README's example files, with the shipped scenarios beside them and,
-    when it exists, the shared data at ``../shared`` as next to a checkout."""
-    work = tmp_path / "work"
-    work.mkdir()
-    for name, body in _named_yaml(README_TEXT).items():
-        (work / name).write_text(body, encoding="utf-8")
-    (work / "scenarios").symlink_to(ROOT / "scenarios", target_is_directory=True)
-    (work / "strategies").symlink_to(ROOT / "strategies", target_is_directory=True)  # `use:` by name
-    if SHARED_DATA.is_dir():
-        (tmp_path / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
-    return work
+    """A folder laid out for the README's commands, as ``docs/regenerate.py`` lays it out."""
+    return regenerate.sandbox(tmp_path, README_TEXT)
 
 
 @pytest.fixture(scope="module")
@@ -149,39 +121,6 @@ def test_readme_shows_real_output(readme_runs, index):
     problems = regenerate.differences(expected, got)
     assert not problems, (f"README.md: the output of `{command}` changed; run `python docs/regenerate.py`:\n"
                           + "\n".join(problems))
-
-
-# Shown in the README but not run here, each for a reason; tests elsewhere run the same code.
-NOT_RUN = {
-    "cascade calibrate": "a full fit takes a minute or more; tests/test_calibration.py fits on a small budget",
-    "cascade calibrate --write-params scenarios/calibration/feb-2026.yaml":
-        "rewrites the shipped parameter file (the scenarios folder is linked, not copied)",
-}
-
-
-def _reads_shared_by_default(command: str) -> bool:
-    """`cascade calibrate` reads ../shared/data and ../shared/facts when not told where."""
-    words = shlex.split(command, comments=True)
-    return words[:2] == ["cascade", "calibrate"] and "--data" not in words
-
-
-def test_commands_not_run_are_in_the_readme():
-    commands = {c.split("#")[0].strip() for c in _command_lines(README_TEXT)}
-    assert set(NOT_RUN) <= commands, set(NOT_RUN) - commands
-
-
-@pytest.mark.slow
-def test_readme_commands_run(readme_dir):
-    shown = {command for command, _ in SESSIONS}
-    for command in _command_lines(README_TEXT):
-        if command in shown:
-            continue  # compared with its output above
-        if command.split("#")[0].strip() in NOT_RUN:
-            continue
-        if not SHARED_DATA.is_dir() and ("../shared/" in command or _reads_shared_by_default(command)):
-            continue  # needs the shared data, absent here
-        out = _cascade(*shlex.split(command, comments=True)[1:], cwd=readme_dir)
-        assert out.returncode == 0, f"`{command}` failed:\n{out.stderr}"
 
 
 def test_readme_examples_load(readme_dir):

@@ -42,7 +42,7 @@ import reference
 from compile_fixtures import RICH
 from engine.compile import layout
 from engine.compile.layout import BOOK_EVENT_FIELDS, Row
-from engine.nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+from engine.compile.layout import FLOW_FIELDS, SUMMARY_FIELDS
 from engine.simulate import prepare
 
 RTOL = 1e-9

@@ -23,7 +23,7 @@ import pytest
 
 import engine
 from engine.margin import bankruptcy_price, liquidation_price
-from engine.nb.kernel import FLOW_FIELDS, SUMMARY_FIELDS
+from engine.compile.layout import FLOW_FIELDS, SUMMARY_FIELDS
 from engine.result import SUMMARY_METRICS
 
 from sim_fixtures import START, market, quiet, run, with_shocks

@@ -327,7 +327,7 @@ def test_show_prints_the_expanded_strategies(tmp_path, tiny_scenario):
     out = _cascade("show", str(path))
     assert out.returncode == 0, out.stderr
     shown = yaml.safe_load(out.stdout)
-    assert [s["name"] for s in shown["strategies"]] == ["put_50k", "put_55k"] and "use" not in out.stdout
+    assert [s["name"] for s in shown["strategies"]] == ["put_50k", "put_55k"] and "use:" not in out.stdout
 
 
 def test_list_shows_the_strategy_library_after_the_scenarios():

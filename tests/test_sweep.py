@@ -354,3 +354,16 @@ def test_order_of_the_top_table(capsys, grid_file, tmp_path):
     assert f"{t['market.min_price.p50'].max():,.0f}" in high.split("best 2")[1]
     assert f"{t['market.min_price.p50'].max():,.0f}" not in low.split("best 2")[1]
     assert sw.lowest_first("es99") and not sw.lowest_first("pnl_mean")
+
+
+def test_the_sweep_report_says_which_point_its_charts_show_and_where_the_hedges_are(reference):
+    """A sweep's folder holds its first scenario point's market (simulated once) and the sweep
+    table: the report says so above the metrics, and points to the Sweep section for the hedges,
+    instead of claiming the scenario has no strategies."""
+    from engine.results.report import render_report
+    from engine.results.store import load_run_for_report
+
+    page = render_report(load_run_for_report(reference.folder))
+    assert "This is a sweep&#x27;s folder" in page or "This is a sweep's folder" in page
+    assert "first scenario point" in page and "has no strategies" not in page
+    assert "evaluated in the Sweep section below" in page

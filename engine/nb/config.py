@@ -38,11 +38,6 @@ COMPILE_SECONDS = "30-60 s"
 """What compiling the kernels takes on a first run: 45 s for the flagship on 2 cores (market kernel
 35 s, hedging kernels the rest), measured with an empty ``NUMBA_CACHE_DIR``."""
 
-on_compile = None
-"""``on_compile(message)``: called once per process before a kernel that numba must compile (its
-on-disk cache holds nothing for this machine) is first called. The CLI sets it to print a notice;
-a library caller may set it too. ``None``: silent."""
-
 _told = False
 
 
@@ -61,11 +56,13 @@ def is_cached(dispatcher) -> bool:
 
 
 def before_call(dispatcher, what: str) -> None:
-    """Tell :data:`on_compile`, once per process, that ``dispatcher`` (``what``: "the market
-    kernel") is about to be compiled."""
+    """Tell :data:`engine._notice.on_compile`, once per process, that ``dispatcher`` (``what``:
+    "the market kernel") is about to be compiled."""
+    from .. import _notice
+
     global _told
-    if on_compile is None or _told or is_cached(dispatcher):
+    if _notice.on_compile is None or _told or is_cached(dispatcher):
         return
     _told = True
-    on_compile(f"compiling the kernels with numba, starting with {what} (first run only, about "
+    _notice.on_compile(f"compiling the kernels with numba, starting with {what} (first run only, about "
                f"{COMPILE_SECONDS}; later runs load them from the cache)")

@@ -111,7 +111,7 @@ import math
 import numpy as np
 import numba
 
-from ..compile.layout import (FLOW_FIELDS, IV_FLOOR, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_NEW_NODES,
+from ..compile.layout import (IV_FLOOR, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_NEW_NODES,
                               NODE_CYCLE_SHARE, STRESS_FIELDS, SUMMARY_FIELDS, BookEvent, Driver, Flow, Param, Row,
                               Step, Summary, Venue)
 from . import book as bk
@@ -121,7 +121,6 @@ from .rng import next_pair_nb, norm_table_ppf_nb, seed_path_nb, t_table_ppf_nb
 # the outputs' columns and their indices live in the ABI module (engine.compile.layout); re-exported
 # here for the modules that read the kernel's outputs
 N_SUMMARY = len(SUMMARY_FIELDS)
-N_FLOWS = len(FLOW_FIELDS)
 N_STRESS = len(STRESS_FIELDS)
 
 _PAD = 16  # 8-byte words (128 bytes: two cache lines, the adjacent-line prefetcher's pair) of padding

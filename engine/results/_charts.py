@@ -74,6 +74,12 @@ def _layout(height: int, *, time: prep.Axis | None = None, **extra) -> dict:
     return layout
 
 
+def _time_chart(chart_id: str, fig: go.Figure, height: int, axis: prep.Axis, caption: str, **layout) -> Chart:
+    """A chart on the run's time axis (zoomed together with the others): ``layout`` over :func:`_layout`'s."""
+    fig.update_layout(_layout(height, time=axis, **layout))
+    return Chart(chart_id, fig, height, caption, time_axis=True)
+
+
 def _e_plotly(text: str) -> str:
     """Text for a plotly label: plotly renders a subset of HTML, so escape its markup characters."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -127,12 +133,12 @@ def shocks(run, axis: prep.Axis) -> Chart | Skip:
         notes.append({"x": _stamp(max(s, lo) if inside else e), "y": row, "xanchor": "left", "showarrow": False,
                       "text": f" {_e_plotly(text)}", "font": {"size": 11, "color": "white" if inside else "#222"}})
     height = 50 + 26 * len(frame)
-    fig.update_layout(_layout(height, time=axis, hovermode="closest", margin={"t": 8, "b": 24}, annotations=notes,
-                              yaxis={"autorange": "reversed", "showticklabels": False, "showgrid": False,
-                                     "zeroline": False, "range": [len(frame) - 0.5, -0.5]}))
-    return Chart("chart-shocks", fig, height,
-                 "Each bar is one shock's window on the horizon (ramps included); hover for its exact times. "
-                 "The charts below share this time axis, and zooming one zooms them all.", time_axis=True)
+    return _time_chart("chart-shocks", fig, height, axis,
+                       "Each bar is one shock's window on the horizon (ramps included); hover for its exact times. "
+                       "The charts below share this time axis, and zooming one zooms them all.",
+                       hovermode="closest", margin={"t": 8, "b": 24}, annotations=notes,
+                       yaxis={"autorange": "reversed", "showticklabels": False, "showgrid": False,
+                              "zeroline": False, "range": [len(frame) - 0.5, -0.5]})
 
 
 def price_fan(run, axis: prep.Axis) -> Chart | Skip:
@@ -162,16 +168,14 @@ def price_fan(run, axis: prep.Axis) -> Chart | Skip:
         text = prep.usd(level) + (f" · P(touch) {p:.1%}" if p is not None else "")
         notes.append({"xref": "paper", "x": 0.005, "xanchor": "left", "y": level, "yanchor": "bottom",
                       "text": text, "showarrow": False, "font": {"size": 10, "color": prep.LEVEL_COLOR}})
-    fig = go.Figure(traces)
-    fig.update_layout(_layout(480, time=axis, shapes=shapes, annotations=notes,
-                              yaxis={"title": {"text": "BTC price (USD)"}, "range": [lo, hi], "tickformat": "~s"}))
     hidden = [prep.usd(v) for v in run.levels if v not in shown]
     caption = ("Shaded: the share of paths between two percentiles at each step (darker = nearer the middle); "
                "solid line: the median; grey lines: the first sample paths. Dotted lines are the scenario's price "
                "levels with the probability that a path touches them over the horizon.")
     if hidden:
         caption += f" Levels outside the simulated range, not drawn: {', '.join(hidden)}."
-    return Chart("chart-price-fan", fig, 480, caption, time_axis=True)
+    return _time_chart("chart-price-fan", go.Figure(traces), 480, axis, caption, shapes=shapes, annotations=notes,
+                       yaxis={"title": {"text": "BTC price (USD)"}, "range": [lo, hi], "tickformat": "~s"})
 
 
 def liquidations(run, axis: prep.Axis) -> Chart | Skip:
@@ -193,13 +197,11 @@ def liquidations(run, axis: prep.Axis) -> Chart | Skip:
             traces.append(go.Scatter(y=_f32(values / scale), **_tx(axis), mode="lines", name=f"{side}s {col}",
                                      line={"color": color, "width": 1.2, "dash": "dot", "shape": "hv"},
                                      hovertemplate=f"{side}s {col} {fmt}<extra></extra>"))
-    fig = go.Figure(traces)
-    fig.update_layout(_layout(340, time=axis, barmode="relative", bargap=0,
-                              yaxis={"title": {"text": f"USD {suffix} per step"}, "ticksuffix": suffix}))
-    return Chart("chart-liquidations", fig, 340,
-                 "Liquidated notional per step, averaged over paths: long positions sold below zero (red), short "
-                 "positions bought back above (green). Dotted: the 95th percentile across paths of each side, a "
-                 "bad but not extreme path's step.", time_axis=True)
+    return _time_chart("chart-liquidations", go.Figure(traces), 340, axis,
+                       "Liquidated notional per step, averaged over paths: long positions sold below zero (red), "
+                       "short positions bought back above (green). Dotted: the 95th percentile across paths of each "
+                       "side, a bad but not extreme path's step.", barmode="relative", bargap=0,
+                       yaxis={"title": {"text": f"USD {suffix} per step"}, "ticksuffix": suffix})
 
 
 def open_interest(run, axis: prep.Axis) -> Chart | Skip:
@@ -221,12 +223,10 @@ def open_interest(run, axis: prep.Axis) -> Chart | Skip:
         layout["yaxis2"] = {"title": {"text": f"depth (USD {d_suffix} per 1%)"}, "overlaying": "y", "side": "right",
                             "showgrid": False, "ticksuffix": d_suffix, "rangemode": "tozero", "linecolor": "#999",
                             "tickmode": "auto", "nticks": 6, "automargin": False}
-    fig = go.Figure(traces)
-    fig.update_layout(_layout(340, time=axis, **layout))
-    return Chart("chart-open-interest", fig, 340,
-                 "Open interest of the simulated book (bands: percentiles across paths; line: median) and, on "
-                 "the right axis, the order-book depth in USD per 1% price move, which the shocks scale "
-                 "(the same on every path).", time_axis=True)
+    return _time_chart("chart-open-interest", go.Figure(traces), 340, axis,
+                       "Open interest of the simulated book (bands: percentiles across paths; line: median) and, on "
+                       "the right axis, the order-book depth in USD per 1% price move, which the shocks scale "
+                       "(the same on every path).", **layout)
 
 
 def flows(run, axis: prep.Axis) -> Chart | Skip:
@@ -246,13 +246,11 @@ def flows(run, axis: prep.Axis) -> Chart | Skip:
                              marker={"color": color, "line": {"width": 0}}, hovertemplate=f"{name} {fmt}<extra></extra>"))
     traces.append(go.Scatter(y=_f32(net / scale), **_tx(axis), mode="lines", name="net flow",
                              line={"color": "#111", "width": 1}, hovertemplate=f"net {fmt}<extra></extra>"))
-    fig = go.Figure(traces)
-    fig.update_layout(_layout(400, time=axis, barmode="relative", bargap=0,
-                              yaxis={"title": {"text": f"USD {suffix} per step (sell < 0)"}, "ticksuffix": suffix}))
-    return Chart("chart-flows", fig, 400,
-                 "Mean flow per step by who traded: sells below zero, buys above; the black line is the net flow "
-                 "that moves the price. Liquidations, margin-hike cuts and the scenario's cross-asset forced "
-                 "flow are separate sources, so nothing is counted twice.", time_axis=True)
+    return _time_chart("chart-flows", go.Figure(traces), 400, axis,
+                       "Mean flow per step by who traded: sells below zero, buys above; the black line is the net "
+                       "flow that moves the price. Liquidations, margin-hike cuts and the scenario's cross-asset "
+                       "forced flow are separate sources, so nothing is counted twice.", barmode="relative", bargap=0,
+                       yaxis={"title": {"text": f"USD {suffix} per step (sell < 0)"}, "ticksuffix": suffix})
 
 
 def flow_totals(run) -> Chart | Skip:

@@ -8,7 +8,6 @@ baseline), reported without a traceback after every scenario has been looked at.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -17,13 +16,13 @@ from .._terminal import terminal_safe
 from ..errors import BaselineError, ScenarioError
 from .regression import (
     DEFAULT_BASELINES,
-    CheckResult,
     baseline_record,
     check,
     compare,
     dumps_baseline,
     load_baseline,
     measure_file,
+    render_check,
     write_baseline,
 )
 
@@ -31,44 +30,6 @@ __all__ = ["DEFAULT_SCENARIOS", "render_check", "run_check"]
 
 DEFAULT_SCENARIOS = Path("scenarios") / "ci"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-def _num(value, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return str(value)
-    sign = "+" if signed else ""
-    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"{value / size:{sign}.5g}{suffix}"
-    return f"{value:{sign}.5g}"
-
-
-def _z(z) -> str:
-    if z is None:
-        return "-"
-    return f"{z:+.1f}" if math.isfinite(z) else ("+inf" if z > 0 else "-inf")
-
-
-def render_check(result: CheckResult, verbose: bool = False) -> str:
-    """The failing rows (every row with ``verbose``) and a count of the rest."""
-    n, bad = len(result.rows), len(result.failures)
-    verdict = "ok" if result.passed else f"DRIFT in {bad} of {n} metrics"
-    lines = [f"{result.scenario}: {verdict} ({result.source} against {result.baseline_path})"]
-    lines += [f"  note: {note}" for note in result.notes]
-    shown = result.rows if verbose else result.failures
-    if shown:
-        width = max(28, *(len(r.metric) for r in shown))
-        lines.append(f"  {'metric':<{width}} {'baseline':>11} {'current':>11} {'diff':>11} {'tolerance':>11} "
-                     f"{'diff/SE':>8}  status")
-        for r in shown:
-            lines.append(f"  {r.metric:<{width}} {_num(r.baseline):>11} {_num(r.current):>11} "
-                         f"{_num(r.diff, True):>11} {_num(r.tolerance):>11} {_z(r.z):>8}  {r.status}")
-    if not verbose and n - bad:
-        lines.append(f"  {n - bad} {'metric' if n - bad == 1 else 'metrics'} within tolerance"
-                     + (" (--verbose lists them)" if bad else ""))
-    return "\n".join(lines)
 
 
 def _files(given: list[Path]) -> list[Path]:

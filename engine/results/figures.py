@@ -86,6 +86,15 @@ def _price_formatter():
     return FuncFormatter(lambda v, _: prep.usd(v))
 
 
+def _usd_per_step(ax, axis: prep.Axis, suffix: str, label: str) -> None:
+    """A signed USD-per-step panel on the time axis: the zero line, compact ticks, the label."""
+    ax.axhline(0, color="#888", linewidth=0.6)
+    ax.yaxis.set_major_formatter(_compact(suffix=suffix))
+    ax.set_ylabel(label, **_STYLE)
+    _style(ax)
+    _time_axis(ax, axis)
+
+
 def _bars(ax, axis: prep.Axis, values: np.ndarray, bottom=None, **kw):
     """Bars one step wide centred on each step label, drawn as one stepped polygon (thousands of
     bar patches take seconds to draw; this takes milliseconds)."""
@@ -189,11 +198,7 @@ def _liquidations(run, axis):
         if np.any(values != 0):
             ax.step(_dates(axis), values / scale, where="post", linewidth=0.9, linestyle=":",
                     color="#7a1010" if side == "long" else "#135c13", label=f"{side}s {col}")
-    ax.axhline(0, color="#888", linewidth=0.6)
-    ax.yaxis.set_major_formatter(_compact(suffix=suffix))
-    ax.set_ylabel(f"USD {suffix} per step", **_STYLE)
-    _style(ax)
-    _time_axis(ax, axis)
+    _usd_per_step(ax, axis, suffix, f"USD {suffix} per step")
     ax.legend(fontsize=7.5, loc="lower right", frameon=False, ncol=2)
     fig.suptitle(f"{run.name}: liquidations per step (longs < 0 < shorts)", fontsize=11)
     return fig
@@ -252,11 +257,7 @@ def _flows(run, axis):
         up += pos
         down += neg
     ax.step(_dates(axis), values.sum(axis=1) / scale, where="mid", color="#111", linewidth=0.7, label="net flow")
-    ax.axhline(0, color="#888", linewidth=0.6)
-    ax.yaxis.set_major_formatter(_compact(suffix=suffix))
-    ax.set_ylabel(f"USD {suffix} per step (sell < 0)", **_STYLE)
-    _style(ax)
-    _time_axis(ax, axis)
+    _usd_per_step(ax, axis, suffix, f"USD {suffix} per step (sell < 0)")
     ax.legend(fontsize=7, loc="lower left", frameon=False, ncol=2)
     names = [prep.flow_style(c, i)[0] for i, c in enumerate(totals.index)] + ["net"]
     colors = [prep.flow_style(c, i)[1] for i, c in enumerate(totals.index)] + ["#111111"]

@@ -411,8 +411,6 @@ class CheckResult:
         return not self.failures
 
     def render(self, verbose: bool = False) -> str:
-        from .check import render_check
-
         return render_check(self, verbose)
 
     def to_dict(self) -> dict:
@@ -483,3 +481,42 @@ def check(file, baselines=DEFAULT_BASELINES, overrides=()) -> CheckResult:
     baseline = load_baseline(path)
     m = measure_scenario(scenario, source)
     return compare(scenario, m, baseline, baseline_path=path.as_posix(), baselines=baselines, overrides=overrides)
+
+
+# ----------------------------------------------------------------------------- the text of a check
+def _num(value, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    sign = "+" if signed else ""
+    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:{sign}.5g}{suffix}"
+    return f"{value:{sign}.5g}"
+
+
+def _z(z) -> str:
+    if z is None:
+        return "-"
+    return f"{z:+.1f}" if math.isfinite(z) else ("+inf" if z > 0 else "-inf")
+
+
+def render_check(result: CheckResult, verbose: bool = False) -> str:
+    """The failing rows (every row with ``verbose``) and a count of the rest."""
+    n, bad = len(result.rows), len(result.failures)
+    verdict = "ok" if result.passed else f"DRIFT in {bad} of {n} metrics"
+    lines = [f"{result.scenario}: {verdict} ({result.source} against {result.baseline_path})"]
+    lines += [f"  note: {note}" for note in result.notes]
+    shown = result.rows if verbose else result.failures
+    if shown:
+        width = max(28, *(len(r.metric) for r in shown))
+        lines.append(f"  {'metric':<{width}} {'baseline':>11} {'current':>11} {'diff':>11} {'tolerance':>11} "
+                     f"{'diff/SE':>8}  status")
+        for r in shown:
+            lines.append(f"  {r.metric:<{width}} {_num(r.baseline):>11} {_num(r.current):>11} "
+                         f"{_num(r.diff, True):>11} {_num(r.tolerance):>11} {_z(r.z):>8}  {r.status}")
+    if not verbose and n - bad:
+        lines.append(f"  {n - bad} {'metric' if n - bad == 1 else 'metrics'} within tolerance"
+                     + (" (--verbose lists them)" if bad else ""))
+    return "\n".join(lines)

@@ -351,8 +351,24 @@ def _book_section(run) -> tuple[str, str, str] | None:
     return _section("book", "The book's greeks", lead, _block(charts.book_greeks(run)) + table)
 
 
+def _base_point_note(run) -> str:
+    """For a sweep's folder: which grid point the market charts show (its first)."""
+    sweep = run.manifest.get("sweep") or {}
+    point = sweep.get("base_point")
+    if run.manifest.get("kind") != "sweep":
+        return ""
+    where = ", ".join(f"{k} = {v}" for k, v in point.items()) if isinstance(point, dict) and point else ""
+    return _note("This is a sweep's folder: the market charts and tables show its first scenario point"
+                 + (f" ({_e(where)})" if where else " (the scenario as written)")
+                 + ", simulated once; the sweep's own results are in the Sweep section.")
+
+
 def _hedges_section(run) -> tuple[str, str, str]:
     table = run.strategies
+    if (table is None or table.empty) and run.manifest.get("kind") == "sweep":
+        body = _note("The strategies of this sweep are evaluated in the Sweep section below: one row per scenario "
+                     "point, strategy and parameter set, with heatmaps over the first two parameters.")
+        return _section("hedges", "Hedges", "", body)
     if table is None or table.empty:
         body = _note("This scenario has no strategies: add a strategies: section (and a portfolio:) to compare "
                      "hedges here (README, \"Hedging strategies\").")
@@ -451,7 +467,13 @@ def render_report(run) -> str:
     from plotly.offline import get_plotlyjs
 
     sections, timed, axis = _time_sections(run)
-    sections.insert(0, _metrics_section(run))
+    metrics = _metrics_section(run)
+    note = _base_point_note(run)
+    if note:  # under the section's title, above its table
+        sid, title, body = metrics
+        head, sep, rest = body.partition("</h2>")
+        metrics = (sid, title, head + sep + note + rest) if sep else (sid, title, note + body)
+    sections.insert(0, metrics)
     outcomes = [charts.min_price(run), charts.drawdown(run)]
     sections.append(_section("outcomes", "Per-path outcomes", "The distribution over paths of two outcomes.",
                              '<div class="grid2">' + "".join(_block(c) for c in outcomes) + "</div>"))

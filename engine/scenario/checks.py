@@ -153,7 +153,7 @@ def _probes(values: list) -> list:
 
 
 def _check_sweep(scenario, doc, problems) -> None:
-    from .loader import set_path, split_path
+    from .keypaths import set_path, split_path
 
     from .schema import Scenario
 

@@ -97,3 +97,42 @@ def list_strategies(directory: str | Path | None = None) -> list[tuple[Path, str
             except ScenarioError as exc:
                 rows.append((path, path.stem, f"INVALID: {exc.problems[0]}"))
     return rows
+
+
+CALIBRATION = Path("calibration") / "feb-2026.yaml"
+"""The calibrated market parameters, under the scenario library (``cascade calibrate`` writes it)."""
+
+
+def uncalibrated_note(path: str | Path) -> str | None:
+    """A note when the scenario file ``path`` sets none of the market keys the shipped calibration
+    fits (itself or through ``extends``): its mechanics (impact, the book's leverage, the traders'
+    behaviour, volatility clustering) then take the schema's defaults, which no data fitted.
+    ``None`` when it sets some, or when there is no calibration file to compare with."""
+    import yaml
+
+    from .loader import read_document
+
+    parameters = scenarios_dir() / CALIBRATION
+    if not parameters.is_file():
+        return None
+    here = Path.cwd()
+    shown = parameters.relative_to(here) if parameters.is_absolute() and parameters.is_relative_to(here) else parameters
+    fitted = set(_leaves(yaml.safe_load(parameters.read_text(encoding="utf-8")) or {}))
+    try:
+        doc = read_document(path)
+    except Exception:  # noqa: BLE001 - the loader has reported it already
+        return None
+    if any(key in fitted for key in doc.origins):
+        return None
+    return (f"{path}: uses uncalibrated market mechanics: it sets none of the keys fitted in "
+            f"{shown} (impact, the book's leverage, the traders' behaviour, volatility clustering), "
+            f"so they take the schema's defaults, which no data fitted; add `extends: <path to it>` to "
+            "start from the calibrated market")
+
+
+def _leaves(data: dict, prefix: tuple = ()):
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, prefix + (key,))
+        else:
+            yield prefix + (key,)

@@ -249,74 +249,7 @@ def _patched(doc: Document, patches, patch_origins: dict) -> Document:
 
 
 # ----------------------------------------------------------------------------- --set
-_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
-
-
-def split_path(text: str) -> tuple:
-    """``'shocks[etf_run].total_usd'`` -> ``('shocks', 'etf_run', 'total_usd')``; ``[2]`` -> ``2``."""
-    error = f"cannot read key path {text!r}; write it like market.spot_usd or shocks[0].start"
-    parts: list = []
-    pos = 0
-    for match in _TOKEN.finditer(text):
-        name, index = match.groups()
-        gap = text[pos:match.start()]  # a name after the first needs a '.', an [index] nothing
-        if gap != ("." if parts and name is not None else ""):
-            raise ValueError(error)
-        if name is not None:
-            parts.append(name)
-        else:
-            parts.append(int(index) if re.fullmatch(r"-?\d+", index) else index)
-        pos = match.end()
-    if pos != len(text) or not parts:
-        raise ValueError(error)
-    return tuple(parts)
-
-
-def _list_index(items: list, key, done: tuple) -> int:
-    if isinstance(key, int):
-        if not -len(items) <= key < len(items):
-            raise KeyError(f"{_fmt(done)} has {len(items)} items; index {key} is out of range")
-        return key % len(items)
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and key in (item.get("id"), item.get("name"), item.get("rule"), item.get("type")):
-            return i
-    labels = [str(it.get("id") or it.get("name") or it.get("rule") or it.get("type"))
-              for it in items if isinstance(it, dict)]
-    raise KeyError(f"{_fmt(done)} has no item {key!r}; items: {', '.join(labels) or 'none'}")
-
-
-def _fmt(path: tuple) -> str:
-    from ..errors import format_path
-    return format_path(path) or "<top>"
-
-
-def set_path(data: dict, path: tuple, value: Any, *, create: bool = True) -> tuple:
-    """Set ``value`` at ``path`` in nested dicts/lists; returns the concrete (indexed) path."""
-    node: Any = data
-    concrete: tuple = ()
-    for i, key in enumerate(path):
-        last = i == len(path) - 1
-        if isinstance(node, list):
-            key = _list_index(node, key, concrete)
-        elif isinstance(node, dict):
-            if key not in node:  # 'shocks[x].daily_flows_usd.2026-02-04' names a date key
-                key = next((k for k in node if str(k) == str(key)), key)
-            if key not in node:
-                if not create:
-                    raise KeyError(f"{_fmt(concrete + (key,))} is not set in this scenario")
-                if not last and isinstance(path[i + 1], int):
-                    raise KeyError(f"{_fmt(concrete + (key,))} is not set in this scenario, "
-                                   f"so it has no item [{path[i + 1]}]")
-                if not last:
-                    node[key] = {}
-        else:
-            raise KeyError(f"{_fmt(concrete)} is a value, not a section; cannot set {key!r} inside it")
-        concrete += (key,)
-        if last:
-            node[key] = value
-        else:
-            node = node[key]
-    return concrete
+from .keypaths import set_path, split_path  # noqa: E402,F401  (here since --set; callers import them from here)
 
 
 def parse_override(text: str) -> tuple[tuple, Any]:

@@ -121,18 +121,24 @@ class PriceBand(StrictModel):
         return self
 
 
+DEFAULT_LEVELS = (0.9, 0.8, 0.7)
+"""``outputs.price_levels_usd`` when a scenario gives none: these fractions of the spot."""
+DEFAULT_LEVEL_STEP = 100.0
+
+
 class Outputs(StrictModel):
     quantiles: list[Percentile] = Field(
         default_factory=lambda: [5.0, 25.0, 50.0, 75.0, 95.0], min_length=1, description="Fan percentiles."
     )
-    price_levels_usd: list[Amount] = Field(
-        default_factory=lambda: [73_600.0, 70_600.0, 66_900.0, 60_000.0, 56_100.0, 50_000.0],
-        description="Levels whose touch probability is reported (and drawn on the price charts).",
+    price_levels_usd: list[Amount] | None = Field(
+        None,
+        description="Levels whose touch probability is reported (and drawn on the price charts). Default: "
+        "10%, 20% and 30% below market.spot_usd, to the nearest 100 USD (an event's own levels belong in its "
+        "scenario: the flagship sets February 2026's).",
     )
     price_bands: list[PriceBand] = Field(
-        default_factory=lambda: [PriceBand(low_usd=66_900.0, high_usd=70_600.0,
-                                           label="on-chain absorption cluster")],
-        description="Price zones shaded on the price charts, e.g. a support cluster.",
+        default_factory=list,
+        description="Price zones shaded on the price charts, e.g. a support cluster (none by default).",
     )
     sample_paths: Integer = Field(10, ge=0, le=10_000, description="Full paths kept for plots.")
     report: Flag = Field(True, description="Write the HTML report.")
@@ -142,7 +148,7 @@ class Outputs(StrictModel):
     def _sorted(self):
         if list(self.quantiles) != sorted(set(self.quantiles)):
             raise ValueError("quantiles must be increasing and distinct")
-        if any(level <= 0 for level in self.price_levels_usd):
+        if any(level <= 0 for level in self.price_levels_usd or ()):
             raise ValueError("price levels must be positive")
         return self
 
@@ -235,6 +241,16 @@ class Scenario(StrictModel):
     regression: Regression | None = Field(None, description="Tolerances for `cascade check`.")
     limits: list[Limit] = Field(default_factory=list, description="Bounds on the run's metrics, each checked by "
                                 "`cascade run` (`--fail-on-breach`: exit 1 if any is breached).")
+
+    @model_validator(mode="after")
+    def _default_levels(self):
+        """``outputs.price_levels_usd`` left out: 10%, 20% and 30% below the spot, stated in the
+        resolved scenario (``cascade show``) like any other value."""
+        if self.outputs.price_levels_usd is None:
+            levels = [DEFAULT_LEVEL_STEP * round(self.market.spot_usd * f / DEFAULT_LEVEL_STEP) for f in DEFAULT_LEVELS]
+            # the models are frozen: a new Outputs in its place (this validator is the model's own build)
+            object.__setattr__(self, "outputs", self.outputs.model_copy(update={"price_levels_usd": levels}))
+        return self
 
     def shock_by_id(self, key: str):
         for shock in self.shocks:

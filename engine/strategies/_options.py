@@ -11,7 +11,7 @@ from ..scenario.types import Amount, Duration, Rate, Timestamp
 
 from ._base import Context, Rule, sweepable, years
 
-__all__ = ["OptionLeg", "leg_terms", "one_strike", "ordered_strikes"]
+__all__ = ["OptionLeg", "leg_terms", "one_strike", "ordered_strikes", "strike_pair", "two_legs"]
 
 
 class OptionLeg(Rule):
@@ -54,3 +54,26 @@ def ordered_strikes(model, low: str, high: str, message: str) -> None:
     lo, hi = getattr(model, low), getattr(model, high)
     if isinstance(lo, float) and isinstance(hi, float) and hi <= lo:
         raise ValueError(message)
+
+
+def strike_pair(first: tuple[str, str], second: tuple[str, str], *, low: str, high: str, message: str) -> type[Rule]:
+    """The base of a two-strike rule (a put spread, a collar): its strikes ``first`` and ``second``
+    (``(key, description)``), declared before every other key so that they lead the rule's keys
+    (in ``cascade show``, and as a sweep's first dimensions: the report's heatmaps are drawn over
+    the first two), with ``high`` above ``low`` (:func:`ordered_strikes`, ``message`` if not)."""
+    from pydantic import create_model
+
+    def _ordered(self):
+        ordered_strikes(self, low, high, message)
+        return self
+
+    fields = {key: (sweepable(Amount, gt=0), Field(..., description=text)) for key, text in (first, second)}
+    return create_model("_Strikes", __base__=Rule, __validators__={"_ordered": model_validator(mode="after")(_ordered)},
+                        **fields)
+
+
+def two_legs(params: OptionLeg, ctx: Context, *legs: tuple[int, float, float]) -> list[tuple]:
+    """The kernel's legs of a two-option rule: each ``(kind, sign, strike)`` (kind 0 put, 1 call;
+    sign +1 bought, -1 sold) at the rule's size, expiry, tenor and roll (:func:`leg_terms`)."""
+    size, expiry, tenor, roll = leg_terms(params, ctx)
+    return [(kind, sign * size, strike, math.nan, expiry, tenor, roll) for kind, sign, strike in legs]

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
-from pydantic import Field, model_validator
-
-from ..scenario.types import Amount
-
-from ._base import Context, Rule, sweepable
-from ._options import OptionLeg, leg_terms, ordered_strikes
+from ._base import Context
+from ._options import OptionLeg, strike_pair, two_legs
 
 __all__ = ["Params", "translate"]
 
 
-class _Strikes(Rule):
-    """The strikes, declared first so that they lead the rule's keys (in `cascade show` and as a
-    sweep's first dimensions: the report's heatmaps are drawn over the first two)."""
-
-    put_strike_usd: sweepable(Amount, gt=0) = Field(..., description="Strike of the put bought.")
-    call_strike_usd: sweepable(Amount, gt=0) = Field(..., description="Strike of the call sold (higher).")
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        ordered_strikes(self, "put_strike_usd", "call_strike_usd", "call_strike_usd must be above put_strike_usd")
-        return self
+_Strikes = strike_pair(("put_strike_usd", "Strike of the put bought."),
+                       ("call_strike_usd", "Strike of the call sold (higher)."),
+                       low="put_strike_usd", high="call_strike_usd",
+                       message="call_strike_usd must be above put_strike_usd")
 
 
 class Params(OptionLeg, _Strikes):
@@ -34,6 +22,4 @@ class Params(OptionLeg, _Strikes):
 
 def translate(params: Params, ctx: Context, variant) -> None:
     """A long put leg and a short call leg of the same size and expiry."""
-    size, expiry, tenor, roll = leg_terms(params, ctx)
-    variant.legs = [(0, size, params.put_strike_usd, math.nan, expiry, tenor, roll),
-                    (1, -size, params.call_strike_usd, math.nan, expiry, tenor, roll)]
+    variant.legs = two_legs(params, ctx, (0, 1.0, params.put_strike_usd), (1, -1.0, params.call_strike_usd))
