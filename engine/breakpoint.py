@@ -498,17 +498,50 @@ def find_breakpoint(scenario_or_path, shock_key: str, metric: str, threshold, *,
                     scale_mode: str = "auto", lo=None, hi=None, max_scale: float = 16.0, tol: float = 0.01,
                     max_evals: int = 40, n_se: float = 2.0, n_paths: int | None = None, seed: int | None = None,
                     n_jobs: int = 1, overrides=(), progress=None) -> BreakpointResult:
-    """The smallest scale of ``shock_key`` at which ``metric`` crosses ``threshold`` (module doc).
+    """The smallest scale of a shock at which a metric crosses a threshold (a reverse stress test).
 
-    ``scenario_or_path``: a scenario file, a loaded :class:`~engine.scenario.schema.Scenario` or
-    raw scenario data; ``overrides`` are ``--set`` strings applied first. ``metric`` is a name of
-    :mod:`engine.results.regression` (``market.min_price.p50``, ``market.prob_touch_56100``,
-    ``strategies.unhedged.p_liquidated``); ``threshold`` a number or a friendly string (``56.1k``,
-    ``5%``). ``lo``/``hi``: the initial range of scales (default 0 and 1; in ``value`` mode the
-    key's raw values, both required, and ``hi`` is not extended). ``max_scale`` caps the doubling
-    of ``hi``; ``tol`` is the bracket's final width relative to the scale; ``max_evals`` caps the
-    number of simulations; ``n_se`` sets the uncertainty band. ``progress(evaluation)`` is called
-    after each simulation. User mistakes raise :class:`ScenarioError`.
+    Parameters
+    ----------
+    scenario_or_path : str, Path, Scenario or dict
+        A scenario file, a loaded scenario or raw scenario data.
+    shock_key : str
+        The shock's key to scale, as ``--set`` names it (``shocks[warsh].depth_multiplier``).
+    metric : str
+        A metric as ``cascade check --verbose`` names it (``market.min_price.p50``,
+        ``market.prob_touch_56100``, ``strategies.unhedged.p_liquidated``).
+    threshold : float or str
+        A number or a friendly string (``56.1k``, ``5%``).
+    direction, scale_mode : str
+        ``auto``, ``above`` or ``below``; ``auto``, ``scale`` or ``value`` (module doc).
+    lo, hi : optional
+        The initial range of scales (default 0 and 1; in ``value`` mode the key's raw values, both
+        required, and ``hi`` is not extended); ``max_scale`` caps the doubling of ``hi``.
+    tol, max_evals, n_se : float, int, float
+        The bracket's final width relative to the scale, the most simulations, the width of the
+        uncertainty band in standard errors.
+    n_paths, seed, n_jobs, overrides
+        As :func:`engine.run` takes them; every scale uses the same random numbers.
+    progress : callable, optional
+        ``progress(evaluation)`` after each simulation.
+
+    Returns
+    -------
+    BreakpointResult
+        ``found``, the scale and the key's value there, the bracket, the uncertainty interval and
+        every evaluation.
+
+    Raises
+    ------
+    ScenarioError
+        A user mistake: an unknown shock key or metric, a bad threshold, range or option (the
+        problem names the matching ``cascade breakpoint`` flag).
+
+    Examples
+    --------
+    >>> result = find_breakpoint("scenarios/feb-2026-deleveraging.yaml", "shocks[warsh].depth_multiplier",
+    ...                          "market.prob_touch_60000", "30%", n_paths=200, max_evals=6)
+    >>> result.evaluations[0].scale, len(result.evaluations) <= 6
+    (0.0, True)
     """
     started = time.perf_counter()
     if direction not in DIRECTIONS:

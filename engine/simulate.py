@@ -330,13 +330,46 @@ def _run_chunk(prep: Prepared, first: int, count: int, keep_steps: bool, out: di
 
 def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: int = 1, *,
         overrides=(), chunk_paths: int | None = None, keep_steps: bool = True, progress: bool = False):
-    """Simulate a scenario (object, path, or compiled) and return a :class:`SimulationResult`.
+    """Simulate a scenario's Monte Carlo paths.
 
-    ``n_paths``/``seed`` override the scenario's; ``overrides`` are ``key.path=value`` strings, as
-    ``cascade run --set`` takes them (for a path or a scenario object); ``n_jobs`` is the number of
-    kernel threads; ``chunk_paths`` (rounded to whole RNG blocks) sets the granularity of the
-    progress bar; neither changes a number. ``keep_steps=False`` skips the per-step fans
-    (per-path summaries only).
+    Parameters
+    ----------
+    scenario : str, Path, Scenario or CompiledScenario
+        A scenario file or library name, a loaded scenario, or a compiled one.
+    n_paths, seed : int, optional
+        Override the scenario's.
+    n_jobs : int
+        Kernel threads. No number depends on it, nor on ``chunk_paths``.
+    overrides : sequence of str
+        ``key.path=value`` strings, as ``cascade run --set`` takes them (not for a compiled
+        scenario, whose arrays are fixed).
+    chunk_paths : int, optional
+        Paths per chunk (rounded to whole random-number blocks): the progress bar's granularity.
+    keep_steps : bool
+        Keep the per-step arrays (the fans, sample paths and hedges need them); ``False`` keeps
+        the per-path summaries only.
+    progress : bool
+        A tqdm bar on stderr.
+
+    Returns
+    -------
+    SimulationResult
+        Per-path summaries, fans, flows, probabilities and (with strategies) the hedge table.
+
+    Raises
+    ------
+    ScenarioError
+        A scenario that cannot be used, or a run larger than this machine's memory.
+    ValueError
+        ``n_jobs`` below 1, or ``n_paths``, ``seed`` or ``overrides`` with a compiled scenario.
+
+    Examples
+    --------
+    >>> result = run("scenarios/ci/ci-calm.yaml", n_paths=256, seed=1)
+    >>> result.n_paths, result.n_steps
+    (256, 72)
+    >>> result.per_path.equals(run("scenarios/ci/ci-calm.yaml", n_paths=256, seed=1, n_jobs=2).per_path)
+    True
     """
     from .compile.compiler import compile_scenario
 

@@ -781,8 +781,57 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
               root: str | Path = "results", n_jobs: int = 1, backend: str = "loky", chunk_size: int = 0,
               scheduler: str | None = None, dask_local: int | None = None, on_error: str = "raise",
               threads: int | None = None, progress: bool = False, report: bool | None = None) -> SweepResult:
-    """Run (or resume) a sweep; see the module doc. ``threads`` is the kernel threads per job
-    (default: 1 with several jobs, all cores with one)."""
+    """Run (or resume) a sweep: every grid point of ``scenario``, every strategy parameter set.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario with sweep specs (``strike_usd: {values: [...]}``, ``sweep.parameters``);
+        :func:`apply_grid` adds ``--grid`` dimensions to one.
+    n_paths, seed : int, optional
+        Override the scenario's.
+    out : str or Path, optional
+        The sweep's folder (default: ``<root>/<name>/sweep-<plan hash>``); a folder of the same
+        plan is resumed, its finished chunks kept.
+    n_jobs, backend : int, str
+        Parallel jobs and their joblib backend (``loky``, ``threading``, ``sequential``, ``dask``).
+    chunk_size : int
+        Rows per chunk (0: chosen for the job count).
+    scheduler, dask_local : str, int, optional
+        A Dask scheduler's address, or a local cluster of that many workers.
+    on_error : str
+        ``raise`` the first failure, or ``collect`` them (in ``failures``) and go on.
+    threads : int, optional
+        Kernel threads per job (default: 1 with several jobs, all cores with one).
+    progress, report : bool
+        A tqdm bar; write the HTML report (``None``: as the scenario's ``outputs.report`` says).
+
+    Returns
+    -------
+    SweepResult
+        Its folder, plan, tidy table (one row per scenario point, strategy and parameter set)
+        and failures. The table is the same whatever ``n_jobs``, ``backend`` or ``chunk_size``.
+
+    Raises
+    ------
+    ScenarioError
+        A grid too large for memory, a bad sweep spec.
+    RunFolderError
+        ``out`` holds another sweep, or another process's sweep holds its lock.
+    ValueError
+        An unknown ``backend`` or ``on_error``.
+
+    Examples
+    --------
+    >>> import tempfile, engine
+    >>> scenario = apply_grid(engine.load_scenario("scenarios/feb-2026-deleveraging.yaml", ["n_paths=64"]),
+    ...                       ["strategies[put_60k].strike_usd=55k,60k"])
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> sweep = run_sweep(scenario, root=tmp.name, report=False)
+    >>> sorted(set(sweep.table["param.strike_usd"].dropna()))
+    [55000.0, 60000.0]
+    >>> tmp.cleanup()
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if on_error not in ("raise", "collect"):

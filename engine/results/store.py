@@ -850,8 +850,38 @@ def _read_manifest(path: Path, *, verify: bool, regenerated=lambda name: False) 
 
 
 def load_run(path: str | Path, *, verify: bool = True) -> Run:
-    """Read a run folder. ``verify`` checks every file against the manifest's SHA-256 (and the
-    tables are then served from the bytes that matched)."""
+    """Read a run folder (``cascade run``'s output), treating it as untrusted.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run folder.
+    verify : bool
+        Check every file against the manifest's SHA-256; the tables are then served from the
+        bytes that matched.
+
+    Returns
+    -------
+    Run
+        Its manifest, metrics, scenario and tables (read lazily, only those the manifest lists).
+
+    Raises
+    ------
+    RunFolderError
+        A manifest that is missing, malformed or lists a path outside the folder, a file that
+        does not match its hash, or one that is not a regular file.
+
+    Examples
+    --------
+    >>> import tempfile, engine
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = write_run(engine.run("scenarios/ci/ci-calm.yaml", n_paths=64), tmp.name + "/calm",
+    ...                    report=False, figures=False)
+    >>> run = load_run(folder)
+    >>> run.n_paths, sorted(run.tables)[:2]
+    (64, ['fan', 'flows'])
+    >>> tmp.cleanup()
+    """
     return Run(Path(path), _read_manifest(Path(path), verify=verify), _verify=verify)
 
 

@@ -429,12 +429,41 @@ def validation_problems(root: type, doc: Document, exc: ValidationError) -> list
 
 
 def load_scenario(source, overrides=(), *, check: bool = True, book=None):
-    """Load, merge, override, validate and check a scenario file; raises :class:`ScenarioError`.
+    """Load, merge, override, validate and check a scenario.
 
-    ``source`` is a path, or a mapping of raw scenario data (as a YAML file would hold it).
-    ``overrides`` are ``key.path=value`` strings, as with ``cascade ... --set``. ``book`` is a
-    positions file (CSV or Deribit export, :mod:`.positions`) that replaces the portfolio's
-    positions, as with ``cascade run --book``; ``portfolio.positions_csv`` is read the same way.
+    Parameters
+    ----------
+    source : str, Path or dict
+        A scenario file (its ``extends`` parents and ``use:`` strategy files followed), a bare
+        name of the scenario library (``"feb-2026-deleveraging"``), or a mapping of raw scenario
+        data as a YAML file would hold it.
+    overrides : sequence of str
+        ``key.path=value`` strings applied after the merge, as ``cascade ... --set`` takes them.
+    check : bool
+        Run the checks that span several keys (dates inside the horizon, venue names, ...).
+    book : str or Path, optional
+        A positions file (CSV or Deribit export) that replaces the portfolio's positions, as
+        ``cascade run --book``; ``portfolio.positions_csv`` is read the same way.
+
+    Returns
+    -------
+    Scenario
+        The validated, frozen scenario (:class:`engine.scenario.schema.Scenario`).
+
+    Raises
+    ------
+    ScenarioError
+        With every problem found, each naming the file, line, column and key.
+
+    Examples
+    --------
+    >>> scenario = load_scenario("scenarios/ci/ci-calm.yaml", ["n_paths=200"])
+    >>> scenario.name, scenario.n_paths
+    ('ci-calm', 200)
+    >>> load_scenario("scenarios/ci/ci-calm.yaml", ["n_paths=0"])
+    Traceback (most recent call last):
+    ...
+    engine.errors.ScenarioError: --set n_paths=0: n_paths: Input should be greater than or equal to 1, got 0
     """
     from .checks import semantic_problems
     from .positions import take_book
