@@ -78,3 +78,13 @@ def test_github_actions_annotations_point_at_the_line_of_a_bad_key(tmp_path, cap
 def test_annotation_escapes_what_github_would_read_as_syntax():
     text = annotation("50% drift\nsecond line", "a,b:c.yaml", 7)
     assert text == "::error file=a%2Cb%3Ac.yaml,line=7,title=cascade check::50%25 drift%0Asecond line"
+
+
+def test_an_absolute_scenario_path_finds_its_own_baseline_from_any_folder(tmp_path, capsys, monkeypatch):
+    """``cascade check /abs/path/scenarios/ci/x.yaml`` run elsewhere reads the baseline of the
+    project the scenario is in (the nearest results/baselines/ above it), not ./results/baselines."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(CALM)]) == 0
+    out = capsys.readouterr().out
+    assert f"against {(ROOT / 'results' / 'baselines' / 'ci-calm.json').as_posix()}" in out
+    assert not (tmp_path / "results").exists()
