@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ScenarioError
+from ._format import usd_3g
 
 __all__ = ["attribute", "Attribution", "shock_label", "RESAMPLES"]
 
@@ -135,12 +136,7 @@ class Attribution:
         return "\n".join(lines)
 
 
-def _usd(x: float) -> str:
-    a = abs(x)
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= scale:
-            return f"{x / scale:.3g}{suffix}" if a < 100 * scale else f"{x / scale:,.0f}{suffix}"
-    return f"{x:.0f}"
+_usd = usd_3g
 
 
 def _value(metric: str, x: float) -> str:

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import write_with
+from ._format import usd_2f
 
 __all__ = ["replay", "ReplayResult", "load_facts", "default_facts", "render_replay", "FLOW_COLUMNS"]
 
@@ -454,13 +455,7 @@ def default_facts(scenario_name: str, data: str | Path | None = None) -> Path | 
 
 
 def _usd(x: float) -> str:
-    if not math.isfinite(x):
-        return "-"
-    if abs(x) >= 1e9:
-        return f"{x / 1e9:.2f}B"
-    if abs(x) >= 1e6:
-        return f"{x / 1e6:.1f}M"
-    return f"{x:,.0f}"
+    return usd_2f(x)
 
 
 def _signed_usd(x: float) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from .._format import usd_2f
 
 __all__ = ["render_calibration", "write_calibration"]
 
@@ -27,12 +28,7 @@ def _fmt(value, unit: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     if unit == "USD":
-        a = abs(value)
-        if a >= 1e9:
-            return f"{value / 1e9:,.2f}B"
-        if a >= 1e6:
-            return f"{value / 1e6:,.1f}M"
-        return f"{value:,.0f}"
+        return usd_2f(value, comma=True)
     if unit == "fraction":
         return f"{value * 100:+.1f}%" if value < 0 else f"{value * 100:.1f}%"
     if unit == "ratio":

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import _prep as prep
+from .._format import signed_3g
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 MARGIN = {"l": 84, "r": 84, "t": 40, "b": 36}  # fixed (no automargin) on the time charts: plot areas align
@@ -441,11 +442,7 @@ def _attribution_label(metric: str) -> str:
     return f"{metric.removeprefix('es99.')}: ES99 (USD)"
 
 
-def _compact(x: float) -> str:
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            return f"{x / scale:+.3g}{suffix}"
-    return f"{x:+.0f}"
+_compact = signed_3g
 
 
 def attribution(run) -> list[Chart | Skip]:

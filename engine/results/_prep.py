@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..scenario.units import format_amount
+from .._format import usd as compact_usd, usd_k as compact_usd_k
 
 # --------------------------------------------------------------------------- who traded
 # engine.nb.kernel.FLOW_FIELDS in kernel order: label and colour. The nine flows are disjoint and add
@@ -69,22 +69,12 @@ def unit(max_abs: float) -> tuple[float, str]:
 
 def usd(x: float) -> str:
     """Compact USD: 61B, 689.2M, 73.6k (engine.scenario.units.format_amount), '-' for NaN."""
-    if missing(x):
-        return "-"
-    x = float(x)
-    return format_amount(x) if abs(x) >= 1e3 else f"{x:,.0f}" if abs(x) >= 1 else f"{x:.3g}"
+    return "-" if missing(x) else compact_usd(float(x))
 
 
 def usd_k(x: float) -> str:
     """The hedge table's USD format (as engine.report_text's terminal tables): -19.65M, -258.2k, 740."""
-    if missing(x):
-        return ""
-    a = abs(x)
-    if a >= 1e9:
-        return f"{x / 1e9:.2f}B"
-    if a >= 1e6:
-        return f"{x / 1e6:.2f}M"
-    return f"{x / 1e3:.1f}k" if a >= 1e3 else f"{x:.0f}"
+    return "" if missing(x) else compact_usd_k(float(x))
 
 
 def pct(x: float, digits: int = 1) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .store import Run, metrics_rows
+from .._format import compare_value
 
 __all__ = ["compare_runs", "render_comparison"]
 
@@ -61,11 +62,7 @@ def _fmt(value: float, name: str) -> str:
     if name.startswith("prob") or name.startswith("p_") or "drawdown" in name or name.endswith("_change") \
             or name.startswith("max_dd"):
         return f"{value:.2%}"
-    if abs(value) >= 1e9:
-        return f"{value / 1e9:,.3f}B"
-    if abs(value) >= 1e6:
-        return f"{value / 1e6:,.2f}M"
-    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4g}"
+    return compare_value(value)
 
 
 def render_comparison(a: Run, b: Run, table: pd.DataFrame, notes: list[str], *, show_all: bool = False) -> str:

@@ -60,6 +60,7 @@ import numpy as np
 from .._atomic import write_text
 from .._files import read_regular_bytes
 from ..errors import BaselineError, ScenarioError
+from .._format import five_digits
 
 __all__ = ["BOOTSTRAP_SEED", "DEFAULT_BASELINES", "FLOAT_NOISE", "RESAMPLES", "CheckResult", "Measurement", "Metric",
            "Row", "baseline_record", "check", "compare", "dumps_baseline", "load_baseline", "measure",
@@ -484,16 +485,7 @@ def check(file, baselines=DEFAULT_BASELINES, overrides=()) -> CheckResult:
 
 
 # ----------------------------------------------------------------------------- the text of a check
-def _num(value, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return str(value)
-    sign = "+" if signed else ""
-    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"{value / size:{sign}.5g}{suffix}"
-    return f"{value:{sign}.5g}"
+_num = five_digits
 
 
 def _z(z) -> str:

@@ -27,6 +27,7 @@ from pydantic_core import PydanticUndefined
 
 from . import loader, strategy_files, sweep, units
 from . import types as t
+from .._format import amount_exact
 
 __all__ = ["schema_markdown", "REGENERATE"]
 
@@ -190,11 +191,7 @@ def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:.10g}"
 
 
-def _amount(value: float) -> str:
-    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"{value / size:.10g}{suffix}"
-    return f"{value:.10g}"
+_amount = amount_exact
 
 
 def _scalar(value: Any, kind: str | None) -> str:

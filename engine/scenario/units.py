@@ -30,6 +30,8 @@ import math
 import re
 from datetime import date, datetime, timedelta, timezone
 
+from .._format import amount
+
 __all__ = [
     "UnitError",
     "parse_amount",
@@ -190,7 +192,4 @@ def format_duration(value: timedelta) -> str:
 
 def format_amount(value: float) -> str:
     """A compact human form used in tables: ``61e9`` -> ``'61B'``, ``689.2e6`` -> ``'689.2M'``."""
-    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= size:
-            return f"{value / size:.4g}{suffix}"
-    return f"{value:.6g}"
+    return amount(value)
