@@ -79,7 +79,7 @@ VALIDITY_STEPS = 30  # bisection steps to the largest scale the schema accepts
 
 
 def _error(where: str, message: str, hint: str | None = None) -> ScenarioError:
-    return ScenarioError(Problem(message, where, hint=hint))
+    return ScenarioError(Problem(message, hint=hint, source=where))
 
 
 def _number(text, where: str) -> float:
@@ -343,8 +343,8 @@ class _Search:
             return load_scenario(self.key.apply(self.raw, s))
         except ScenarioError as exc:
             where = f"{self.key.text} = {_fmt_value(self.key.shown(s))} (scale {s:.6g})"
-            raise ScenarioError([Problem(f"{where}: {p.message}", "--shock", hint=p.hint, found=p.found,
-                                         has_found=p.has_found) for p in exc.problems]) from None
+            raise ScenarioError([Problem(f"{where}: {p.message}", hint=p.hint, found=p.found, has_found=p.has_found,
+                                         source="--shock") for p in exc.problems]) from None
 
     def valid(self, s: float) -> bool:
         try:

@@ -33,7 +33,12 @@ def _short(value: object, limit: int = 60) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a scenario, located as precisely as the input allows."""
+    """One thing wrong with a scenario, located as precisely as the input allows.
+
+    ``file`` (with ``line`` and ``column``) names a file the problem is in; ``source`` names what
+    else the value came from when it is no file: a command-line flag (``--direction``, whose
+    Python argument is ``direction=``), shown in its place.
+    """
 
     message: str
     file: str | None = None
@@ -44,6 +49,7 @@ class Problem:
     found: object = field(default=None, compare=False)
     has_found: bool = False
     hint: str | None = None
+    source: str | None = None
 
     @property
     def key(self) -> str:
@@ -53,6 +59,8 @@ class Problem:
         """A JSON-ready record: file, line, column, key, message (and expected/found/hint)."""
         out = {"file": self.file, "line": self.line, "column": self.column, "key": self.key,
                "message": self.message}
+        if self.source:
+            out["source"] = self.source
         if self.expected:
             out["expected"] = self.expected
         if self.has_found:
@@ -62,7 +70,7 @@ class Problem:
         return out
 
     def location(self) -> str:
-        loc = self.file or "<scenario>"
+        loc = self.file or self.source or "<scenario>"
         if self.line is not None:
             loc += f":{self.line}"
             if self.column is not None:

@@ -72,7 +72,7 @@ def parse_grid(text: str, durations: bool = False) -> tuple[str, dict]:
     ``key=linspace:a:b:n`` or ``key=logspace:a:b:n`` -> ``(key, sweep spec)``. With ``durations``
     (the key is a duration, e.g. a tenor) the values are durations: ``14d,30d`` or ``7d:35d:7d``."""
     if "=" not in text:
-        raise ScenarioError(Problem(f"--grid expects key.path=values, got {text!r}", "--grid"))
+        raise ScenarioError(Problem(f"--grid expects key.path=values, got {text!r}", source="--grid"))
     key, raw = (part.strip() for part in text.split("=", 1))
     parts = raw.split(":")
     value = _duration if durations else _number
@@ -90,9 +90,9 @@ def parse_grid(text: str, durations: bool = False) -> tuple[str, dict]:
         else:
             raise ValueError("use start:stop:step, v1,v2,..., linspace:a:b:n or logspace:a:b:n")
     except ValueError as exc:
-        raise ScenarioError(Problem(f"--grid {key}: {exc}", "--grid", found=raw, has_found=True)) from None
+        raise ScenarioError(Problem(f"--grid {key}: {exc}", source="--grid", found=raw, has_found=True)) from None
     if not key or (list(spec.values())[0] == []):
-        raise ScenarioError(Problem(f"--grid expects key.path=values, got {text!r}", "--grid"))
+        raise ScenarioError(Problem(f"--grid expects key.path=values, got {text!r}", source="--grid"))
     return key, spec
 
 
@@ -149,7 +149,7 @@ def apply_grid(scenario, grids: list[str]):
             else:
                 labels = [s.get("name") or s.get("rule") for s in plain.get("strategies") or []]
                 raise ScenarioError(Problem(f"--grid {key}: no strategy {label!r}; the scenario has "
-                                            f"{', '.join(labels) or 'none'}", "--grid"))
+                                            f"{', '.join(labels) or 'none'}", source="--grid"))
         else:
             sweep = plain.get("sweep") or {"mode": "product", "parameters": {}}
             sweep.setdefault("parameters", {})[key] = spec

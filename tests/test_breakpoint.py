@@ -182,3 +182,17 @@ def test_cli_user_errors_exit_2_without_traceback(args, fragment):
     out = cascade("breakpoint", str(FAILURE), "--set", SHORT[0], "--paths", "256", *args)
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert fragment in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_bad_argument_names_its_flag_as_its_source_not_as_a_file():
+    """A Python caller's bad argument is a ScenarioError (a ValueError) whose problem has no file:
+    its ``source`` is the flag (``--direction``, the argument ``direction=``)."""
+    from engine import find_breakpoint
+    from engine.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as info:
+        find_breakpoint(FLAGSHIP, "shocks[warsh].depth_multiplier", "market.min_price.p50", "60k", direction="up")
+    (problem,) = info.value.problems
+    assert problem.file is None and problem.source == "--direction"
+    assert str(problem).startswith("--direction: must be one of") and problem.to_dict()["source"] == "--direction"
+    assert isinstance(info.value, ValueError)

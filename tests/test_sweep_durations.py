@@ -164,7 +164,8 @@ def test_grid_flag_reads_durations_for_a_duration_key(tiny_scenario):
         with pytest.raises(ScenarioError, match=message) as info:
             sw.apply_grid(base, [bad])
         problem = info.value.problems[0]
-        assert problem.file == "--grid" and problem.message.startswith("--grid strategies[p].tenor: ")
+        assert problem.file is None and problem.source == "--grid"
+        assert problem.message.startswith("--grid strategies[p].tenor: ")
 
 
 # --------------------------------------------------------------------------- user errors, schema
