@@ -121,8 +121,7 @@ def book_greeks(result) -> dict | None:
     and no options, or the run kept no price paths."""
     compiled = result.compiled
     scenario = result.scenario
-    raw = result._raw
-    if scenario is None or not has_greeks(scenario.portfolio) or raw["price"].shape[0] != result.n_paths:
+    if scenario is None or not has_greeks(scenario.portfolio) or not result.kept_steps:
         return None
     fan = result.fan
     quantiles = [f"p{q:g}" for q in compiled.outputs.quantiles]
@@ -142,7 +141,7 @@ def book_greeks(result) -> dict | None:
         else:
             labels = quantiles
             levels = np.array([float(fan[("price", q)].iloc[t]) for q in quantiles])
-            prices, atms = raw["price"][:, t].astype(np.float64), raw["atm_iv"][:, t]
+            prices, atms = result.step_values("price")[:, t].astype(np.float64), result.step_values("atm_iv")[:, t]
             level_atm = _path_atm(prices, atms, levels)
             moved = lambda x, p=prices, a=atms: _path_atm(p, a, x)  # noqa: E731
         g = greeks_at(compiled, t, levels, level_atm)

@@ -335,11 +335,12 @@ def evaluate_with_paths(result, scenario=None):
     scenario = scenario if scenario is not None else result.scenario
     if scenario is None:
         raise ValueError("evaluating strategies needs the scenario (run engine.run on a scenario, not a compiled one)")
-    prices = result._raw["price"]
-    if prices.shape[0] != result.n_paths:
+    if not result.kept_steps:
         raise ValueError("evaluating strategies needs the price paths: run with keep_steps=True")
-    return _evaluate(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario, result._raw["funding"],
-                     atm=result._raw["atm_iv"], highs=result.per_path["max_price"].to_numpy())
+    prices = result.step_values("price")
+    return _evaluate(prices, result.per_path["min_price"].to_numpy(), result.compiled, scenario,
+                     result.step_values("funding"), atm=result.step_values("atm_iv"),
+                     highs=result.per_path["max_price"].to_numpy())
 
 
 def _funding(compiled, rates, n_paths: int) -> np.ndarray:
@@ -418,10 +419,11 @@ def to_vectorbt(result, row: int, path: int, scenario=None):
     payments on perps, and a book that would need to borrow cash.
     """
     scenario = scenario if scenario is not None else result.scenario
-    prices = result._raw["price"]
-    if prices.shape[0] != result.n_paths:
+    if not result.kept_steps:
         raise ValueError("exporting a path needs the price paths: run with keep_steps=True")
-    return path_to_vectorbt(prices, result.compiled, scenario, row, path, result._raw["funding"], result._raw["atm_iv"])
+    prices = result.step_values("price")
+    return path_to_vectorbt(prices, result.compiled, scenario, row, path, result.step_values("funding"),
+                            result.step_values("atm_iv"))
 
 
 def path_to_vectorbt(prices, compiled, scenario, row: int, path: int, funding_rates=None, atm_iv=None):

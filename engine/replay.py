@@ -241,7 +241,7 @@ class ReplayResult:
         from .nb.kernel import STRESS_FIELDS
 
         sim = self.simulation
-        raw = sim._raw
+        raw = sim._raw  # the replay's own output: the book's margin stress, which only a replay keeps
         stress = pd.DataFrame(raw["stress"], columns=list(STRESS_FIELDS), index=sim.timeline)
         frame = pd.DataFrame(index=sim.timeline)
         frame["price"] = self.prices.to_numpy()

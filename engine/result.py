@@ -66,6 +66,27 @@ class SimulationResult:
         self._flows = flows
         self.timings = timings
 
+    # ------------------------------------------------------------------ per-step arrays
+    STEP_ARRAYS = ("price", "open_interest", "liq_long", "liq_short", "funding", "atm_iv")
+    """The per-step arrays a run keeps (paths x steps, float32): what :meth:`step_values` serves."""
+
+    @property
+    def kept_steps(self) -> bool:
+        """Whether the run kept its per-step arrays (``keep_steps=True``): the fans, sample paths,
+        hedges and replays need them."""
+        return self._raw["price"].shape[0] == self.n_paths
+
+    def step_values(self, name: str) -> np.ndarray:
+        """The per-step array ``name`` (one of :data:`STEP_ARRAYS`), paths x steps, as the kernel
+        wrote it (float32; the close of each step). The run's own array, not a copy: do not write
+        to it (a read-only view would make numba compile the kernels that read it again). Raises
+        ``ValueError`` when the run kept no per-step arrays, ``KeyError`` for another name."""
+        if name not in self.STEP_ARRAYS:
+            raise KeyError(f"{name!r}: the per-step arrays are {', '.join(self.STEP_ARRAYS)}")
+        if not self.kept_steps:
+            raise ValueError("this run kept no per-step values (keep_steps=False)")
+        return self._raw[name]
+
     # ------------------------------------------------------------------ shape
     @property
     def name(self) -> str:
@@ -255,7 +276,7 @@ class SimulationResult:
         market.update(self.probabilities())
         out = {"scenario": self.name, "n_paths": self.n_paths, "n_steps": self.n_steps, "seed": self.seed,
                "market": market, "touch_directions": self.touch_directions()}
-        if self.scenario is not None and self.scenario.strategies and self._raw["price"].shape[0] == self.n_paths:
+        if self.scenario is not None and self.scenario.strategies and self.kept_steps:
             from .hedge import METRICS, row_label
 
             out["strategies"] = {row_label(row): {m: float(row[m]) for m in METRICS}

@@ -499,3 +499,18 @@ def test_overrides_apply_to_a_scenario_object_as_to_a_path(scenarios_dir):
 
     with pytest.raises(ValueError, match="overrides"):
         engine.run(compile_scenario(engine.load_scenario(path), n_paths=64), overrides=vol)
+
+
+def test_step_values_serve_the_kept_arrays_and_refuse_the_rest(scenarios_dir):
+    """The per-step arrays through the result's public accessor (other modules once read its
+    private ``_raw``): paths x steps, the same array the fans are made of."""
+    path = scenarios_dir / "ci" / "ci-calm.yaml"
+    kept = engine.run(path, n_paths=64)
+    assert kept.kept_steps and kept.step_values("price").shape == (64, kept.n_steps)
+    assert np.allclose(np.median(kept.step_values("price"), axis=0), kept.fan[("price", "p50")].to_numpy())
+    with pytest.raises(KeyError, match="per-step arrays are"):
+        kept.step_values("summary")
+    flat = engine.run(path, n_paths=64, keep_steps=False)
+    assert not flat.kept_steps
+    with pytest.raises(ValueError, match="keep_steps=False"):
+        flat.step_values("price")

@@ -59,7 +59,7 @@ def _window_sum(name: str, start, hours: float):
     def stat(sim):
         t = sim.timeline
         sl = slice(int(t.searchsorted(start)), int(t.searchsorted(start + pd.Timedelta(hours=hours))))
-        return sim._raw[name][:, sl].astype(np.float64).sum(axis=1)
+        return sim.step_values(name)[:, sl].astype(np.float64).sum(axis=1)
     return stat
 
 
@@ -92,7 +92,7 @@ def _min_price(start, hours: float):
     def stat(sim):
         t = sim.timeline
         sl = slice(int(t.searchsorted(start)), int(t.searchsorted(start + pd.Timedelta(hours=hours))))
-        return sim._raw["price"][:, sl].astype(np.float64).min(axis=1)
+        return sim.step_values("price")[:, sl].astype(np.float64).min(axis=1)
     return stat
 
 
@@ -100,7 +100,7 @@ def _oi_change(hours: float):
     def stat(sim):
         step = float(sim.compiled.step_seconds)
         i = min(int(round(hours * 3600 / step)) - 1, sim.n_steps - 1)
-        return sim._raw["open_interest"][:, i].astype(np.float64) / sim.per_path["open_interest_start_usd"].to_numpy() - 1
+        return sim.step_values("open_interest")[:, i].astype(np.float64) / sim.per_path["open_interest_start_usd"].to_numpy() - 1
     return stat
 
 
@@ -114,7 +114,7 @@ def _close_at(when):
         i = int(t.searchsorted(when - step))
         if i >= sim.n_steps:
             raise ValueError(f"{sim.scenario.name}: its horizon ends before {when}")
-        return sim._raw["price"][:, i].astype(np.float64)
+        return sim.step_values("price")[:, i].astype(np.float64)
     return stat
 
 

@@ -261,9 +261,9 @@ def _facts(log_returns, step_hours, window, stride, tail_fraction, lags, quantil
 def simulated_log_returns(result) -> np.ndarray:
     """``(n_paths, n_steps)`` log returns of a :class:`engine.SimulationResult` run with
     ``keep_steps=True``, the first from the start price ``SPOT0``."""
-    price = result._raw["price"]
-    if price.shape[0] == 0:
+    if not result.kept_steps:
         raise ValueError("this run kept no per-step prices: run it with keep_steps=True")
+    price = result.step_values("price")
     log_price = np.log(price.astype(np.float64))
     start = np.full((price.shape[0], 1), math.log(result.compiled.param("SPOT0")))
     return np.diff(np.concatenate([start, log_price], axis=1), axis=1)

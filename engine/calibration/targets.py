@@ -86,10 +86,9 @@ def _steps_of_day(sim, day: pd.Timestamp) -> slice:
 
 
 def _array(sim, name: str) -> np.ndarray:
-    a = sim._raw[name]
-    if a.shape[0] == 0:
+    if not sim.kept_steps:
         raise ValueError("this run kept no per-step arrays: run it with keep_steps=True")
-    return a
+    return sim.step_values(name)
 
 
 def price_at(when) -> Callable:

@@ -49,7 +49,7 @@ def result_html(result) -> str:
     probs = _probabilities(result.probabilities())
     if not probs.empty:
         parts.append(_table(probs))
-    if result.scenario is not None and result.scenario.strategies and result._raw["price"].shape[0] == result.n_paths:
+    if result.scenario is not None and result.scenario.strategies and result.kept_steps:
         from ..hedge import METRICS, row_label
 
         table = pd.DataFrame({row_label(r): {m: float(r[m]) for m in METRICS} for _, r in result.strategies.iterrows()}).T
@@ -99,7 +99,7 @@ def price_figure(view):
 
 def result_view(result) -> SimpleNamespace:
     """What the report's chart code reads from a run folder, from a result in memory."""
-    kept = result._raw["price"].shape[0] > 0
+    kept = result.kept_steps
     compiled = result.compiled
     return SimpleNamespace(
         fan=result.fan if kept else None, sample_paths=result.sample_paths if kept else None,

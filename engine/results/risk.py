@@ -117,7 +117,7 @@ def uncertainty(result) -> dict:
 
 def _has_strategies(result) -> bool:
     return bool(result.scenario is not None and result.scenario.strategies
-                and result._raw["price"].shape[0] == result.n_paths)
+                and result.kept_steps)
 
 
 def _interval_of(name: str, errors: dict) -> dict | None:

@@ -294,7 +294,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
         metrics_rows(metrics).to_csv(d / "metrics.csv", index=False)
         frames = {"per_path": result.per_path, "shocks": shock_windows(scenario)}
         frames["flows"] = result.flows
-        if result._raw["price"].shape[0]:
+        if result.kept_steps:
             frames["fan"] = result.fan
             frames["sample_paths"] = result.sample_paths.rename(columns=str)
         if "strategies" in metrics:
