@@ -167,9 +167,9 @@ def check_output_file(path: str | Path, flag: str, *, create_parents: bool = Fal
     path = Path(path)
     shown = str(path)
     if path.is_dir():
-        raise ScenarioError(Problem(f"{flag}: is a folder, expected a file name", shown))
+        raise ScenarioError(Problem(f"{flag}: is a folder, expected a file name; give a file inside it", shown))
     if path.exists() and not path.is_file():
-        raise ScenarioError(Problem(f"{flag}: exists and is not a regular file", shown))
+        raise ScenarioError(Problem(f"{flag}: exists and is not a regular file; give another path", shown))
     parent = path.parent
     if parent.is_dir():
         _probe(parent, shown, flag)
@@ -178,4 +178,5 @@ def check_output_file(path: str | Path, flag: str, *, create_parents: bool = Fal
     elif create_parents:
         _creatable_parent(parent, shown, flag)
     else:
-        raise ScenarioError(Problem(f"{flag}: the folder {parent} does not exist", shown))
+        raise ScenarioError(Problem(f"{flag}: the folder {parent} does not exist; create it first or give a path "
+                                    "in an existing folder", shown))

@@ -268,6 +268,15 @@ class SimulationResult:
 
         return book_greeks(self)
 
+    def strategy_metrics(self) -> dict[str, dict[str, float]] | None:
+        """``{row label: {metric: value}}`` of the hedge table (:data:`engine.hedge.METRICS`), as
+        ``--json`` and the notebook show it; ``None`` without strategies or per-step arrays."""
+        if self.scenario is None or not self.scenario.strategies or not self.kept_steps:
+            return None
+        from .hedge import METRICS, row_label
+
+        return {row_label(row): {m: float(row[m]) for m in METRICS} for _, row in self.strategies.iterrows()}
+
     def to_dict(self) -> dict:
         """The ``cascade run --json`` object (``strategies`` when the scenario has any, ``book_greeks``
         when its book holds a perp or options, ``limits`` when it sets some)."""
@@ -276,11 +285,9 @@ class SimulationResult:
         market.update(self.probabilities())
         out = {"scenario": self.name, "n_paths": self.n_paths, "n_steps": self.n_steps, "seed": self.seed,
                "market": market, "touch_directions": self.touch_directions()}
-        if self.scenario is not None and self.scenario.strategies and self.kept_steps:
-            from .hedge import METRICS, row_label
-
-            out["strategies"] = {row_label(row): {m: float(row[m]) for m in METRICS}
-                                 for _, row in self.strategies.iterrows()}
+        strategies = self.strategy_metrics()
+        if strategies is not None:
+            out["strategies"] = strategies
         if self.book_greeks is not None:
             out["book_greeks"] = self.book_greeks
         out["uncertainty"] = self.uncertainty

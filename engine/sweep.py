@@ -47,6 +47,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -547,8 +548,6 @@ def _chunk_paths(folder: Path, k: int) -> tuple[Path, Path]:
 def _regular(path: Path) -> bool:
     """Whether ``path`` is a regular file, not a link to one (a sweep folder is untrusted: a FIFO
     or a link planted in it must never be opened)."""
-    import stat
-
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:

@@ -154,9 +154,10 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
     if update and overrides:
         print("cascade check: --update writes the baselines of the files as they are; drop --set", file=sys.stderr)
         return EXIT_USAGE
+    folders = {f: given if given is not None else baselines_for(Path(f)) for f in files}
     try:  # before any run: a path that cannot be written is found at once
         if update:
-            for folder in {given} if given is not None else {baselines_for(f) for f in files}:
+            for folder in set(folders.values()):
                 check_output_dir(folder, "--baselines")
         if junit is not None:
             check_output_file(junit, "--junit")
@@ -172,7 +173,7 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
         try:
             if not Path(file).exists():  # anything else that is not a plain file: the reader says what it is
                 raise BaselineError(f"{file}: no such scenario file")
-            baselines = given if given is not None else baselines_for(Path(file))
+            baselines = folders[file]
             if update:
                 report, text = _update_one(Path(file), baselines, verbose)
             else:

@@ -49,10 +49,9 @@ def result_html(result) -> str:
     probs = _probabilities(result.probabilities())
     if not probs.empty:
         parts.append(_table(probs))
-    if result.scenario is not None and result.scenario.strategies and result.kept_steps:
-        from ..hedge import METRICS, row_label
-
-        table = pd.DataFrame({row_label(r): {m: float(r[m]) for m in METRICS} for _, r in result.strategies.iterrows()}).T
+    strategies = result.strategy_metrics()
+    if strategies is not None:
+        table = pd.DataFrame(strategies).T
         parts.append(_table(table[[c for c in ("pnl_mean", "premium", "es99", "d_es99", "p_liquidated") if c in table]]))
     return "".join(parts) + "</div>"
 

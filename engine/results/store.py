@@ -602,7 +602,7 @@ class Metrics(BaseModel):
     limits: list[_Limit] = []
 
 
-def _manifest_problems(file: Path, exc: ValidationError, missing: str = "every run manifest has it") -> str:
+def _schema_problems(file: Path, exc: ValidationError, missing: str = "every run manifest has it") -> str:
     lines = []
     for err in exc.errors(include_url=False):
         key = terminal_safe(format_path(tuple(err["loc"]))) or "(top level)"
@@ -780,7 +780,7 @@ class Run:
         try:
             Metrics.model_validate(metrics)
         except ValidationError as exc:
-            raise RunFolderError(_manifest_problems(file, exc, "every run's metrics have it")) from None
+            raise RunFolderError(_schema_problems(file, exc, "every run's metrics have it")) from None
         return metrics
 
     @cached_property
@@ -836,7 +836,7 @@ def _read_manifest(path: Path, *, verify: bool, regenerated=lambda name: False) 
     try:
         Manifest.model_validate(manifest)
     except ValidationError as exc:
-        raise RunFolderError(_manifest_problems(file, exc)) from None
+        raise RunFolderError(_schema_problems(file, exc)) from None
     for name, digest in manifest["files"].items():
         problem = _name_problem(name)
         if problem or name == "manifest.json":

@@ -3,6 +3,7 @@ find them and describe each file in one line (``cascade list``)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -108,8 +109,6 @@ def uncalibrated_note(path: str | Path) -> str | None:
     fits (itself or through ``extends``): its mechanics (impact, the book's leverage, the traders'
     behaviour, volatility clustering) then take the schema's defaults, which no data fitted.
     ``None`` when it sets some, or when there is no calibration file to compare with."""
-    import yaml
-
     from .loader import read_document
 
     parameters = scenarios_dir() / CALIBRATION
@@ -117,7 +116,7 @@ def uncalibrated_note(path: str | Path) -> str | None:
         return None
     here = Path.cwd()
     shown = parameters.relative_to(here) if parameters.is_absolute() and parameters.is_relative_to(here) else parameters
-    fitted = set(_leaves(yaml.safe_load(parameters.read_text(encoding="utf-8")) or {}))
+    fitted = _fitted_keys(str(parameters), parameters.stat().st_mtime_ns)
     try:
         doc = read_document(path)
     except Exception:  # noqa: BLE001 - the loader has reported it already
@@ -128,6 +127,14 @@ def uncalibrated_note(path: str | Path) -> str | None:
             f"{shown} (impact, the book's leverage, the traders' behaviour, volatility clustering), "
             f"so they take the schema's defaults, which no data fitted; add `extends: <path to it>` to "
             "start from the calibrated market")
+
+
+@functools.lru_cache(maxsize=4)
+def _fitted_keys(path: str, _mtime_ns: int) -> frozenset:
+    """The key paths the calibration file sets (read once per process, again if it changes)."""
+    import yaml
+
+    return frozenset(_leaves(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}))
 
 
 def _leaves(data: dict, prefix: tuple = ()):
