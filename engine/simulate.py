@@ -21,7 +21,6 @@ from .compile.compiled import CompiledScenario
 from .compile.layout import (IV_FLOOR, IV_H_POINTS, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_STEP_SUMS,
                              OPTION_PUT, Venue)
 from .errors import ScenarioError
-from .options.surface import VolSurface
 
 __all__ = ["run", "run_prepared", "prepare", "Prepared", "student_t_table", "dealer_hedge_table", "DEALER_GRID",
            "iv_forward_table", "iv_levels", "N_IV_LEVELS", "IV_TENOR", "IV_FLOOR"]
@@ -80,40 +79,33 @@ def dealer_hedge_table(compiled: CompiledScenario) -> tuple[np.ndarray, float, f
     butterfly, the risk reversal moved by ``skew_beta`` times the log return from the start to the
     grid price) with its ATM level at each of ``N_IV_LEVELS`` log-spaced levels from ``IV_LEVEL_LO``
     to ``IV_LEVEL_HI``: the path's ATM IV (:data:`IV_TENOR`, the kernel's ``iv``) picks between them
-    (:func:`engine.nb.kernel.dealer_hedge_nb`). The spot as the forward (no rates).
+    (:func:`engine.nb.kernel.dealer_hedge_nb`). The spot as the forward (no rates). The vols and
+    deltas are :mod:`engine.nb.bs`'s, the strategy kernels' own (:func:`engine.nb.bs.dealer_delta_table_nb`).
     Returns ``(table[n_steps, N_IV_LEVELS, DEALER_GRID], log-price of column 0, columns per unit log price)``.
     """
-    from scipy.special import ndtr
-
     spot = compiled.param("SPOT0")
     span = math.log(max(compiled.book_bankruptcy_usd[-1] / spot, 2.0))
     lo = math.log(spot) - span
     step = 2.0 * span / (DEALER_GRID - 1)
     n_steps = compiled.n_steps
     opts = compiled.options
+    table = np.zeros((n_steps, N_IV_LEVELS, DEALER_GRID))
     if opts.kind.size == 0:
-        return np.zeros((n_steps, N_IV_LEVELS, DEALER_GRID)), lo, 1.0 / step
-    log_s = lo + step * np.arange(DEALER_GRID)
-    years = np.arange(n_steps) * compiled.param("DT_YEARS")
-    rr = compiled.step("RISK_REVERSAL_25D")[:, None, None]
-    slope = compiled.step("TERM_SLOPE")[:, None, None]
-    share = compiled.step("DEALER_SHORT_SHARE")[:, None]
-    tau = np.maximum(opts.expiry_years[None, None, :] - years[:, None, None], 0.0)
-    alive = tau > 0.0
-    tau = np.where(alive, tau, 1.0)
-    moneyness = np.log(opts.strike_usd)[None, None, :] - log_s[None, :, None]
-    table = np.empty((n_steps, N_IV_LEVELS, DEALER_GRID))
-    for k, level in enumerate(iv_levels()):
-        # the step's surface at this ATM level, its skew moved by the log return at each grid price
-        surface = VolSurface(atm=np.full_like(rr, level), rr25=rr, term_slope=slope,
-                             bf25=compiled.param("SURFACE_BF25"), spot_vol_beta=0.0,
-                             skew_beta=compiled.param("SURFACE_SKEW_BETA"))
-        surface = surface.moved((log_s - math.log(spot))[None, :, None])
-        vol = surface.vol(opts.strike_usd[None, None, :], np.exp(log_s)[None, :, None], tau)
-        d1 = (-moneyness + 0.5 * vol * vol * tau) / (vol * np.sqrt(tau))
-        delta = ndtr(d1) - (opts.kind == OPTION_PUT)[None, None, :]
-        delta = np.where(alive, delta, 0.0)
-        table[:, k, :] = share * np.einsum("tgk,tk->tg", delta, opts.open_interest_btc)
+        return table, lo, 1.0 / step
+    from .nb.bs import dealer_delta_table_nb
+    from .nb.config import before_call
+
+    def f64(a):
+        return np.ascontiguousarray(a, dtype=np.float64)
+
+    share = compiled.step("DEALER_SHORT_SHARE")
+    before_call(dealer_delta_table_nb, "the dealers' hedge table")
+    dealer_delta_table_nb(f64(lo + step * np.arange(DEALER_GRID)), math.log(spot), f64(opts.strike_usd),
+                          np.ascontiguousarray(opts.kind != OPTION_PUT), f64(opts.expiry_years),
+                          f64(share[:, None] * opts.open_interest_btc),
+                          f64(np.arange(n_steps) * compiled.param("DT_YEARS")), f64(compiled.step("RISK_REVERSAL_25D")),
+                          f64(compiled.step("TERM_SLOPE")), f64(iv_levels()), compiled.param("SURFACE_BF25"),
+                          compiled.param("SURFACE_SKEW_BETA"), IV_TENOR, IV_FLOOR, table)
     return table, lo, 1.0 / step
 
 

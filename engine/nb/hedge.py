@@ -57,10 +57,8 @@ import numba
 import numpy as np
 
 from ..compile.layout import N_LEGS, N_OPENING_FIELDS, Control, HedgeOut, Leg, Opening, Order, Surface, Trace
-from .bs import norm_cdf_nb
+from .bs import black_delta_nb, black_price_delta_nb, black_price_nb, smile_vol_nb
 from .config import jit, jit_inline, jit_norc, pjit
-
-Z25 = 0.6744897501960817
 
 
 FEE_CAP = 0.125  # an option trade's fee is capped at this share of its price (Deribit's rule)
@@ -82,13 +80,11 @@ def _order_nb(orders, n_orders, row, col, size, price, fixed_fee):
 
 @jit
 def _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
-    """``(ln(K/S), sqrt(tau), vol)``: the vol surface of :mod:`engine.options.surface` at one strike
-    (the forward is the spot), with the two quantities Black-Scholes reuses."""
+    """``(ln(K/S), sqrt(tau), vol)``: the vol surface (:func:`engine.nb.bs.smile_vol_nb`) at one
+    strike, the forward being the spot, with the two quantities Black-Scholes reuses."""
     sqt = math.sqrt(tau)
     lks = math.log(k / s)
-    a = max(atm + slope * (tau - ref_tenor), floor)
-    x = lks / (a * sqt)
-    return lks, sqt, max(a + rr25 / (2.0 * Z25) * x + bf25 / (Z25 * Z25) * x * x, floor)
+    return lks, sqt, smile_vol_nb(lks, tau, sqt, atm, rr25, bf25, slope, ref_tenor, floor)
 
 
 @jit
@@ -99,21 +95,16 @@ def _option_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
             return 1.0 if s > k else 0.0
         return -1.0 if s < k else 0.0
     lks, sqt, vol = _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)
-    d1 = (-lks + 0.5 * vol * vol * tau) / (vol * sqt)
-    return norm_cdf_nb(d1) if kind == 1 else norm_cdf_nb(d1) - 1.0
+    return black_delta_nb(kind == 1, lks, tau, vol * sqt, vol)
 
 
 @jit
 def _option_value_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor):
+    """Black-Scholes value (no rates: Black on the spot) on the surface; at expiry intrinsic."""
     if tau <= 0.0:
         return max(s - k, 0.0) if kind == 1 else max(k - s, 0.0)
-    lks, sqt, vol = _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)  # Black-Scholes, no rates
-    sq = vol * sqt
-    d1 = (-lks + 0.5 * vol * vol * tau) / sq
-    d2 = d1 - sq
-    if kind == 1:
-        return s * norm_cdf_nb(d1) - k * norm_cdf_nb(d2)
-    return k * norm_cdf_nb(-d2) - s * norm_cdf_nb(-d1)
+    lks, sqt, vol = _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)
+    return black_price_nb(kind == 1, s, k, lks, tau, vol * sqt, vol)
 
 
 @jit
@@ -125,13 +116,7 @@ def _option_value_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, f
             return max(s - k, 0.0), 1.0 if s > k else 0.0
         return max(k - s, 0.0), -1.0 if s < k else 0.0
     lks, sqt, vol = _smile_nb(k, s, tau, atm, rr25, bf25, slope, ref_tenor, floor)
-    sq = vol * sqt
-    d1 = (-lks + 0.5 * vol * vol * tau) / sq
-    d2 = d1 - sq
-    if kind == 1:
-        n_d1 = norm_cdf_nb(d1)
-        return s * n_d1 - k * norm_cdf_nb(d2), n_d1
-    return k * norm_cdf_nb(-d2) - s * norm_cdf_nb(-d1), norm_cdf_nb(d1) - 1.0
+    return black_price_delta_nb(kind == 1, s, k, lks, tau, vol * sqt, vol)
 
 
 @jit_inline

@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..compile.layout import IV_FLOOR, IV_TENOR
+from ..nb.bs import Z25, smile_vols_nb
+
 __all__ = ["VolSurface", "Z25", "fit_surface", "fit_slices", "load_deribit_chain", "SurfaceFit"]
 
-Z25 = 0.6744897501960817  # Phi^-1(0.75): |d| of a 25-delta option
 DAY = 1.0 / 365.25
 
 
@@ -44,21 +46,29 @@ class VolSurface:
     rr25: float = 0.0
     bf25: float = 0.0
     term_slope: float = 0.0
-    ref_tenor: float = 30 * DAY
+    ref_tenor: float = IV_TENOR  # the kernels' reference tenor and floor: one surface everywhere
     spot_vol_beta: float = 0.0
     skew_beta: float = 0.0
-    floor: float = 0.05
+    floor: float = IV_FLOOR
 
     def atm_at(self, t) -> np.ndarray:
-        """ATM vol at tenor ``t`` (years), floored."""
-        return np.maximum(self.atm + self.term_slope * (np.asarray(t, dtype=float) - self.ref_tenor), self.floor)
+        """ATM vol at tenor ``t`` (years), floored: the smile at the forward."""
+        return self.vol(1.0, 1.0, t)
 
     def vol(self, strike, forward, t) -> np.ndarray:
-        """Implied vol of ``strike`` at tenor ``t`` (years) with the underlying's forward ``forward``."""
+        """Implied vol of ``strike`` at tenor ``t`` (years, at least 1e-8) with the underlying's
+        forward ``forward``; every argument and field broadcasts like numpy. The arithmetic is
+        :func:`engine.nb.bs.smile_vol_nb`, the kernels' own."""
         t = np.maximum(np.asarray(t, dtype=float), 1e-8)
-        atm = self.atm_at(t)
-        x = np.log(np.asarray(strike, dtype=float) / np.asarray(forward, dtype=float)) / (atm * np.sqrt(t))
-        return np.maximum(atm + self.rr25 / (2 * Z25) * x + self.bf25 / Z25**2 * x * x, self.floor)
+        lkf = np.log(np.asarray(strike, dtype=float) / np.asarray(forward, dtype=float))
+        args = [lkf, t] + [np.asarray(getattr(self, name), dtype=float) for name in
+                           ("atm", "rr25", "bf25", "term_slope", "ref_tenor", "floor")]
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+        out = np.empty(shape)
+        # each argument copied whole (writable, contiguous): the kernel is compiled for one array type
+        smile_vols_nb(*(np.array(np.broadcast_to(a, shape), dtype=np.float64).reshape(-1) for a in args),
+                      out.reshape(-1))
+        return out
 
     def moved(self, log_return) -> VolSurface:
         """The surface after the underlying moved by ``log_return`` (a number or an array) from
