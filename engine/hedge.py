@@ -12,10 +12,16 @@ simulated price path, with :func:`engine.nb.hedge.evaluate_nb`, and returns one 
 ``max_dd_p50``, ``max_dd_p95``  median and 95th percentile of the marked value's max drawdown
 ``p_liquidated``              share of paths on which a perp of the portfolio was liquidated
 ``premium``                   mean net option premium paid, costs included, USD
+``fair_value``                the legs' mean payoff on the paths, USD
+``premium_over_fair``         premium per USD of fair value, where both are positive
 ``effectiveness``             ES99 saved versus unhedged per USD of premium
 ``d_pnl_mean``, ``d_es99``    the same figures minus the unhedged row's
 ``p_touch_<level>``           the market's probability of touching each price level (from below above the start)
 ==========================  ===============================================================
+
+Each metric is defined once, in :mod:`engine.hedge_metrics` (:data:`METRICS`, in the table's
+order after the row's label and parameters), as a formula of statistics of the row's per-path
+outcomes and the unhedged row's; :mod:`engine.results.regression` resamples the same formulas.
 
 Rules evaluated: ``protective_put``, ``put_spread``, ``collar`` (option legs; strikes absolute or
 as a share of the price when bought; size in BTC or as a hedge ratio of the portfolio's BTC
@@ -39,14 +45,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import hedge_metrics
 from .compile.layout import (IV_FLOOR, IV_TENOR, N_CONTROLS, N_HEDGE_OUT, N_LEGS, N_ORDER_FIELDS, N_TRACE_FIELDS,
                              SURFACE_FIELDS, Control, HedgeOut, Order)
+from .hedge_metrics import METRICS
 
 __all__ = ["evaluate", "evaluate_paths", "to_vectorbt", "path_to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
-
-METRICS = ("pnl_mean", "pnl_median", "var95", "es95", "var99", "es99", "max_dd_p50", "max_dd_p95",
-           "p_liquidated", "premium", "fair_value", "premium_over_fair", "effectiveness", "d_pnl_mean", "d_es99")
-
 
 @dataclass
 class Variant:
@@ -298,14 +302,6 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
     return out
 
 
-def premium_over_fair(premium, fair):
-    """The premium paid per dollar of the legs' fair value on the model's own paths (> 1: dear),
-    where both are positive; NaN elsewhere (elementwise)."""
-    premium, fair = np.asarray(premium, dtype=float), np.asarray(fair, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((premium > 0) & (fair > 0), premium / fair, np.nan)
-
-
 def _common_inputs(compiled, prices: np.ndarray, atm: np.ndarray, funding: np.ndarray) -> dict:
     """The strategy kernels' inputs shared by every row: the paths, their ATM vols, the surface, funding."""
     return dict(prices=prices, atm_paths=atm, spot0=compiled.param("SPOT0"), dt=compiled.param("DT_YEARS"),
@@ -331,7 +327,8 @@ def evaluate(result, scenario=None):
 
 def evaluate_with_paths(result, scenario=None):
     """:func:`evaluate`, and the per-path outcomes behind it: a dict of ``(rows, n_paths)`` arrays
-    ``pnl``, ``max_drawdown``, ``liquidated``, ``premium`` (row order as in the table)."""
+    ``pnl``, ``max_drawdown``, ``liquidated``, ``premium``, ``payoff`` (:data:`PATH_ARRAYS`; row
+    order as in the table)."""
     scenario = scenario if scenario is not None else result.scenario
     if scenario is None:
         raise ValueError("evaluating strategies needs the scenario (run engine.run on a scenario, not a compiled one)")
@@ -359,6 +356,10 @@ def evaluate_paths(prices, lows, compiled, scenario, funding_rates=None, atm_iv=
     return _evaluate(prices, lows, compiled, scenario, funding_rates, atm=atm_iv, highs=highs)[0]
 
 
+PATH_ARRAYS = {"pnl": HedgeOut.PNL, "max_drawdown": HedgeOut.MAX_DRAWDOWN, "liquidated": HedgeOut.LIQUIDATED,
+               "premium": HedgeOut.PREMIUM, "payoff": HedgeOut.PAYOFF}  # the per-path outcomes kept: kernel column by name
+
+
 def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm=None, highs=None):
     """The table and per-path outcomes of the rows ``vs`` (default: every row of the scenario's
     strategies, :func:`variants`). The first row is the baseline of ``d_pnl_mean``, ``d_es99`` and
@@ -367,6 +368,7 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
     above the start price (default: the highest of the start and the closes), ``lows`` otherwise."""
     import pandas as pd
 
+    from .result import touched
 
     n_paths = prices.shape[0]
     skipped = []
@@ -374,25 +376,11 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
         vs, skipped = variants(scenario, compiled)
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     out = _outcomes(prices, compiled, vs, _funding(compiled, funding_rates, n_paths), _atm_paths(compiled, prices, atm))
-    rows = []
-    for i, v in enumerate(vs):
-        pnl = out[i, :, HedgeOut.PNL]
-        q5, q1 = np.quantile(pnl, [0.05, 0.01])
-        rows.append({"strategy": v.strategy, "rule": v.rule, **{f"param.{k}": val for k, val in v.params.items()},
-                     "pnl_mean": pnl.mean(), "pnl_median": np.median(pnl),
-                     "var95": -q5, "es95": -pnl[pnl <= q5].mean(), "var99": -q1, "es99": -pnl[pnl <= q1].mean(),
-                     "max_dd_p50": np.median(out[i, :, HedgeOut.MAX_DRAWDOWN]), "max_dd_p95": np.quantile(out[i, :, HedgeOut.MAX_DRAWDOWN], 0.95),
-                     "p_liquidated": out[i, :, HedgeOut.LIQUIDATED].mean(), "premium": out[i, :, HedgeOut.PREMIUM].mean(),
-                     "fair_value": out[i, :, HedgeOut.PAYOFF].mean()})
-    table = pd.DataFrame(rows)
-    base = table.iloc[0]
-    table["d_pnl_mean"] = table["pnl_mean"] - base["pnl_mean"]
-    table["d_es99"] = table["es99"] - base["es99"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table["effectiveness"] = np.where(table["premium"] > 0, -table["d_es99"] / table["premium"], np.nan)
-    table["premium_over_fair"] = premium_over_fair(table["premium"], table["fair_value"])
-    from .result import touched
-
+    statistics = [hedge_metrics.row_statistics({name: out[i, :, c] for name, c in PATH_ARRAYS.items()})
+                  for i in range(len(vs))]
+    table = pd.DataFrame([{"strategy": v.strategy, "rule": v.rule, **{f"param.{k}": val for k, val in v.params.items()}}
+                          for v in vs])
+    table = table.assign(**hedge_metrics.metrics(statistics))  # engine.hedge_metrics: the metrics' definition
     spot = compiled.param("SPOT0")
     if highs is None:
         highs = prices.max(axis=1, initial=spot)
@@ -400,9 +388,7 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
         table[f"p_touch_{level:.0f}"] = float(touched(level, spot, lows, highs).mean())
     table.attrs["not_evaluated"] = skipped
     table.attrs["book_btc_delta"] = _btc_delta(compiled)
-    paths = {"pnl": out[:, :, HedgeOut.PNL].copy(), "max_drawdown": out[:, :, HedgeOut.MAX_DRAWDOWN].copy(),
-             "liquidated": out[:, :, HedgeOut.LIQUIDATED].copy(), "premium": out[:, :, HedgeOut.PREMIUM].copy(),
-             "payoff": out[:, :, HedgeOut.PAYOFF].copy()}
+    paths = {name: out[:, :, c].copy() for name, c in PATH_ARRAYS.items()}
     return table, paths
 
 

@@ -235,7 +235,7 @@ class SimulationResult:
     @property
     def strategy_paths(self) -> dict:
         """Per-path outcomes behind :attr:`strategies`: ``pnl``, ``max_drawdown``, ``liquidated``,
-        ``premium``, each ``(rows, n_paths)`` in the table's row order."""
+        ``premium``, ``payoff``, each ``(rows, n_paths)`` in the table's row order."""
         return self._strategy_outcomes[1]
 
     @cached_property

@@ -6,7 +6,8 @@
 * ``market.prob_touch_<level>``, ``market.prob_adl``, ``market.prob_bad_debt`` (``probabilities()``);
 * with ``strategies:``, ``strategies.<row>.<metric>`` for every row of the strategies table and
   every metric of :data:`engine.hedge.METRICS` that is defined there (``d_pnl_mean``/``d_es99`` not
-  on the unhedged row, ``effectiveness`` only where premium is paid). ``<row>`` is the row's
+  on the unhedged row, ``effectiveness`` only where premium is paid), resampled with the formulas
+  that define it (:mod:`engine.hedge_metrics`). ``<row>`` is the row's
   label made a name: lower case, ``[``/``,`` -> ``__``, ``=`` -> ``_``, a decimal point ``p``, a
   minus sign ``m``: ``put[strike_usd=55000,hedge_ratio=0.5]`` -> ``put__strike_usd_55000__hedge_ratio_0p5``.
 
@@ -130,17 +131,15 @@ def _pick(handle: int):
 
 
 def _strategies(result, bs, specs: list) -> None:
-    from ..hedge import METRICS, premium_over_fair, row_label
+    """Every strategy row's metrics (:mod:`engine.hedge_metrics`): the rows' statistics registered
+    on the bootstrap, and each metric's formula applied to their resampled values."""
+    from ..hedge import row_label
+    from ..hedge_metrics import METRICS, register, resampled
 
     table, paths = result.strategies, result.strategy_paths
-    h = []
+    handles = []  # per row: statistic name -> handle of its resampled values
     for i in range(len(table)):
-        pnl, dd = paths["pnl"][i], paths["max_drawdown"][i]
-        h.append({"pnl_mean": bs.mean(pnl), "pnl_median": bs.quantile(pnl, 50), "q95": bs.quantile(pnl, 5),
-                  "t95": bs.tail_mean(pnl, 5), "q99": bs.quantile(pnl, 1), "t99": bs.tail_mean(pnl, 1),
-                  "max_dd_p50": bs.quantile(dd, 50), "max_dd_p95": bs.quantile(dd, 95),
-                  "p_liquidated": bs.mean(paths["liquidated"][i]), "premium": bs.mean(paths["premium"][i]),
-                  "fair_value": bs.mean(paths["payoff"][i])})
+        handles.append(register(bs, {name: values[i] for name, values in paths.items()}))
     seen: dict[str, str] = {}
     for i, (_, row) in enumerate(table.iterrows()):
         label = row_label(row)
@@ -149,24 +148,11 @@ def _strategies(result, bs, specs: list) -> None:
             raise ScenarioError(_problem(result.scenario, ("strategies",), f"rows {seen[slug]!r} and {label!r} both "
                                          f"make the metric names strategies.{slug}.*", hint="rename one of them"))
         seen[slug] = label
-        a, b = h[i], h[0]
-        draws = {
-            "pnl_mean": _pick(a["pnl_mean"]), "pnl_median": _pick(a["pnl_median"]),
-            "var95": lambda d, a=a: -d[a["q95"]], "es95": lambda d, a=a: -d[a["t95"]],
-            "var99": lambda d, a=a: -d[a["q99"]], "es99": lambda d, a=a: -d[a["t99"]],
-            "max_dd_p50": _pick(a["max_dd_p50"]), "max_dd_p95": _pick(a["max_dd_p95"]),
-            "p_liquidated": _pick(a["p_liquidated"]), "premium": _pick(a["premium"]),
-            "fair_value": _pick(a["fair_value"]), "premium_over_fair": lambda d, a=a: premium_over_fair(d[a["premium"]], d[a["fair_value"]]),
-            "d_pnl_mean": lambda d, a=a, b=b: d[a["pnl_mean"]] - d[b["pnl_mean"]],
-            "d_es99": lambda d, a=a, b=b: d[b["t99"]] - d[a["t99"]],
-            "effectiveness": lambda d, a=a, b=b: (d[a["t99"]] - d[b["t99"]]) / d[a["premium"]],
-        }
         for metric in METRICS:
             if i == 0 and metric.startswith("d_"):
                 continue  # the unhedged row minus itself
-            if metric not in draws:  # pragma: no cover - a new hedge metric needs its resampled form here
-                raise RuntimeError(f"regression: no bootstrap for the strategy metric {metric!r}")
-            specs.append((f"strategies.{slug}.{metric}", row[metric], draws[metric], metric == "p_liquidated"))
+            specs.append((f"strategies.{slug}.{metric}", row[metric], resampled(metric, handles[i], handles[0]),
+                          metric == "p_liquidated"))
 
 
 def _register(result):

@@ -82,22 +82,18 @@ def strategy_errors(table, pnl: np.ndarray, seed: int) -> dict:
     strategies table ``table`` (the unhedged row first), from each row's per-path PnL ``pnl``
     (``rows x paths``). The unhedged row has no ``d_es99``."""
     from ..hedge import row_label
+    from ..hedge_metrics import register, resampled, statistics_of
     from ._bootstrap import Bootstrap
 
     pnl = np.asarray(pnl, dtype=np.float64)
     bs = Bootstrap(pnl.shape[1], RESAMPLES, bootstrap_seed(seed))
-    handles = []
-    for row in pnl:
-        handles.append({"var95": bs.quantile(row, 5), "es95": bs.tail_mean(row, 5),
-                        "var99": bs.quantile(row, 1), "es99": bs.tail_mean(row, 1)})
+    read = statistics_of(STRATEGY_METRICS)  # PnL statistics only: this reads no other per-path array
+    handles = [register(bs, {"pnl": row}, read) for row in pnl]
     draws = bs.run()
     out = {}
     for i, (_, row) in enumerate(table.iterrows()):
-        h = handles[i]
-        errors = {m: _normal(float(row[m]), -draws[h[m]]) for m in ("var95", "es95", "var99", "es99")}
-        if i:  # ES99 saved: the unhedged row's tail mean minus this row's, on the same resamples
-            errors["d_es99"] = _normal(float(row["d_es99"]), draws[handles[0]["es99"]] - draws[h["es99"]])
-        out[row_label(row)] = errors
+        out[row_label(row)] = {m: _normal(float(row[m]), np.asarray(resampled(m, handles[i], handles[0])(draws)))
+                               for m in STRATEGY_METRICS if i or not m.startswith("d_")}
     return out
 
 
