@@ -5,6 +5,11 @@ kernels load on first use)::
 
     scenario = engine.load_scenario("scenarios/feb-2026-deleveraging.yaml", overrides=["n_paths=2000"])
     compiled = engine.compile_scenario(scenario)
+
+A bad file or ``--set`` value raises :class:`ScenarioError` (a ``ValueError``) with every
+:class:`Problem` located; a bad argument raises :class:`InvalidParameterError` (a
+``ScenarioError`` and a ``TypeError``) naming the parameter: "The 'n_jobs' parameter of run must
+be an int >= 1. Got 0 instead."
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .errors import Problem, ScenarioError
+from .errors import InvalidParameterError, Problem, ScenarioError
 
 __version__ = "0.1.0"
 
@@ -20,6 +25,7 @@ __all__ = [
     "__version__",
     "Problem",
     "ScenarioError",
+    "InvalidParameterError",
     "Scenario",
     "load_scenario",
     "dump_scenario",

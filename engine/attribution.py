@@ -192,6 +192,8 @@ def attribute(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     ------
     ScenarioError
         A scenario that cannot be used, or one without shocks.
+    InvalidParameterError
+        A bad argument (a ``ScenarioError`` and a ``TypeError``), e.g. ``n_jobs`` below 1.
 
     Examples
     --------
@@ -202,15 +204,29 @@ def attribute(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     import time
     from pathlib import Path
 
+    from ._params import check_bool, check_callable, check_count, check_overrides, check_scenario, check_seed
     from .errors import Problem
     from .results._bootstrap import Bootstrap
 
+    f = "attribute"
+    check_scenario(f, "scenario", scenario)
+    n_paths = check_count(f, "n_paths", n_paths, optional=True)
+    seed = check_seed(f, "seed", seed)
+    n_jobs = check_count(f, "n_jobs", n_jobs)
+    overrides = check_overrides(f, overrides)
+    check_callable(f, "progress", progress)
+    keep_result = check_bool(f, "keep_result", keep_result)
     file = None
     if isinstance(scenario, (str, Path)):
         from .scenario.loader import load_scenario
 
         file = str(scenario)
-        scenario = load_scenario(scenario, list(overrides))
+        scenario = load_scenario(scenario, overrides)
+    elif overrides:  # a Scenario object: its resolved data, overridden and validated again (as engine.run does)
+        from .scenario.canonical import to_plain
+        from .scenario.loader import load_scenario
+
+        scenario = load_scenario(to_plain(scenario), overrides)
     if scenario.sweep is not None:
         raise ScenarioError(Problem("attribution takes one scenario, not a sweep grid", file=file, path=("sweep",),
                                     expected="a scenario without sweep: (pick one point of the grid with --set)",

@@ -65,9 +65,9 @@ import itertools
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-from .errors import Problem, ScenarioError
+from .errors import InvalidParameterError, Problem, ScenarioError, invalid_parameter
 
 __all__ = ["DIRECTIONS", "SCALE_MODES", "BreakpointResult", "Evaluation", "find_breakpoint"]
 
@@ -78,17 +78,23 @@ PROBE_PATHS = 256  # a first small run lists the metric names (one RNG block)
 VALIDITY_STEPS = 30  # bisection steps to the largest scale the schema accepts
 
 
-def _error(where: str, message: str, hint: str | None = None) -> ScenarioError:
-    return ScenarioError(Problem(message, hint=hint, source=where))
+def _bad(name: str, expected: str, found, *, message: str | None = None, hint: str | None = None
+         ) -> InvalidParameterError:
+    """A bad argument of :func:`find_breakpoint`; the command line shows it under its flag
+    (``shock_key`` -> ``--shock``, ``lo`` and ``hi`` -> ``--range``)."""
+    return invalid_parameter("find_breakpoint", name, expected, found, message=message, hint=hint)
 
 
-def _number(text, where: str) -> float:
+def _number(text, name: str) -> float:
     """``56.1k``, ``5%``, ``-2.5B``, ``0.05`` or a number -> float."""
     from .scenario.sweep import parse_value
 
-    value = parse_value(text)
+    try:
+        value = parse_value(text)
+    except ValueError:
+        value = None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _error(where, f"must be a number like 56.1k, 5% or 0.05, got {text!r}")
+        raise _bad(name, "a number like 56.1k, 5% or 0.05", text)
     return float(value)
 
 
@@ -114,7 +120,7 @@ class _Key:
             tokens = split_path(text)
             path = set_path(copy.deepcopy(plain), tokens, None, create=False)
         except (KeyError, ValueError) as exc:
-            raise _error("--shock", str(exc.args[0])) from None
+            raise _bad("shock_key", "the key path of a number in the scenario", text, hint=str(exc.args[0])) from None
         node = plain
         for part in path:
             node = node[part]
@@ -128,19 +134,22 @@ class _Key:
                 what = "a list of non-numbers"
             else:
                 what = repr(node)
-            raise _error("--shock", f"{text} is {what}, not a number (or a mapping or list of numbers) to scale",
-                         hint="point at a number, e.g. shocks[warsh].depth_multiplier or "
-                              "shocks[etf_run].generated.total_usd")
+            raise _bad("shock_key", "the key path of a number (or a mapping or list of numbers) to scale", text,
+                       hint=f"{text} is {what}, not a number; point at one, e.g. shocks[warsh].depth_multiplier or "
+                            "shocks[etf_run].generated.total_usd")
         last = str(path[-1])
         if mode == "auto":
             mode = "multiplier" if last.endswith("_multiplier") else "multiply"
         if mode == "value" and isinstance(node, (dict, list)):
-            raise _error("--scale-mode", f"value mode sets one number; {text} holds {len(leaves)}",
-                         hint="use --scale-mode multiply")
+            raise _bad("scale_mode", "'multiply' or 'multiplier' for a key that holds several numbers", "value",
+                       message=f"must not be 'value' for {text}: value mode sets one number, and it holds "
+                               f"{len(leaves)}", hint="use 'multiply'")
         neutral = 1.0 if mode == "multiplier" else 0.0
         if mode != "value" and all(v == neutral for v in leaves):
-            raise _error("--shock", f"{text} is {neutral:g}, which is no shock in {mode} mode: scaling it changes "
-                         "nothing", hint="search its raw value with --scale-mode value --range LO:HI")
+            raise _bad("shock_key", "the key path of a shock to scale", text,
+                       message=f"must point at a shock: {text} is {neutral:g}, which is no shock in {mode} mode "
+                               "(scaling it changes nothing)",
+                       hint="search its raw value: scale_mode 'value' with lo and hi, --scale-mode value --range LO:HI")
         raw_path = set_path(copy.deepcopy(raw), tokens, None)  # a default absent from the file is created
         base = node
         if isinstance(node, dict):  # the raw keys (dates as YAML read them), the validated numbers, in order
@@ -344,7 +353,7 @@ class _Search:
         except ScenarioError as exc:
             where = f"{self.key.text} = {_fmt_value(self.key.shown(s))} (scale {s:.6g})"
             raise ScenarioError([Problem(f"{where}: {p.message}", hint=p.hint, found=p.found, has_found=p.has_found,
-                                         source="--shock") for p in exc.problems]) from None
+                                         source="shock_key=") for p in exc.problems]) from None
 
     def valid(self, s: float) -> bool:
         try:
@@ -377,8 +386,9 @@ class _Search:
                      keep_steps=self.keep_steps)
         m = measure(result).metrics.get(self.metric)
         if m is None:
-            raise _error("--metric", f"{self.metric} is not defined at scale {s:.6g} "
-                         f"({self.key.text} = {_fmt_value(self.key.shown(s))})")
+            raise _bad("metric", "a metric defined at every scale searched", self.metric,
+                       message=f"must name a metric defined at every scale searched; it is not at scale {s:.6g} "
+                               f"({self.key.text} = {_fmt_value(self.key.shown(s))})")
         e = Evaluation(s, self.key.shown(s), float(m.value), float(m.se), self.phase, time.perf_counter() - started)
         self.cache[s] = e
         if self.progress is not None:
@@ -451,8 +461,11 @@ def _data(scenario_or_path, overrides) -> tuple[dict, dict, str]:
     else:
         scenario = scenario_or_path
     if scenario.sweep is not None and scenario.sweep.parameters:
-        raise _error("SCENARIO", "a breakpoint search runs one market at a time: sweep.parameters is not "
-                     "supported (inline strategy sweeps are)")
+        message = ("a breakpoint search runs one market at a time: sweep.parameters is not supported (inline "
+                   "strategy sweeps are)")
+        doc = getattr(scenario, "_source", None)
+        where = ("sweep", "parameters")
+        raise ScenarioError(doc.problem(where, message) if doc is not None else Problem(message, path=where))
     return _raw(scenario), to_plain(scenario), scenario.name
 
 
@@ -532,9 +545,12 @@ def find_breakpoint(scenario_or_path, shock_key: str, metric: str, threshold, *,
 
     Raises
     ------
+    InvalidParameterError
+        A bad argument (a ``ScenarioError`` and a ``TypeError``): an unknown shock key or metric, a
+        bad threshold, range or option. Its problem's ``source`` names the parameter
+        (``direction=``); ``cascade breakpoint`` shows it under its flag (``--direction``).
     ScenarioError
-        A user mistake: an unknown shock key or metric, a bad threshold, range or option (the
-        problem names the matching ``cascade breakpoint`` flag).
+        A scenario that cannot be used, at the bottom of the range or as given.
 
     Examples
     --------
@@ -544,18 +560,9 @@ def find_breakpoint(scenario_or_path, shock_key: str, metric: str, threshold, *,
     (0.0, True)
     """
     started = time.perf_counter()
-    if direction not in DIRECTIONS:
-        raise _error("--direction", f"must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-    if scale_mode not in SCALE_MODES:
-        raise _error("--scale-mode", f"must be one of {', '.join(SCALE_MODES)}, got {scale_mode!r}")
-    threshold = _number(threshold, "--threshold")
-    tol = _number(tol, "--tol")
-    if not (math.isfinite(tol) and 0 < tol < 1):
-        raise _error("--tol", f"must be a fraction between 0 and 1, like 1%, got {tol!r}")
-    if not (math.isfinite(n_se) and n_se > 0):
-        raise _error("--n-se", f"must be a positive number, got {n_se!r}")
-    if max_evals < 3:
-        raise _error("--max-evals", f"must be at least 3, got {max_evals!r}")
+    threshold, tol, n_se, max_evals, n_paths, seed, n_jobs, overrides = _check_arguments(
+        scenario_or_path, shock_key, metric, threshold, direction, scale_mode, max_scale, tol, max_evals, n_se,
+        n_paths, seed, n_jobs, overrides, progress)
     raw, plain, name = _data(scenario_or_path, overrides)
     key = _Key.find(raw, plain, shock_key, scale_mode)
     lo, hi = _range(key, lo, hi, max_scale)
@@ -568,15 +575,16 @@ def find_breakpoint(scenario_or_path, shock_key: str, metric: str, threshold, *,
         try:
             search.scenario(lo)
         except ScenarioError as exc:
-            raise ScenarioError([Problem(p.message, p.file, hint="the bottom of the range must be a valid scenario: "
-                                         "give --range LO:HI, or --scale-mode value") for p in exc.problems]) from None
+            raise ScenarioError([replace(p, hint="the bottom of the range must be a valid scenario: give lo and hi "
+                                                 "(--range LO:HI), or scale_mode 'value' (--scale-mode value)")
+                                 for p in exc.problems]) from None
     names = _metric_names(raw, n_paths, seed, n_jobs, keep_steps)
     if metric not in names:
         close = difflib.get_close_matches(metric, names, n=3, cutoff=0.5)
-        raise _error("--metric", f"no metric named {metric!r} in this scenario",
-                     hint=f"did you mean {' or '.join(repr(c) for c in close)}?" if close else
-                     "names as in `cascade check --verbose`, e.g. market.min_price.p50, market.prob_touch_56100, "
-                     "strategies.unhedged.p_liquidated")
+        raise _bad("metric", "a metric of this scenario", metric, message="must name a metric of this scenario",
+                   hint=f"did you mean {' or '.join(repr(c) for c in close)}?" if close else
+                   "names as in `cascade check --verbose`, e.g. market.min_price.p50, market.prob_touch_56100, "
+                   "strategies.unhedged.p_liquidated")
     search.cap = hi if key.mode == "value" else max_scale
     status, a, b = _bracket(search, lo, hi, direction, tol)
     result = BreakpointResult(name, shock_key, key.mode, metric, threshold, "above" if search.sign > 0 else "below",
@@ -596,19 +604,52 @@ def find_breakpoint(scenario_or_path, shock_key: str, metric: str, threshold, *,
     return result
 
 
+def _check_arguments(scenario_or_path, shock_key, metric, threshold, direction, scale_mode, max_scale, tol,
+                     max_evals, n_se, n_paths, seed, n_jobs, overrides, progress) -> tuple:
+    """:func:`find_breakpoint`'s arguments, checked before any file is read: ``(threshold, tol, n_se,
+    max_evals, n_paths, seed, n_jobs, overrides)`` as numbers and a list; raises
+    :class:`~engine.errors.InvalidParameterError`."""
+    from ._params import (check_callable, check_choice, check_count, check_number, check_overrides, check_scenario,
+                          check_seed)
+
+    f = "find_breakpoint"
+    check_scenario(f, "scenario_or_path", scenario_or_path, mapping=True)
+    if not isinstance(shock_key, str) or not shock_key.strip():
+        raise _bad("shock_key", "a key path as --set takes it, like shocks[warsh].depth_multiplier", shock_key)
+    if not isinstance(metric, str) or not metric.strip():
+        raise _bad("metric", "a metric name, like market.min_price.p50", metric)
+    threshold = _number(threshold, "threshold")
+    check_choice(f, "direction", direction, DIRECTIONS)
+    check_choice(f, "scale_mode", scale_mode, SCALE_MODES)
+    check_number(f, "max_scale", max_scale, "a number")
+    tol = _number(tol, "tol")
+    if not 0 < tol < 1:
+        raise _bad("tol", "a fraction between 0 and 1, like 1%", tol)
+    n_se = check_number(f, "n_se", n_se, "a positive number", lambda x: x > 0)
+    max_evals = check_count(f, "max_evals", max_evals, low=3)
+    n_paths = check_count(f, "n_paths", n_paths, optional=True)
+    seed = check_seed(f, "seed", seed)
+    n_jobs = check_count(f, "n_jobs", n_jobs)
+    overrides = check_overrides(f, overrides)
+    check_callable(f, "progress", progress)
+    return threshold, tol, n_se, max_evals, n_paths, seed, n_jobs, overrides
+
+
 def _range(key: _Key, lo, hi, max_scale) -> tuple[float, float]:
     if key.mode == "value" and (lo is None or hi is None):
-        raise _error("--range", f"value mode searches the raw value of {key.text} between two values: "
-                     "give --range LO:HI (LO the mild end)")
-    lo = 0.0 if lo is None else _number(lo, "--range")
-    hi = 1.0 if hi is None else _number(hi, "--range")
+        raise _bad("lo" if lo is None else "hi", "a number in value mode", None,
+                   message=f"must be a number in value mode, which searches the raw value of {key.text} between "
+                           "lo and hi (--range LO:HI, LO the mild end)")
+    lo = 0.0 if lo is None else _number(lo, "lo")
+    hi = 1.0 if hi is None else _number(hi, "hi")
     if lo == hi:
-        raise _error("--range", f"the two ends are equal ({lo:g})")
+        raise _bad("hi", f"a number other than lo ({lo:g})", hi, message=f"must differ from lo ({lo:g})")
     if key.mode != "value":
         if hi < lo or hi <= 0:
-            raise _error("--range", f"scales grow from the mild end: LO < HI and HI > 0, got {lo:g}:{hi:g}")
-        if not (math.isfinite(max_scale) and max_scale >= hi):
-            raise _error("--max-scale", f"must be at least the top of the range ({hi:g}), got {max_scale!r}")
+            raise _bad("hi", f"a scale above lo ({lo:g}) and above 0", hi,
+                       hint="scales grow from the mild end: lo < hi and hi > 0")
+        if max_scale < hi:
+            raise _bad("max_scale", f"at least the top of the range ({hi:g})", max_scale)
     return lo, hi
 
 

@@ -1188,6 +1188,22 @@ def _compile_notice(message: str) -> None:
     print(f"cascade: {message}", file=sys.stderr, flush=True)
 
 
+# a Python argument -> the flag that sets it, where the names differ (else ``--name-with-dashes``)
+_FLAGS = {"n_paths": "--paths", "n_jobs": "--jobs", "overrides": "--set", "shock_key": "--shock", "lo": "--range",
+          "hi": "--range", "directory": "--dir"}
+
+
+def _under_flags(exc: ScenarioError) -> ScenarioError:
+    """``exc`` with each problem about a Python argument (source ``direction=``, an
+    :class:`~engine.errors.InvalidParameterError`'s) under the flag that sets it (``--direction``)."""
+    from dataclasses import replace
+
+    if not any(p.parameter for p in exc.problems):
+        return exc
+    return ScenarioError([replace(p, source=_FLAGS.get(p.parameter, "--" + p.parameter.replace("_", "-")))
+                          if p.parameter else p for p in exc.problems])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import _notice
@@ -1195,8 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
     _notice.on_compile = _compile_notice
     try:
         return _COMMANDS[args.command](args)
-    except ScenarioError as exc:
-        print(str(exc), file=sys.stderr)
+    except ScenarioError as exc:  # an InvalidParameterError too: shown under the flag (--jobs), not the argument
+        print(str(_under_flags(exc)), file=sys.stderr)
         return EXIT_USAGE
     except RunFolderError as exc:  # it may quote a manifest's content
         print(terminal_safe(f"cascade {args.command}: {exc}"), file=sys.stderr)

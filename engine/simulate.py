@@ -352,8 +352,9 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
     ------
     ScenarioError
         A scenario that cannot be used, or a run larger than this machine's memory.
-    ValueError
-        ``n_jobs`` below 1, or ``n_paths``, ``seed`` or ``overrides`` with a compiled scenario.
+    InvalidParameterError
+        A bad argument (a ``ScenarioError`` and a ``TypeError``): ``n_jobs`` below 1, ``overrides``
+        not a list of strings, or ``n_paths``, ``seed`` or ``overrides`` with a compiled scenario.
 
     Examples
     --------
@@ -363,14 +364,25 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
     >>> result.per_path.equals(run("scenarios/ci/ci-calm.yaml", n_paths=256, seed=1, n_jobs=2).per_path)
     True
     """
+    from ._params import check_bool, check_count, check_overrides, check_scenario, check_seed
     from .compile.compiler import compile_scenario
+    from .errors import invalid_parameter
 
     started = time.perf_counter()
+    check_scenario("run", "scenario", scenario, compiled=True)
+    n_paths = check_count("run", "n_paths", n_paths, optional=True)
+    seed = check_seed("run", "seed", seed)
+    n_jobs = check_count("run", "n_jobs", n_jobs)
+    overrides = check_overrides("run", overrides)
+    chunk_paths = check_count("run", "chunk_paths", chunk_paths, optional=True)
+    keep_steps = check_bool("run", "keep_steps", keep_steps)
+    progress = check_bool("run", "progress", progress)
     if isinstance(scenario, CompiledScenario):
         compiled, spec = scenario, None
-        if n_paths is not None or seed is not None or overrides:
-            raise ValueError("a compiled scenario's arrays are fixed: apply n_paths, seed and overrides before "
-                             "compile_scenario")
+        for name, value in (("n_paths", n_paths), ("seed", seed), ("overrides", overrides or None)):
+            if value is not None:
+                raise invalid_parameter("run", name, "None with a compiled scenario, whose arrays are fixed", value,
+                                        hint="apply n_paths, seed and overrides before compile_scenario")
     else:
         from .scenario.loader import load_scenario
 
@@ -388,8 +400,6 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
         compiled = compile_scenario(scenario, n_paths=n_paths, seed=seed)
     if compiled.n_paths < 1:
         raise ScenarioError("n_paths must be at least 1")
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
     return run_prepared(prepare(compiled), spec, n_jobs, chunk_paths=chunk_paths, keep_steps=keep_steps,
                         progress=progress, started=started)
 

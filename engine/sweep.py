@@ -776,6 +776,30 @@ def _check_memory(scenario, plan: SweepPlan, backend: str, n_jobs: int, schedule
     check_memory(scenario, n_paths=plan.n_paths, keep_steps=True, workers=workers)
 
 
+def _check_sweep_arguments(scenario, *, n_paths, seed, out, root, n_jobs, backend, chunk_size, scheduler, dask_local,
+                           on_error, threads, progress, report) -> None:
+    """:func:`run_sweep`'s arguments, each of its type and range (:class:`~engine.errors.InvalidParameterError`)."""
+    from ._params import check_bool, check_choice, check_count, check_path, check_scenario, check_seed
+    from .errors import invalid_parameter
+
+    f = "run_sweep"
+    check_scenario(f, "scenario", scenario, path=False)
+    check_count(f, "n_paths", n_paths, optional=True)
+    check_seed(f, "seed", seed)
+    check_path(f, "out", out, optional=True)
+    check_path(f, "root", root)
+    check_count(f, "n_jobs", n_jobs)
+    check_choice(f, "backend", backend, BACKENDS)
+    check_count(f, "chunk_size", chunk_size, low=0)
+    if scheduler is not None and not (isinstance(scheduler, str) and scheduler.strip()):
+        raise invalid_parameter(f, "scheduler", "a Dask scheduler's address (a str) or None", scheduler)
+    check_count(f, "dask_local", dask_local, optional=True)
+    check_choice(f, "on_error", on_error, ("raise", "collect"))
+    check_count(f, "threads", threads, optional=True)
+    check_bool(f, "progress", progress)
+    check_bool(f, "report", report, optional=True)
+
+
 def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, out: str | Path | None = None,
               root: str | Path = "results", n_jobs: int = 1, backend: str = "loky", chunk_size: int = 0,
               scheduler: str | None = None, dask_local: int | None = None, on_error: str = "raise",
@@ -817,8 +841,9 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
         A grid too large for memory, a bad sweep spec.
     RunFolderError
         ``out`` holds another sweep, or another process's sweep holds its lock.
-    ValueError
-        An unknown ``backend`` or ``on_error``.
+    InvalidParameterError
+        A bad argument (a ``ScenarioError`` and a ``TypeError``): an unknown ``backend`` or
+        ``on_error``, ``n_jobs`` below 1, ``chunk_size`` below 0, ...
 
     Examples
     --------
@@ -831,10 +856,9 @@ def run_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     [55000.0, 60000.0]
     >>> tmp.cleanup()
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if on_error not in ("raise", "collect"):
-        raise ValueError(f"on_error must be raise or collect, got {on_error!r}")
+    _check_sweep_arguments(scenario, n_paths=n_paths, seed=seed, out=out, root=root, n_jobs=n_jobs, backend=backend,
+                           chunk_size=chunk_size, scheduler=scheduler, dask_local=dask_local, on_error=on_error,
+                           threads=threads, progress=progress, report=report)
     started = time.perf_counter()
     workers = dask_local or n_jobs
     plan = plan_sweep(scenario, n_paths=n_paths, seed=seed, chunk_size=chunk_size)

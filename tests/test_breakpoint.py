@@ -172,7 +172,8 @@ def test_cli_json_and_exit_codes():
     (["--shock", "shocks[trigger].start", "--metric", METRIC, "--threshold", "100k"], "shocks[trigger].start is"),
     (["--shock", "shocks[nope].size", "--metric", METRIC, "--threshold", "100k"], "no item 'nope'"),
     (["--shock", KEY, "--metric", METRIC, "--threshold", "lots"], "--threshold: must be a number"),
-    (["--shock", KEY, "--metric", METRIC, "--threshold", "100k", "--scale-mode", "value"], "give --range LO:HI"),
+    (["--shock", KEY, "--metric", METRIC, "--threshold", "100k", "--scale-mode", "value"],
+     "--range: must be a number in value mode"),
     (["--shock", KEY, "--metric", METRIC, "--threshold", "100k", "--range", "2"], "--range expects LO:HI"),
     (["--shock", KEY, "--metric", METRIC, "--threshold", "100k", "--range", "0:0.5", "--max-scale", "0.1"],
      "--max-scale"),
@@ -184,15 +185,21 @@ def test_cli_user_errors_exit_2_without_traceback(args, fragment):
     assert fragment in out.stderr and "Traceback" not in out.stderr
 
 
-def test_a_bad_argument_names_its_flag_as_its_source_not_as_a_file():
-    """A Python caller's bad argument is a ScenarioError (a ValueError) whose problem has no file:
-    its ``source`` is the flag (``--direction``, the argument ``direction=``)."""
-    from engine import find_breakpoint
-    from engine.errors import ScenarioError
+def test_a_bad_argument_names_its_parameter_as_its_source_not_as_a_file(capsys):
+    """A Python caller's bad argument is an InvalidParameterError (a ScenarioError, a ValueError and a
+    TypeError) whose problem has no file: its ``source`` is the argument (``direction=``); the
+    command line shows the same problem under its flag (``--threshold``)."""
+    from engine import InvalidParameterError, find_breakpoint
+    from engine.cli import main
 
-    with pytest.raises(ScenarioError) as info:
+    with pytest.raises(InvalidParameterError) as info:
         find_breakpoint(FLAGSHIP, "shocks[warsh].depth_multiplier", "market.min_price.p50", "60k", direction="up")
     (problem,) = info.value.problems
-    assert problem.file is None and problem.source == "--direction"
-    assert str(problem).startswith("--direction: must be one of") and problem.to_dict()["source"] == "--direction"
-    assert isinstance(info.value, ValueError)
+    assert problem.file is None and problem.source == "direction=" and problem.to_dict()["source"] == "direction="
+    assert (problem.expected, problem.found) == ("one of 'auto', 'above', 'below'", "up")
+    assert str(info.value) == ("The 'direction' parameter of find_breakpoint must be one of 'auto', 'above', "
+                               "'below'. Got 'up' instead.")
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    assert main(["breakpoint", str(FAILURE), "--shock", KEY, "--metric", METRIC, "--threshold", "lots"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--threshold: must be a number like 56.1k, 5% or 0.05, got 'lots'") and "threshold=" not in err

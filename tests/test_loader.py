@@ -418,7 +418,7 @@ def test_set_null(base):
     assert load_scenario(base, ["market.volatility.tail_dof=null"]).market.volatility.tail_dof is None
     assert load_scenario(base, ["portfolio="]).portfolio is None
     problem = only_problem(base, ["market.spot_usd="])
-    assert problem.key == "market.spot_usd" and problem.file == "--set market.spot_usd="
+    assert problem.key == "market.spot_usd" and problem.source == "--set market.spot_usd=" and problem.file is None
 
 
 @pytest.mark.parametrize(
@@ -427,7 +427,7 @@ def test_set_null(base):
         ("market..spot_usd=1", "cannot read key path 'market..spot_usd'"),
         ("shocks[0=1", "cannot read key path 'shocks[0'"),
         ("=5", "cannot read key path ''"),
-        ("n_paths", "--set expects key.path=value, got 'n_paths'"),
+        ("n_paths", "--set n_paths: expects key.path=value, got 'n_paths'"),
         ("shocks[5].size=1%", "shocks has 2 items; index 5 is out of range"),
         ("shocks[-3].size=1%", "shocks has 2 items; index -3 is out of range"),
         ("shocks[nope].size=1%", "shocks has no item 'nope'; items: jump, warsh"),
@@ -439,7 +439,8 @@ def test_set_null(base):
 )
 def test_set_bad_path_or_value(base, override, fragment):
     problem = only_problem(base, [override])
-    assert problem.file.startswith("--set")
+    assert problem.file is None and problem.source == f"--set {override}" and problem.line is None
+    assert str(problem).startswith(f"--set {override}: ")
     assert fragment in str(problem)
 
 
@@ -455,7 +456,7 @@ def test_set_bad_path_or_value(base, override, fragment):
 )
 def test_set_value_errors_point_at_the_override(base, override, key, fragment):
     problem = only_problem(base, [override])
-    assert problem.file == f"--set {override}"
+    assert problem.file is None and problem.source == f"--set {override}"
     assert problem.key == key and problem.line is None
     assert fragment in str(problem)
 

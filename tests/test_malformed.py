@@ -40,7 +40,8 @@ class Expect:
     message: str
     key: str = ""
     line: int | None = None
-    file: str | None = None  # relative to MALFORMED, or "--set"
+    file: str | None = None  # relative to MALFORMED, or "--set": no file, the override is the source
+    override: str | None = None  # the set= field: the --set the problem comes from
 
 
 @dataclass
@@ -68,15 +69,17 @@ def read_case(path: Path) -> Case:
             key=fields.get("key", ""),
             line=None if line == "none" else int(line),
             file=fields.get("file"),
+            override=fields.get("set"),
         ))
     assert case.expects, f"{path.name}: the first line must be '# expect: key=... line=... message=...'"
     return case
 
 
 def _file_matches(problem: engine.Problem, case: Case, expect: Expect) -> bool:
-    if expect.file == "--set":
-        return (problem.file or "").startswith("--set")
-    if problem.file is None or problem.file.startswith("--set"):
+    if expect.file == "--set":  # no pseudo-file: the override is the problem's source
+        assert expect.override, f"{case.path.name}: file=--set needs set=KEY=VALUE on the same expect line"
+        return problem.file is None and problem.source == f"--set {expect.override}"
+    if problem.file is None or problem.source is not None:
         return False
     wanted = MALFORMED / expect.file if expect.file else case.path
     return Path(problem.file).resolve() == wanted.resolve()
@@ -92,7 +95,7 @@ def _matches(problem: engine.Problem, case: Case, expect: Expect) -> bool:
 
 
 def _describe(problems) -> str:
-    return "\n".join(f"  file={p.file} key={p.key!r} line={p.line}: {p}" for p in problems)
+    return "\n".join(f"  file={p.file} source={p.source} key={p.key!r} line={p.line}: {p}" for p in problems)
 
 
 def test_corpus_is_big_enough():
@@ -112,11 +115,13 @@ def test_malformed_file_is_refused_with_located_problems(path):
         assert found is not None, f"no problem matches {expect}; got:\n{_describe(problems)}"
         unmatched.remove(found)
     assert not unmatched, f"problems not listed in the expectations:\n{_describe(unmatched)}"
-    # every problem is located, and the rendered error names the file
+    # every problem is located, and the rendered error names the file (or the --set it comes from)
     for problem in problems:
-        assert problem.file, problem
+        assert bool(problem.file) != bool(problem.source), problem
         if problem.line is not None:
             assert str(problem).startswith(f"{problem.file}:{problem.line}")
+        if problem.source is not None:
+            assert problem.line is None and str(problem).startswith(f"{problem.source}: ")
     if not all(e.file == "--set" for e in case.expects):
         assert path.name in str(info.value)
 

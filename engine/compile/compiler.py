@@ -209,8 +209,14 @@ def rng_plan(seed: int, n_paths: int, block_size: int = RNG_BLOCK_SIZE) -> RngPl
 def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None = None) -> CompiledScenario:
     """Turn a validated scenario (or a path to one) into the frozen arrays the kernels read.
 
-    ``n_paths`` and ``seed`` override the scenario's own values.
+    ``n_paths`` and ``seed`` override the scenario's own values. A bad argument raises
+    :class:`~engine.errors.InvalidParameterError`.
     """
+    from .._params import check_count, check_scenario, check_seed
+
+    check_scenario("compile_scenario", "scenario", scenario)
+    n_paths = check_count("compile_scenario", "n_paths", n_paths, optional=True)
+    seed = check_seed("compile_scenario", "seed", seed)
     if isinstance(scenario, (str, Path)):
         from ..scenario.loader import load_scenario
 

@@ -254,6 +254,43 @@ def _default_folder(root: Path, name: str, folder: str) -> Path:
     return final
 
 
+def _check_write_arguments(result, out, root, source, overrides, command, tables, report, figures, merge,
+                           extra_manifest) -> None:
+    """:func:`write_run`'s arguments, each of its type (:class:`~engine.errors.InvalidParameterError`)."""
+    from .._params import check_bool, check_overrides, check_path, check_strings
+    from ..errors import invalid_parameter
+    from ..result import SimulationResult
+
+    if not isinstance(result, SimulationResult) or result.scenario is None:
+        raise invalid_parameter("write_run", "result", "a SimulationResult of engine.run on a scenario", result,
+                                hint="a compiled scenario's result has no scenario to store"
+                                if isinstance(result, SimulationResult) else None)
+    check_path("write_run", "out", out, optional=True)
+    check_path("write_run", "root", root)
+    check_path("write_run", "source", source, optional=True)
+    check_overrides("write_run", overrides)
+    if command is not None:
+        check_strings("write_run", "command", command, "strings (the command's words)")
+    if tables is not None:
+        expected = "a dict of extra table names to DataFrames, or None"
+        if not isinstance(tables, dict):
+            raise invalid_parameter("write_run", "tables", expected, tables)
+        for name, frame in tables.items():
+            reserved = name in _TABLES or name == "plan"
+            if reserved or not isinstance(name, str) or not name.isidentifier():
+                raise invalid_parameter("write_run", "tables", expected, name,
+                                        message="must name each extra table by an identifier no run table has",
+                                        hint="that name is reserved" if reserved else "not an identifier")
+            if not isinstance(frame, pd.DataFrame):
+                raise invalid_parameter("write_run", "tables", expected, frame,
+                                        message=f"must map each name to a DataFrame; {name!r} is not one")
+    check_bool("write_run", "report", report, optional=True)
+    check_bool("write_run", "figures", figures, optional=True)
+    check_bool("write_run", "merge", merge)
+    if extra_manifest is not None and not isinstance(extra_manifest, dict):
+        raise invalid_parameter("write_run", "extra_manifest", "a dict or None", extra_manifest)
+
+
 def write_run(result, out: str | Path | None = None, *, root: str | Path = "results", source: str | Path | None = None,
               overrides=(), command: list[str] | None = None, tables: dict[str, pd.DataFrame] | None = None,
               report: bool | None = None, figures: bool | None = None, merge: bool = False,
@@ -265,13 +302,14 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
     ``tables`` are extra tables stored as ``<name>.parquet`` (e.g. ``{"sweep": frame}``).
     ``report``/``figures`` default to the scenario's ``outputs.report``/``outputs.figures``.
     ``merge`` writes into an existing folder (a sweep's), the manifest last; ``extra_manifest``
-    adds keys to the manifest.
+    adds keys to the manifest. A bad argument raises :class:`~engine.errors.InvalidParameterError`;
+    an ``out`` that holds files, :class:`~engine.errors.RunFolderError`.
     """
     from ..scenario.canonical import dump_scenario
 
+    _check_write_arguments(result, out, root, source, overrides, command, tables, report, figures, merge,
+                           extra_manifest)
     scenario = result.scenario
-    if scenario is None:
-        raise ValueError("write_run needs a result of engine.run on a scenario (not a compiled one)")
     started = time.perf_counter()
     created = datetime.now(timezone.utc).replace(microsecond=0)
     canonical = dump_scenario(scenario)
@@ -302,10 +340,7 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
             pnl = result.strategy_paths["pnl"]
             frames["strategy_pnl"] = pd.DataFrame(pnl.T, columns=[str(i) for i in range(pnl.shape[0])],
                                                   index=pd.RangeIndex(pnl.shape[1], name="path"))
-        for name, frame in (tables or {}).items():
-            if name in _TABLES or not name.isidentifier() or name == "plan":
-                raise ValueError(f"extra table name {name!r} is reserved or not an identifier")
-            frames[name] = frame
+        frames.update(tables or {})
         for name, frame in frames.items():
             frame = frame.copy(deep=False)
             frame.attrs = {}  # pandas stores attrs in the Parquet metadata; ours are not JSON
@@ -870,6 +905,8 @@ def load_run(path: str | Path, *, verify: bool = True) -> Run:
     RunFolderError
         A manifest that is missing, malformed or lists a path outside the folder, a file that
         does not match its hash, or one that is not a regular file.
+    InvalidParameterError
+        ``path`` not a path, or ``verify`` not a bool.
 
     Examples
     --------
@@ -882,7 +919,11 @@ def load_run(path: str | Path, *, verify: bool = True) -> Run:
     (64, ['fan', 'flows'])
     >>> tmp.cleanup()
     """
-    return Run(Path(path), _read_manifest(Path(path), verify=verify), _verify=verify)
+    from .._params import check_bool, check_path
+
+    path = check_path("load_run", "path", path)
+    verify = check_bool("load_run", "verify", verify)
+    return Run(path, _read_manifest(path, verify=verify), _verify=verify)
 
 
 def load_run_for_report(path: str | Path, *, figures: bool = True) -> Run:

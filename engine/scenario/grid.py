@@ -51,7 +51,11 @@ def sweep_dimensions(scenario) -> list[tuple[str, list]]:
 
 
 def expand_grid(scenario) -> list[dict]:
-    """One dict ``{key path: value}`` per grid point (``[{}]`` when nothing is swept)."""
+    """One dict ``{key path: value}`` per grid point (``[{}]`` when nothing is swept) of a loaded
+    scenario; anything else raises :class:`~engine.errors.InvalidParameterError`."""
+    from .._params import check_scenario
+
+    check_scenario("expand_grid", "scenario", scenario, path=False)
     dims = sweep_dimensions(scenario)
     if not dims:
         return [{}]

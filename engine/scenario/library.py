@@ -62,12 +62,16 @@ def list_scenarios(directory: str | Path | None = None) -> list[tuple[Path, str,
     """``(path, name, one-line description)`` for every scenario, ``history/`` and ``ci/`` ones included.
 
     A file that does not load is listed with its error as the description, so ``cascade list``
-    never hides a broken scenario.
+    never hides a broken scenario. A ``directory`` that is not an existing folder raises
+    :class:`~engine.errors.InvalidParameterError`.
     """
-    from ..errors import ScenarioError
+    from .._params import check_path
+    from ..errors import ScenarioError, invalid_parameter
     from .loader import load_scenario
 
-    root = Path(directory) if directory else scenarios_dir()
+    root = check_path("list_scenarios", "directory", directory, optional=True) or scenarios_dir()
+    if directory is not None and not root.is_dir():
+        raise invalid_parameter("list_scenarios", "directory", "an existing folder", directory)
     rows = []
     for path in sorted(root.glob("*.yaml")) + sorted(root.glob("history/*.yaml")) + sorted(root.glob("ci/*.yaml")):
         try:

@@ -38,13 +38,13 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Problem, ScenarioError
+from ..errors import Problem, ScenarioError, Source
 from .strategy_files import expand_uses
 from .yamlio import load_yaml, parse_yaml_text
 
 __all__ = ["Document", "read_document", "load_scenario", "parse_override", "set_path", "split_path"]
 
-Origin = tuple[str, int | None, int | None]  # file, line, column
+Origin = tuple[str, int | None, int | None]  # file, line, column; the file a Source for a --set
 MAX_EXTENDS_DEPTH = 16
 
 
@@ -253,17 +253,24 @@ from .keypaths import set_path, split_path  # noqa: E402,F401  (here since --set
 
 
 def parse_override(text: str) -> tuple[tuple, Any]:
-    """``'market.spot_usd=84k'`` -> ``(('market', 'spot_usd'), '84k')``; the value is read as YAML."""
+    """``'market.spot_usd=84k'`` -> ``(('market', 'spot_usd'), '84k')``; the value is read as YAML.
+
+    A problem names the override as its ``source`` (``--set market.spot_usd=84k``; no ``file``)."""
+    source = Source(f"--set {text}")
     if "=" not in text:
-        raise ScenarioError(Problem(f"--set expects key.path=value, got {text!r}", "--set"))
+        raise ScenarioError(Problem("expects key.path=value", expected="key.path=value", found=text, has_found=True,
+                                    source=source))
     key, raw = text.split("=", 1)
     try:
         path = split_path(key.strip())
     except ValueError as exc:
-        raise ScenarioError(Problem(str(exc), "--set")) from None
+        raise ScenarioError(Problem(str(exc), source=source)) from None
     if raw.strip() == "":
         return path, None
-    value, _ = parse_yaml_text(raw, f"--set {key.strip()}")
+    try:
+        value, _ = parse_yaml_text(raw, source)
+    except ScenarioError as exc:  # the value's own line and column say little: its key path says where
+        raise ScenarioError([replace(p, line=None, column=None, path=path + p.path) for p in exc.problems]) from None
     return path, value
 
 
@@ -277,11 +284,11 @@ def apply_overrides(doc: Document, overrides) -> None:
             problems += exc.problems
             continue
         except KeyError as exc:
-            problems.append(Problem(str(exc.args[0]), f"--set {text}"))
+            problems.append(Problem(str(exc.args[0]), source=f"--set {text}"))
             continue
         _drop(doc.origins, concrete)
         for cut in range(1, len(concrete) + 1):  # sections the override created come from it too
-            doc.origins.setdefault(concrete[:cut], (f"--set {text}", None, None))
+            doc.origins.setdefault(concrete[:cut], (Source(f"--set {text}"), None, None))
     if problems:
         raise ScenarioError(problems)
     expand_uses(doc.data, doc.origins, "<--set>")  # `use:` items a --set wrote: names and paths from here
@@ -453,7 +460,10 @@ def load_scenario(source, overrides=(), *, check: bool = True, book=None):
     Raises
     ------
     ScenarioError
-        With every problem found, each naming the file, line, column and key.
+        With every problem found, each naming the file, line, column and key (a ``--set``
+        override's problem names it as its ``source``: ``--set n_paths=0``, with no file).
+    InvalidParameterError
+        An argument of the wrong type, e.g. ``overrides`` a string rather than a list of them.
 
     Examples
     --------
@@ -465,10 +475,17 @@ def load_scenario(source, overrides=(), *, check: bool = True, book=None):
     ...
     engine.errors.ScenarioError: --set n_paths=0: n_paths: Input should be greater than or equal to 1, got 0
     """
+    from .._params import check_bool, check_overrides, check_path
     from .checks import semantic_problems
     from .positions import take_book
     from .schema import Scenario
 
+    if not isinstance(source, (Document, dict)):
+        check_path("load_scenario", "source", source,
+                   expected="a path, a library name or a mapping of scenario data")
+    overrides = check_overrides("load_scenario", overrides)
+    check = check_bool("load_scenario", "check", check)
+    check_path("load_scenario", "book", book, optional=True)
     if isinstance(source, Document):  # read already (read_stored_document): nothing more to follow
         doc = source
     elif isinstance(source, dict):
