@@ -5,14 +5,14 @@
     python bench/bench_hedge.py --sets 1000 --chunk 100 --vectorbt-paths 0  # as a sweep runs it, in chunks
 
 Simulates the flagship once (10,000 paths x 720 hourly steps, `horizon.duration=30d`, 2 threads,
-price paths kept; the simulation is timed too), then times `engine.hedge.evaluate` on a put
+price paths kept; the simulation is timed too), then times `engine.portfolio.hedge.evaluate` on a put
 spread swept over long strikes x short strikes x hedge ratios (``--sets`` of them: 100 by
 default, 10 x 10 at ratio 1; 1,000 is 10 x 10 x 10, ratios 1.0 down to 0.1: 1,000 rows over 20
 distinct contracts), 30-day tenor, on a book of 1 BTC and 100k of cash. With ``--chunk K`` the
 sets are evaluated K at a time (the unhedged row first in each call), as a sweep runner does.
 
 Baseline, measured in the same invocation, runs interleaved with the timed ones: the general
-kernel (``engine.hedge.FIXED_CONTRACT_KERNEL = False``, every row through ``evaluate_nb``) on the
+kernel (``engine.portfolio.hedge.FIXED_CONTRACT_KERNEL = False``, every row through ``evaluate_nb``) on the
 first ``--baseline-sets`` sets, scaled per row; its rows are checked equal to the fast ones.
 Prints the medians, the ratio, the time per set, and the requirements: 100 sets within 20 s and
 1,000 sets within 60 s on 2 cores. Then the same metrics for a subset (``--vectorbt-paths``,
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     import engine
-    from engine import hedge
+    from engine.portfolio import hedge
 
     longs, shorts, ratios = grid(args.sets)
     from engine.scenario.canonical import to_plain
@@ -163,7 +163,7 @@ def vectorbt_ratio(result, n_paths: int, runs: int) -> None:
     import pandas as pd
     import vectorbt as vbt
 
-    from engine.hedge import evaluate_paths, vectorbt_orders
+    from engine.portfolio.hedge import evaluate_paths, vectorbt_orders
 
     scenario = result.scenario
     compiled = result.compiled

@@ -174,7 +174,7 @@ class _Timers:
             if phase:
                 timers.phase = phase
             key = f"{timers.phase}:{name}"
-            if name == "_save_chunk":
+            if name == "save_chunk":
                 timers.arrivals.append((time.perf_counter() - timers.started, args[2]))
                 timers.hwm.setdefault("first chunk back", _hwm_bytes(os.getpid()))
             if name in ("load_chunks", "_finish"):
@@ -234,21 +234,26 @@ class _ChildPeaks(threading.Thread):
 
 def child(spec: dict) -> None:
     """One sweep in this (fresh) process; prints a JSON record."""
-    import engine.hedge as hedge
+    import engine.portfolio.hedge as hedge
     import engine.results.store as store
     import engine.simulate as simulate
     import engine.sweep as sweep
+    from engine.sweep import chunks, executors
+    from engine.sweep import run as sweep_run
 
     scenario = build_scenario(spec["sets"], spec["grid"])
     if spec.get("source") and not Path(sweep.__file__).is_relative_to(spec["source"]):
         raise RuntimeError(f"engine imported from {sweep.__file__}, not from {spec['source']}")
     timers = _Timers()
-    for name in ("plan_sweep", "_prepare_folder", "_finished", "_save_chunk", "load_chunks", "_simulate",
-                 "_market_columns", "_point_scenario"):
-        timers.wrap(sweep, name)
-    timers.wrap(sweep, "_finish", phase="finish")
-    timers.wrap(sweep._Executor, "__init__")
-    timers.wrap(sweep._Executor, "close")
+    # each function where it is looked up when called: the run's names in engine.sweep.run, a
+    # chunk's in engine.sweep.chunks
+    for name in ("plan_sweep", "prepare_folder", "chunk_finished", "save_chunk", "load_chunks", "point_scenario"):
+        timers.wrap(sweep_run, name)
+    for name in ("_simulate", "_market_columns", "point_scenario"):
+        timers.wrap(chunks, name)
+    timers.wrap(sweep_run, "_finish", phase="finish")
+    timers.wrap(executors.Executor, "__init__")
+    timers.wrap(executors.Executor, "close")
     timers.wrap(hedge, "evaluate")  # run_chunk imports it at call time
     timers.wrap(store, "write_run")  # _finish imports it at call time
     peaks = None
@@ -283,7 +288,7 @@ def child(spec: dict) -> None:
         times = []
         for _ in range(2):
             t = time.perf_counter()
-            simulate.run(sweep._point_scenario(result.plan, 0), n_paths=result.plan.n_paths, seed=result.plan.seed,
+            simulate.run(chunks.point_scenario(result.plan, 0), n_paths=result.plan.n_paths, seed=result.plan.seed,
                          n_jobs=1, keep_steps=True)
             times.append(time.perf_counter() - t)
         record["simulate_1thread"] = min(times)
@@ -416,10 +421,10 @@ def split(rec: dict) -> list[tuple[str, float]]:
     first = [sec[k] for k in range(min(n_jobs, len(sec)))]
     first_excess = sum(max(0.0, f - typical) for f in first)
     parent = {
-        "plan and folder": s.get("main:plan_sweep", 0) + s.get("main:_prepare_folder", 0) + s.get("main:_finished", 0),
+        "plan and folder": s.get("main:plan_sweep", 0) + s.get("main:prepare_folder", 0) + s.get("main:chunk_finished", 0),
         "executor start (Dask: cluster)": s.get("main:__init__", 0),
         "executor close": s.get("main:close", 0),
-        "saving chunks (parquet + SHA-256)": s.get("main:_save_chunk", 0),
+        "saving chunks (parquet + SHA-256)": s.get("main:save_chunk", 0),
         "load_chunks": s.get("main:load_chunks", 0),
         "_finish: the base point (simulated here unless the sweep had it)": s.get("finish:_finish", 0) - s.get("finish:write_run", 0),
         "_finish: write_run (tables, report)": s.get("finish:write_run", 0),

@@ -57,8 +57,8 @@ _LAZY = {
     "load_run": (".results.store", "load_run"),
     "write_run": (".results.store", "write_run"),
     "run_sweep": (".sweep", "run_sweep"),
-    "find_breakpoint": (".breakpoint", "find_breakpoint"),
-    "attribute": (".attribution", "attribute"),
+    "find_breakpoint": (".analysis.breakpoint", "find_breakpoint"),
+    "attribute": (".analysis.attribution", "attribute"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,8 +73,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .results.store import load_run, write_run
     from .simulate import run
     from .sweep import run_sweep
-    from .breakpoint import find_breakpoint
-    from .attribution import attribute
+    from .analysis.breakpoint import find_breakpoint
+    from .analysis.attribution import attribute
 
 
 def __getattr__(name: str):

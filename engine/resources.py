@@ -45,7 +45,7 @@ class Estimate:
 def simulation_bytes(n_paths: int, n_steps: int, *, keep_steps: bool = True, n_rules: int = 0,
                      n_options: int = 0) -> int:
     """Peak bytes of one simulation (:func:`engine.simulate.run_prepared`) and, with ``n_rules``
-    strategy rows, of their evaluation (:mod:`engine.hedge`), from the sizes alone."""
+    strategy rows, of their evaluation (:mod:`engine.portfolio.hedge`), from the sizes alone."""
     from .compile.layout import N_HEDGE_OUT, N_IV_LEVELS, N_STEP_SUMS
     from .compile.layout import SUMMARY_FIELDS  # not the kernel module: validate needs no numba
     from .compile.compiler import RNG_BLOCK_SIZE

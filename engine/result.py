@@ -228,7 +228,7 @@ class SimulationResult:
 
     @cached_property
     def strategies(self) -> pd.DataFrame:
-        """One row per strategy and parameter set, the unhedged book first (:mod:`engine.hedge`).
+        """One row per strategy and parameter set, the unhedged book first (:mod:`engine.portfolio.hedge`).
         Needs the price paths (``keep_steps=True``) and the scenario's ``strategies:``."""
         return self._strategy_outcomes[0]
 
@@ -240,7 +240,7 @@ class SimulationResult:
 
     @cached_property
     def _strategy_outcomes(self):
-        from .hedge import evaluate_with_paths
+        from .portfolio.hedge import evaluate_with_paths
 
         return evaluate_with_paths(self)
 
@@ -263,17 +263,17 @@ class SimulationResult:
     @cached_property
     def book_greeks(self) -> dict | None:
         """The book's delta, gamma and vega at the fan's prices at the start, middle and end
-        (:func:`engine.book_greeks.book_greeks`); ``None`` without a perp or options, or price paths."""
-        from .book_greeks import book_greeks
+        (:func:`engine.portfolio.greeks.book_greeks`); ``None`` without a perp or options, or price paths."""
+        from .portfolio.greeks import book_greeks
 
         return book_greeks(self)
 
     def strategy_metrics(self) -> dict[str, dict[str, float]] | None:
-        """``{row label: {metric: value}}`` of the hedge table (:data:`engine.hedge.METRICS`), as
+        """``{row label: {metric: value}}`` of the hedge table (:data:`engine.portfolio.hedge.METRICS`), as
         ``--json`` and the notebook show it; ``None`` without strategies or per-step arrays."""
         if self.scenario is None or not self.scenario.strategies or not self.kept_steps:
             return None
-        from .hedge import METRICS, row_label
+        from .portfolio.hedge import METRICS, row_label
 
         return {row_label(row): {m: float(row[m]) for m in METRICS} for _, row in self.strategies.iterrows()}
 

@@ -165,7 +165,7 @@ class Prepared:
     steps: np.ndarray  # (n_steps, N_STEP_FIELDS): one step's drivers side by side in memory
     venue_steps: np.ndarray  # (n_steps, n_venues, N_VENUE_FIELDS)
     grid: np.ndarray  # the bankruptcy grid + [log(grid[0]), cells per unit log price]
-    # empty for a simulation; replaying an observed path (engine.replay), the log price at the end
+    # empty for a simulation; replaying an observed path (engine.history.replay), the log price at the end
     # of every step, with the impact coefficients in ``drivers`` set to 0
     replay: np.ndarray = field(default_factory=lambda: np.empty(0))
 
@@ -407,7 +407,7 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
 def run_prepared(prep: Prepared, scenario=None, n_jobs: int = 1, *, chunk_paths: int | None = None,
                  keep_steps: bool = True, progress: bool = False, started: float | None = None):
     """:func:`run` from a :class:`Prepared` (its ``compiled.n_paths`` paths): for callers that change
-    what the kernel reads (:mod:`engine.replay`). ``scenario`` is kept on the result."""
+    what the kernel reads (:mod:`engine.history.replay`). ``scenario`` is kept on the result."""
     from .nb.kernel import N_STRESS, N_SUMMARY
     from .result import SimulationResult
 

@@ -193,7 +193,7 @@ Option vols that follow the path (model v6: the dealers' implied vol; ``/work/sp
   step and for the starting hedge): linear in log price on the two levels around ``ln iv``, then
   linear in ``ln iv`` between them (:func:`dealer_hedge`).
 
-Replay (:mod:`engine.replay`): given the log price at the end of every step, the path follows it
+Replay (:mod:`engine.history.replay`): given the log price at the end of every step, the path follows it
 instead of its exogenous moves, and flows and liquidations have no impact (``c_t = l_t = lam_t =
 0``: the observed price already holds their effect) and the path between two closes is the
 straight line; the rest of the step is unchanged. The reference then also records the book's

@@ -1,4 +1,4 @@
-"""Shock attribution (``engine.attribute``, ``cascade attribute``; module ``engine.attribution``).
+"""Shock attribution (``engine.attribute``, ``cascade attribute``; module ``engine.analysis.attribution``).
 
 Each shock's effect is the scenario minus the scenario without it, on the same random numbers:
 checked against independent ``engine.run`` calls; a shock that does nothing has an effect of
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import engine
-from engine.attribution import attribute
+from engine.analysis.attribution import attribute
 from engine.results.store import load_run
 
 from conftest import ROOT
@@ -147,6 +147,6 @@ def test_cli_refuses_what_it_cannot_attribute(tmp_path, doc_change, message):
 
 
 def test_the_package_exports_the_function():
-    import engine.attribution  # noqa: F401  (the module is engine.attribution, so engine.attribute stays the function)
+    import engine.analysis.attribution  # noqa: F401  (the module is engine.analysis.attribution, so engine.attribute stays the function)
 
     assert engine.attribute is attribute and callable(engine.attribute)

@@ -25,7 +25,7 @@ import pytest
 from conftest import ROOT
 
 import engine
-from engine.book_greeks import render_book_greeks
+from engine.portfolio.greeks import render_book_greeks
 from engine.cli import main
 from engine.errors import ScenarioError
 from engine.options import black_scholes as bs
@@ -94,7 +94,7 @@ def test_the_shipped_example_is_the_yaml_book_exactly(typed_example, capsys):
 
 
 def test_the_raw_data_callers_reload_holds_the_parsed_book():
-    """engine.breakpoint and the sweeps reload the loader's raw data with changes: the file is not
+    """engine.analysis.breakpoint and the sweeps reload the loader's raw data with changes: the file is not
     read again, and the book is the same."""
     import copy
 
@@ -350,7 +350,7 @@ def test_book_delta_at_the_spot_is_spot_perp_and_black_scholes_deltas(tiny_scena
     assert start["delta_btc"] == pytest.approx(delta, rel=1e-12)
     assert start["gamma_btc_per_pct"] == pytest.approx(gamma, rel=1e-12)
     assert start["vega_usd_per_vol_pt"] == pytest.approx(vega, rel=1e-12)
-    from engine.hedge import _btc_delta
+    from engine.portfolio.hedge import _btc_delta
 
     assert _btc_delta(result.compiled) == pytest.approx(delta, rel=1e-12)  # what hedge ratios size
 
@@ -365,7 +365,7 @@ def test_greeks_follow_the_fan_and_drop_a_liquidated_perp(tmp_path):
                                                                                           "p95")]
     assert end[0]["time"] == "2026-02-02T00:00:00Z"
     pf = result.compiled.portfolio
-    from engine.margin import liquidation_price
+    from engine.portfolio.margin import liquidation_price
 
     liq = liquidation_price(pf.perp_entry_usd, pf.perp_leverage, pf.perp_mmr, "long")
     for p in section["points"]:

@@ -1,4 +1,4 @@
-"""Reverse stress test (engine.breakpoint, `cascade breakpoint`): the breakpoint brackets the
+"""Reverse stress test (engine.analysis.breakpoint, `cascade breakpoint`): the breakpoint brackets the
 threshold, evaluations are common random numbers, the answer matches a direct scan, and the
 Monte Carlo interval behaves."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.breakpoint import _Key, find_breakpoint
+from engine.analysis.breakpoint import _Key, find_breakpoint
 from engine.errors import ScenarioError
 from engine.scenario.canonical import to_plain
 from engine.scenario.loader import load_scenario

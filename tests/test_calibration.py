@@ -61,7 +61,7 @@ def test_order_statistic_se_matches_the_asymptotic_error_of_a_median():
 
 
 def test_real_window_labels_closes_by_their_close_time(hourly):
-    from engine.backtest import load_ohlcv
+    from engine.history.data import load_ohlcv
 
     real = ct.real_window(load_ohlcv(hourly), "2026-01-29", "2026-02-12")
     assert real.index[0] == pd.Timestamp("2026-01-29", tz="UTC") and real.iloc[0] == pytest.approx(89_300.0)
@@ -71,8 +71,8 @@ def test_real_window_labels_closes_by_their_close_time(hourly):
 
 
 def test_the_february_targets_come_from_the_facts_file(hourly, facts):
-    from engine.backtest import load_ohlcv
-    from engine.replay import load_facts
+    from engine.history.data import load_ohlcv
+    from engine.history.data import load_facts
 
     data = load_facts(facts)
     targets = {t.name: t for t in ct.feb_2026_targets(data, load_ohlcv(hourly))}
@@ -219,7 +219,7 @@ def test_the_calm_baseline_is_calm(hourly):
     0.08 or more), no trend in the returns (|lag-1 autocorrelation| <= 0.03) and no drift (median
     terminal price within 3% of spot)."""
     import engine
-    from engine.backtest import load_ohlcv
+    from engine.history.data import load_ohlcv
     from engine.calibration.stylised import compare
 
     result = engine.run(ROOT / "scenarios" / "calm-baseline.yaml", n_paths=2000, n_jobs=2)
@@ -360,7 +360,7 @@ def test_no_calm_leaves_the_calm_year_out_of_the_fit(capsys, tmp_path, hourly, f
 
 def test_calm_targets_leave_the_crashes_out(hourly):
     """The calm year's windows skip those touching a crash; its medians are a calm market's."""
-    from engine.backtest import load_ohlcv
+    from engine.history.data import load_ohlcv
 
     closes = load_ohlcv(hourly)
     every = {t.name: t for t in ct.calm_targets(closes, 336, exclude=())}

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def recovered(hourly, facts):
     """Observations made by the model at known parameters (seed A), fitted back from the
     scenario's values on another seed (B)."""
-    from engine.replay import load_facts
+    from engine.history.data import load_facts
 
     # constant volatility: under clustering each path's own regime moves its realised vol, and the
     # February targets alone then pin the long-run level loosely (the calm year's targets do that)

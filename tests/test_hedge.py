@@ -10,7 +10,7 @@ import pytest
 
 import engine
 from engine.cli import main
-from engine.hedge import evaluate
+from engine.portfolio.hedge import evaluate
 from engine.options import black_scholes as bs
 
 EXPIRY = "2026-01-30T12:00:00Z"  # inside the tiny scenario's 2-day horizon (step 35)
@@ -242,7 +242,7 @@ def _exportable(tiny):
 
 @pytest.mark.slow
 def test_every_row_exports_to_a_vectorbt_portfolio_with_the_engines_value_and_drawdown(tiny_scenario):
-    from engine.hedge import to_vectorbt
+    from engine.portfolio.hedge import to_vectorbt
     from engine.compile.layout import HedgeOut
 
     r = engine.run(engine.load_scenario(_exportable(tiny_scenario)), seed=3)
@@ -258,7 +258,7 @@ def test_every_row_exports_to_a_vectorbt_portfolio_with_the_engines_value_and_dr
 
 
 def test_vectorbt_export_refuses_what_it_cannot_book(tiny_scenario):
-    from engine.hedge import to_vectorbt
+    from engine.portfolio.hedge import to_vectorbt
 
     data = _exportable(tiny_scenario)
     data["market"] = dict(tiny_scenario["market"])  # the default funding rate
@@ -274,7 +274,7 @@ def test_contracts_marked_once_for_all_rows_or_row_by_row_give_the_same_bits(tin
     """Fixed contracts are marked once per (path, step) for every row holding them; with no room
     for those marks (``MARKS_BUDGET_BYTES = 0``) every row is marked by the general kernel, on the
     path's own ATM vols: the same numbers, bit for bit."""
-    import engine.hedge as hedge
+    import engine.portfolio.hedge as hedge
 
     rules = [{"rule": "put_spread", "long_strike_usd": "86k", "short_strike_usd": "78k", "size_btc": 3,
               "tenor": "30d"},
@@ -315,7 +315,7 @@ def _mixed(tiny, with_perp=True):
 def test_the_fixed_contract_kernel_gives_the_general_kernels_numbers(tiny_scenario, monkeypatch, with_perp):
     """Rows holding only fixed contracts go through ``evaluate_fixed_nb``, which shares the path's
     marks between rows; forcing ``evaluate_nb`` for every row gives the same numbers, bit for bit."""
-    from engine import hedge
+    from engine.portfolio import hedge
     from engine.nb import hedge as nbh
 
     r, _ = _mixed(tiny_scenario, with_perp)
@@ -338,7 +338,7 @@ def test_rows_evaluated_in_any_chunks_and_order_are_the_same(tiny_scenario, monk
     """A sweep may evaluate its rows in chunks (each with the unhedged row first): every row comes
     out bit for bit as in one call, whatever the chunk, its order, and however the tables are
     split to fit ``MARKS_BUDGET_BYTES``."""
-    from engine import hedge
+    from engine.portfolio import hedge
 
     r, scenario = _mixed(tiny_scenario)
     prices, lows, funding = r._raw["price"], r.per_path["min_price"].to_numpy(), r._raw["funding"]
@@ -365,7 +365,8 @@ def test_rows_evaluated_in_any_chunks_and_order_are_the_same(tiny_scenario, monk
 def test_backtest_on_a_regular_csv_matches_closed_forms(tiny_scenario, tmp_path, write_yaml):
     import pandas as pd
 
-    from engine.backtest import backtest, load_ohlcv
+    from engine.history.backtest import backtest
+    from engine.history.data import load_ohlcv
 
     times = pd.date_range("2024-01-01", periods=200, freq="D", tz="UTC")
     close = 40_000 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.03, 200)))

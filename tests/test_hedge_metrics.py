@@ -1,4 +1,4 @@
-"""The hedge metrics' one definition (``engine.hedge_metrics``).
+"""The hedge metrics' one definition (``engine.portfolio.metrics``).
 
 * The direct evaluator gives, bit for bit, the figures written out with numpy (VaR and ES as
   minus a percentile / tail mean, the differences with the unhedged row, effectiveness NaN where
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import hedge_metrics as hm
+from engine.portfolio import metrics as hm
 
 
 def _rows(rng, n_rows=5, n=997):
@@ -68,7 +68,7 @@ def test_each_formula_is_the_same_on_floats_and_on_arrays():
 
 def test_each_metric_reads_the_statistics_its_formula_names():
     """The error bars of a run resample only what VaR, ES and d_es99 read: the PnL's tails."""
-    from engine.hedge_metrics import statistics_of
+    from engine.portfolio.metrics import statistics_of
     from engine.results.risk import STRATEGY_METRICS
 
     assert statistics_of(STRATEGY_METRICS) == ["pnl_q05", "pnl_tail05", "pnl_q01", "pnl_tail01"]

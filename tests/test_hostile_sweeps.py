@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import sweep as sw
+from engine.sweep import folder as sweep_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "scenarios" / "ci" / "ci-feb-2026-small.yaml"
@@ -57,13 +57,13 @@ def test_a_sweep_too_large_for_memory_is_refused_before_its_folder(grid_file, tm
 
 def test_a_second_sweep_into_a_locked_folder_is_refused_naming_the_holder(grid_file, tmp_path):
     out = tmp_path / "locked"
-    lock = sw._FolderLock(out)
+    lock = sweep_folder.FolderLock(out)
     lock.acquire()
     try:
         proc = _sweep(grid_file, out)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert "another sweep is running" in proc.stderr and f"pid {os.getpid()}" in proc.stderr
-        assert sorted(p.name for p in out.iterdir()) == [sw.LOCK_NAME]  # nothing of the refused sweep
+        assert sorted(p.name for p in out.iterdir()) == [sweep_folder.LOCK_NAME]  # nothing of the refused sweep
     finally:
         lock.release()
     assert not out.exists() or not any(out.iterdir())
@@ -75,15 +75,15 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_note(tmp_path, caps
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     record = {"pid": int(dead.stdout), "host": os.uname().nodename, "started": "2026-01-01T00:00:00Z",
               "command": "cascade sweep grid.yaml"}
-    (out / sw.LOCK_NAME).write_text(json.dumps(record))
-    lock = sw._FolderLock(out)
+    (out / sweep_folder.LOCK_NAME).write_text(json.dumps(record))
+    lock = sweep_folder.FolderLock(out)
     lock.acquire()
     try:
         assert "taking over the lock" in capsys.readouterr().err
-        assert json.loads((out / sw.LOCK_NAME).read_text())["pid"] == os.getpid()
+        assert json.loads((out / sweep_folder.LOCK_NAME).read_text())["pid"] == os.getpid()
     finally:
         lock.release()
-    assert not (out / sw.LOCK_NAME).exists()
+    assert not (out / sweep_folder.LOCK_NAME).exists()
 
 
 def _children(pid: int) -> set[int]:
@@ -166,7 +166,7 @@ def test_a_terminated_sweep_leaves_no_worker_and_no_lock(grid_file, tmp_path):
     try:
         assert proc.returncode == 130 and "interrupted" in text and "Traceback" not in text, text
         assert not _survivors(workers, 3), "worker processes survived the sweep"
-        assert not (out / sw.LOCK_NAME).exists()
+        assert not (out / sweep_folder.LOCK_NAME).exists()
         assert not list(out.glob(".shared-*"))
     finally:
         _reap(proc, workers)

@@ -1099,7 +1099,7 @@ def test_an_adl_in_a_round_spares_the_positions_closed_before_it():
 
 
 # ----------------------------------------------------------------------------- replay
-# The kernel replaying an observed path (engine.replay) against the reference replaying it. The
+# The kernel replaying an observed path (engine.history.replay) against the reference replaying it. The
 # observed path is path 0 of the case's own simulation (its float32 closes): it holds the jumps,
 # cascades, margin hikes and breaker trips each case was built for.
 REPLAYED = ["cascade", "margin-hike", "exchange-failure", "relief-rally", "rich", "tiered-crash", "clustering",
@@ -1111,7 +1111,7 @@ def _replay_case(name: str) -> Case:
     if name not in _REPLAYS:
         import pandas as pd
 
-        from engine.replay import replay
+        from engine.history.replay import replay
 
         sim = _case(name).kernel
         step = sim.timeline[1] - sim.timeline[0]

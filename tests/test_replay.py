@@ -1,7 +1,7 @@
-"""Replay (``engine.replay``, ``cascade replay``): the book and the flows along an observed path.
+"""Replay (``engine.history.replay``, ``cascade replay``): the book and the flows along an observed path.
 
 Synthetic paths on a quiet book (no behavioural flow, no funding, a fund that never runs dry)
-check the book against liquidation prices computed here with :mod:`engine.margin`: a replay step's
+check the book against liquidation prices computed here with :mod:`engine.portfolio.margin`: a replay step's
 path is the straight line between its two closes, so a cell is liquidated in the step whose close
 first reaches its trigger, fills at that trigger (or the step's open, had it opened beyond it) less
 the venue's slippage, and never again; open interest is what is left, at the close. A simulation
@@ -24,12 +24,12 @@ import pytest
 import engine
 import sim_fixtures
 from conftest import SHARED_DATA
-from engine.backtest import load_ohlcv
+from engine.history.data import load_ohlcv
 from engine.cli import main
 from engine.compile.compiler import compile_scenario
 from engine.compile.layout import Driver
-from engine.margin import liquidation_price
-from engine.replay import FLOW_COLUMNS, replay
+from engine.portfolio.margin import liquidation_price
+from engine.history.replay import FLOW_COLUMNS, replay
 from engine.simulate import prepare, run_prepared
 
 START = pd.Timestamp(sim_fixtures.START)
@@ -69,7 +69,7 @@ def fall_then_rise(low=0.72, high=1.25, down=40, up=60) -> np.ndarray:
 
 
 def triggers(result):
-    """Every cell of the replayed book with its liquidation price from engine.margin (bankruptcy
+    """Every cell of the replayed book with its liquidation price from engine.portfolio.margin (bankruptcy
     price P_b is reached by an entry at 2x: E = P_b / (1 -+ 1/2)): (side, size BTC, trigger USD)."""
     c = result.simulation.compiled
     grid = c.book_bankruptcy_usd
@@ -229,7 +229,7 @@ CASCADING = sim_fixtures.with_shocks(
 
 def straight_line(data: dict, seed: int):
     """One simulated path of ``data`` whose steps run along the straight line from their open to
-    their close, as a replay's do (engine.replay): the Brownian bridge switched off, so a step's low
+    their close, as a replay's do (engine.history.replay): the Brownian bridge switched off, so a step's low
     and high are its open and its close, moved by its cascade's impact like the close."""
     scn = engine.load_scenario(sim_fixtures.patched(data, {"seed": seed, "n_paths": 1}))
     prep = prepare(compile_scenario(scn, n_paths=1, seed=seed))

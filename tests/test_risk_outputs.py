@@ -126,7 +126,7 @@ def test_errors_go_into_json_csv_and_text(large):
     assert es99.value.item() == large.uncertainty["strategies"]["put_80k"]["es99"]["se"]
     touch = rows[(rows.section == "market") & (rows.name == "prob_touch_66900")]
     assert set(touch.statistic) == {"value", "se", "ci95_low", "ci95_high"}
-    from engine.report_text import render_risk_errors, render_run
+    from engine.results.text import render_risk_errors, render_run
 
     text = render_risk_errors(large.strategies, large.uncertainty, large.n_paths)
     assert max(len(line) for line in text.splitlines()) <= 150

@@ -6,7 +6,7 @@
 * determinism: a run is a pure function of (scenario, seed), bit for bit, whatever the number of
   threads or the chunking, and a path's numbers do not depend on how many paths are run;
 * liquidation prices: the exchange worked examples (``../shared/data/reference``) reproduced by
-  :func:`engine.margin.liquidation_price`, and the kernel liquidating a single position exactly
+  :func:`engine.portfolio.margin.liquidation_price`, and the kernel liquidating a single position exactly
   when the price crosses the mark-price liquidation price it gives.
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 import engine
-from engine.margin import bankruptcy_price, liquidation_price
+from engine.portfolio.margin import bankruptcy_price, liquidation_price
 from engine.compile.layout import FLOW_FIELDS, SUMMARY_FIELDS
 from engine.result import SUMMARY_METRICS
 

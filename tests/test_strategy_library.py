@@ -384,7 +384,7 @@ def test_no_engine_module_outside_the_rules_branches_on_rule_names():
         lines = _branches_on_rule_names(ast.parse(path.read_text(encoding="utf-8")))
         offenders += [f"{path.relative_to(ROOT)}:{line}" for line in lines]
     assert offenders == [], "dispatch through engine.strategies.RULES instead: " + ", ".join(offenders)
-    hedge = (ROOT / "engine" / "hedge.py").read_text(encoding="utf-8")
+    hedge = (ROOT / "engine" / "portfolio" / "hedge.py").read_text(encoding="utf-8")
     assert "s.rule ==" not in hedge and "s.rule in" not in hedge
 
 

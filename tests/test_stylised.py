@@ -226,7 +226,7 @@ def test_compare_refuses_mismatched_data(tiny_run):
 def test_compare_on_the_real_hourly_data(shared_data):
     from conftest import SCENARIOS
 
-    from engine.backtest import load_ohlcv
+    from engine.history.data import load_ohlcv
 
     close = select_period(load_ohlcv(shared_data / HOURLY), "2025-11-01", "2026-01-28")
     run = engine.run(SCENARIOS / "calm-baseline.yaml", n_paths=256, keep_steps=True)

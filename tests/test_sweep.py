@@ -24,6 +24,7 @@ import pytest
 
 import engine
 from engine import sweep as sw
+from engine.sweep import chunks as sweep_chunks, run as sweep_run
 from engine.cli import main
 from engine.errors import RunFolderError, ScenarioError
 
@@ -90,7 +91,7 @@ def test_layout_of_a_product_grid(scenario, reference):
 
 def test_rows_equal_a_plain_run_of_that_point(scenario, reference):
     """Each row is what `engine.run` + the hedge table give for its point and parameters."""
-    from engine.hedge import evaluate
+    from engine.portfolio.hedge import evaluate
 
     sc = engine.load_scenario(scenario.model_dump(mode="json") | {"sweep": None},
                               ["shocks[metals_selloff].moves[0].move=-0.34"])
@@ -162,13 +163,13 @@ def test_a_strategy_only_sweep_is_simulated_once(one_point, one_point_reference,
 
     failures = iter([RuntimeError("no simulation in the parent")])
 
-    def base_run(plan, _real=sw._base_run):
+    def base_run(plan, _real=sweep_run._base_run):
         for error in failures:  # the first call (before the chunks) fails, the next (the run folder) works
             raise error
         return _real(plan)
 
-    monkeypatch.setattr(sw, "_base_run", base_run)
-    sw._CACHE.clear()
+    monkeypatch.setattr(sweep_run, "_base_run", base_run)
+    sweep_chunks._CACHE.clear()
     calls.clear()
     got = sw.run_sweep(one_point, out=tmp_path / "workers", n_jobs=1, chunk_size=2, report=False)
     assert len(calls) == 2  # the chunks' own simulation, then the run folder's base point
@@ -217,14 +218,14 @@ def test_a_folder_of_another_sweep_is_refused(scenario, tmp_path):
 
 
 def test_failures_are_collected_with_parameters_and_traceback(scenario, reference, tmp_path, monkeypatch):
-    real = sw._simulate
+    real = sweep_chunks._simulate
 
     def flaky(plan, point, threads):
         if point == 1:
             raise FloatingPointError("the model blew up at this point")
         return real(plan, point, threads)
 
-    monkeypatch.setattr(sw, "_simulate", flaky)
+    monkeypatch.setattr(sweep_chunks, "_simulate", flaky)
     with pytest.raises(FloatingPointError):
         sw.run_sweep(scenario, out=tmp_path / "raise", n_jobs=1, chunk_size=3, report=False)
     done = list((tmp_path / "raise" / "chunks").glob("*.json"))
@@ -353,7 +354,7 @@ def test_order_of_the_top_table(capsys, grid_file, tmp_path):
     t = engine.load_run(tmp_path / "o").tables["sweep"]
     assert f"{t['market.min_price.p50'].max():,.0f}" in high.split("best 2")[1]
     assert f"{t['market.min_price.p50'].max():,.0f}" not in low.split("best 2")[1]
-    assert sw.lowest_first("es99") and not sw.lowest_first("pnl_mean")
+    assert sweep_run.lowest_first("es99") and not sweep_run.lowest_first("pnl_mean")
 
 
 def test_the_sweep_report_says_which_point_its_charts_show_and_where_the_hedges_are(reference):

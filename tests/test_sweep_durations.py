@@ -22,7 +22,7 @@ import engine
 from engine import sweep as sw
 from engine.cli import main
 from engine.errors import ScenarioError
-from engine.hedge import evaluate, row_label, variants
+from engine.portfolio.hedge import evaluate, row_label, variants
 from engine.results import _prep as prep
 from engine.scenario.canonical import scenario_json_schema, to_plain
 from engine.scenario.grid import expand_grid, sweep_dimensions

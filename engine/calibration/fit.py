@@ -254,7 +254,7 @@ def simulate_plain(plain: dict, n_paths: int, seed: int, n_jobs: int):
 
 def replay_plain(plain: dict, candles: pd.Series):
     """The book and flows of the scenario ``plain`` replayed along the observed ``candles`` over its horizon."""
-    from ..replay import replay
+    from ..history.replay import replay
     from ..scenario.loader import load_scenario
 
     return replay(load_scenario(plain), candles)
@@ -307,7 +307,7 @@ def calibrate(scenario, targets: list[Target], real_path: pd.Series | None = Non
               episodes: tuple[Episode, ...] = ()) -> Calibration:
     """Fit ``names`` (default: :data:`DEFAULT_PARAMETERS`) of ``scenario`` (a loaded scenario) to
     ``targets``, with ``real_path`` (closes labelled by close time) for the fan coverage term and
-    ``candles`` (closes by candle start, as :func:`engine.backtest.load_ohlcv` reads them) for the
+    ``candles`` (closes by candle start, as :func:`engine.history.data.load_ohlcv` reads them) for the
     replay targets; ``episodes`` (:class:`Episode`) are fitted jointly, with the shared mechanics.
 
     ``design_points`` Sobol points first (a power of two is best), then Nelder-Mead until

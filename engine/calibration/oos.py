@@ -207,7 +207,7 @@ def oct_2025_targets(reference_csv: str | Path, start="2025-10-10T20:00:00Z", *,
     """The October 2025 figures as targets over the first 24 hours from ``start``: reported only
     (weight 0), or with ``fitted`` the weights of :data:`OCT_WEIGHTS` for the joint fit.
 
-    ``closes`` (hourly closes by candle start, as :func:`engine.backtest.load_ohlcv` reads them)
+    ``closes`` (hourly closes by candle start, as :func:`engine.history.data.load_ohlcv` reads them)
     adds the close of the wick's hour (21:00 UTC): the move healed within the hour. The
     failure-window share (``$6.93B in 40 minutes`` of the 24 hours' total) is read from the data
     README beside the reference table, the only place that states it."""

@@ -73,8 +73,8 @@ def run_calibration(scenario_path, *, data, facts, reference=None, oos_scenarios
                     design_points: int = 32, max_evals: int = 160, stylised_data=None, overrides=(),
                     out=None, write_params: str | Path | None = None, progress=None,
                     calm: bool = True, identify: bool | None = None) -> CalibrationRun:
-    from ..backtest import load_ohlcv
-    from ..replay import load_facts
+    from ..history.data import load_ohlcv
+    from ..history.data import load_facts
     from ..scenario.canonical import to_plain
     from ..scenario.loader import load_scenario
 

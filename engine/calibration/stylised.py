@@ -302,7 +302,7 @@ def _real_returns(real_close: pd.Series, step_seconds: float) -> tuple[np.ndarra
     if len(close) < 3:
         raise ValueError(f"the real series has {len(close)} closes, at least 3 needed")
     if not isinstance(close.index, pd.DatetimeIndex):
-        raise ValueError("the real closes need a DatetimeIndex (see engine.backtest.load_ohlcv)")
+        raise ValueError("the real closes need a DatetimeIndex (see engine.history.data.load_ohlcv)")
     data_step = (close.attrs.get("step") or pd.Series(close.index).diff().mode().iloc[0]).total_seconds()
     ratio = step_seconds / data_step
     if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-9:

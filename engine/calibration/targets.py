@@ -35,7 +35,7 @@ class Target:
     ``statistic(sim)`` returns one value per path. ``scale`` is the miss that counts as one unit in
     the objective: in log units when ``log`` (0.05 = 5%), else in the statistic's own units.
     ``weight`` multiplies its squared miss (0 = reported, not fitted). ``on="replay"`` targets
-    read :class:`engine.replay.ReplayResult` (the book and flows along the real path) instead:
+    read :class:`engine.history.replay.ReplayResult` (the book and flows along the real path) instead:
     liquidations and open interest *given* the observed prices, where a simulation can only say
     how likely such a day was.
     """

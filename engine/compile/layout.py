@@ -61,7 +61,7 @@ INSURANCE_FUND_USD         the venue's insurance fund at the start (USD; read at
 
 ``params[Param.X]``: scalars, listed in :data:`PARAM_FIELDS`.
 
-The strategy kernel (:mod:`engine.nb.hedge`; :mod:`engine.hedge` builds and reads its arrays) indexes
+The strategy kernel (:mod:`engine.nb.hedge`; :mod:`engine.portfolio.hedge` builds and reads its arrays) indexes
 its per-row and per-contract arrays the same way, by the enums at the end of this module:
 
 ==================================  ===========================================================
@@ -71,7 +71,7 @@ array                               meaning
                                     RISK_REVERSAL_25D and TERM_SLOPE side by side
 ``leg_size[v, Leg.X]``              row ``v``'s option legs (likewise ``leg_kind``, ``leg_strike``,
                                     ..., and ``leg_table``: the leg's fixed contract, -1 for none):
-                                    FIRST, SECOND, in the order ``engine.hedge.variants`` gives them
+                                    FIRST, SECOND, in the order ``engine.portfolio.hedge.variants`` gives them
 ``c_kind[c]``, ``c_strike[c]``,     fixed contract ``c``: put (0) or call (1), strike (USD),
 ``c_expiry[c]``                     expiry (years from the start)
 ``atm_paths[p, t]``                 path ``p``'s ATM implied vol at the end of step ``t``
@@ -296,9 +296,9 @@ CONTROL_FIELDS = (
     "DELEV_FUNDING",  # cut when the funding rate per interval falls to this (NaN = no trigger)
 )
 TRACE_FIELDS = ("SPOT", "BOOK", "HEDGE")  # then the options held, then one per contract of each leg
-# the strategy kernel's inputs: the vol surface per step (engine.hedge._surface stacks these Step rows)
+# the strategy kernel's inputs: the vol surface per step (engine.portfolio.hedge._surface stacks these Step rows)
 SURFACE_FIELDS = ("ATM_IV", "RISK_REVERSAL_25D", "TERM_SLOPE")
-# option legs of a row (columns of leg_kind, leg_size, ..., leg_table), as engine.hedge.variants orders
+# option legs of a row (columns of leg_kind, leg_size, ..., leg_table), as engine.portfolio.hedge.variants orders
 # them: the bought put first, then a put spread's sold put or a collar's sold call
 LEG_FIELDS = ("FIRST", "SECOND")
 # a fixed contract's mark table per (grid price, step): its value and its derivative in log price

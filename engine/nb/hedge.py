@@ -40,7 +40,7 @@ premium received for the legs sold (a collar's call), plus every trade's costs; 
 sold back at a roll is not premium.
 
 Two kernels compute these outputs. :func:`evaluate_nb` takes every rule, one (variant, path) per
-task, and can trace one of them (:func:`engine.hedge.to_vectorbt`). :func:`evaluate_fixed_nb`
+task, and can trace one of them (:func:`engine.portfolio.hedge.to_vectorbt`). :func:`evaluate_fixed_nb`
 takes the rows that hold only fixed contracts (a fixed strike, no roll; ``leg_table`` numbers
 them) without a dynamic hedge or a deleverage rule, the rows of a typical sweep: it prices their
 opening trades once (they are the same on every path), marks each distinct contract once per (path, step) and
@@ -146,7 +146,7 @@ def evaluate_nb(prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_teno
         p = task % n_paths
         strike = np.empty(n_legs)
         expiry = np.empty(n_legs)
-        tracing = v == trace_v and p == trace_p  # record marks and trades (engine.hedge.to_vectorbt)
+        tracing = v == trace_v and p == trace_p  # record marks and trades (engine.portfolio.hedge.to_vectorbt)
         rolls = np.zeros(n_legs, dtype=np.int64)  # a leg's contracts alternate between two columns
         leg_col0 = Trace.HEDGE + 1 + n_held
         per_leg = max(1, (marks.shape[1] - leg_col0) // max(n_legs, 1))  # columns (contracts) per traced leg

@@ -96,7 +96,7 @@ are inlined (:data:`engine.nb.config.jit_inline`: numba inlines a call of at mos
 so state goes in and out as tuples); those behind the rare-event flag, or once per path, are
 calls. Every input and output index is a namedtuple of :mod:`engine.compile.layout`.
 
-Replay (:mod:`engine.replay`): with a non-empty ``replay`` array the log price at the end of step
+Replay (:mod:`engine.history.replay`): with a non-empty ``replay`` array the log price at the end of step
 ``t`` is ``replay[t]`` instead of step 2's move (the draws are made and unused), and the caller has
 zeroed the impact coefficients and set BRIDGE to infinity, so steps 5 and 7 move nothing and the
 step's low and high are its two closes: liquidations take every crossed cell in one round, each at
@@ -1210,7 +1210,7 @@ def simulate_nb(steps, venue_steps, params, grid, long0, short0, long_entry0, sh
     thread idles long at the end of a run. ``flows[k]`` is task ``k``'s sum: the caller adds the
     tasks of a block in order, so the sums never depend on which thread ran what.
 
-    ``replay`` is empty for a simulation. Replaying an observed path (:mod:`engine.replay`), it
+    ``replay`` is empty for a simulation. Replaying an observed path (:mod:`engine.history.replay`), it
     holds the log price at the end of every step: that price replaces the step's exogenous move
     (the draws are made and unused), and the caller has set the impact coefficients
     (``Driver.SQRT_COEF``, ``LINEAR_COEF``, ``PERMANENT_COEF``) to 0 and ``BRIDGE`` to infinity, so

@@ -491,7 +491,7 @@ _DATE_COLORS = {"start": "#777777", "middle": "#1f77b4", "end": "#b8433a"}
 
 def book_greeks(run) -> Chart | Skip:
     """The book's delta, gamma and vega against the price level at the start, middle and end of the
-    horizon (``metrics.json``'s ``book_greeks``, :mod:`engine.book_greeks`): one line per date, a
+    horizon (``metrics.json``'s ``book_greeks``, :mod:`engine.portfolio.greeks`): one line per date, a
     marker at each of the fan's quantile prices on that date."""
     from plotly.subplots import make_subplots
 

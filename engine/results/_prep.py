@@ -73,7 +73,7 @@ def usd(x: float) -> str:
 
 
 def usd_k(x: float) -> str:
-    """The hedge table's USD format (as engine.report_text's terminal tables): -19.65M, -258.2k, 740."""
+    """The hedge table's USD format (as engine.results.text's terminal tables): -19.65M, -258.2k, 740."""
     return "" if missing(x) else compact_usd_k(float(x))
 
 
@@ -238,7 +238,7 @@ def histogram(values, bins: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
 
 # --------------------------------------------------------------------------- strategies
 def row_labels(strategies: pd.DataFrame) -> list[str]:
-    from ..hedge import row_label
+    from ..portfolio.hedge import row_label
 
     return [row_label(r) for _, r in strategies.iterrows()]
 

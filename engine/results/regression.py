@@ -5,9 +5,9 @@
 * ``market.<metric>.{p05,p50,p95,mean}`` for every market metric of ``SimulationResult.summary()``;
 * ``market.prob_touch_<level>``, ``market.prob_adl``, ``market.prob_bad_debt`` (``probabilities()``);
 * with ``strategies:``, ``strategies.<row>.<metric>`` for every row of the strategies table and
-  every metric of :data:`engine.hedge.METRICS` that is defined there (``d_pnl_mean``/``d_es99`` not
+  every metric of :data:`engine.portfolio.hedge.METRICS` that is defined there (``d_pnl_mean``/``d_es99`` not
   on the unhedged row, ``effectiveness`` only where premium is paid), resampled with the formulas
-  that define it (:mod:`engine.hedge_metrics`). ``<row>`` is the row's
+  that define it (:mod:`engine.portfolio.metrics`). ``<row>`` is the row's
   label made a name: lower case, ``[``/``,`` -> ``__``, ``=`` -> ``_``, a decimal point ``p``, a
   minus sign ``m``: ``put[strike_usd=55000,hedge_ratio=0.5]`` -> ``put__strike_usd_55000__hedge_ratio_0p5``.
 
@@ -131,10 +131,10 @@ def _pick(handle: int):
 
 
 def _strategies(result, bs, specs: list) -> None:
-    """Every strategy row's metrics (:mod:`engine.hedge_metrics`): the rows' statistics registered
+    """Every strategy row's metrics (:mod:`engine.portfolio.metrics`): the rows' statistics registered
     on the bootstrap, and each metric's formula applied to their resampled values."""
-    from ..hedge import row_label
-    from ..hedge_metrics import METRICS, register, resampled
+    from ..portfolio.hedge import row_label
+    from ..portfolio.metrics import METRICS, register, resampled
 
     table, paths = result.strategies, result.strategy_paths
     handles = []  # per row: statistic name -> handle of its resampled values

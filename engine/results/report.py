@@ -234,7 +234,7 @@ def _glance(market: dict, levels: list[float]) -> str:
 
 
 def _metrics_section(run) -> tuple[str, str, str]:
-    from ..report_text import _fmt, _pct
+    from .text import _fmt, _pct
     from ..result import SUMMARY_METRICS
 
     market = run.metrics.get("market", {})
@@ -274,7 +274,7 @@ def _limits_table(limits: list[dict]) -> str:
     """The scenario's limits as ``cascade run`` prints them: status, metric, value, interval, bound."""
     if not limits:
         return ""
-    from ..report_text import _metric_key
+    from .text import _metric_key
 
     rows, cells = [], {}
     for k, lim in enumerate(limits):
@@ -295,7 +295,7 @@ def _limits_table(limits: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------- hedges
-_HEDGE_COLUMNS = (  # engine.report_text.render_strategies, column for column
+_HEDGE_COLUMNS = (  # engine.results.text.render_strategies, column for column
     ("mean PnL", "pnl_mean", prep.usd_k), ("ES95", "es95", prep.usd_k), ("ES99", "es99", prep.usd_k),
     ("VaR99", "var99", prep.usd_k), ("maxDD p95", "max_dd_p95", lambda x: f"{x:.1%}"),
     ("P(liq)", "p_liquidated", lambda x: f"{x:.1%}"), ("premium", "premium", prep.usd_k),

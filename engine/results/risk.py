@@ -81,8 +81,8 @@ def strategy_errors(table, pnl: np.ndarray, seed: int) -> dict:
     """``{row label: {metric: {se, ci95_low, ci95_high}}}`` for :data:`STRATEGY_METRICS` of the
     strategies table ``table`` (the unhedged row first), from each row's per-path PnL ``pnl``
     (``rows x paths``). The unhedged row has no ``d_es99``."""
-    from ..hedge import row_label
-    from ..hedge_metrics import register, resampled, statistics_of
+    from ..portfolio.hedge import row_label
+    from ..portfolio.metrics import register, resampled, statistics_of
     from ._bootstrap import Bootstrap
 
     pnl = np.asarray(pnl, dtype=np.float64)

@@ -1,10 +1,10 @@
 """Hedging rules, one module each: its YAML schema (``Params``) and its translation to the
 strategy kernel's inputs (``translate(params, ctx, variant)``, filling an
-:class:`engine.hedge.Variant` from the parameters and a :class:`Context`).
+:class:`engine.portfolio.hedge.Variant` from the parameters and a :class:`Context`).
 
 ``RULES`` maps a rule name to its module; ``Strategy`` is the discriminated union on ``rule``
 used by the scenario schema's ``strategies:`` list. Adding a rule is adding a module here and
-naming it in both; :func:`engine.hedge.variants` dispatches through ``RULES``. The YAML library
+naming it in both; :func:`engine.portfolio.hedge.variants` dispatches through ``RULES``. The YAML library
 of ready-made hedging programmes that scenarios ``use:`` is the top-level ``strategies/`` folder
 (:mod:`engine.scenario.strategy_files`).
 """

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import ScenarioError
-from ._format import usd_3g
+from ..errors import ScenarioError
+from .._format import usd_3g
 
 __all__ = ["attribute", "Attribution", "shock_label", "RESAMPLES"]
 
@@ -56,8 +56,8 @@ class _Run:
 
 
 def _simulate(scenario, n_paths, seed, n_jobs, keep: bool = False) -> _Run:
-    from .hedge import row_label
-    from .simulate import run
+    from ..portfolio.hedge import row_label
+    from ..simulate import run
 
     result = run(scenario, n_paths=n_paths, seed=seed, n_jobs=n_jobs, keep_steps=keep or bool(scenario.strategies))
     per_path = result.per_path
@@ -204,9 +204,9 @@ def attribute(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     import time
     from pathlib import Path
 
-    from ._params import check_bool, check_callable, check_count, check_overrides, check_scenario, check_seed
-    from .errors import Problem
-    from .results._bootstrap import Bootstrap
+    from .._params import check_bool, check_callable, check_count, check_overrides, check_scenario, check_seed
+    from ..errors import Problem
+    from ..results._bootstrap import Bootstrap
 
     f = "attribute"
     check_scenario(f, "scenario", scenario)
@@ -218,13 +218,13 @@ def attribute(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     keep_result = check_bool(f, "keep_result", keep_result)
     file = None
     if isinstance(scenario, (str, Path)):
-        from .scenario.loader import load_scenario
+        from ..scenario.loader import load_scenario
 
         file = str(scenario)
         scenario = load_scenario(scenario, overrides)
     elif overrides:  # a Scenario object: its resolved data, overridden and validated again (as engine.run does)
-        from .scenario.canonical import to_plain
-        from .scenario.loader import load_scenario
+        from ..scenario.canonical import to_plain
+        from ..scenario.loader import load_scenario
 
         scenario = load_scenario(to_plain(scenario), overrides)
     if scenario.sweep is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .result import SUMMARY_METRICS
-from .scenario.units import format_amount
+from ..result import SUMMARY_METRICS
+from ..scenario.units import format_amount
 
 _FRACTIONS = {"max_drawdown", "open_interest_change"}
 _PRICES = {"min_price", "terminal_price"}
@@ -53,7 +53,7 @@ def render_run(result) -> str:
 
 def _money(x: float) -> str:
     """USD in a table cell: ``19.59M``, ``25.2k``, ``740`` (the report's format, one definition)."""
-    from .results._prep import usd_k
+    from ._prep import usd_k
 
     return usd_k(x)
 
@@ -61,7 +61,7 @@ def _money(x: float) -> str:
 def render_strategies(table) -> str:
     """The hedge comparison: one line per strategy and parameter set, the unhedged book first
     (the tail figures, with their errors, are :func:`render_risk_errors`'s table)."""
-    from .hedge import row_label
+    from ..portfolio.hedge import row_label
 
     head = (f"{'strategy':<28} {'mean PnL':>10} {'premium':>9} {'fair value':>10} {'prem/fair':>9} "
             f"{'maxDD p95':>9} {'P(liq)':>7} {'dES99':>9} {'ES99 saved/$':>12}")
@@ -84,8 +84,8 @@ def render_risk_errors(table, uncertainty: dict, n_paths: int) -> str:
     """The tail figures of the hedge table: VaR and ES at 95% and 99% and dES99 (losses positive,
     USD), each with the half-width of its 95% interval (:mod:`engine.results.risk`), one line per
     row of ``table``."""
-    from .hedge import row_label
-    from .results.risk import RESAMPLES, STRATEGY_METRICS
+    from ..portfolio.hedge import row_label
+    from .risk import RESAMPLES, STRATEGY_METRICS
 
     errors = uncertainty.get("strategies") or {}
     names = {"var95": "VaR95", "es95": "ES95", "var99": "VaR99", "es99": "ES99", "d_es99": "dES99"}
@@ -115,7 +115,7 @@ def _metric_key(name: str) -> str:
 def render_limits(limits: list[dict]) -> str:
     """Each of the scenario's limits: ``ok`` or ``BREACHED``, the value (and its 95% interval
     where the run has one) and the bound."""
-    from .results._prep import fmt_value
+    from ._prep import fmt_value
 
     width = max(len(lim["metric"]) for lim in limits)
     lines = ["limits (the value, its 95% interval where known, and the bound; a bound inside the interval "

@@ -19,7 +19,7 @@ simulated price path, with :func:`engine.nb.hedge.evaluate_nb`, and returns one 
 ``p_touch_<level>``           the market's probability of touching each price level (from below above the start)
 ==========================  ===============================================================
 
-Each metric is defined once, in :mod:`engine.hedge_metrics` (:data:`METRICS`, in the table's
+Each metric is defined once, in :mod:`engine.portfolio.metrics` (:data:`METRICS`, in the table's
 order after the row's label and parameters), as a formula of statistics of the row's per-path
 outcomes and the unhedged row's; :mod:`engine.results.regression` resamples the same formulas.
 
@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import hedge_metrics
-from .compile.layout import (IV_FLOOR, IV_TENOR, N_CONTROLS, N_HEDGE_OUT, N_LEGS, N_ORDER_FIELDS, N_TRACE_FIELDS,
+from . import metrics as hedge_metrics
+from ..compile.layout import (IV_FLOOR, IV_TENOR, N_CONTROLS, N_HEDGE_OUT, N_LEGS, N_ORDER_FIELDS, N_TRACE_FIELDS,
                              SURFACE_FIELDS, Control, HedgeOut, Order)
-from .hedge_metrics import METRICS
+from .metrics import METRICS
 
 __all__ = ["evaluate", "evaluate_paths", "to_vectorbt", "path_to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
 
@@ -87,7 +87,7 @@ def row_label(row) -> str:
 
 def _expanded(strategy, mode: str):
     """The strategy's parameter sets: its inline sweeps, by ``sweep.mode``."""
-    from .scenario.grid import _walk  # the same walk the grid uses
+    from ..scenario.grid import _walk  # the same walk the grid uses
 
     dims = list(_walk(strategy, ""))
     if not dims:
@@ -109,8 +109,8 @@ def _expanded(strategy, mode: str):
 
 def _btc_delta(compiled) -> float:
     """The portfolio's BTC delta at the start: spot, the perp, and options held (Black-Scholes on the
-    vol surface the kernels mark them on, as the book's greeks report it: :mod:`engine.book_greeks`)."""
-    from .book_greeks import start_delta
+    vol surface the kernels mark them on, as the book's greeks report it: :mod:`engine.portfolio.greeks`)."""
+    from .greeks import start_delta
 
     return start_delta(compiled)
 
@@ -120,7 +120,7 @@ def variants(scenario, compiled) -> tuple[list[Variant], list[str]]:
 
     Each rule's module in :data:`engine.strategies.RULES` translates its parameters
     (``translate(params, ctx, variant)``); a rule without one is listed as not evaluated."""
-    from .strategies import RULES, Context
+    from ..strategies import RULES, Context
 
     mode = scenario.sweep.mode if scenario.sweep is not None else "product"
     book_delta = _btc_delta(compiled)
@@ -201,7 +201,7 @@ def _contracts(inputs: dict) -> list[list]:
 def _marks_bytes(compiled, n_contracts: int) -> int:
     """The scratch :func:`engine.nb.hedge.evaluate_fixed_nb` takes per worker for the marks of
     ``n_contracts`` contracts on a block of paths."""
-    from .nb.hedge import PATH_BLOCK
+    from ..nb.hedge import PATH_BLOCK
 
     return n_contracts * compiled.n_steps * PATH_BLOCK * 8
 
@@ -268,8 +268,8 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
     ``evaluate_nb``, bit for bit, tested), the others through ``evaluate_nb``."""
     import numba
 
-    from .nb import hedge as nbh
-    from .nb.config import before_call
+    from ..nb import hedge as nbh
+    from ..nb.config import before_call
 
     prices = np.ascontiguousarray(prices, dtype=np.float64)
     inputs = _kernel_inputs(compiled, vs)
@@ -368,7 +368,7 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
     above the start price (default: the highest of the start and the closes), ``lows`` otherwise."""
     import pandas as pd
 
-    from .result import touched
+    from ..result import touched
 
     n_paths = prices.shape[0]
     skipped = []
@@ -380,7 +380,7 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
                   for i in range(len(vs))]
     table = pd.DataFrame([{"strategy": v.strategy, "rule": v.rule, **{f"param.{k}": val for k, val in v.params.items()}}
                           for v in vs])
-    table = table.assign(**hedge_metrics.metrics(statistics))  # engine.hedge_metrics: the metrics' definition
+    table = table.assign(**hedge_metrics.metrics(statistics))  # engine.portfolio.metrics: the metrics' definition
     spot = compiled.param("SPOT0")
     if highs is None:
         highs = prices.max(axis=1, initial=spot)
@@ -428,7 +428,7 @@ def vectorbt_orders(prices, compiled, scenario, row: int, path: int, funding_rat
     ``size``, ``price``, ``fixed_fees`` (arrays), ``init_cash``, ``freq``, and the kernel's ``out``."""
     import pandas as pd
 
-    from .nb.hedge import evaluate_nb
+    from ..nb.hedge import evaluate_nb
 
     vs, _ = variants(scenario, compiled)
     n_paths = prices.shape[0]

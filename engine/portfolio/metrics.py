@@ -6,14 +6,14 @@ unhedged row (the table's first). The formulas (:data:`FORMULAS`) take both as m
 statistic name to value, and work elementwise on floats and numpy arrays alike, so one
 definition serves two evaluators:
 
-* :func:`engine.hedge._evaluate` computes the statistics on the paths (:func:`row_statistics`,
+* :func:`engine.portfolio.hedge._evaluate` computes the statistics on the paths (:func:`row_statistics`,
   one row at a time) and the formulas on the rows' arrays (:func:`metrics`);
 * :mod:`engine.results.regression` (every metric, for ``cascade check``) and
   :mod:`engine.results.risk` (VaR, ES and ``d_es99``, for a run's error bars) register the
   statistics on a bootstrap over the paths (:func:`register`) and apply the same formulas to
   their resampled values (:func:`resampled`; every row on the same resamples).
 
-The per-path arrays are those of :func:`engine.hedge.evaluate_with_paths`: ``pnl``,
+The per-path arrays are those of :func:`engine.portfolio.hedge.evaluate_with_paths`: ``pnl``,
 ``max_drawdown``, ``liquidated``, ``premium`` and ``payoff``.
 """
 

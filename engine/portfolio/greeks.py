@@ -5,7 +5,7 @@ few dates, the start, the middle and the end of the horizon, at the fan's quanti
 start, the spot), and along a grid of price levels for the report's chart:
 
 * ``delta_btc``: BTC delta: the spot held, the perp's size (0 at a level past its liquidation
-  price, where the perp is gone: :func:`engine.margin.liquidation_price`, the kernels' rule, funding
+  price, where the perp is gone: :func:`engine.portfolio.margin.liquidation_price`, the kernels' rule, funding
   aside) and each option's Black-Scholes delta times its signed size;
 * ``gamma_btc_per_pct``: the change of that delta for a 1% move of the price (gamma x price / 100);
 * ``vega_usd_per_vol_pt``: USD per 1 vol point of implied vol (Black-Scholes vega / 100).
@@ -42,8 +42,8 @@ def has_greeks(portfolio) -> bool:
 
 def _surface(compiled, row: int, atm, levels):
     """The kernels' vol surface at step ``row`` for prices ``levels``, the ATM level ``atm`` (arrays)."""
-    from .compile.layout import IV_FLOOR, IV_TENOR
-    from .options.surface import VolSurface
+    from ..compile.layout import IV_FLOOR, IV_TENOR
+    from ..options.surface import VolSurface
 
     r = np.log(levels / compiled.param("SPOT0"))
     surface = VolSurface(atm=atm, rr25=float(compiled.step("RISK_REVERSAL_25D")[row]),
@@ -57,7 +57,7 @@ def greeks_at(compiled, step: int, levels, atm) -> dict[str, np.ndarray]:
     """The book's greeks at price ``levels`` at the end of step ``step`` (``-1``: the start), with
     the ATM implied vols ``atm`` at those levels; also ``perp_liquidated`` (bool per level)."""
     from .margin import liquidation_price
-    from .options import black_scholes as bs
+    from ..options import black_scholes as bs
 
     pf = compiled.portfolio
     levels = np.asarray(levels, dtype=float)
@@ -162,7 +162,7 @@ def _short(values: np.ndarray) -> list[float]:
 
 def _start_atm(compiled, levels: np.ndarray) -> np.ndarray:
     """The quoted ATM vol moved by ``spot_vol_beta`` for an instant move to each level, floored."""
-    from .compile.layout import IV_FLOOR
+    from ..compile.layout import IV_FLOOR
 
     r = np.log(levels / compiled.param("SPOT0"))
     return np.maximum(compiled.step("ATM_IV")[0] - compiled.param("SURFACE_SPOT_VOL_BETA") * r, IV_FLOOR)

@@ -67,7 +67,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 
-from .errors import InvalidParameterError, Problem, ScenarioError, invalid_parameter
+from ..errors import InvalidParameterError, Problem, ScenarioError, invalid_parameter
 
 __all__ = ["DIRECTIONS", "SCALE_MODES", "BreakpointResult", "Evaluation", "find_breakpoint"]
 
@@ -87,7 +87,7 @@ def _bad(name: str, expected: str, found, *, message: str | None = None, hint: s
 
 def _number(text, name: str) -> float:
     """``56.1k``, ``5%``, ``-2.5B``, ``0.05`` or a number -> float."""
-    from .scenario.sweep import parse_value
+    from ..scenario.sweep import parse_value
 
     try:
         value = parse_value(text)
@@ -114,7 +114,7 @@ class _Key:
 
     @classmethod
     def find(cls, raw: dict, plain: dict, text: str, mode: str) -> _Key:
-        from .scenario.loader import set_path, split_path
+        from ..scenario.loader import set_path, split_path
 
         try:
             tokens = split_path(text)
@@ -190,7 +190,7 @@ class _Key:
         return f"{self.text} = s x {total}{_fmt_value(base)}" + (" (each scaled)" if total else "")
 
     def apply(self, raw: dict, s: float) -> dict:
-        from .scenario.loader import set_path
+        from ..scenario.loader import set_path
 
         data = copy.deepcopy(raw)
         set_path(data, self.path, self.at(s))
@@ -325,7 +325,7 @@ def _fmt_metric(metric: str, x: float) -> str:
 
 
 def _fmt_value(x: float) -> str:
-    from .scenario.units import format_amount
+    from ..scenario.units import format_amount
 
     return format_amount(x) if abs(x) >= 1000 else f"{x:.4g}"
 
@@ -346,7 +346,7 @@ class _Search:
         self.lo = self.cap = 0.0  # the bottom of the range and the farthest scale the search may go
 
     def scenario(self, s: float):
-        from .scenario.loader import load_scenario
+        from ..scenario.loader import load_scenario
 
         try:
             return load_scenario(self.key.apply(self.raw, s))
@@ -375,8 +375,8 @@ class _Search:
         return len(self.cache) < self.max_evals
 
     def evaluate(self, s: float) -> Evaluation:
-        from .results.regression import measure
-        from .simulate import run
+        from ..results.regression import measure
+        from ..simulate import run
 
         s = float(s)
         if s in self.cache:
@@ -451,8 +451,8 @@ class _Search:
 def _data(scenario_or_path, overrides) -> tuple[dict, dict, str]:
     """``(raw, plain, name)``: the data the loader validated (``extends`` merged, ``--set`` applied;
     it is what each evaluation changes and loads again) and the validated values, every default in."""
-    from .scenario.canonical import to_plain
-    from .scenario.loader import load_scenario
+    from ..scenario.canonical import to_plain
+    from ..scenario.loader import load_scenario
 
     if isinstance(scenario_or_path, dict) or not hasattr(scenario_or_path, "model_dump"):
         scenario = load_scenario(scenario_or_path, overrides)
@@ -470,7 +470,7 @@ def _data(scenario_or_path, overrides) -> tuple[dict, dict, str]:
 
 
 def _raw(scenario) -> dict:
-    from .scenario.canonical import to_plain
+    from ..scenario.canonical import to_plain
 
     doc = getattr(scenario, "_source", None)
     return copy.deepcopy(doc.data) if doc is not None else to_plain(scenario)
@@ -478,9 +478,9 @@ def _raw(scenario) -> dict:
 
 def _metric_names(raw: dict, n_paths: int, seed: int, n_jobs: int, keep_steps: bool) -> list[str]:
     """The metric set of the scenario, from a run of one RNG block (the names do not depend on it)."""
-    from .results.regression import measure
-    from .scenario.loader import load_scenario
-    from .simulate import run
+    from ..results.regression import measure
+    from ..scenario.loader import load_scenario
+    from ..simulate import run
 
     result = run(load_scenario(raw), n_paths=min(PROBE_PATHS, n_paths), seed=seed, n_jobs=n_jobs,
                  keep_steps=keep_steps)
@@ -609,7 +609,7 @@ def _check_arguments(scenario_or_path, shock_key, metric, threshold, direction, 
     """:func:`find_breakpoint`'s arguments, checked before any file is read: ``(threshold, tol, n_se,
     max_evals, n_paths, seed, n_jobs, overrides)`` as numbers and a list; raises
     :class:`~engine.errors.InvalidParameterError`."""
-    from ._params import (check_callable, check_choice, check_count, check_number, check_overrides, check_scenario,
+    from .._params import (check_callable, check_choice, check_count, check_number, check_overrides, check_scenario,
                           check_seed)
 
     f = "find_breakpoint"

@@ -24,7 +24,7 @@ depend on the seed's path streams, and runs one path. What the seed decides at c
 daily flows of a generated ETF run) is drawn as for a simulation.
 
 Time. ``prices`` are closes indexed like exchange candles, by the *start* of each interval (the
-00:00 row of an hourly file closes at 01:00), as :func:`engine.backtest.load_ohlcv` returns them.
+00:00 row of an hourly file closes at 01:00), as :func:`engine.history.data.load_ohlcv` returns them.
 Step ``t`` of the replay is row ``t`` of the window: it starts at the row's time and ends at its
 close; the book starts at the close of the row before the window (the scenario's ``spot_usd`` is
 replaced by it). The window is ``[start, end)`` in row times: a date alone means 00:00 UTC for
@@ -50,7 +50,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -59,16 +58,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._atomic import write_with
-from ._format import usd_2f
+from .._atomic import write_with
+from .._format import usd_2f
+from .data import ISO_DATE, fact_day, load_facts
 
-__all__ = ["replay", "ReplayResult", "load_facts", "default_facts", "render_replay", "FLOW_COLUMNS"]
+__all__ = ["replay", "ReplayResult", "render_replay", "FLOW_COLUMNS"]
 
 # the flows the table keeps (USD, sell < 0); liquidations have their own columns
 FLOW_COLUMNS = {"etf": "etf_flow_usd", "deleveraging": "deleveraging_flow_usd", "dealers": "dealer_flow_usd",
                 "miners": "miner_flow_usd", "momentum": "momentum_flow_usd",
                 "new_positions": "new_positions_flow_usd", "forced": "forced_flow_usd", "margin_cuts": "margin_cut_usd"}
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _bound(value, what: str, *, end: bool) -> pd.Timestamp | None:
@@ -82,7 +81,7 @@ def _bound(value, what: str, *, end: bool) -> pd.Timestamp | None:
         ts, whole_day = pd.Timestamp(value), True
     else:
         text = str(value).strip()
-        whole_day = bool(_DATE.fullmatch(text))
+        whole_day = bool(ISO_DATE.fullmatch(text))
         try:
             ts = pd.Timestamp(text)
         except (ValueError, TypeError):
@@ -104,7 +103,7 @@ def _step_of(prices: pd.Series) -> pd.Timedelta:
 def _window(prices: pd.Series, scenario, start, end):
     """The rows replayed, the close before them, the step, and a description of where the window came from."""
     if not isinstance(prices, pd.Series) or not isinstance(prices.index, pd.DatetimeIndex):
-        raise ValueError("prices: expected a pandas Series of closes indexed by time (engine.backtest.load_ohlcv)")
+        raise ValueError("prices: expected a pandas Series of closes indexed by time (engine.history.data.load_ohlcv)")
     if len(prices) < 3:
         raise ValueError(f"prices: {len(prices)} rows, at least 3 needed")
     if prices.index.tz is None:
@@ -140,7 +139,7 @@ def _window(prices: pd.Series, scenario, start, end):
     gaps = np.flatnonzero(np.asarray(rows.index[1:] - rows.index[:-1]) != step.to_timedelta64())
     if gaps.size:
         raise ValueError(f"prices: rows are not regular in time at {rows.index[gaps[0]]} (a gap or a different "
-                         "step): read the file with engine.backtest.load_ohlcv, which fills missing rows")
+                         "step): read the file with engine.history.data.load_ohlcv, which fills missing rows")
     values = rows.to_numpy(dtype=np.float64)
     before = float(prices.iloc[k - 1])
     if not (np.isfinite(values).all() and (values > 0).all() and math.isfinite(before) and before > 0):
@@ -151,9 +150,9 @@ def _window(prices: pd.Series, scenario, start, end):
 def _replayed_scenario(scenario, rows: pd.Series, spot: float, step: pd.Timedelta):
     """The scenario over the window: horizon = the rows at the data's step, spot = the close before,
     one path. Validated again, so events outside the window are reported."""
-    from .errors import ScenarioError
-    from .scenario.canonical import _number_keys
-    from .scenario.loader import load_scenario
+    from ..errors import ScenarioError
+    from ..scenario.canonical import _number_keys
+    from ..scenario.loader import load_scenario
 
     source = getattr(scenario, "_source", None)  # the raw data the loader validated (extends merged, overrides set)
     if source is not None:
@@ -182,12 +181,12 @@ def replay(scenario, prices: pd.Series, start=None, end=None, *, overrides=()) -
     Raises :class:`ValueError` with a message for the user when the window and the data or the
     scenario do not fit.
     """
-    from .compile.compiler import compile_scenario
-    from .compile.layout import Driver
-    from .simulate import bridge_reach, prepare, run_prepared
+    from ..compile.compiler import compile_scenario
+    from ..compile.layout import Driver
+    from ..simulate import bridge_reach, prepare, run_prepared
 
     if isinstance(scenario, (str, Path)):
-        from .scenario.loader import load_scenario
+        from ..scenario.loader import load_scenario
 
         scenario = load_scenario(scenario, overrides)
     rows, spot, step = _window(prices, scenario, start, end)
@@ -238,7 +237,7 @@ class ReplayResult:
 
     @cached_property
     def table(self) -> pd.DataFrame:
-        from .nb.kernel import STRESS_FIELDS
+        from ..nb.kernel import STRESS_FIELDS
 
         sim = self.simulation
         raw = sim._raw  # the replay's own output: the book's margin stress, which only a replay keeps
@@ -337,7 +336,7 @@ class ReplayResult:
         one_day = pd.Timedelta(days=1)
         levels = []
         for entry in derivatives.get("futures_open_interest_usd") or []:
-            day = _fact_day(entry.get("date"))
+            day = fact_day(entry.get("date"))
             model = None if day is None else self.open_interest_at(day + one_day)
             if model is not None:
                 levels.append((day, model, float(entry["usd"])))
@@ -346,7 +345,7 @@ class ReplayResult:
             rows.append(_row(f"open interest change, {d0:%m-%d} -> {d1:%m-%d}", "model", "ratio",
                              m1 / m0 - 1.0 if m0 > 0 else math.nan, o1 / o0 - 1.0))
         for entry in derivatives.get("liquidations_usd") or []:
-            day = _fact_day(entry.get("date"))
+            day = fact_day(entry.get("date"))
             side = entry.get("side")
             if day is None or side not in (None, "long", "short"):
                 continue
@@ -356,7 +355,7 @@ class ReplayResult:
                 rows.append(_row(f"{side + ' ' if side else ''}liquidations on {day:%Y-%m-%d}", "model", "usd",
                                  sum(totals), float(entry["usd"])))
         for entry in (facts.get("price") or {}).get("daily") or []:
-            day = _fact_day(entry.get("date"))
+            day = fact_day(entry.get("date"))
             if day is None:
                 continue
             for key, when in (("open", day), ("close", day + one_day)):
@@ -382,7 +381,7 @@ class ReplayResult:
     def write(self, folder: str | Path, facts=None) -> list[Path]:
         """The per-step table (``replay_steps.parquet`` and ``.csv``), ``replay_daily.csv``,
         ``replay_facts.csv`` (with facts) and the replayed ``scenario.yaml``, each written atomically."""
-        from .scenario.canonical import dump_scenario
+        from ..scenario.canonical import dump_scenario
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -402,34 +401,6 @@ class ReplayResult:
         return written
 
 
-def load_facts(path: str | Path) -> dict:
-    """A facts file (YAML mapping) such as ``../shared/facts/feb-2026-deleveraging.yaml``."""
-    import yaml
-
-    from ._files import read_data_bytes
-
-    path = Path(path)
-    raw = read_data_bytes(path, 4 * 1024**2, "a facts file")
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not readable YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping of facts")
-    return data
-
-
-def _fact_day(value) -> pd.Timestamp | None:
-    """A fact's date as 00:00 UTC of that day; None for approximate dates ("2025-10-early")."""
-    if isinstance(value, datetime):
-        value = value.date()
-    if isinstance(value, date):
-        return pd.Timestamp(value, tz="UTC")
-    if isinstance(value, str) and _DATE.fullmatch(value.strip()):
-        return pd.Timestamp(value.strip(), tz="UTC")
-    return None
-
-
 def _row(fact: str, kind: str, unit: str, model: float, observed: float) -> dict:
     relative = model / observed - 1.0 if unit == "usd" and observed else math.nan
     return {"fact": fact, "kind": kind, "unit": unit, "model": model, "observed": observed,
@@ -441,17 +412,6 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     for record in frame.to_dict(orient="records"):
         out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()})
     return out
-
-
-def default_facts(scenario_name: str, data: str | Path | None = None) -> Path | None:
-    """The facts file named after the scenario: beside the data folder (``<data>/../../facts/``,
-    as in ``../shared``), or in ``../shared/facts/`` from the current folder; None if neither exists."""
-    candidates = []
-    if data is not None:
-        candidates.append(Path(data).resolve().parent.parent / "facts" / f"{scenario_name}.yaml")
-    candidates.append(Path("..") / "shared" / "facts" / f"{scenario_name}.yaml")
-    return next((p for p in candidates if p.is_file()), None)
-
 
 
 def _usd(x: float) -> str:
