@@ -492,6 +492,24 @@ def _path_scratch_nb(p, prices, atm_paths, spot0, dt, surface, bf25, skew_beta, 
     return liquidated_at
 
 
+@jit_inline
+def _drawdown_step_nb(value, peak_value, trough, max_dd):
+    """One step of the running maximum drawdown, ``(peak_value, trough, max_dd)`` after the marked
+    value ``value``: :func:`evaluate_nb` takes the drawdown at every step; for a fixed peak it grows
+    as the value falls, so only a new low since the peak (``trough``) can raise it (the same
+    maximum, bit for bit)."""
+    if value > peak_value:
+        peak_value = value
+        trough = value
+    elif value < trough:
+        trough = value
+        if peak_value > 0.0:
+            dd = (peak_value - value) / peak_value
+            if dd > max_dd:
+                max_dd = dd
+    return peak_value, trough, max_dd
+
+
 @jit
 def _fixed_payoff_nb(v, p, prices, leg_kind, leg_size, leg_strike, leg_table, settles, marks):
     """What a row's two fixed legs paid on path ``p``: each settled leg's intrinsic value at its
@@ -568,17 +586,7 @@ def _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
             value += size0 * marks0[t]
         if t < settle1:
             value += size1 * marks1[t]
-        # evaluate_nb's drawdown at every step; for a fixed peak it grows as the value falls, so
-        # only a new low since the peak can raise it (the same maximum, bit for bit)
-        if value > peak_value:
-            peak_value = value
-            trough = value
-        elif value < trough:
-            trough = value
-            if peak_value > 0.0:
-                dd = (peak_value - value) / peak_value
-                if dd > max_dd:
-                    max_dd = dd
+        peak_value, trough, max_dd = _drawdown_step_nb(value, peak_value, trough, max_dd)
     out[v, p, HedgeOut.MAX_DRAWDOWN] = max_dd
     out[v, p, HedgeOut.LIQUIDATED] = liquidated
     out[v, p, HedgeOut.FINAL_VALUE] = value
@@ -605,15 +613,7 @@ def _stretch_nb(prices, p, t0, t1, cash, spot_held, book_on, book_terms, held_te
             value += size0 * marks0[t]
         if alive1:
             value += size1 * marks1[t]
-        if value > peak_value:
-            peak_value = value
-            trough = value
-        elif value < trough:
-            trough = value
-            if peak_value > 0.0:
-                dd = (peak_value - value) / peak_value
-                if dd > max_dd:
-                    max_dd = dd
+        peak_value, trough, max_dd = _drawdown_step_nb(value, peak_value, trough, max_dd)
     return value, peak_value, trough, max_dd
 
 

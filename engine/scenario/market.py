@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from ..options.vrp import DEFAULT_VRP
-from .types import MAX_PRICE_USD, Amount, Duration, Integer, Name, Number, Rate, StrictModel, TimeOfDay, Timestamp, When
+from .types import (MAX_PRICE_USD, Amount, Duration, Integer, Name, Number, PositiveDuration, Rate,
+                    StrictModel, TimeOfDay, Timestamp, When)
 
 __all__ = ["Market"]
 
@@ -48,7 +49,7 @@ class Clustering(StrictModel):
         description="Stationary standard deviation of the log variance (0: constant volatility; 1 means the "
         "variance is typically within a factor e of its average).",
     )
-    half_life: Duration = Field("2d", description="Half-life of a deviation of the log variance.")
+    half_life: PositiveDuration = Field("2d", description="Half-life of a deviation of the log variance.")
     leverage: Number = Field(
         0.0, ge=-0.99, le=0.99,
         description="Correlation of the log variance's shocks with the return's (negative: vol rises as the price falls).",
@@ -59,12 +60,6 @@ class Clustering(StrictModel):
         "in a step (0: liquidations do not feed volatility; 10: liquidating 1% of open interest raises the "
         "log variance by 0.1, the vol by about 5%), then reverts with half_life.",
     )
-
-    @model_validator(mode="after")
-    def _positive_half_life(self):
-        if self.half_life.total_seconds() <= 0:
-            raise ValueError("half_life must be positive, e.g. 2d")
-        return self
 
 
 class Volatility(StrictModel):
@@ -116,7 +111,7 @@ class Impact(StrictModel):
         description="Order-book depth within 1% of mid, USD: the scale of the permanent impact (and of the "
         "linear transient law).",
     )
-    resilience_half_life: Duration = Field(
+    resilience_half_life: PositiveDuration = Field(
         "30m", description="Half-life of the transient flow state J: how fast the book heals (Obizhaeva-Wang)."
     )
     permanent_fraction: Rate = Field(
@@ -132,14 +127,6 @@ class Impact(StrictModel):
         "heals; a regime of thin books much longer than it moves the price for good. 0s: the permanent part "
         "follows the momentary depth; null: it never reads the depth.",
     )
-
-    @model_validator(mode="after")
-    def _positive_half_life(self):
-        if self.resilience_half_life.total_seconds() <= 0:
-            raise ValueError("resilience_half_life must be positive, e.g. 30m")
-        if self.depth_memory is not None and self.depth_memory.total_seconds() < 0:
-            raise ValueError("depth_memory must be 0s or more, e.g. 1d (null: never)")
-        return self
 
 
 class LognormalLeverage(StrictModel):
@@ -224,7 +211,7 @@ class BookSide(StrictModel):
 
 
 class Funding(StrictModel):
-    interval: Duration = Field("8h", description="Funding interval.")
+    interval: PositiveDuration = Field("8h", description="Funding interval.")
     base_rate: Rate = Field(0.0001, ge=-0.01, le=0.01, description="Rate per interval with a balanced book.")
     imbalance_sensitivity: Rate = Field(
         0.0005, ge=0, le=0.05,
@@ -432,8 +419,6 @@ class Perpetuals(StrictModel):
         for name, venue in self.venues.items():
             if self.margin_rates(name)[1] <= self.margin_rates(name)[0]:
                 raise ValueError(f"venue {name!r}: initial margin rate must exceed its maintenance margin rate")
-        if self.funding.interval.total_seconds() <= 0:
-            raise ValueError("funding.interval must be positive")
         return self
 
 
@@ -581,7 +566,7 @@ class Momentum(StrictModel):
         description="Their capital: the largest position they hold, as a share of the book's starting size; "
         "their target stops growing there, however far the price runs.",
     )
-    holding_time: Duration = Field(
+    holding_time: PositiveDuration = Field(
         "1d",
         description="Time over which their position relaxes toward its target (the gap shrinks by e per "
         "holding_time): they close as the move that opened it fades.",
@@ -596,13 +581,6 @@ class Momentum(StrictModel):
                                                   max=100.0),
         description="Leverage of the positions they open: a number, or a distribution like the book's.",
     )
-
-    @field_validator("holding_time")
-    @classmethod
-    def _positive_holding_time(cls, value):
-        if value.total_seconds() <= 0:
-            raise ValueError("must be positive, e.g. 1d")
-        return value
 
 
 class Behaviour(StrictModel):

@@ -30,14 +30,6 @@ class _Regime(_Shock):
     duration: Duration | None = Field(None, description="Full-strength period after the ramp; null = to the end.")
     ramp_out: Duration = Field("0s", description="Linear ramp-out after the full-strength period.")
 
-    @model_validator(mode="after")
-    def _non_negative(self):
-        for key in ("ramp", "duration", "ramp_out"):
-            value = getattr(self, key)
-            if value is not None and value.total_seconds() < 0:
-                raise ValueError(f"{key} must not be negative")
-        return self
-
 
 # --------------------------------------------------------------------------- margin hike
 _IM_RATE = "New initial margin, share of notional (1/rate is the max leverage)."

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -151,6 +152,17 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": units.DURATION_PATTERN, "examples": ["4h"]}),
 ]
 """A length of time with its unit: ``10d``, ``4h``, ``30m``, ``1d12h``."""
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value.total_seconds() <= 0:
+        raise ValueError("must be positive, e.g. 30m or 2d")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A :data:`Duration` above zero (a half-life, an interval): ``0s`` is refused at its own key (a
+duration is never negative: the parser takes none)."""
 
 Timestamp = Annotated[
     datetime,

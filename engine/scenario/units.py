@@ -123,8 +123,11 @@ def parse_rate(value: object) -> float:
 
 
 def parse_duration(value: object) -> timedelta:
-    """``'10d'``, ``'4h'``, ``'30m'``, ``'1d12h'`` -> ``timedelta``; bare numbers are refused."""
+    """``'10d'``, ``'4h'``, ``'30m'``, ``'1d12h'`` -> ``timedelta``; bare numbers are refused, and so
+    is a negative ``timedelta`` given from Python (no text parses to one)."""
     if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise UnitError(f"must not be negative, got {value!r}")
         return value
     if isinstance(value, str):
         text = value.strip()

@@ -11,7 +11,7 @@ from ..scenario.types import Amount, Duration, Rate, Timestamp
 
 from ._base import Context, Rule, sweepable, years
 
-__all__ = ["OptionLeg", "leg_terms", "one_strike", "ordered_strikes", "strike_pair", "two_legs"]
+__all__ = ["OptionLeg", "leg_terms", "one_strike", "ordered_strikes", "strike_pair", "two_legs", "two_strike_rule"]
 
 
 class OptionLeg(Rule):
@@ -77,3 +77,27 @@ def two_legs(params: OptionLeg, ctx: Context, *legs: tuple[int, float, float]) -
     sign +1 bought, -1 sold) at the rule's size, expiry, tenor and roll (:func:`leg_terms`)."""
     size, expiry, tenor, roll = leg_terms(params, ctx)
     return [(kind, sign * size, strike, math.nan, expiry, tenor, roll) for kind, sign, strike in legs]
+
+
+def two_strike_rule(rule: str, first: tuple[str, str], second: tuple[str, str], legs: tuple, module: str, *,
+                    low: str):
+    """``(Params, translate)`` of a two-strike rule named ``rule`` (a put spread, a collar), for the
+    rule's module ``module``: its strikes ``first`` and ``second`` (``(key, description)``, in
+    that order, ``low`` the key that must be below the other, :func:`strike_pair`) lead the keys,
+    then the option leg's (:class:`OptionLeg`); ``translate`` writes ``legs``, each ``(kind, sign,
+    strike key)`` (:func:`two_legs`)."""
+    from typing import Literal
+
+    from pydantic import create_model
+
+    high = second[0] if low == first[0] else first[0]
+    strikes = strike_pair(first, second, low=low, high=high, message=f"{high} must be above {low}")
+    params = create_model("Params", __base__=(OptionLeg, strikes), __module__=module, rule=(Literal[rule], ...))
+
+    def translate(params: OptionLeg, ctx: Context, variant) -> None:
+        variant.legs = two_legs(params, ctx, *((kind, sign, getattr(params, key)) for kind, sign, key in legs))
+
+    translate.__module__ = module
+    translate.__doc__ = "The legs " + ", ".join(f"{'bought' if sign > 0 else 'sold'}: the {('put', 'call')[kind]} "
+                                                f"at {key}" for kind, sign, key in legs) + "; one size and expiry."
+    return params, translate

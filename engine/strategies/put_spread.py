@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from ._options import two_strike_rule
 
-from ._base import Context
-from ._options import OptionLeg, strike_pair, two_legs
-
-__all__ = ["Params", "translate"]
-
-
-_Strikes = strike_pair(("long_strike_usd", "Strike of the put bought."),
-                       ("short_strike_usd", "Strike of the put sold (lower)."),
-                       low="short_strike_usd", high="long_strike_usd",
-                       message="short_strike_usd must be below long_strike_usd")
-
-
-class Params(OptionLeg, _Strikes):
-    rule: Literal["put_spread"]
-
-
-def translate(params: Params, ctx: Context, variant) -> None:
-    """Two put legs of the same size and expiry: long the higher strike, short the lower."""
-    variant.legs = two_legs(params, ctx, (0, 1.0, params.long_strike_usd), (0, -1.0, params.short_strike_usd))
+Params, translate = two_strike_rule("put_spread", ("long_strike_usd", "Strike of the put bought."),
+                                    ("short_strike_usd", "Strike of the put sold (lower)."),
+                                    ((0, 1.0, "long_strike_usd"), (0, -1.0, "short_strike_usd")), __name__,
+                                    low="short_strike_usd")
