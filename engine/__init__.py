@@ -17,9 +17,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ._version import __version__
 from .errors import InvalidParameterError, Problem, ScenarioError
 
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",
@@ -51,7 +51,7 @@ _LAZY = {
     "expand_grid": (".scenario.grid", "expand_grid"),
     "CompiledScenario": (".compile.compiled", "CompiledScenario"),
     "compile_scenario": (".compile.compiler", "compile_scenario"),
-    "list_scenarios": (".scenario.library", "list_scenarios"),
+    "list_scenarios": (".scenario.catalog", "list_scenarios"),
     "run": (".simulate", "run"),
     "SimulationResult": (".result", "SimulationResult"),
     "load_run": (".results.store", "load_run"),
@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .compile.compiler import compile_scenario
     from .scenario.canonical import dump_scenario, scenario_json_schema
     from .scenario.grid import expand_grid
-    from .scenario.library import list_scenarios
+    from .scenario.catalog import list_scenarios
     from .scenario.loader import load_scenario
     from .result import SimulationResult
     from .scenario.schema import Scenario

@@ -2,8 +2,7 @@
 
 A simulation's arrays grow with paths x steps: the per-path summaries, the per-step fans
 (price, open interest, liquidations, funding, ATM IV: float32, kept when ``keep_steps``), the
-flows per RNG block, the dealer hedge table (steps x IV levels x grid x options while it is
-built), and the strategy evaluation's float64 copies of the price paths and its outcomes per
+flows per RNG block, the dealer hedge table (steps x IV levels x grid), and the strategy evaluation's float64 copies of the price paths and its outcomes per
 rule. :func:`simulation_bytes` adds them up from the scenario alone (nothing compiled), and
 :func:`check_memory` refuses, as a located :class:`~engine.errors.ScenarioError` naming the knobs
 (``--paths``/``n_paths``, ``horizon.step``, ``horizon.duration``, ``keep_steps``/``--no-save``),
@@ -46,18 +45,17 @@ def simulation_bytes(n_paths: int, n_steps: int, *, keep_steps: bool = True, n_r
                      n_options: int = 0) -> int:
     """Peak bytes of one simulation (:func:`engine.simulate.run_prepared`) and, with ``n_rules``
     strategy rows, of their evaluation (:mod:`engine.portfolio.hedge`), from the sizes alone."""
-    from .compile.layout import N_HEDGE_OUT, N_IV_LEVELS, N_STEP_SUMS
+    from .compile.layout import DEALER_GRID, N_HEDGE_OUT, N_IV_LEVELS, N_STEP_SUMS
     from .compile.layout import SUMMARY_FIELDS  # not the kernel module: validate needs no numba
     from .compile.compiler import RNG_BLOCK_SIZE
-    from .simulate import DEALER_GRID
 
     n_blocks = -(-n_paths // RNG_BLOCK_SIZE)
     total = BASE_BYTES
     total += n_paths * len(SUMMARY_FIELDS) * 8  # per-path summaries
     total += n_blocks * n_steps * N_STEP_SUMS * 8  # flow sums per RNG block
     total += max(CHUNK_SCRATCH_BYTES, RNG_BLOCK_SIZE // 64 * n_steps * N_STEP_SUMS * 8)  # task scratch
-    # the dealer table, and while it is built one (steps x grid x options) array per intermediate
-    total += n_steps * N_IV_LEVELS * DEALER_GRID * 8 + 6 * n_steps * DEALER_GRID * max(n_options, 1) * 8
+    # the dealer table, built in place by one kernel loop from the (steps x options) open interest
+    total += n_steps * N_IV_LEVELS * DEALER_GRID * 8 + n_steps * max(n_options, 1) * 8
     total += 64 * n_steps * 8  # compiled per-step arrays and drivers
     paths = n_paths * n_steps
     if keep_steps:

@@ -11,8 +11,9 @@ import pandas as pd
 
 from .compile.layout import BOOK_EVENT_FIELDS
 from .compile.layout import FLOW_FIELDS, SUMMARY_FIELDS
+from .portfolio.metrics import touch_direction, touched
 
-__all__ = ["SimulationResult", "touch_direction", "touched"]
+__all__ = ["SimulationResult"]
 
 # market metrics reported by summary() and `cascade run`, with how to read them
 SUMMARY_METRICS = {
@@ -29,20 +30,6 @@ SUMMARY_METRICS = {
     "adl_usd": "bad debt left to auto-deleveraging (USD)",
     "partial_liquidations_usd": "liquidated in part, a position cut down a margin tier (USD)",
 }
-
-
-def touch_direction(level: float, spot: float) -> str:
-    """``up`` for a level above the start price ``spot`` (reached by a rise), else ``down``."""
-    return "up" if level > spot else "down"
-
-
-def touched(level: float, spot: float, low, high) -> np.ndarray:
-    """Which paths touched ``level``: those whose highest price ``high`` reached it when it lies
-    above the start price ``spot``, else those whose lowest price ``low`` did (per-path arrays;
-    intra-step extremes included when the kernel recorded them)."""
-    if touch_direction(level, spot) == "up":
-        return np.asarray(high) >= level
-    return np.asarray(low) <= level
 
 
 class SimulationResult:

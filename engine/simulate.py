@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .compile.compiled import CompiledScenario
-from .compile.layout import (IV_FLOOR, IV_H_POINTS, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_STEP_SUMS,
+from .compile.layout import (DEALER_GRID, IV_FLOOR, IV_H_POINTS, IV_LEVEL_INV, IV_LEVEL_LO, IV_TENOR, N_IV_LEVELS, N_STEP_SUMS,
                              OPTION_PUT, Venue)
 from .errors import ScenarioError
 
 __all__ = ["run", "run_prepared", "prepare", "Prepared", "student_t_table", "dealer_hedge_table", "DEALER_GRID",
            "iv_forward_table", "iv_levels", "N_IV_LEVELS", "IV_TENOR", "IV_FLOOR"]
 
-DEALER_GRID = 256  # log-price points of the dealer hedge table
 TAIL_TABLE = 4097  # quantiles of the unit-variance Student-t
 NORMAL_TABLE = 4097  # quantiles of the standard normal
 TASK_PATHS = 64  # paths per parallel task (a divisor of the RNG block): finer tasks, less idle at the end

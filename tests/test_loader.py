@@ -700,3 +700,46 @@ def test_top_level_sweep_values_are_checked_against_the_bounds(tiny_scenario):
     assert "value 0.0 is not valid there" in problems["sweep.parameters.n_paths"].message
     assert "no item 'nope'" in problems["sweep.parameters.shocks[nope].size"].message
     assert "value 199 is not valid there" in problems["sweep.parameters.market.volatility.annual"].message
+
+
+@pytest.mark.parametrize("override, key, message", [
+    ("market.volatility.clustering.half_life=0s", "market.volatility.clustering.half_life", "must be positive"),
+    ("market.impact.resilience_half_life=0s", "market.impact.resilience_half_life", "must be positive"),
+    ("market.impact.depth_memory=-1d", "market.impact.depth_memory", "must be a duration"),  # no negative parses
+    ("market.perpetuals.funding.interval=0s", "market.perpetuals.funding.interval", "must be positive"),
+    ("market.behaviour.momentum.holding_time=0s", "market.behaviour.momentum.holding_time", "must be positive"),
+])
+def test_a_duration_out_of_range_is_refused_at_its_own_key(override, key, message):
+    """A half-life or an interval of zero, a negative duration: the problem names the key itself
+    (not the section holding it), with what it must be and what was given."""
+    from conftest import ROOT
+
+    from engine import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(ROOT / "scenarios" / "ci" / "ci-calm.yaml", [override])
+    (problem,) = info.value.problems
+    assert problem.key == key and message in problem.message, str(problem)
+    assert problem.source == f"--set {override}" and problem.file is None
+
+
+def test_a_negative_duration_from_python_is_refused_at_its_key():
+    """Text never parses to a negative duration; a ``timedelta`` handed over from Python may be
+    one, and is refused where it is, whatever the key (a shock's ramp here)."""
+    from datetime import timedelta
+
+    from conftest import ROOT
+
+    import yaml
+    from pydantic import ValidationError
+
+    from engine import Scenario, load_scenario
+    from engine.scenario.canonical import dump_scenario
+
+    data = yaml.safe_load(dump_scenario(load_scenario(ROOT / "scenarios" / "ci" / "ci-margin-hike.yaml")))
+    data["shocks"][0]["duration"] = timedelta(hours=-1)
+    with pytest.raises(ValidationError) as info:
+        Scenario.model_validate(data)
+    (error,) = info.value.errors()
+    assert error["loc"][0] == "shocks" and error["loc"][-1] == "duration", error["loc"]
+    assert "must not be negative" in error["msg"]

@@ -27,6 +27,7 @@ from conftest import ROOT
 
 from engine.cli import main
 from engine.errors import BaselineError, ScenarioError
+from engine.results import check as check_module
 from engine.results import regression as rg
 from engine.scenario.schema import Regression, Tolerance
 
@@ -44,7 +45,7 @@ def measured():
     def get(file: Path, overrides=()):
         key = (Path(file), tuple(overrides))
         if key not in cache:
-            cache[key] = rg.measure_file(file, overrides)
+            cache[key] = check_module.measure_file(file, overrides)
         return cache[key]
 
     return get
@@ -293,7 +294,7 @@ def test_inline_strategy_sweeps_become_rows_of_their_own(write_yaml, tmp_path):
         strategies:
           - {rule: protective_put, name: put, strike_usd: {values: [80k, 85k]}, hedge_ratio: 100%, tenor: 30d}
         """)
-    _, m = rg.measure_file(path)
+    _, m = check_module.measure_file(path)
     rows = {name.split(".")[1] for name in m.metrics if name.startswith("strategies.")}
     assert rows == {"unhedged", "put__strike_usd_80000", "put__strike_usd_85000"}
 
@@ -304,7 +305,7 @@ def test_market_sweeps_are_refused(write_yaml, tmp_path):
         sweep: {parameters: {market.spot_usd: [80k, 90k]}}
         """)
     with pytest.raises(ScenarioError, match=r"sweep\.parameters.*not supported by cascade check"):
-        rg.measure_file(path)
+        check_module.measure_file(path)
 
 
 # ----------------------------------------------------------------------------- baseline files
@@ -383,7 +384,7 @@ def test_update_round_trip_and_exit_codes(mine, tmp_path, capsys):
     # no baseline yet: exit 2, and the exact command that writes it
     assert main(["check", str(mine), *args]) == 2
     err = capsys.readouterr().err
-    assert f"`cascade check --update {rg._display(mine)} --baselines {baselines.as_posix()}`" in err
+    assert f"`cascade check --update {check_module._display(mine)} --baselines {baselines.as_posix()}`" in err
     assert "Traceback" not in err
     # --update writes it; check passes (0); a second --update keeps the file
     assert main(["check", "--update", str(mine), *args]) == 0
@@ -418,7 +419,7 @@ def test_the_scenario_changed_since_its_baseline_is_said(mine, tmp_path, capsys,
     code = main(["check", str(mine), "--baselines", str(baselines)])
     out = capsys.readouterr().out
     assert "the scenario is not the one the baseline was made from" in out and "n_paths 2000 -> 2500" in out
-    assert f"cascade check --update {rg._display(mine)}" in out
+    assert f"cascade check --update {check_module._display(mine)}" in out
     assert code in (0, 1)  # the verdict is the metrics'
 
 

@@ -20,7 +20,8 @@ import yaml
 import engine
 from engine.errors import ScenarioError
 from engine.scenario.grid import sweep_dimensions
-from engine.scenario.strategy_files import is_strategy_file, load_strategy_file
+from engine.scenario.loader import load_strategy_file
+from engine.scenario.strategy_files import is_strategy_file
 from engine.strategies import RULES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -46,7 +46,7 @@ _EIGEN_FLOOR = 1e-12
 
 def residual_vector(table: pd.DataFrame, coverage: float | None, weights: float) -> np.ndarray:
     """The residuals whose squares sum to the fit's objective (:func:`engine.calibration.fit.objective_parts`)."""
-    from .fit import COVERAGE_GOAL, COVERAGE_SCALE
+    from .parameters import COVERAGE_GOAL, COVERAGE_SCALE
 
     scale = 1.0 / math.sqrt(max(weights, 1e-12))
     r = [math.sqrt(row.weight) * float(row.z) * scale for _, row in table.iterrows() if row.weight > 0]
@@ -118,7 +118,7 @@ def _relative_change(p, u0: float, du: float) -> float:
 def identifiability(J: np.ndarray, names: list[str], u0: np.ndarray, objective: float, *,
                     tolerance: float | None = None) -> Identifiability:
     """Read the curvature ``J^T J`` at the fitted unit point ``u0`` (see the module docstring)."""
-    from .fit import PARAMETERS
+    from .parameters import PARAMETERS
 
     J = np.asarray(J, dtype=np.float64)
     tol = float(tolerance if tolerance is not None else max(TOLERANCE_SHARE * objective, 1e-6))
@@ -164,7 +164,7 @@ def identifiability(J: np.ndarray, names: list[str], u0: np.ndarray, objective: 
 
 def _combination(dirs_row, names: list[str], u0: np.ndarray) -> str:
     """A weak direction in words: the relative changes that trade off along it, the largest 10%."""
-    from .fit import PARAMETERS
+    from .parameters import PARAMETERS
 
     loadings = np.array([dirs_row[f"loading_{n}"] for n in names])
     main = int(np.argmax(np.abs(loadings)))

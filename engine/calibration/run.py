@@ -60,7 +60,7 @@ class CalibrationRun:
     def passed(self) -> dict[str, bool]:
         """The validation the issue asks for: every fitted target inside the model's 5-95% range,
         and the realised path inside the 5-95% fan for at least 90% of hours."""
-        from .fit import COVERAGE_GOAL
+        from .parameters import COVERAGE_GOAL
 
         out = {name: bool(row.inside_5_95) for name, row in self.table.iterrows()}
         out["fan_coverage"] = self.coverage >= COVERAGE_GOAL
@@ -201,7 +201,7 @@ def _fit_episode(scenario, targets) -> Episode:
 
 
 def _notes(table: pd.DataFrame, coverage: float, stylised: pd.DataFrame | None) -> list[str]:
-    from .fit import COVERAGE_GOAL
+    from .parameters import COVERAGE_GOAL
 
     notes = []
     outside = [n for n, r in table.iterrows() if not r.inside_5_95]

@@ -46,7 +46,7 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = _Parser(prog="cascade", description="Stress scenarios for leveraged crypto markets.")
     parser.add_argument("--version", action="version", version=f"cascade-engine {__version__}")

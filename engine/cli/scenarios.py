@@ -14,7 +14,8 @@ from .common import EXIT_OK, EXIT_USAGE, shown
 
 def cmd_validate(args) -> int:
     from ..scenario.loader import load_scenario
-    from ..scenario.strategy_files import is_strategy_file, load_strategy_file
+    from ..scenario.loader import load_strategy_file
+    from ..scenario.strategy_files import is_strategy_file
 
     failed = 0
     for file in args.files:
@@ -54,7 +55,7 @@ def cmd_validate(args) -> int:
             print(terminal_safe(f"ok  {file}  ({scenario.name}: {len(scenario.shocks)} shocks, "
                                 f"{scenario.horizon.n_steps} steps x {scenario.n_paths} paths)"))
         if not too_big and not args.json:
-            from ..scenario.library import uncalibrated_note
+            from ..scenario.catalog import uncalibrated_note
 
             note = uncalibrated_note(file)
             if note:
@@ -85,7 +86,7 @@ def cmd_show(args) -> int:
 
         print(compile_scenario(scenario).describe())
     else:
-        from ..scenario.library import uncalibrated_note
+        from ..scenario.catalog import uncalibrated_note
 
         text = dump_scenario(scenario)
         note = uncalibrated_note(args.file)
@@ -97,7 +98,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from ..scenario.library import list_scenarios, list_strategies, scenarios_dir
+    from ..scenario.catalog import list_scenarios, list_strategies
+    from ..scenario.library import scenarios_dir
 
     root = args.dir or scenarios_dir()
     rows = list_scenarios(root)

@@ -351,6 +351,7 @@ N_PARAMS = len(PARAM_FIELDS)
 N_NEW_NODES = 16
 NODE_CYCLE_SHARE = 0.04
 # the path's ATM implied vol (engine.simulate: dealer table, forward-variance table; the kernel's iv)
+DEALER_GRID = 256  # log-price points of the dealer hedge table
 N_IV_LEVELS = 16  # ATM IV levels of the dealer hedge table, log-spaced from IV_LEVEL_LO to IV_LEVEL_HI
 IV_LEVEL_LO = 0.05
 IV_LEVEL_HI = 4.0  # a path's ATM IV beyond the ends reads the end level

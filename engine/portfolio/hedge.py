@@ -368,7 +368,7 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
     above the start price (default: the highest of the start and the closes), ``lows`` otherwise."""
     import pandas as pd
 
-    from ..result import touched
+    from .metrics import touched
 
     n_paths = prices.shape[0]
     skipped = []

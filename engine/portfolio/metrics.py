@@ -13,6 +13,10 @@ definition serves two evaluators:
   statistics on a bootstrap over the paths (:func:`register`) and apply the same formulas to
   their resampled values (:func:`resampled`; every row on the same resamples).
 
+Touching a price level (:func:`touched`) is defined here too: the market's ``P(touch)``
+(:meth:`engine.result.SimulationResult.touch_probabilities`) and the table's ``p_touch_<level>``
+columns read the same rule.
+
 The per-path arrays are those of :func:`engine.portfolio.hedge.evaluate_with_paths`: ``pnl``,
 ``max_drawdown``, ``liquidated``, ``premium`` and ``payoff``.
 """
@@ -25,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["FORMULAS", "METRICS", "STATISTICS", "Statistic", "metrics", "premium_over_fair", "register",
-           "resampled", "row_statistics", "statistics_of"]
+           "resampled", "row_statistics", "statistics_of", "touch_direction", "touched"]
 
 
 class Statistic(NamedTuple):
@@ -163,3 +167,17 @@ def resampled(metric: str, row: Mapping[str, int], base: Mapping[str, int]) -> C
     the unhedged row."""
     formula = FORMULAS[metric]
     return lambda draws: formula({k: draws[h] for k, h in row.items()}, {k: draws[h] for k, h in base.items()})
+
+
+def touch_direction(level: float, spot: float) -> str:
+    """``up`` for a level above the start price ``spot`` (reached by a rise), else ``down``."""
+    return "up" if level > spot else "down"
+
+
+def touched(level: float, spot: float, low, high) -> np.ndarray:
+    """Which paths touched ``level``: those whose highest price ``high`` reached it when it lies
+    above the start price ``spot``, else those whose lowest price ``low`` did (per-path arrays;
+    intra-step extremes included when the kernel recorded them)."""
+    if touch_direction(level, spot) == "up":
+        return np.asarray(high) >= level
+    return np.asarray(low) <= level

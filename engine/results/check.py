@@ -8,6 +8,7 @@ baseline), reported without a traceback after every scenario has been looked at.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,17 +17,21 @@ from .._terminal import terminal_safe
 from ..errors import BaselineError, ScenarioError
 from .regression import (
     DEFAULT_BASELINES,
+    CheckResult,
+    Measurement,
     baseline_record,
-    check,
     compare,
     dumps_baseline,
     load_baseline,
-    measure_file,
+    measure,
+    regression_section,
     render_check,
+    scenario_problem,
+    update_command,
     write_baseline,
 )
 
-__all__ = ["DEFAULT_SCENARIOS", "render_check", "run_check"]
+__all__ = ["DEFAULT_SCENARIOS", "check", "measure_file", "measure_scenario", "render_check", "run_check"]
 
 DEFAULT_SCENARIOS = Path("scenarios") / "ci"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -215,3 +220,46 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
         return EXIT_USAGE
     return EXIT_FAIL if drifted else EXIT_OK
 
+
+def _display(file) -> str:
+    path = Path(file)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def measure_file(file, overrides=(), n_jobs: int | None = None):
+    """Load a regression scenario, run it and measure it: ``(scenario, Measurement)``."""
+    from ..scenario.loader import load_scenario
+
+    scenario = load_scenario(file, overrides)
+    return scenario, measure_scenario(scenario, _display(file), n_jobs)
+
+
+def measure_scenario(scenario, source: str = "", n_jobs: int | None = None) -> Measurement:
+    """Run a loaded regression scenario and measure it (``source``: its file, for messages)."""
+    from ..simulate import run
+
+    if scenario.sweep is not None and scenario.sweep.parameters:
+        raise ScenarioError(scenario_problem(scenario, ("sweep", "parameters"), "a regression scenario runs one market: "
+                                     "sweep.parameters is not supported by cascade check (inline strategy sweeps are)"))
+    result = run(scenario, n_jobs=n_jobs or os.cpu_count() or 1, keep_steps=bool(scenario.strategies))
+    measurement = measure(result, source)
+    regression_section(scenario, measurement.metrics)  # an unknown metric name in regression: is an error
+    return measurement
+
+
+def check(file, baselines=DEFAULT_BASELINES, overrides=()) -> CheckResult:
+    """Run a regression scenario and compare it with ``<baselines>/<name>.json``."""
+    from ..scenario.loader import load_scenario
+
+    scenario = load_scenario(file, overrides)
+    source = _display(file)
+    path = Path(baselines) / f"{scenario.name}.json"
+    if not path.exists():  # before the run: say so at once
+        raise BaselineError(f"no baseline for {source}: {path.as_posix()} does not exist; write it with "
+                            f"`{update_command(source, baselines)}` and commit it")
+    baseline = load_baseline(path)
+    m = measure_scenario(scenario, source)
+    return compare(scenario, m, baseline, baseline_path=path.as_posix(), baselines=baselines, overrides=overrides)

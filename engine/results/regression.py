@@ -50,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,8 +63,8 @@ from ..errors import BaselineError, ScenarioError
 from .._format import five_digits
 
 __all__ = ["BOOTSTRAP_SEED", "DEFAULT_BASELINES", "FLOAT_NOISE", "RESAMPLES", "CheckResult", "Measurement", "Metric",
-           "Row", "baseline_record", "check", "compare", "dumps_baseline", "load_baseline", "measure",
-           "measure_file", "measure_scenario", "metric_slug", "metric_values", "scenario_sha256", "update_command", "write_baseline"]
+           "Row", "baseline_record", "compare", "dumps_baseline", "load_baseline", "measure",
+           "metric_slug", "metric_values", "scenario_sha256", "update_command", "write_baseline"]
 
 RESAMPLES = 300  # bootstrap resamples: the SE itself is then known to about 4%
 BOOTSTRAP_SEED = 7  # any fixed number: the SEs are then a pure function of the run
@@ -107,11 +106,9 @@ def metric_slug(label: str) -> str:
 
 
 def _market(result, bs, specs: list) -> None:
-    from ..result import SUMMARY_METRICS
-
     pp = result.per_path
     summary = result.summary()
-    for metric in SUMMARY_METRICS:
+    for metric in summary.index:  # the market metrics, SimulationResult's SUMMARY_METRICS
         x = pp[metric].to_numpy(np.float64)
         for label, q in (("p05", 5), ("p50", 50), ("p95", 95)):
             specs.append((f"market.{metric}.{label}", summary.loc[metric, label], _pick(bs.quantile(x, q)), False))
@@ -145,7 +142,7 @@ def _strategies(result, bs, specs: list) -> None:
         label = row_label(row)
         slug = metric_slug(label)
         if slug in seen:
-            raise ScenarioError(_problem(result.scenario, ("strategies",), f"rows {seen[slug]!r} and {label!r} both "
+            raise ScenarioError(scenario_problem(result.scenario, ("strategies",), f"rows {seen[slug]!r} and {label!r} both "
                                          f"make the metric names strategies.{slug}.*", hint="rename one of them"))
         seen[slug] = label
         for metric in METRICS:
@@ -211,36 +208,7 @@ def scenario_sha256(scenario) -> str:
     return hashlib.sha256(dump_scenario(plain).encode("utf-8")).hexdigest()
 
 
-def _display(file) -> str:
-    path = Path(file)
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def measure_file(file, overrides=(), n_jobs: int | None = None):
-    """Load a regression scenario, run it and measure it: ``(scenario, Measurement)``."""
-    from ..scenario.loader import load_scenario
-
-    scenario = load_scenario(file, overrides)
-    return scenario, measure_scenario(scenario, _display(file), n_jobs)
-
-
-def measure_scenario(scenario, source: str = "", n_jobs: int | None = None) -> Measurement:
-    """Run a loaded regression scenario and measure it (``source``: its file, for messages)."""
-    from ..simulate import run
-
-    if scenario.sweep is not None and scenario.sweep.parameters:
-        raise ScenarioError(_problem(scenario, ("sweep", "parameters"), "a regression scenario runs one market: "
-                                     "sweep.parameters is not supported by cascade check (inline strategy sweeps are)"))
-    result = run(scenario, n_jobs=n_jobs or os.cpu_count() or 1, keep_steps=bool(scenario.strategies))
-    measurement = measure(result, source)
-    _knobs(scenario, measurement.metrics)  # an unknown metric name in regression: is an error
-    return measurement
-
-
-def _problem(scenario, path: tuple, message: str, hint: str | None = None):
+def scenario_problem(scenario, path: tuple, message: str, hint: str | None = None):
     from ..errors import Problem
 
     doc = getattr(scenario, "_source", None)
@@ -248,7 +216,7 @@ def _problem(scenario, path: tuple, message: str, hint: str | None = None):
 
 
 # ----------------------------------------------------------------------------- tolerances
-def _knobs(scenario, names) -> object:
+def regression_section(scenario, names) -> object:
     """The scenario's ``regression:`` section (defaults if absent); every metric it names must exist."""
     import difflib
 
@@ -259,7 +227,7 @@ def _knobs(scenario, names) -> object:
     for name in reg.metrics:
         if name not in names:
             close = difflib.get_close_matches(name, list(names), n=1)
-            problems.append(_problem(scenario, ("regression", "metrics", name), f"no metric named {name!r} in this run",
+            problems.append(scenario_problem(scenario, ("regression", "metrics", name), f"no metric named {name!r} in this run",
                                      hint=f"did you mean {close[0]!r}?" if close else "see `cascade check --verbose`"))
     if problems:
         raise ScenarioError(problems)
@@ -282,9 +250,9 @@ def _sig(x: float, digits: int = 4) -> float:
 
 def baseline_record(scenario, m: Measurement, created: datetime | None = None) -> dict:
     """The JSON object of a baseline for measurement ``m`` of ``scenario``."""
-    from .. import __version__
+    from .._version import __version__
 
-    reg = _knobs(scenario, m.metrics)
+    reg = regression_section(scenario, m.metrics)
     created = created or datetime.now(UTC)
     rows = []
     for name, metric in m.metrics.items():
@@ -415,7 +383,7 @@ def update_command(source: str, baselines=DEFAULT_BASELINES) -> str:
 def compare(scenario, m: Measurement, baseline: dict, *, baseline_path="", baselines=DEFAULT_BASELINES,
             overrides=()) -> CheckResult:
     """Measurement ``m`` of ``scenario`` against a loaded baseline (tolerances from ``scenario``)."""
-    reg = _knobs(scenario, m.metrics)
+    reg = regression_section(scenario, m.metrics)
     old = {r["metric"]: r for r in baseline["metrics"]}
     rows = []
     for name in sorted(set(old) | set(m.metrics)):
@@ -434,7 +402,7 @@ def compare(scenario, m: Measurement, baseline: dict, *, baseline_path="", basel
 
 
 def _notes(m: Measurement, baseline: dict, baselines, overrides) -> list[str]:
-    from .. import __version__
+    from .._version import __version__
 
     changed = []
     if baseline["scenario_sha256"] != m.sha256:
@@ -453,21 +421,6 @@ def _notes(m: Measurement, baseline: dict, baselines, overrides) -> list[str]:
     if baseline.get("engine_version") not in (None, __version__):
         notes.append(f"baseline made by engine {baseline['engine_version']}, this is {__version__}")
     return notes
-
-
-def check(file, baselines=DEFAULT_BASELINES, overrides=()) -> CheckResult:
-    """Run a regression scenario and compare it with ``<baselines>/<name>.json``."""
-    from ..scenario.loader import load_scenario
-
-    scenario = load_scenario(file, overrides)
-    source = _display(file)
-    path = Path(baselines) / f"{scenario.name}.json"
-    if not path.exists():  # before the run: say so at once
-        raise BaselineError(f"no baseline for {source}: {path.as_posix()} does not exist; write it with "
-                            f"`{update_command(source, baselines)}` and commit it")
-    baseline = load_baseline(path)
-    m = measure_scenario(scenario, source)
-    return compare(scenario, m, baseline, baseline_path=path.as_posix(), baselines=baselines, overrides=overrides)
 
 
 # ----------------------------------------------------------------------------- the text of a check

@@ -137,7 +137,7 @@ def check_limits(result, errors: dict | None = None) -> list[dict]:
     :func:`uncertainty` object) has the metric's interval. A metric the run lacks, or one
     without a value here (``effectiveness`` of a row that pays no premium), raises
     :class:`~engine.errors.ScenarioError` naming the limit and the closest metric names."""
-    from .regression import _problem, metric_values
+    from .regression import metric_values, scenario_problem
 
     scenario = result.scenario
     limits = list(getattr(scenario, "limits", None) or [])
@@ -151,9 +151,9 @@ def check_limits(result, errors: dict | None = None) -> list[dict]:
             close = difflib.get_close_matches(limit.metric, list(values), n=3, cutoff=0.6)
             hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else \
                 "`cascade check --verbose SCENARIO` lists the metric names"
-            problems.append(_problem(scenario, where, f"no metric named {limit.metric!r} in this run", hint=hint))
+            problems.append(scenario_problem(scenario, where, f"no metric named {limit.metric!r} in this run", hint=hint))
         elif not math.isfinite(values[limit.metric]):
-            problems.append(_problem(scenario, where, f"{limit.metric} has no value in this run (it is undefined, "
+            problems.append(scenario_problem(scenario, where, f"{limit.metric} has no value in this run (it is undefined, "
                                      "e.g. ES99 saved per dollar of a row that pays no premium)"))
     if problems:
         raise ScenarioError(problems)

@@ -110,7 +110,7 @@ def _git(*args: str) -> str | None:
 
 
 def _provenance() -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     versions = {}
     for name in DEPENDENCIES:

@@ -1,7 +1,7 @@
 """Checks that need the whole scenario: times inside the horizon, references that resolve, sweeps.
 
 Each check appends :class:`~engine.errors.Problem` records located through the loader's
-:class:`~engine.scenario.loader.Document`, so they are reported together with file and line.
+:class:`~engine.scenario.problems.Document`, so they are reported together with file and line.
 """
 
 from __future__ import annotations

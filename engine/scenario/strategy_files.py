@@ -34,10 +34,11 @@ from pydantic import Field, ValidationError
 
 from ..errors import Problem, ScenarioError, format_path
 from ..strategies import Strategy
+from .problems import Document, validation_problems
 from .types import StrictModel
 from .yamlio import load_yaml
 
-__all__ = ["StrategyFile", "expand_uses", "is_strategy_data", "is_strategy_file", "load_strategy_file",
+__all__ = ["StrategyFile", "expand_uses", "is_strategy_data", "is_strategy_file",
            "library_dirs", "MAX_USE_DEPTH", "MAX_EXPANDED"]
 
 MAX_USE_DEPTH = 16  # files naming files (the extends limit)
@@ -131,13 +132,12 @@ def _read(path: Path, stack: tuple, cache: dict):
         raise ScenarioError(Problem(f"{what}: a strategy file is a mapping with a strategies: list and no "
                                     "market:, horizon: or extends:", file, 1, 1))
     expand_uses(data, origins, file, stack + (resolved,), cache)
-    _validate(data, origins, file)
+    validate_strategy_file(data, origins, file)
     cache[resolved] = (data["strategies"], origins)
     return cache[resolved]
 
 
-def _validate(data: dict, origins: dict, file: str) -> StrategyFile:
-    from .loader import Document, validation_problems
+def validate_strategy_file(data: dict, origins: dict, file: str) -> StrategyFile:
 
     doc = Document(data, origins, file)
     try:
@@ -231,20 +231,4 @@ def _use(item: dict, here: tuple, origins: dict, naming: Path, file: str, stack:
         raise _used_from(exc, origin, key) from None
     return copy.deepcopy(entries), entry_origins
 
-
-# ----------------------------------------------------------------------------- whole files
-def load_strategy_file(path: str | Path, overrides=()) -> StrategyFile:
-    """Read, expand (``use:``), override (``--set``) and validate a strategy file."""
-    from .loader import Document, apply_overrides
-
-    file = str(path)
-    data, marks = load_yaml(path)
-    origins = {p: (file, line, col) for p, (line, col) in marks.items()}
-    if not is_strategy_data(data):
-        raise ScenarioError(Problem("not a strategy file: a strategy file is a mapping with a strategies: list "
-                                    "and no market:, horizon: or extends:", file, 1, 1))
-    expand_uses(data, origins, file, (Path(path).resolve(),))
-    doc = Document(data, origins, file)
-    apply_overrides(doc, overrides)
-    return _validate(doc.data, doc.origins, file)
 
