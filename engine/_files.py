@@ -65,6 +65,8 @@ def read_regular_bytes(path: str | Path, limit: int, what: str, shown: str | Non
                                     shown)) from None
     except OSError as exc:
         raise ScenarioError(Problem(f"cannot read the file: {exc.strerror or exc}", shown)) from None
+    except ValueError:  # a NUL byte in the name: no system takes it
+        raise ScenarioError(Problem("not a file name: it holds a NUL byte", repr(shown))) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

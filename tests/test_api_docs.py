@@ -10,7 +10,16 @@ from conftest import ROOT
 
 import engine
 
-VERBS = ["load_scenario", "run", "load_run", "run_sweep", "find_breakpoint", "attribute"]
+# every function of engine.__all__ (the types Scenario, CompiledScenario, SimulationResult, Problem
+# and the errors are documented on their classes)
+VERBS = ["load_scenario", "dump_scenario", "scenario_json_schema", "expand_grid", "compile_scenario",
+         "list_scenarios", "run", "write_run", "load_run", "run_sweep", "find_breakpoint", "attribute"]
+
+
+def test_every_public_function_is_a_documented_verb():
+    functions = {name for name in engine.__all__ if callable(getattr(engine, name))
+                 and not isinstance(getattr(engine, name), type)}
+    assert functions == set(VERBS)
 
 
 @pytest.mark.parametrize("name", VERBS)

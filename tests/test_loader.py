@@ -743,3 +743,14 @@ def test_a_negative_duration_from_python_is_refused_at_its_key():
     (error,) = info.value.errors()
     assert error["loc"][0] == "shocks" and error["loc"][-1] == "duration", error["loc"]
     assert "must not be negative" in error["msg"]
+
+
+@pytest.mark.parametrize("name, message", [("x" * 5000, "File name too long"), ("a\x00b", "NUL byte")])
+def test_a_name_no_system_takes_is_a_located_problem(name, message):
+    """A scenario name the operating system refuses (too long, a NUL byte) is a ScenarioError
+    naming it, not an OSError or a ValueError from deep inside pathlib."""
+    from engine import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(name)
+    assert message in str(info.value)

@@ -207,10 +207,36 @@ def rng_plan(seed: int, n_paths: int, block_size: int = RNG_BLOCK_SIZE) -> RngPl
 
 
 def compile_scenario(scenario, *, n_paths: int | None = None, seed: int | None = None) -> CompiledScenario:
-    """Turn a validated scenario (or a path to one) into the frozen arrays the kernels read.
+    """A scenario turned into the frozen arrays the kernels read.
 
-    ``n_paths`` and ``seed`` override the scenario's own values. A bad argument raises
-    :class:`~engine.errors.InvalidParameterError`.
+    Parameters
+    ----------
+    scenario : Scenario or str or pathlib.Path
+        A loaded scenario, or a scenario file or library name (loaded first).
+    n_paths, seed : int, optional
+        Override the scenario's own number of paths and seed.
+
+    Returns
+    -------
+    CompiledScenario
+        The timeline, the per-step drivers of every shock (``step(name)``), the parameters
+        (``param(name)``), the position book, the options' open interest and the RNG plan.
+
+    Raises
+    ------
+    InvalidParameterError
+        A bad argument: ``n_paths`` below 1, a negative ``seed``, a scenario of another type.
+    ScenarioError
+        A file given by name that does not load.
+
+    Examples
+    --------
+    >>> import engine
+    >>> compiled = engine.compile_scenario("scenarios/ci/ci-calm.yaml", n_paths=256)
+    >>> compiled.n_steps, compiled.n_paths
+    (72, 256)
+    >>> compiled.param("SPOT0")
+    89300.0
     """
     from .._params import check_count, check_scenario, check_seed
 

@@ -295,15 +295,51 @@ def write_run(result, out: str | Path | None = None, *, root: str | Path = "resu
               overrides=(), command: list[str] | None = None, tables: dict[str, pd.DataFrame] | None = None,
               report: bool | None = None, figures: bool | None = None, merge: bool = False,
               extra_manifest: dict | None = None) -> Path:
-    """Write a :class:`~engine.result.SimulationResult` as a run folder and return its path.
+    """Write a simulation's result as a run folder (what ``cascade run`` writes).
 
-    ``out`` is the folder (must not exist, or be empty); default ``<root>/<scenario>/<UTC
-    timestamp>-<short hash>``. ``source`` and ``overrides`` are recorded in the manifest;
-    ``tables`` are extra tables stored as ``<name>.parquet`` (e.g. ``{"sweep": frame}``).
-    ``report``/``figures`` default to the scenario's ``outputs.report``/``outputs.figures``.
-    ``merge`` writes into an existing folder (a sweep's), the manifest last; ``extra_manifest``
-    adds keys to the manifest. A bad argument raises :class:`~engine.errors.InvalidParameterError`;
-    an ``out`` that holds files, :class:`~engine.errors.RunFolderError`.
+    Parameters
+    ----------
+    result : SimulationResult
+        What :func:`engine.run` returned.
+    out : str or pathlib.Path, optional
+        The folder; it must not exist, or be empty. Default ``<root>/<scenario>/<UTC
+        timestamp>-<short hash>``.
+    root : str or pathlib.Path
+        Where the default folder goes.
+    source, overrides, command
+        The scenario file, the ``--set`` overrides and the command line, recorded in the manifest
+        so that ``cascade rerun`` can repeat the run.
+    tables : dict of str to DataFrame, optional
+        Extra tables, stored as ``<name>.parquet`` (a sweep's ``{"sweep": frame}``).
+    report, figures : bool, optional
+        Write the HTML report and the figures; default: the scenario's ``outputs.report`` and
+        ``outputs.figures``.
+    merge : bool
+        Write into an existing folder (a sweep's), the manifest last.
+    extra_manifest : dict, optional
+        Keys added to the manifest.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder: ``manifest.json`` (every file's SHA-256, written last), ``scenario.yaml``,
+        ``metrics.json``, the Parquet tables and, if asked, ``report.html``.
+
+    Raises
+    ------
+    InvalidParameterError
+        A bad argument (``result`` not a :class:`~engine.result.SimulationResult`, ``out`` not a path).
+    RunFolderError
+        ``out`` holds files.
+
+    Examples
+    --------
+    >>> import engine, tempfile
+    >>> result = engine.run("scenarios/ci/ci-calm.yaml", n_paths=256)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = engine.write_run(result, f"{tmp}/calm", report=False)
+    ...     sorted(p.name for p in folder.iterdir())[:3]
+    ['fan.parquet', 'flows.parquet', 'manifest.json']
     """
     from ..scenario.canonical import dump_scenario
 

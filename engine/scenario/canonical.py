@@ -43,10 +43,39 @@ _Dumper.add_representer(str, _str)
 
 
 def dump_scenario(scenario) -> str:
-    """Canonical YAML of the resolved scenario: ``extends`` merged, overrides applied, defaults shown.
+    """Canonical YAML of a resolved scenario: ``extends`` merged, overrides applied, defaults shown.
 
-    Loading the output gives back an equal scenario.
+    Parameters
+    ----------
+    scenario : Scenario
+        A loaded scenario (:func:`engine.load_scenario`).
+
+    Returns
+    -------
+    str
+        YAML text; loading it gives back an equal scenario (``cascade show`` prints it).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``scenario`` is not a loaded :class:`~engine.scenario.schema.Scenario`.
+
+    Examples
+    --------
+    >>> import engine, pathlib, tempfile
+    >>> calm = engine.load_scenario("scenarios/ci/ci-calm.yaml")
+    >>> text = engine.dump_scenario(calm)
+    >>> text.splitlines()[0]
+    '# ci-calm: resolved by cascade-engine (extends merged, defaults filled in)'
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     copy = pathlib.Path(tmp, "calm.yaml")
+    ...     _ = copy.write_text(text)
+    ...     engine.load_scenario(copy) == calm
+    True
     """
+    from .._params import check_scenario
+
+    check_scenario("dump_scenario", "scenario", scenario, path=False)
     header = f"# {scenario.name}: resolved by cascade-engine (extends merged, defaults filled in)\n"
     return header + yaml.dump(to_plain(scenario), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
@@ -80,12 +109,37 @@ def to_draft7(node):
 
 
 def scenario_json_schema(draft: str = "2020-12") -> dict:
-    """JSON Schema of scenario files, ``extends`` included: draft 2020-12, or ``draft="7"`` for
-    tools that stop at draft-07 (:func:`to_draft7`)."""
+    """JSON Schema of scenario files, ``extends`` and ``overrides`` included.
+
+    Parameters
+    ----------
+    draft : {"2020-12", "7"}
+        The JSON Schema draft: 2020-12, or 7 for tools that stop at draft-07, as
+        yaml-language-server does (:func:`to_draft7`).
+
+    Returns
+    -------
+    dict
+        The schema (``cascade schema`` prints it as JSON).
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown ``draft``.
+
+    Examples
+    --------
+    >>> import engine
+    >>> schema = engine.scenario_json_schema(draft="7")
+    >>> schema["$schema"], "definitions" in schema, "$defs" in schema
+    ('http://json-schema.org/draft-07/schema#', True, False)
+    >>> sorted(schema["required"])
+    ['horizon', 'market', 'name']
+    """
+    from .._params import check_choice
     from .schema import Scenario
 
-    if draft not in DRAFTS:
-        raise ValueError(f"draft: expected one of {', '.join(DRAFTS)}, got {draft!r}")
+    check_choice("scenario_json_schema", "draft", draft, tuple(DRAFTS))
 
     schema = Scenario.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

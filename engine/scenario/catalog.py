@@ -13,11 +13,31 @@ __all__ = ["list_scenarios", "list_strategies", "uncalibrated_note", "CALIBRATIO
 
 
 def list_scenarios(directory: str | Path | None = None) -> list[tuple[Path, str, str]]:
-    """``(path, name, one-line description)`` for every scenario, ``history/`` and ``ci/`` ones included.
+    """Every scenario of a library, ``history/`` and ``ci/`` ones included (``cascade list``).
 
-    A file that does not load is listed with its error as the description, so ``cascade list``
-    never hides a broken scenario. A ``directory`` that is not an existing folder raises
-    :class:`~engine.errors.InvalidParameterError`.
+    Parameters
+    ----------
+    directory : str or pathlib.Path, optional
+        The library's folder; default: ``scenarios/`` under the current folder, else the shipped
+        library (a checkout's, or a wheel's under ``<venv>/share/cascade-engine/``).
+
+    Returns
+    -------
+    list of (pathlib.Path, str, str)
+        ``(path, name, one-line description)`` per file, in folder order. A file that does not
+        load is listed with its error as the description, so nothing broken is hidden.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``directory`` is not an existing folder.
+
+    Examples
+    --------
+    >>> import engine
+    >>> names = [name for _, name, _ in engine.list_scenarios()]
+    >>> "feb-2026-deleveraging" in names and "ci-calm" in names
+    True
     """
     from .._params import check_path
     from ..errors import ScenarioError, invalid_parameter

@@ -51,8 +51,36 @@ def sweep_dimensions(scenario) -> list[tuple[str, list]]:
 
 
 def expand_grid(scenario) -> list[dict]:
-    """One dict ``{key path: value}`` per grid point (``[{}]`` when nothing is swept) of a loaded
-    scenario; anything else raises :class:`~engine.errors.InvalidParameterError`."""
+    """The grid of a scenario's sweeps: one ``{key path: value}`` per point.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A loaded scenario (:func:`engine.load_scenario`) whose strategies or ``sweep.parameters``
+        may sweep keys (``strike_usd: {values: [50k, 60k]}``).
+
+    Returns
+    -------
+    list of dict
+        One dict per grid point, keys as ``--set`` writes them, in the sweep's order: ``product``
+        combines every dimension, ``zip`` pairs them; ``[{}]`` when nothing is swept.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``scenario`` is not a loaded :class:`~engine.scenario.schema.Scenario`.
+
+    Examples
+    --------
+    >>> import engine
+    >>> grid = engine.expand_grid(engine.load_scenario("scenarios/put-protection-sweep.yaml"))
+    >>> len(grid)
+    198
+    >>> grid[0]["strategies[put].strike_usd"], grid[0]["shocks[warsh].depth_multiplier"]
+    (50000.0, 0.9)
+    >>> engine.expand_grid(engine.load_scenario("scenarios/ci/ci-calm.yaml"))
+    [{}]
+    """
     from .._params import check_scenario
 
     check_scenario("expand_grid", "scenario", scenario, path=False)

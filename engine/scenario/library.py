@@ -53,6 +53,9 @@ def find_scenario(name: str) -> Path | None:
     root = scenarios_dir()
     for folder in (root, root / "history", root / "ci"):
         path = folder / f"{name}.yaml"
-        if path.is_file():
-            return path
+        try:
+            if path.is_file():
+                return path
+        except (OSError, ValueError):  # a name the system refuses (too long, a NUL): no such scenario
+            return None
     return None

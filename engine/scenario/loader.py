@@ -105,17 +105,25 @@ def _drop(origins: dict, prefix: tuple) -> None:
         del origins[path]
 
 
+def _exists(path) -> bool:
+    """Whether ``path`` names something on disk; a name the system refuses (too long, a NUL) does not."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def read_document(path: str | Path, _stack: tuple = ()) -> Document:
     """Read a scenario file and everything it ``extends``, merged. A top-level ``path`` that does
     not exist and is a bare name (``feb-2026-deleveraging``) is looked up in the scenario library
     (:func:`engine.scenario.library.find_scenario`)."""
-    if not _stack and not Path(path).exists():
+    if not _stack and not _exists(path):
         from .library import find_scenario
 
         path = find_scenario(str(path)) or path
     file = str(path)
+    data, marks = load_yaml(path)  # first: it refuses a name the system would not take
     resolved = Path(path).resolve()
-    data, marks = load_yaml(path)
     origins = _origins_from_marks(marks, file)
     if not isinstance(data, dict):
         raise ScenarioError(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._atomic import write_with
 from ..errors import RunFolderError
 from .plan import SweepPlan
 
@@ -21,12 +22,6 @@ def _sha256(path: Path) -> str:
     from ..results.store import _sha256_file
 
     return _sha256_file(path)
-
-
-def _write_atomic(path: Path, write) -> None:
-    from .._atomic import write_with
-
-    write_with(path, write)
 
 
 def _chunk_paths(folder: Path, k: int) -> tuple[Path, Path]:
@@ -63,10 +58,10 @@ def save_chunk(plan: SweepPlan, folder: Path, k: int, rows: pd.DataFrame, failur
     if not failures.empty:
         fail = failures.assign(__failed=True)
         frame = pd.concat([frame, fail], ignore_index=True)
-    _write_atomic(data, lambda p: frame.to_parquet(p))
+    write_with(data, lambda p: frame.to_parquet(p))
     record = {"chunk": k, "work": plan.chunk_hash(k), "sha256": _sha256(data), "rows": int(len(rows)),
               "failures": int(len(failures)), "seconds": round(seconds, 4)}
-    _write_atomic(meta, lambda p: p.write_text(json.dumps(record) + "\n"))
+    write_with(meta, lambda p: p.write_text(json.dumps(record) + "\n"))
 
 
 def default_folder(plan: SweepPlan, root: str | Path = "results") -> Path:
@@ -166,7 +161,7 @@ def prepare_folder(plan: SweepPlan, folder: Path) -> None:
     summary = {"hash": plan.hash, "name": plan.name, "seed": plan.seed, "n_paths": plan.n_paths, "mode": plan.mode,
                "scenario_keys": plan.scenario_keys, "strategies": plan.labels, "points": len(plan.points),
                "rows": len(plan.items), "chunk_size": plan.chunk_size, "chunks": plan.n_chunks}
-    _write_atomic(plan_file, lambda p: p.write_text(json.dumps(summary, indent=1) + "\n"))
+    write_with(plan_file, lambda p: p.write_text(json.dumps(summary, indent=1) + "\n"))
 
 
 def load_chunks(plan: SweepPlan, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
