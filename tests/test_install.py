@@ -72,6 +72,13 @@ def test_the_installed_package_is_the_wheels(installed, tmp_path):
     out = subprocess.run([installed / "python", "-c", "import engine; print(engine.__file__)"], cwd=tmp_path,
                          capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert Path(out.stdout.strip()).is_relative_to(installed.parent), out.stdout + out.stderr
+    # the package data it reads (the calibration's parameter table) and its one version, from the wheel
+    code = ("import importlib.metadata, engine; from engine.calibration.parameters import PARAMETERS; "
+            "print(len(PARAMETERS), engine.__version__ == importlib.metadata.version('cascade-engine'))")
+    out = subprocess.run([installed / "python", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert out.stdout.split() == [str(len(__import__("engine.calibration.parameters", fromlist=["_"]).PARAMETERS)),
+                                  "True"], out.stdout + out.stderr
 
 
 def test_list_run_and_check_work_from_any_folder(installed, tmp_path):

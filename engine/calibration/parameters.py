@@ -1,13 +1,15 @@
-"""What the calibration fits: each parameter's scenario key, its box and scale, and the fan-coverage
-goal the objective holds the real path to. :mod:`.fit` searches over them, :mod:`.identify`
-measures how well the facts pin them down."""
+"""What the calibration fits: each parameter's scenario key, its box and scale (the table is
+``parameters.yaml`` beside this module), and the fan-coverage goal the objective holds the real
+path to. :mod:`.fit` searches over them, :mod:`.identify` measures how well the facts pin them
+down."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["Parameter", "PARAMETERS", "COVERAGE_GOAL", "COVERAGE_SCALE"]
+__all__ = ["Parameter", "PARAMETERS", "PARAMETERS_FILE", "COVERAGE_GOAL", "COVERAGE_SCALE", "read_parameters"]
 
 
 COVERAGE_GOAL = 0.90  # share of real hours inside the 5-95% fan
@@ -49,45 +51,33 @@ class Parameter:
         return float(self.low + u * (self.high - self.low))
 
 
-PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
-    Parameter("volatility", "market.volatility.annual", 0.2, 1.2, True, "diffusive volatility, annualised"),
-    Parameter("impact", "market.impact.sqrt_coefficient", 0.1, 3.0, True,
-              "Y of the square-root law: transient impact Y sigma_day sqrt(|J| / V_day) of the healing flow J"),
-    Parameter("permanent", "market.impact.permanent_fraction", 0.001, 0.2, True,
-              "share of the linear depth impact q / (100 depth) that is permanent"),
-    Parameter("long_leverage", "market.perpetuals.long.leverage.median", 1.3, 15.0, True,
-              "median leverage of the long book (lognormal)"),
-    Parameter("long_dispersion", "market.perpetuals.long.leverage.dispersion", 0.05, 1.5, True,
-              "dispersion (log sd) of the long book's leverage"),
-    Parameter("deleveraging", "market.behaviour.deleveraging.drawdown_sensitivity", 1e-4, 3.0, True,
-              "stop-loss: closing hazard per day per unit of loss against the side's average entry"),
-    Parameter("momentum", "market.behaviour.momentum.open_rate", 0.05, 100.0, True,
-              "positions opened per day (share of open interest) per 100% move over the lookback"),
-    Parameter("momentum_threshold", "market.behaviour.momentum.threshold", 0.001, 0.2, True,
-              "lookback return momentum traders ignore (they act on breakouts beyond it)"),
-    # the window they read: in a calm market a 6-hour move past a 1.5% threshold is a 1.5-sigma
-    # event, and acting on it trends the calm market; a longer window and a larger threshold can
-    # separate February's moves from calm ones, if the data ask for it
-    Parameter("momentum_lookback", "market.behaviour.momentum.lookback", 1.0, 72.0, True,
-              "hours of the return momentum traders follow", unit="h"),
-    Parameter("momentum_holding", "market.behaviour.momentum.holding_time", 0.5, 720.0, True,
-              "hours over which momentum traders' position relaxes toward its target (and closes as the move "
-              "fades)", unit="h"),
-    Parameter("momentum_capital", "market.behaviour.momentum.capital", 0.01, 3.0, True,
-              "momentum traders' largest position, a share of the book's starting size (their capital)"),
-    Parameter("momentum_leverage", "market.behaviour.momentum.leverage.median", 2.5, 50.0, True,
-              "median leverage of the positions momentum traders open (lognormal)"),
-    Parameter("holding", "market.behaviour.deleveraging.base_hazard_per_day", 0.02, 2.0, True,
-              "holding-time hazard per day (1 / the mean holding time): closes replaced by new positions"),
-    Parameter("vol_of_vol", "market.volatility.clustering.vol_of_vol", 0.05, 3.0, True,
-              "standard deviation of the log variance's stationary law (volatility clustering)"),
-    # linear from 0: whether the targets ask for self-excitation at all is the question. Not in the
-    # default set: fitted, it reaches 6.8 for 1.2% of the objective (flat from 0 to 33) and takes
-    # the calm put's premium down to within Monte Carlo error of its fair value, which no target
-    # weighs (README, 'Calibration'); --params ...,liquidation_feedback fits it
-    Parameter("liquidation_feedback", "market.volatility.clustering.liquidation_feedback", 0.0, 60.0, False,
-              "rise of the log variance per unit of open interest liquidated in a step (self-excitation)",
-              default=False),
-    Parameter("etf_reflexivity", "market.etf.reflexivity.loss_sensitivity", 0.0005, 0.2, True,
-              "ETF redemptions (share of holdings per day) per unit of lookback loss"),
-)}
+PARAMETERS_FILE = Path(__file__).with_name("parameters.yaml")
+_KEYS = {"key", "box", "log", "meaning", "unit", "default"}
+
+
+def read_parameters(path: Path = PARAMETERS_FILE) -> dict[str, Parameter]:
+    """The parameters of ``path`` (``parameters.yaml`` beside this module: data, not code; its
+    header says what each field means), in the file's order; a malformed entry is refused naming
+    the file and the entry."""
+    import yaml
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"{path}: expected a mapping of parameter names to entries")
+    out = {}
+    for name, entry in raw.items():
+        where = f"{path}: {name}"
+        if not isinstance(entry, dict) or not {"key", "box", "log", "meaning"} <= set(entry) or set(entry) - _KEYS:
+            raise ValueError(f"{where}: expected the keys key, box, log, meaning (unit, default optional), "
+                             f"got {sorted(entry) if isinstance(entry, dict) else entry!r}")
+        box = entry["box"]
+        if not (isinstance(box, list) and len(box) == 2 and all(isinstance(x, (int, float)) for x in box)
+                and box[0] < box[1] and (box[0] > 0 or not entry["log"])):
+            raise ValueError(f"{where}: box: expected [low, high] with low < high (and low > 0 on a log scale), "
+                             f"got {box!r}")
+        out[name] = Parameter(name, str(entry["key"]), float(box[0]), float(box[1]), bool(entry["log"]),
+                              str(entry["meaning"]), str(entry.get("unit", "")), bool(entry.get("default", True)))
+    return out
+
+
+PARAMETERS: dict[str, Parameter] = read_parameters()

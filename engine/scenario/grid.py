@@ -68,7 +68,7 @@ def expand_grid(scenario) -> list[dict]:
     Raises
     ------
     InvalidParameterError
-        ``scenario`` is not a loaded :class:`~engine.scenario.schema.Scenario`.
+        ``scenario`` is a file name or anything else but a loaded scenario: load it first.
 
     Examples
     --------

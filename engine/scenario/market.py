@@ -304,20 +304,26 @@ class PositionSize(StrictModel):
     dispersion: Number = Field(2.0, gt=0, le=6, description="Standard deviation of log position notional.")
 
 
+def _flat_maintenance_rate(description: str):
+    """The bounds of a flat maintenance rate, the same for the book and for a venue."""
+    return Field(None, gt=0, lt=0.5, description=description)
+
+
+def _flat_initial_rate(description: str):
+    """The bounds of the initial rate that goes with a flat maintenance rate."""
+    return Field(None, gt=0, le=1, description=description)
+
+
 class VenueSpec(StrictModel):
     """A venue's share of the book and, optionally, its own margin rates (CME is not Binance)."""
 
     share: Rate = Field(..., gt=0, le=1, description="Share of both sides of the book on this venue.")
-    maintenance_margin_rate: Rate | None = Field(
-        None, gt=0, lt=0.5,
-        description="A flat maintenance rate for the venue (no tiers, no partial liquidation), as on CME; "
-        "null = the book's schedule.",
-    )
-    initial_margin_rate: Rate | None = Field(
-        None, gt=0, le=1,
-        description="With a flat maintenance rate: the initial rate (positions above 1/rate leverage are not "
-        "held here); null = the book's.",
-    )
+    maintenance_margin_rate: Rate | None = _flat_maintenance_rate(
+        "A flat maintenance rate for the venue (no tiers, no partial liquidation), as on CME; null = the book's "
+        "schedule.")
+    initial_margin_rate: Rate | None = _flat_initial_rate(
+        "With a flat maintenance rate: the initial rate (positions above 1/rate leverage are not held here); "
+        "null = the book's.")
     margin_tiers: MarginTiers | None = Field(
         None, description="The venue's own tier schedule (a name or a list of tiers); null = the book's.",
     )
@@ -347,15 +353,11 @@ class Perpetuals(StrictModel):
     position_size: PositionSize = Field(
         default_factory=PositionSize, description="Open interest by position size: each tier's share of the book."
     )
-    maintenance_margin_rate: Rate | None = Field(
-        None, gt=0, lt=0.5,
-        description="A flat maintenance rate for every venue instead of the tiers (one rate, no partial liquidation); "
-        "null = the tiers.",
-    )
-    initial_margin_rate: Rate | None = Field(
-        None, gt=0, le=1,
-        description="With a flat maintenance rate: the initial rate, 1/rate the max leverage (default 1%).",
-    )
+    maintenance_margin_rate: Rate | None = _flat_maintenance_rate(
+        "A flat maintenance rate for every venue instead of the tiers (one rate, no partial liquidation); "
+        "null = the tiers.")
+    initial_margin_rate: Rate | None = _flat_initial_rate(
+        "With a flat maintenance rate: the initial rate, 1/rate the max leverage (default 1%).")
     venues: dict[Name, VenueEntry] = Field(
         default_factory=lambda: {"all": 1.0},
         description="Venue -> share of the book (sums to 1), or {share, maintenance_margin_rate, "
