@@ -155,3 +155,37 @@ def test_validate_and_show_do_not_import_numba():
     out = subprocess.run([sys.executable, "-c", code], cwd=ENGINE.parent, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.slow
+def test_a_change_to_a_neighbour_recompiles_the_kernels_that_inline_it(tmp_path):
+    """The strategy kernel inlines Black-Scholes from ``nb/bs.py``. Numba's own cache would keep the
+    kernel compiled against the old file; :mod:`engine._kernel_cache` stamps every kernel with all
+    the kernel sources, so an edit to ``bs.py`` alone reaches ``nb/hedge.py``'s cached functions."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ENGINE, tmp_path / "engine_cached", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import engine_cached.nb.hedge as h\n"
+            "f = h._option_value_nb\n"
+            "v = f(0, 60000.0, 55000.0, 0.1, 0.6, -0.1, 0.0, 0.0, 0.08, 0.05)\n"
+            "print(repr(v), sum(f.stats.cache_hits.values()))\n")
+
+    def value() -> tuple[float, int]:
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                             env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+        assert out.returncode == 0, out.stderr[-2000:]
+        price, hits = out.stdout.split()
+        return float(price), int(hits)
+
+    price, hits = value()
+    assert hits == 0  # compiled, and written to the cache
+    assert value() == (price, 1)  # loaded from the cache
+    bs = tmp_path / "engine_cached" / "nb" / "bs.py"
+    old = "        return f * norm_cdf_nb(d1) - k * norm_cdf_nb(d2)\n    return k * norm_cdf_nb(-d2) - f * norm_cdf_nb(-d1)\n"
+    text = bs.read_text()
+    assert old in text
+    bs.write_text(text.replace(old, old.replace("f * norm_cdf_nb(-d1)\n", "f * norm_cdf_nb(-d1) + 1000.0\n")))
+    changed, hits = value()
+    assert hits == 0 and changed == pytest.approx(price + 1000.0)

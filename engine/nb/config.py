@@ -9,14 +9,18 @@ boundary (a 1e-6 difference in one wipe-out case). (Its speed gain, 4-5% in a ha
 the kernel directly, was never confirmed: the A/B bench of the time, ``bench/ab_kernel.py``, timed
 one version against itself.) Every operation rounds as IEEE 754 says, the same on every CPU.
 
-Numba's cache is keyed on each kernel's own source file: a change to this file alone does not
-recompile cached kernels. After editing these settings, clear the cache
-(``find engine -name '*.nbi' -o -name '*.nbc' | xargs rm -f``).
+Numba keys its cache on each kernel's own source file; :mod:`engine._kernel_cache` keys it on
+every kernel source instead (this file, the kernels, ``compile/layout.py``), so a change to any
+of them recompiles the kernels once, on their next call.
 """
 
 from __future__ import annotations
 
 import numba
+
+from .. import _kernel_cache
+
+_kernel_cache.install(__file__)  # before any kernel is defined: their caches are made at decoration
 
 JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 PARALLEL = dict(JIT, parallel=True)
