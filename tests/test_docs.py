@@ -311,3 +311,16 @@ def test_model_doc_names_only_compiled_arrays_that_exist():
     assert named
     unknown = sorted({f"{kind}.{name}" for kind, name in named if name not in known[kind] | {"X"}})  # X: any
     assert not unknown, f"docs/model.md names arrays that engine/compile/layout.py does not define: {unknown}"
+
+
+def test_no_internal_issue_numbers_in_what_users_read():
+    """The tracker's numbers mean nothing to a reader: not in the README, the docs, the bench
+    notes, the package's docstrings and messages, or the shipped scenarios and strategies."""
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "README.md", root / "bench" / "README.md", *sorted((root / "docs").rglob("*.md")),
+             *sorted((root / "engine").rglob("*.py")), *sorted((root / "scenarios").rglob("*.yaml")),
+             *sorted((root / "strategies").rglob("*.yaml"))]
+    pattern = re.compile(r"\bissues? #?\d+\b", re.IGNORECASE)
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}" for path in files
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert not found, found
