@@ -736,12 +736,13 @@ def test_a_negative_duration_from_python_is_refused_at_its_key():
     from engine import Scenario, load_scenario
     from engine.scenario.canonical import dump_scenario
 
-    data = yaml.safe_load(dump_scenario(load_scenario(ROOT / "scenarios" / "ci" / "ci-margin-hike.yaml")))
-    data["shocks"][0]["duration"] = timedelta(hours=-1)
+    data = yaml.safe_load(dump_scenario(load_scenario(ROOT / "scenarios" / "ci" / "ci-feb-2026-small.yaml")))
+    warsh = next(i for i, shock in enumerate(data["shocks"]) if shock.get("id") == "warsh")
+    data["shocks"][warsh]["ramp"] = timedelta(hours=-1)
     with pytest.raises(ValidationError) as info:
         Scenario.model_validate(data)
     (error,) = info.value.errors()
-    assert error["loc"][0] == "shocks" and error["loc"][-1] == "duration", error["loc"]
+    assert error["loc"] == ("shocks", warsh, "balance_sheet_tightening", "ramp"), error["loc"]
     assert "must not be negative" in error["msg"]
 
 

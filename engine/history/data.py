@@ -1,10 +1,10 @@
 """Real data read from disk, as untrusted input: price histories (OHLCV files) and facts files.
 
-:func:`load_ohlcv` reads the closes of a CSV or Parquet file, finds its time and close columns,
-fills a short gap with the previous close (noted) and refuses a long one, a duplicate time with a
-different close, or a non-positive price, naming the line. :func:`load_facts` reads a facts file
-(the observed figures of an event, ``../shared/facts/*.yaml``); :func:`default_facts` finds the one
-named after a scenario.
+:func:`load_ohlcv` reads the closes of a CSV file, finding its time and close columns among the
+usual names; it fills a missing row with the previous close (counted), and refuses, naming the
+line, times that go back, a repeated time with another close, or a gap too long to fill.
+:func:`load_facts` reads a facts file (the observed figures of an event,
+``../shared/facts/*.yaml``); :func:`default_facts` finds the one named after a scenario.
 """
 
 from __future__ import annotations

@@ -90,6 +90,8 @@ def two_strike_rule(rule: str, first: tuple[str, str], second: tuple[str, str], 
 
     from pydantic import create_model
 
+    if low not in (first[0], second[0]):
+        raise ValueError(f"{rule}: low must name one of the strikes {first[0]!r} and {second[0]!r}, got {low!r}")
     high = second[0] if low == first[0] else first[0]
     strikes = strike_pair(first, second, low=low, high=high, message=f"{high} must be above {low}")
     params = create_model("Params", __base__=(OptionLeg, strikes), __module__=module, rule=(Literal[rule], ...))
