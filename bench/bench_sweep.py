@@ -1,4 +1,4 @@
-"""Sweep benchmarks: issue 6's performance requirements for `engine.run_sweep`.
+"""Sweep benchmarks: the performance targets of `engine.run_sweep`.
 
     python bench/bench_sweep.py                         # every figure, 3 runs each (~8 minutes on 2 cores)
     python bench/bench_sweep.py --only target --runs 5  # one group, more runs
@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import _maxrss_bytes  # noqa: E402
 from bench_engine import machine as engine_machine  # noqa: E402
 
-# issue 6's requirements
+# the targets
 TARGET_S = 60.0  # 1,000 strategy points x 10,000 paths x 720 hourly steps on 2 cores
 MIN_SPEEDUP = 1.6  # n_jobs 1 -> 2
 MAX_DASK_RATIO = 1.5  # 2-worker Dask LocalCluster / loky n_jobs=2

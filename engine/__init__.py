@@ -43,22 +43,22 @@ __all__ = [
     "attribute",
 ]
 
-_LAZY = {
-    "Scenario": (".scenario.schema", "Scenario"),
-    "load_scenario": (".scenario.loader", "load_scenario"),
-    "dump_scenario": (".scenario.canonical", "dump_scenario"),
-    "scenario_json_schema": (".scenario.canonical", "scenario_json_schema"),
-    "expand_grid": (".scenario.grid", "expand_grid"),
-    "CompiledScenario": (".compile.compiled", "CompiledScenario"),
-    "compile_scenario": (".compile.compiler", "compile_scenario"),
-    "list_scenarios": (".scenario.catalog", "list_scenarios"),
-    "run": (".simulate", "run"),
-    "SimulationResult": (".result", "SimulationResult"),
-    "load_run": (".results.store", "load_run"),
-    "write_run": (".results.store", "write_run"),
-    "run_sweep": (".sweep", "run_sweep"),
-    "find_breakpoint": (".analysis.breakpoint", "find_breakpoint"),
-    "attribute": (".analysis.attribution", "attribute"),
+_LAZY = {  # public name -> the module defining it under that name
+    "Scenario": ".scenario.schema",
+    "load_scenario": ".scenario.loader",
+    "dump_scenario": ".scenario.canonical",
+    "scenario_json_schema": ".scenario.canonical",
+    "expand_grid": ".scenario.grid",
+    "CompiledScenario": ".compile.compiled",
+    "compile_scenario": ".compile.compiler",
+    "list_scenarios": ".scenario.catalog",
+    "run": ".simulate",
+    "SimulationResult": ".result",
+    "load_run": ".results.store",
+    "write_run": ".results.store",
+    "run_sweep": ".sweep",
+    "find_breakpoint": ".analysis.breakpoint",
+    "attribute": ".analysis.attribution",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,12 +79,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str):
     try:
-        module, attr = _LAZY[name]
+        module = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'engine' has no attribute {name!r}") from None
     # relative to this package: a copy imported under another name (bench/ab_kernel.py loads two
     # versions side by side) must serve its own modules, not the installed engine's
-    value = getattr(import_module(module, __name__), attr)
+    value = getattr(import_module(module, __name__), name)
     globals()[name] = value
     return value
 

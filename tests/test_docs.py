@@ -315,9 +315,10 @@ def test_model_doc_names_only_compiled_arrays_that_exist():
 
 def test_no_internal_issue_numbers_in_what_users_read():
     """The tracker's numbers mean nothing to a reader: not in the README, the docs, the bench
-    notes, the package's docstrings and messages, or the shipped scenarios and strategies."""
+    notes and scripts (their --help), the package's docstrings and messages, or the shipped scenarios and strategies."""
     root = Path(__file__).resolve().parents[1]
-    files = [root / "README.md", root / "bench" / "README.md", *sorted((root / "docs").rglob("*.md")),
+    files = [root / "README.md", *sorted((root / "bench").glob("*.md")), *sorted((root / "bench").glob("*.py")),
+             *sorted((root / "docs").rglob("*.md")), root / "docs" / "regenerate.py",
              *sorted((root / "engine").rglob("*.py")), *sorted((root / "scenarios").rglob("*.yaml")),
              *sorted((root / "strategies").rglob("*.yaml"))]
     pattern = re.compile(r"\bissues? #?\d+\b", re.IGNORECASE)

@@ -120,6 +120,13 @@ def _option_value_delta_nb(kind, k, s, tau, atm, rr25, bf25, slope, ref_tenor, f
 
 
 @jit_inline
+def _perp_liquidated_nb(collateral, size, entry, s, mmr):
+    """Whether a perp of ``size`` BTC entered at ``entry`` on ``collateral`` is liquidated at the
+    price ``s``: its equity at or below the maintenance margin ``mmr`` of its notional."""
+    return collateral + size * (s - entry) <= abs(size) * s * mmr
+
+
+@jit_inline
 def _path_surface_nb(surface, atm_paths, p, t, s, spot0, skew_beta):
     """Path ``p``'s surface at the end of step ``t``, the price at ``s``: ``(ATM level, risk
     reversal moved by skew_beta times the log return since the start, term slope)``."""
@@ -230,18 +237,14 @@ def evaluate_nb(prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_teno
             rate = funding[min(p, funding.shape[0] - 1), t]
             if events[t] != 0.0:
                 cash -= (book_size + h_size) * s * rate * events[t]
-            if book_size != 0.0:
-                equity = book_collateral + book_size * (s - book_entry)
-                if equity <= abs(book_size) * s * perp_mmr:
-                    book_size = 0.0  # what equity was left goes to the exchange
-                    book_collateral = 0.0
-                    liquidated = 1.0
-            if h_size != 0.0:
-                equity = h_collateral + h_size * (s - h_entry)
-                if equity <= abs(h_size) * s * perp_mmr:
-                    h_size = 0.0
-                    h_collateral = 0.0
-                    liquidated = 1.0
+            if book_size != 0.0 and _perp_liquidated_nb(book_collateral, book_size, book_entry, s, perp_mmr):
+                book_size = 0.0  # what equity was left goes to the exchange
+                book_collateral = 0.0
+                liquidated = 1.0
+            if h_size != 0.0 and _perp_liquidated_nb(h_collateral, h_size, h_entry, s, perp_mmr):
+                h_size = 0.0
+                h_collateral = 0.0
+                liquidated = 1.0
             # the stop
             if s > peak_price:
                 peak_price = s
@@ -474,8 +477,7 @@ def _path_scratch_nb(p, prices, atm_paths, spot0, dt, surface, bf25, skew_beta, 
     for t in range(n_steps):
         s = prices[p, t]
         if book_size != 0.0:
-            equity = book_collateral + book_size * (s - perp_entry)
-            if equity <= abs(book_size) * s * perp_mmr:
+            if _perp_liquidated_nb(book_collateral, book_size, perp_entry, s, perp_mmr):
                 book_size = 0.0
                 book_collateral = 0.0
                 liquidated_at = t
@@ -560,12 +562,10 @@ def _fixed_row_nb(v, p, prices, funding_row, events, spot0, spot_btc, perp_size,
         if events[t] != 0.0:
             book_size = perp_size if t <= liquidated_at else 0.0
             cash -= (book_size + h_size) * s * funding_row[t] * events[t]
-        if h_size != 0.0:
-            equity = h_collateral + h_size * (s - h_entry)
-            if equity <= abs(h_size) * s * perp_mmr:
-                h_size = 0.0
-                h_collateral = 0.0
-                liquidated = 1.0
+        if h_size != 0.0 and _perp_liquidated_nb(h_collateral, h_size, h_entry, s, perp_mmr):
+            h_size = 0.0
+            h_collateral = 0.0
+            liquidated = 1.0
         if not stopped and spot_held > 0.0 and (s <= stop_at or drops[t] >= stop_dd):
             sold = spot_held * stop_fraction[v]
             cash += sold * s * (1.0 - fee[v])
@@ -725,14 +725,16 @@ def _fixed_setup_nb(prices, spot0, dt, surface, bf25, ref_tenor, floor, events, 
 @pjit
 def evaluate_fixed_nb(prices, atm_paths, spot0, dt, surface, bf25, skew_beta, ref_tenor, floor, funding, events,
                       spot_btc, cash0, perp_size, perp_leverage, perp_entry, perp_mmr,
-                      held_kind, held_strike, held_expiry, held_size,
-                      leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor, leg_roll,
-                      hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls, out,
-                      leg_table, c_kind, c_strike, c_expiry, n_threads):
+                      held_kind, held_strike, held_expiry, held_size, leg_table, c_kind, c_strike, c_expiry,
+                      leg_kind, leg_size, leg_strike, leg_strike_pct, leg_expiry, leg_tenor,
+                      hedge_size, hedge_leverage, stop_price, stop_drawdown, stop_fraction, spread, fee, controls,
+                      out, n_threads):
     """:func:`evaluate_nb` for rows whose option legs are all fixed contracts
     (``leg_table >= 0``: a fixed strike, no roll; two leg columns) and that have no dynamic hedge
-    and no deleverage rule: the same numbers, bit for bit, for a fraction of the work (the trace
-    arguments are not taken: tracing is :func:`evaluate_nb`'s).
+    and no deleverage rule: the same numbers, bit for bit, for a fraction of the work. It takes
+    neither ``leg_roll`` (a fixed contract is never rolled) nor the trace arguments (tracing is
+    :func:`evaluate_nb`'s); ``leg_table[v, j]`` is the column of row ``v``'s leg ``j`` among the
+    distinct contracts ``c_kind``, ``c_strike``, ``c_expiry``.
 
     The opening trades are the same on every path, so they are priced once per row
     (:func:`_fixed_setup_nb`). Then, by tasks of ``PATH_BLOCK`` paths, what every row shares is

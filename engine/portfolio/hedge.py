@@ -288,7 +288,9 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
         for kernel, chosen in ((nbh.evaluate_fixed_nb, fixed), (nbh.evaluate_nb, ~fixed)):
             if not chosen.any():
                 continue
+            row_inputs = {k: v[rows[chosen]] for k, v in inputs.items()}
             if kernel is nbh.evaluate_fixed_nb:
+                del row_inputs["leg_roll"]  # all NaN here: a fixed contract is never rolled
                 extra = dict(fixed_contracts, n_threads=numba.get_num_threads(),
                              leg_table=np.ascontiguousarray(leg_table[chosen]))
             else:
@@ -296,7 +298,7 @@ def _outcomes(prices: np.ndarray, compiled, vs: list[Variant], funding: np.ndarr
             whole = chosen.all() and len(rows) == len(vs)  # then write straight into ``out``
             part = out if whole else np.zeros((int(chosen.sum()), prices.shape[0], N_HEDGE_OUT))
             before_call(kernel, "the hedging kernels")
-            kernel(**common, **{k: v[rows[chosen]] for k, v in inputs.items()}, out=part, **extra)
+            kernel(**common, **row_inputs, out=part, **extra)
             if not whole:
                 out[rows[chosen]] = part
     return out

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from ..options.vrp import DEFAULT_VRP
 from .types import (MAX_PRICE_USD, Amount, Duration, Integer, Name, Number, PositiveDuration, Rate,
-                    StrictModel, TimeOfDay, Timestamp, When)
+                    Sensitivity, StrictModel, TimeOfDay, Timestamp, When)
 
 __all__ = ["Market"]
 
@@ -426,13 +426,9 @@ class Perpetuals(StrictModel):
 
 class EtfReflexivity(StrictModel):
     lookback: Duration = Field("5d", description="Window of the trailing loss.")
-    loss_sensitivity: Number = Field(
-        0.01, ge=0, le=10,
-        description="Share of holdings redeemed per day per 100% trailing loss.",
-    )
-    below_cost_basis_sensitivity: Number = Field(
-        0.005, ge=0, le=10,
-        description="Share of holdings redeemed per day per 100% of price below cost basis.",
+    loss_sensitivity: Sensitivity = Field(0.01, description="Share of holdings redeemed per day per 100% trailing loss.")
+    below_cost_basis_sensitivity: Sensitivity = Field(
+        0.005, description="Share of holdings redeemed per day per 100% of price below cost basis."
     )
 
 
@@ -507,12 +503,10 @@ class Miners(StrictModel):
         None, description="Next retarget (absolute or +offset); null = one period after the start."
     )
     difficulty_period: Duration = Field("14d", description="Time between retargets.")
-    sell_sensitivity: Number = Field(
-        0.05, ge=0, le=10, description="Share of reserves sold per day per 100% shortfall below breakeven."
+    sell_sensitivity: Sensitivity = Field(
+        0.05, description="Share of reserves sold per day per 100% shortfall below breakeven."
     )
-    hashrate_sensitivity: Number = Field(
-        0.5, ge=0, le=10, description="Hashrate lost per 100% shortfall, applied at each retarget."
-    )
+    hashrate_sensitivity: Sensitivity = Field(0.5, description="Hashrate lost per 100% shortfall, applied at each retarget.")
 
 
 class Deleveraging(StrictModel):

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .types import Amount, Duration, Flag, Integer, Name, Number, Rate, StrictModel, When
+from .types import Amount, Duration, Flag, Integer, Name, Number, Rate, Sensitivity, StrictModel, When
 from .market import ExecutionWindow, OptionOpenInterest
 
 __all__ = ["Shock", "SHOCK_TYPES"]
@@ -144,10 +144,8 @@ class MarginHike(_Shock):
 class ReflexivityOverride(StrictModel):
     """New reflexive-redemption sensitivities from the shock's start (the lookback stays the market's)."""
 
-    loss_sensitivity: Number = Field(..., ge=0, le=10, description="Share of holdings per day per 100% loss.")
-    below_cost_basis_sensitivity: Number = Field(
-        ..., ge=0, le=10, description="Share of holdings per day per 100% below cost basis."
-    )
+    loss_sensitivity: Sensitivity = Field(..., description="Share of holdings per day per 100% loss.")
+    below_cost_basis_sensitivity: Sensitivity = Field(..., description="Share of holdings per day per 100% below cost basis.")
 
 
 class GeneratedRun(StrictModel):

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainSerializer,
     Strict,
     StringConstraints,
@@ -117,6 +118,10 @@ Rate = Annotated[
 
 Number = Annotated[float, _wrap(_finite_number), WithJsonSchema({"type": "number"})]
 """A plain finite number (NaN and infinities refused)."""
+
+Sensitivity = Annotated[Number, Field(ge=0, le=10)]
+"""A response per 100% of its driver (a loss, a shortfall, a price below cost basis): ``0.01`` is
+1% of the stock per 100% of the driver; from 0 to 10."""
 
 
 def _integer(value: Any) -> int:

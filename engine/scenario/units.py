@@ -84,17 +84,22 @@ def _finite(value: float, what: str) -> float:
     return result
 
 
+def _number_or_match(value: object, pattern: re.Pattern, what: str, like: str) -> float | re.Match:
+    """A finite number as it is, or the match of a string ``value`` against ``pattern``; anything
+    else is a :class:`UnitError` saying what a ``what`` looks ``like``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _finite(value, what)
+    match = pattern.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise UnitError(f"must be {'an' if what[0] in 'aeiou' else 'a'} {what} like {like}, got {value!r}")
+    return match
+
+
 def parse_amount(value: object) -> float:
     """``'61B'`` -> ``61e9``; numbers pass through (must be finite)."""
-    if isinstance(value, bool):
-        raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
-    if isinstance(value, (int, float)):
-        return _finite(value, "amount")
-    if not isinstance(value, str):
-        raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
-    match = _AMOUNT_RE.match(value)
-    if not match:
-        raise UnitError(f"must be an amount like 61B, 689.2M or 32.5k, got {value!r}")
+    match = _number_or_match(value, _AMOUNT_RE, "amount", "61B, 689.2M or 32.5k")
+    if isinstance(match, float):
+        return match
     sign, number, suffix = match.groups()
     scale = _SUFFIX.get(suffix.lower())
     if scale is None:
@@ -108,15 +113,9 @@ def parse_amount(value: object) -> float:
 
 def parse_rate(value: object) -> float:
     """``'15%'`` -> ``0.15``; ``'50bp'`` -> ``0.005``; plain numbers are fractions already."""
-    if isinstance(value, bool):
-        raise UnitError(f"must be a rate like 15%, 50bp or 0.15, got {value!r}")
-    if isinstance(value, (int, float)):
-        return _finite(value, "rate")
-    if not isinstance(value, str):
-        raise UnitError(f"must be a rate like 15%, 50bp or 0.15, got {value!r}")
-    match = _RATE_RE.match(value)
-    if not match:
-        raise UnitError(f"must be a rate like 15%, -13%, 50bp or 0.15, got {value!r}")
+    match = _number_or_match(value, _RATE_RE, "rate", "15%, -13%, 50bp or 0.15")
+    if isinstance(match, float):
+        return match
     number, unit = match.groups()
     scale = {"%": 0.01, "bp": 1e-4, "bps": 1e-4, "": 1.0}[unit]
     return _finite(float(number.replace("_", "")) * scale, "rate")
