@@ -16,6 +16,7 @@ Text read from files is made safe to print by :func:`engine._terminal.terminal_s
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import tempfile
@@ -146,16 +147,23 @@ def _creatable_parent(path: Path, shown: str, flag: str) -> None:
 
 
 def check_output_dir(path: str | Path, flag: str, *, must_be_empty: bool = False) -> None:
-    """Check, before any work, that a results folder can be written: an existing (optionally
-    empty) directory we can write in, or a missing one whose nearest existing parent is a
-    writable directory. Raises :class:`ScenarioError` naming the folder and the flag."""
+    """Check, before any work, that a results folder can be written: an existing (with
+    ``must_be_empty``, empty) directory we can write in, or a missing one whose nearest existing
+    parent is a writable directory. Raises :class:`ScenarioError` naming the folder and the flag,
+    what was expected, what was found and what to do."""
     path = Path(path)
     shown = str(path)
+    wanted = "a new or empty folder" if must_be_empty else "a folder"
     if path.exists():
         if not path.is_dir():
-            raise ScenarioError(Problem(f"{flag}: exists and is not a folder", shown))
-        if must_be_empty and any(path.iterdir()):
-            raise ScenarioError(Problem(f"{flag}: already exists and is not empty", shown))
+            found = "a file" if path.is_file() else "something else"
+            raise ScenarioError(Problem(f"{flag}: exists and is not a folder: it is {found}", shown, expected=wanted,
+                                        hint=f"give {flag} the path of {wanted}"))
+        entries = sorted(entry.name for entry in itertools.islice(path.iterdir(), 3)) if must_be_empty else []
+        if entries:
+            raise ScenarioError(Problem(f"{flag}: already exists and is not empty: it holds {', '.join(entries)}"
+                                        f"{', ...' if len(entries) == 3 else ''}", shown, expected=wanted,
+                                        hint=f"give {flag} a new folder, or empty this one"))
         _probe(path, shown, flag)
     elif path.is_symlink():
         raise ScenarioError(Problem(f"{flag}: is a link to a missing location", shown))

@@ -8,9 +8,11 @@ other files as they were: a ``git pull`` that changed ``nb/bs.py`` kept booking 
 until the cache was cleared by hand.
 
 :func:`install` puts, in front of numba's own cache locators, one subclass of each whose source
-stamp is a hash of all of those files (``engine/nb/*.py`` and ``engine/compile/layout.py``), for
-the functions defined under ``engine/nb/`` only: a change to any of them recompiles every kernel
-once, and any other library's cache is untouched. Where the cache goes is numba's choice as
+stamp is a hash of all of those files (``engine/nb/*.py`` and ``engine/compile/layout.py``) beside
+numba's own stamp of the function's file, for every function defined in the ``engine`` package
+(``engine/options/black_scholes.py`` loops over ``nb/bs.py``'s pricers, inlined like the kernels'):
+a change to any kernel source recompiles every cached function of the package once, and any
+other library's cache is untouched. Where the cache goes is numba's choice as
 before (``__pycache__`` beside the source, ``NUMBA_CACHE_DIR``, ...). Numba's cache internals are
 private; if they change, :func:`install` leaves numba's behaviour alone rather than fail.
 """
@@ -50,10 +52,12 @@ def kernel_stamp(nb_dir: Path) -> str:
 
 
 def install(settings_file: str | Path) -> bool:
-    """Stamp the cache of every function defined in the folder of ``settings_file``
-    (``engine/nb/config.py``) with :func:`kernel_stamp`; ``False`` when numba's cache internals
-    are not what this expects (nothing is changed then)."""
+    """Stamp the cache of every function defined in the package above the folder of
+    ``settings_file`` (``engine/nb/config.py``) with :func:`kernel_stamp` and numba's own stamp of
+    its file; ``False`` when numba's cache internals are not what this expects (nothing is changed
+    then)."""
     nb_dir = Path(settings_file).resolve().parent
+    package = nb_dir.parent
     if nb_dir in _installed:
         return True
     try:
@@ -67,14 +71,14 @@ def install(settings_file: str | Path) -> bool:
     def stamped(base):
         def from_function(cls, py_func, py_file):
             try:
-                if not Path(py_file).resolve().is_relative_to(nb_dir):
+                if not Path(py_file).resolve().is_relative_to(package):
                     return None
             except (OSError, ValueError):
                 return None
             return base.from_function.__func__(cls, py_func, py_file)
 
         def get_source_stamp(self):
-            return kernel_stamp(nb_dir)
+            return kernel_stamp(nb_dir), base.get_source_stamp(self)
 
         return type(f"Kernel{base.__name__}", (base,),
                     {"from_function": classmethod(from_function), "get_source_stamp": get_source_stamp})

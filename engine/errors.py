@@ -148,10 +148,12 @@ class ScenarioError(ValueError):
 
     def _render(self) -> str:
         if len(self.problems) == 1:
-            return str(self.problems[0])
-        lines = [f"{len(self.problems)} problems:"]
-        lines += [f"  {p}" for p in self.problems]
-        return "\n".join(lines)
+            return self._sentence(self.problems[0])
+        return "\n".join([f"{len(self.problems)} problems:"] + [f"  {self._sentence(p)}" for p in self.problems])
+
+    def _sentence(self, problem: Problem) -> str:
+        """One problem as the message says it (a subclass words its own)."""
+        return str(problem)
 
     @property
     def file(self) -> str | None:
@@ -180,11 +182,6 @@ class InvalidParameterError(ScenarioError, TypeError):
     def __init__(self, problems: list[Problem] | Problem, *, function: str):
         self.function = function
         super().__init__(problems)
-
-    def _render(self) -> str:
-        if len(self.problems) == 1:
-            return self._sentence(self.problems[0])
-        return "\n".join([f"{len(self.problems)} problems:"] + [f"  {self._sentence(p)}" for p in self.problems])
 
     def _sentence(self, problem: Problem) -> str:
         if problem.parameter is None:  # a problem of the scenario the argument named

@@ -152,9 +152,9 @@ def memory_problem(scenario, est: Estimate, limit: int, what: str, *, flag: str 
     doc = getattr(scenario, "_source", None)
     if flag is not None and est.n_paths != scenario.n_paths:  # the flag asked for these paths, not the file
         return Problem(f"{flag} {est.n_paths:,}: {message}", file=getattr(doc, "file", None), hint=hint)
-    if doc is not None:
-        return doc.problem(("n_paths",), message, hint=hint)
-    return Problem(message, path=("n_paths",), hint=hint)
+    from .scenario.problems import scenario_problem
+
+    return scenario_problem(scenario, ("n_paths",), message, hint=hint)
 
 
 def check_memory(scenario, *, n_paths: int | None = None, keep_steps: bool = True, workers: int = 1,

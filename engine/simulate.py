@@ -383,22 +383,16 @@ def run(scenario, n_paths: int | None = None, seed: int | None = None, n_jobs: i
                 raise invalid_parameter("run", name, "None with a compiled scenario, whose arrays are fixed", value,
                                         hint="apply n_paths, seed and overrides before compile_scenario")
     else:
-        from .scenario.loader import load_scenario
+        from .resources import check_memory
+        from .scenario.loader import load_scenario, with_overrides
 
         if isinstance(scenario, (str, Path)):
             scenario = load_scenario(scenario, overrides)
-        elif overrides:  # a Scenario object: its resolved data, overridden and validated again
-            from .scenario.canonical import to_plain
-
-            scenario = load_scenario(to_plain(scenario), overrides)
+        else:
+            scenario = with_overrides(scenario, overrides)
         spec = scenario
-        if n_paths is None or n_paths >= 1:  # before any allocation: a located error, not a MemoryError
-            from .resources import check_memory
-
-            check_memory(scenario, n_paths=n_paths, keep_steps=keep_steps, flag=None)
+        check_memory(scenario, n_paths=n_paths, keep_steps=keep_steps, flag=None)  # a located error, not a MemoryError
         compiled = compile_scenario(scenario, n_paths=n_paths, seed=seed)
-    if compiled.n_paths < 1:
-        raise ScenarioError("n_paths must be at least 1")
     return run_prepared(prepare(compiled), spec, n_jobs, chunk_paths=chunk_paths, keep_steps=keep_steps,
                         progress=progress, started=started)
 

@@ -522,3 +522,28 @@ def test_the_identifiability_check_runs_at_the_shipped_parameters_without_a_fit(
     spans = pd.read_csv(out / "identifiability.csv", index_col="parameter")
     assert spans.loc["volatility", "fitted"] == pytest.approx(
         cf.PARAMETERS["volatility"].decode(cf._get(to_plain(load_scenario(FLAGSHIP)), "market.volatility.annual")))
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("log", "false", "log: expected true or false, got 'false'"),
+    ("default", 1, "default: expected true or false, got 1"),
+    ("unit", "w", "unit: expected one of ['d', 'h'] or none, got 'w'"),
+    ("box", [True, 2.0], "box: expected [low, high], finite numbers"),
+    ("box", [0.0, float("inf")], "box: expected [low, high], finite numbers"),
+    ("key", 3, "key: expected a scenario key path, got 3"),
+])
+def test_a_malformed_parameter_table_is_refused_naming_the_entry_and_field(tmp_path, field, value, says):
+    """The parameter table is read from disk: a string "false" is not false, an unknown unit is not
+    left to fail as a KeyError in the middle of a fit."""
+    import yaml
+
+    from engine.calibration.parameters import PARAMETERS_FILE, read_parameters
+
+    table = yaml.safe_load(PARAMETERS_FILE.read_text(encoding="utf-8"))
+    table["volatility"][field] = value
+    path = tmp_path / "parameters.yaml"
+    path.write_text(yaml.safe_dump(table, sort_keys=False))
+    with pytest.raises(ValueError) as info:
+        read_parameters(path)
+    assert f"{path}: volatility: {says}" in str(info.value)
+    assert read_parameters().keys() == table.keys()  # the shipped table reads, every entry

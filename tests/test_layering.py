@@ -18,8 +18,10 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            names.add("." * node.level + module)
+            if node.module:
+                names.add("." * node.level + node.module)
+            else:  # `from .. import _notice`: the modules it names (`.._notice`)
+                names |= {"." * node.level + alias.name for alias in node.names}
     return names
 
 
@@ -27,9 +29,10 @@ def _imports(path: Path) -> set[str]:
 def test_kernels_import_only_numpy_numba_and_the_layout(path):
     for name in _imports(path):
         if name.startswith("."):  # relative: the package's own kernels, or the compiled layout
-            # and the notice hook (engine/_notice.py: one variable, no import) for the settings module
-            allowed = (".", ".config", ".book", ".rng", ".kernel", ".bs", "..compile.layout") + \
-                (("..",) if path.name == "config.py" else ())
+            # and, for the settings module, the notice hook (engine/_notice.py: one variable, no
+            # import) and the stamp of the kernels' sources (engine/_kernel_cache.py)
+            allowed = (".config", ".book", ".rng", ".kernel", ".bs", "..compile.layout") + \
+                ((".._notice", ".._kernel_cache") if path.name == "config.py" else ())
             assert name in allowed, (path.name, name)
         else:
             assert name.split(".")[0] in KERNEL_IMPORTS, f"{path.name} imports {name}"
@@ -161,31 +164,35 @@ def test_validate_and_show_do_not_import_numba():
 def test_a_change_to_a_neighbour_recompiles_the_kernels_that_inline_it(tmp_path):
     """The strategy kernel inlines Black-Scholes from ``nb/bs.py``. Numba's own cache would keep the
     kernel compiled against the old file; :mod:`engine._kernel_cache` stamps every kernel with all
-    the kernel sources, so an edit to ``bs.py`` alone reaches ``nb/hedge.py``'s cached functions."""
+    the kernel sources, so an edit to ``bs.py`` alone reaches ``nb/hedge.py``'s cached functions, and
+    the loops of ``engine/options/black_scholes.py`` outside ``nb/`` that call it."""
     import shutil
     import subprocess
     import sys
 
     shutil.copytree(ENGINE, tmp_path / "engine_cached", ignore=shutil.ignore_patterns("__pycache__"))
     code = ("import engine_cached.nb.hedge as h\n"
+            "import engine_cached.options.black_scholes as b\n"
             "f = h._option_value_nb\n"
             "v = f(0, 60000.0, 55000.0, 0.1, 0.6, -0.1, 0.0, 0.0, 0.08, 0.05)\n"
-            "print(repr(v), sum(f.stats.cache_hits.values()))\n")
+            "w = b.price('put', 60000.0, 55000.0, 0.1, vol=0.6)\n"
+            "hits = sum(f.stats.cache_hits.values()) + sum(b._greeks_flat_nb.stats.cache_hits.values())\n"
+            "print(repr(v), repr(float(w)), hits)\n")
 
-    def value() -> tuple[float, int]:
+    def value() -> tuple[float, float, int]:
         out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                              env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
         assert out.returncode == 0, out.stderr[-2000:]
-        price, hits = out.stdout.split()
-        return float(price), int(hits)
+        price, flat, hits = out.stdout.split()
+        return float(price), float(flat), int(hits)
 
-    price, hits = value()
+    price, flat, hits = value()
     assert hits == 0  # compiled, and written to the cache
-    assert value() == (price, 1)  # loaded from the cache
+    assert value() == (price, flat, 2)  # both loaded from the cache
     bs = tmp_path / "engine_cached" / "nb" / "bs.py"
     old = "        return f * norm_cdf_nb(d1) - k * norm_cdf_nb(d2)\n    return k * norm_cdf_nb(-d2) - f * norm_cdf_nb(-d1)\n"
     text = bs.read_text()
     assert old in text
     bs.write_text(text.replace(old, old.replace("f * norm_cdf_nb(-d1)\n", "f * norm_cdf_nb(-d1) + 1000.0\n")))
-    changed, hits = value()
-    assert hits == 0 and changed == pytest.approx(price + 1000.0)
+    changed, changed_flat, hits = value()
+    assert hits == 0 and changed == pytest.approx(price + 1000.0) and changed_flat == pytest.approx(flat + 1000.0)

@@ -501,6 +501,26 @@ def test_overrides_apply_to_a_scenario_object_as_to_a_path(scenarios_dir):
         engine.run(compile_scenario(engine.load_scenario(path), n_paths=64), overrides=vol)
 
 
+def test_overrides_of_a_scenario_object_reach_what_it_derives(tiny_scenario, tmp_path):
+    """Overrides of a loaded Scenario apply to the data it was loaded from, as with its file, so
+    what the loader derives from a value follows it: a standalone scenario's price levels, 10/20/30%
+    below its own spot (from its resolved values they stayed below the old spot). The same in
+    engine.run, engine.attribute and engine.find_breakpoint (one loader helper)."""
+    import yaml
+
+    from engine.scenario.loader import with_overrides
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_scenario))
+    spot = ["market.spot_usd=70k"]
+    from_file = engine.load_scenario(path, spot)
+    from_object = with_overrides(engine.load_scenario(path), spot)
+    assert from_file.outputs.price_levels_usd == from_object.outputs.price_levels_usd == [63_000.0, 56_000.0, 49_000.0]
+    by_path = engine.run(path, n_paths=32, overrides=spot)
+    by_object = engine.run(engine.load_scenario(path), n_paths=32, overrides=spot)
+    assert by_path.probabilities() == by_object.probabilities() and "prob_touch_63000" in by_path.probabilities()
+
+
 def test_step_values_serve_the_kept_arrays_and_refuse_the_rest(scenarios_dir):
     """The per-step arrays through the result's public accessor (other modules once read its
     private ``_raw``): paths x steps, the same array the fans are made of."""

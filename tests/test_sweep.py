@@ -278,6 +278,17 @@ def test_parameters_under_strategies_are_evaluated_not_resimulated(grid_file):
     assert plan.points == [{}] and plan.variants[1] == [{"hedge_ratio": 0.25}, {"hedge_ratio": 0.75}]
 
 
+def test_parameters_under_strategies_take_friendly_numbers(grid_file, tmp_path):
+    """``52k`` under a strategy key is the number 52,000, as under a market key and in an inline
+    sweep: it stayed text, so a list mixing 52k and 54000 failed when its column was written."""
+    s = engine.load_scenario(grid_file, ["sweep.parameters={'strategies[put].strike_usd': [52k, 54000]}",
+                                         "n_paths=64"])
+    plan = sw.plan_sweep(s)
+    assert sorted({v["strike_usd"] for v in plan.variants[0]}) == [52_000.0, 54_000.0]
+    table = sw.run_sweep(s, out=tmp_path / "s", n_jobs=1, report=False).table
+    assert sorted(set(table["param.strike_usd"].dropna())) == [52_000.0, 54_000.0]
+
+
 @pytest.mark.parametrize("text, spec", [
     ("strategies[put].strike_usd=50k:60k:2k", {"range": [50e3, 60e3, 2e3]}),
     ("market.impact.daily_volume_usd=10B,20B", {"values": [10e9, 20e9]}),
@@ -317,6 +328,8 @@ def test_cli_sweep(capsys, grid_file, reference, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--grid", "strategies[nope].strike_usd=1,2"], "no strategy 'nope'"),
+    (["--grid", "strategies[put]=1,2"], "name a field of the strategy, like strategies[put].strike_usd"),
+    (["--grid", "strategies[put].strike_usd.x=1,2"], "strike_usd.x: unknown key 'x'"),  # a sweep's key: once a hang
     (["--grid", "x=1:2"], "start:stop:step"),
     (["--by", "nope"], "--by nope: no such column"),
     (["--scheduler", "tcp://127.0.0.1:1", "--dask-local", "2"], "not both"),

@@ -205,7 +205,6 @@ def attribute(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     from pathlib import Path
 
     from .._params import check_bool, check_callable, check_count, check_overrides, check_scenario, check_seed
-    from ..errors import Problem
     from ..results._bootstrap import Bootstrap
 
     f = "attribute"
@@ -216,24 +215,20 @@ def attribute(scenario, *, n_paths: int | None = None, seed: int | None = None, 
     overrides = check_overrides(f, overrides)
     check_callable(f, "progress", progress)
     keep_result = check_bool(f, "keep_result", keep_result)
-    file = None
+    from ..scenario.loader import load_scenario, with_overrides
+    from ..scenario.problems import scenario_problem
+
     if isinstance(scenario, (str, Path)):
-        from ..scenario.loader import load_scenario
-
-        file = str(scenario)
         scenario = load_scenario(scenario, overrides)
-    elif overrides:  # a Scenario object: its resolved data, overridden and validated again (as engine.run does)
-        from ..scenario.canonical import to_plain
-        from ..scenario.loader import load_scenario
-
-        scenario = load_scenario(to_plain(scenario), overrides)
+    else:
+        scenario = with_overrides(scenario, overrides)
     if scenario.sweep is not None:
-        raise ScenarioError(Problem("attribution takes one scenario, not a sweep grid", file=file, path=("sweep",),
-                                    expected="a scenario without sweep: (pick one point of the grid with --set)",
-                                    hint="remove the sweep: section or run cascade sweep"))
+        raise ScenarioError(scenario_problem(scenario, ("sweep",), "attribution takes one scenario, not a sweep grid",
+                                             expected="a scenario without sweep: (pick one point of the grid with --set)",
+                                             hint="remove the sweep: section or run cascade sweep"))
     if not scenario.shocks:
-        raise ScenarioError(Problem("no shocks to attribute", file=file, path=("shocks",),
-                                    expected="at least one shock", found=[], has_found=True))
+        raise ScenarioError(scenario_problem(scenario, ("shocks",), "no shocks to attribute",
+                                             expected="at least one shock", found=[], has_found=True))
     seed = scenario.seed if seed is None else seed
     n_paths = scenario.n_paths if n_paths is None else n_paths
     labels = [shock_label(s, i) for i, s in enumerate(scenario.shocks)]

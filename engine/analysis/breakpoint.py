@@ -452,28 +452,18 @@ def _data(scenario_or_path, overrides) -> tuple[dict, dict, str]:
     """``(raw, plain, name)``: the data the loader validated (``extends`` merged, ``--set`` applied;
     it is what each evaluation changes and loads again) and the validated values, every default in."""
     from ..scenario.canonical import to_plain
-    from ..scenario.loader import load_scenario
+    from ..scenario.loader import load_scenario, source_data, with_overrides
+    from ..scenario.problems import scenario_problem
 
     if isinstance(scenario_or_path, dict) or not hasattr(scenario_or_path, "model_dump"):
         scenario = load_scenario(scenario_or_path, overrides)
-    elif overrides:
-        scenario = load_scenario(_raw(scenario_or_path), overrides)
     else:
-        scenario = scenario_or_path
+        scenario = with_overrides(scenario_or_path, overrides)
     if scenario.sweep is not None and scenario.sweep.parameters:
         message = ("a breakpoint search runs one market at a time: sweep.parameters is not supported (inline "
                    "strategy sweeps are)")
-        doc = getattr(scenario, "_source", None)
-        where = ("sweep", "parameters")
-        raise ScenarioError(doc.problem(where, message) if doc is not None else Problem(message, path=where))
-    return _raw(scenario), to_plain(scenario), scenario.name
-
-
-def _raw(scenario) -> dict:
-    from ..scenario.canonical import to_plain
-
-    doc = getattr(scenario, "_source", None)
-    return copy.deepcopy(doc.data) if doc is not None else to_plain(scenario)
+        raise ScenarioError(scenario_problem(scenario, ("sweep", "parameters"), message))
+    return source_data(scenario), to_plain(scenario), scenario.name
 
 
 def _metric_names(raw: dict, n_paths: int, seed: int, n_jobs: int, keep_steps: bool) -> list[str]:

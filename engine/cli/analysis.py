@@ -89,7 +89,7 @@ def cmd_breakpoint(args) -> int:
             print(f"cascade breakpoint: --range expects LO:HI, e.g. 0:2 or 11%:40%, got {args.range!r}", file=sys.stderr)
             return EXIT_USAGE
 
-    refuse_too_large(args, keep_steps=None)
+    scenario = refuse_too_large(args)  # --set applied: not passed again below
     bar = progress_bar(args, args.max_evals, "sim", "breakpoint")
 
     def progress(e):  # the bar stops at max_evals at most; the search usually ends before
@@ -97,10 +97,10 @@ def cmd_breakpoint(args) -> int:
         bar.set_postfix_str(f"s={e.scale:.4g}: {e.metric:.4g} ± {e.se:.2g}")
 
     with bar:
-        result = find_breakpoint(args.file, args.shock, args.metric, args.threshold, direction=args.direction,
+        result = find_breakpoint(scenario, args.shock, args.metric, args.threshold, direction=args.direction,
                                  scale_mode=args.scale_mode, lo=lo, hi=hi, max_scale=args.max_scale, tol=args.tol,
                                  max_evals=args.max_evals, n_se=args.n_se, n_paths=args.paths, seed=args.seed,
-                                 n_jobs=args.jobs or os.cpu_count() or 1, overrides=args.overrides,
+                                 n_jobs=args.jobs or os.cpu_count() or 1,
                                  progress=progress if not bar.disable else None)
     print(json.dumps(result.to_dict()) if args.json else result.render())
     return EXIT_OK if result.found else EXIT_FAIL
@@ -112,18 +112,16 @@ def cmd_attribute(args) -> int:
     if bad_out(args, "attribute"):
         return EXIT_USAGE
 
-    refuse_too_large(args, keep_steps=not args.no_save or None, no_save=not args.no_save)
-    from ..scenario.loader import load_scenario
-
-    bar = progress_bar(args, len(load_scenario(args.file, args.overrides).shocks) + 2, "sim", "attribution")
+    scenario = refuse_too_large(args, keep_steps=not args.no_save, no_save=not args.no_save)
+    bar = progress_bar(args, len(scenario.shocks) + 2, "sim", "attribution")
 
     def progress(label, seconds):
         bar.update(1)
         bar.set_postfix_str(f"{label} {seconds:.1f} s")
 
-    with bar:
-        result = attribute(args.file, n_paths=args.paths, seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1,
-                           overrides=args.overrides, keep_result=not args.no_save,
+    with bar:  # the scenario loaded above, --set applied: its refusals locate the file's keys
+        result = attribute(scenario, n_paths=args.paths, seed=args.seed, n_jobs=args.jobs or os.cpu_count() or 1,
+                           keep_result=not args.no_save,
                            progress=progress if not bar.disable else None)
     folder = None
     if not args.no_save:

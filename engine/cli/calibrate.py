@@ -90,8 +90,6 @@ def cmd_calibrate(args) -> int:
               "are left out of the fit and the report (--reference FILE)", file=sys.stderr)
         oos, episodes = [], []
     out = args.out or Path("results") / f"calibration-{scenario.name}"
-    if out.exists() and not out.is_dir():
-        return usage(f"--out {out}: exists and is not a folder")
     check_out_dir(out, "--out")  # writable, before the fit (minutes of CPU)
     if args.write_params is not None:
         from .._files import check_output_file

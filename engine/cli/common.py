@@ -12,25 +12,27 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def bad_out(args, command: str) -> bool:
-    """``--out``/``--no-save`` refused before any work (printed): both given, or an --out that holds files."""
+    """``--out``/``--no-save`` refused before any work: both given (printed, True), or a run folder
+    that cannot be written or already holds files (a ScenarioError: exit 2, located)."""
     if args.out is not None and args.no_save:
         print(f"cascade {command}: --out and --no-save contradict each other", file=sys.stderr)
         return True
-    if args.out is not None and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        print(f"cascade {command}: --out {args.out}: already exists and is not empty", file=sys.stderr)
-        return True
-    if not args.no_save:  # writable, before the simulation runs (a ScenarioError: exit 2, located)
-        check_out_dir(args.out, "--out")
+    if not args.no_save:  # writable and empty, before the simulation runs
+        check_out_dir(args.out, "--out", must_be_empty=True)
     return False
 
 
-def check_out_dir(out: Path | None, flag: str, **kw) -> None:
+def check_out_dir(out: Path | None, flag: str, *, must_be_empty: bool = False) -> None:
     """Refuse, before any work, a results folder that cannot be written; ``None`` checks the default
-    ``results/`` folder under the current directory."""
+    ``results/`` folder under the current directory. ``must_be_empty``: a folder given (a run folder,
+    which is never written into one that holds files) must be missing or empty; the default
+    ``results/`` folder only gets a new subfolder, so it may hold anything."""
     from .._files import check_output_dir
 
-    check_output_dir(out if out is not None else Path("results"),
-                     flag if out is not None else f"{flag} (default results folder)", **kw)
+    if out is None:
+        check_output_dir(Path("results"), f"{flag} (default results folder)")
+    else:
+        check_output_dir(out, flag, must_be_empty=must_be_empty)
 
 
 def shown(path: Path) -> str:
@@ -41,15 +43,16 @@ def shown(path: Path) -> str:
         return str(path) + "/"
 
 
-def refuse_too_large(args, keep_steps: bool | None, no_save: bool = False) -> None:
-    """Refuse, before any work, a run of ``args.file`` (with ``--paths``, ``--set``) that does not fit in
-    memory; ``keep_steps=None``: the per-step fans only if the scenario has strategies."""
+def refuse_too_large(args, keep_steps: bool = False, no_save: bool = False):
+    """``args.file`` loaded (with ``--set``), refused before any work if a run of it (``--paths``)
+    does not fit in memory; the per-step fans are counted if ``keep_steps`` or the scenario has
+    strategies. The scenario is returned, to be passed on (its overrides already applied)."""
     from ..resources import check_memory
     from ..scenario.loader import load_scenario
 
     scenario = load_scenario(args.file, args.overrides)
-    keep = bool(scenario.strategies) if keep_steps is None else keep_steps
-    check_memory(scenario, n_paths=args.paths, keep_steps=keep or bool(scenario.strategies), no_save=no_save)
+    check_memory(scenario, n_paths=args.paths, keep_steps=keep_steps or bool(scenario.strategies), no_save=no_save)
+    return scenario
 
 
 def in_ci() -> bool:

@@ -87,27 +87,24 @@ def cmd_replay(args) -> int:
     from ..scenario.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        print(f"cascade replay: --out {args.out}: exists and is not a folder", file=sys.stderr)
-        return EXIT_USAGE
-    if args.out is not None:  # writable, before the replay runs
+    if args.out is not None:  # a writable folder, before the replay runs
         check_out_dir(args.out, "--out")
     facts = args.facts or default_facts(scenario.name, args.data)
     try:
-        if facts is not None:
-            load_facts(facts)  # readable, before the replay runs
+        facts_data = load_facts(facts) if facts is not None else None  # read once, before the replay runs
     except ValueError as exc:
         print(f"cascade replay: {'--facts ' if args.facts else ''}{exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         result = replay(scenario, load_ohlcv(args.data), args.start, args.end)
-        comparison = result.compare_facts(facts) if facts is not None else None
+        comparison = result.compare_facts(facts_data) if facts_data is not None else None
     except ValueError as exc:  # the data, the window or the facts file
         print(f"cascade replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    written = result.write(args.out, facts) if args.out is not None else []
+    written = result.write(args.out, comparison=comparison) if args.out is not None else []
     if args.json:
-        out = {"data": str(args.data), "facts_file": None if facts is None else str(facts), **result.to_dict(facts)}
+        out = {"data": str(args.data), "facts_file": None if facts is None else str(facts),
+               **result.to_dict(comparison=comparison)}
         if written:
             out["written"] = [str(p) for p in written]
         print(json.dumps(out))

@@ -99,7 +99,7 @@ def cmd_rerun(args) -> int:
     from ..simulate import run
 
     original = load_run(args.run_dir)
-    check_out_dir(args.out, "--out")  # writable, before the run
+    check_out_dir(args.out, "--out", must_be_empty=True)  # writable and empty, before the run
     m = original.manifest
     original.metrics  # read (a missing or unlisted one refused) before anything is simulated or written
     scenario = original.scenario

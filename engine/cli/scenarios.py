@@ -57,7 +57,7 @@ def cmd_validate(args) -> int:
         if not too_big and not args.json:
             from ..scenario.catalog import uncalibrated_note
 
-            note = uncalibrated_note(file)
+            note = uncalibrated_note(scenario, file)
             if note:
                 print(terminal_safe(f"note: {note}"), file=sys.stderr)
     if failed:
@@ -89,7 +89,7 @@ def cmd_show(args) -> int:
         from ..scenario.catalog import uncalibrated_note
 
         text = dump_scenario(scenario)
-        note = uncalibrated_note(args.file)
+        note = uncalibrated_note(scenario, args.file)
         if note:  # under the header, as a comment: the output stays a loadable scenario
             head, _, rest = text.partition("\n")
             text = f"{head}\n" + "".join(f"# {line}\n" for line in textwrap.wrap(f"note: {note}", 98)) + rest

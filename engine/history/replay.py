@@ -46,7 +46,6 @@ Margin stress, per step at its close (:func:`engine.nb.book.stress_nb`):
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import math
@@ -151,14 +150,9 @@ def _replayed_scenario(scenario, rows: pd.Series, spot: float, step: pd.Timedelt
     """The scenario over the window: horizon = the rows at the data's step, spot = the close before,
     one path. Validated again, so events outside the window are reported."""
     from ..errors import ScenarioError
-    from ..scenario.canonical import _number_keys
-    from ..scenario.loader import load_scenario
+    from ..scenario.loader import load_scenario, source_data
 
-    source = getattr(scenario, "_source", None)  # the raw data the loader validated (extends merged, overrides set)
-    if source is not None:
-        data = copy.deepcopy(source.data)
-    else:  # built in code: what was set, not the defaults (some checks look at which keys were given)
-        data = _number_keys(scenario.model_dump(mode="json", exclude_unset=True), scenario.model_dump(exclude_unset=True))
+    data = source_data(scenario)
     minutes = int(step / pd.Timedelta(minutes=1))
     data["horizon"] = {"start": rows.index[0].strftime("%Y-%m-%dT%H:%M:%SZ"), "duration": f"{minutes * len(rows)}m",
                        "step": f"{minutes}m"}
@@ -366,21 +360,25 @@ class ReplayResult:
         return pd.DataFrame(rows, columns=columns)
 
     # ------------------------------------------------------------------ output
-    def to_dict(self, facts=None) -> dict:
-        """The ``cascade replay --json`` object."""
+    def to_dict(self, facts=None, *, comparison: pd.DataFrame | None = None) -> dict:
+        """The ``cascade replay --json`` object; with ``facts`` (a file or its loaded mapping) or their
+        :meth:`compare_facts` table already made (``comparison``), the comparison under ``"facts"``."""
         daily = self.daily.reset_index()
         daily["date"] = daily["date"].dt.strftime("%Y-%m-%d")
         out = {"scenario": self.scenario.name, "start": self.start.isoformat(), "end": self.end.isoformat(),
                "steps": len(self.prices), "step_minutes": int(self.step / pd.Timedelta(minutes=1)),
                "filled": self.filled, "start_price": self.start_price, "totals": self.totals,
                "daily": _records(daily)}
-        if facts is not None:
-            out["facts"] = _records(self.compare_facts(facts))
+        if comparison is None and facts is not None:
+            comparison = self.compare_facts(facts)
+        if comparison is not None:
+            out["facts"] = _records(comparison)
         return out
 
-    def write(self, folder: str | Path, facts=None) -> list[Path]:
+    def write(self, folder: str | Path, facts=None, *, comparison: pd.DataFrame | None = None) -> list[Path]:
         """The per-step table (``replay_steps.parquet`` and ``.csv``), ``replay_daily.csv``,
-        ``replay_facts.csv`` (with facts) and the replayed ``scenario.yaml``, each written atomically."""
+        ``replay_facts.csv`` (with ``facts``, a file or its loaded mapping, or their :meth:`compare_facts`
+        table already made: ``comparison``) and the replayed ``scenario.yaml``, each written atomically."""
         from ..scenario.canonical import dump_scenario
 
         folder = Path(folder)
@@ -392,9 +390,10 @@ class ReplayResult:
             "replay_daily.csv": lambda p: self.daily.to_csv(p),
             "scenario.yaml": lambda p: Path(p).write_text(dump_scenario(self.scenario), encoding="utf-8"),
         }
-        if facts is not None:
-            table = self.compare_facts(facts)
-            writes["replay_facts.csv"] = lambda p: table.to_csv(p, index=False)
+        if comparison is None and facts is not None:
+            comparison = self.compare_facts(facts)
+        if comparison is not None:
+            writes["replay_facts.csv"] = lambda p: comparison.to_csv(p, index=False)
         written = []
         for name, write in writes.items():
             written.append(write_with(folder / name, write))

@@ -145,7 +145,7 @@ def _otm(chain):
     return chain[otm]
 
 
-def fit_surface(chain, ref_tenor: float = 30 * DAY, max_abs_x: float = 2.0, otm_only: bool = True) -> SurfaceFit:
+def fit_surface(chain, ref_tenor: float = IV_TENOR, max_abs_x: float = 2.0, otm_only: bool = True) -> SurfaceFit:
     """Fit ``(atm, rr25, bf25, term_slope)`` to a chain's implied vols (see the module doc).
 
     Quotes more than ``max_abs_x`` ATM deviations from the forward are left out of the fit (but

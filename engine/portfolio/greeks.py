@@ -42,14 +42,12 @@ def has_greeks(portfolio) -> bool:
 
 def _surface(compiled, row: int, atm, levels):
     """The kernels' vol surface at step ``row`` for prices ``levels``, the ATM level ``atm`` (arrays)."""
-    from ..compile.layout import IV_FLOOR, IV_TENOR
     from ..options.surface import VolSurface
 
     r = np.log(levels / compiled.param("SPOT0"))
     surface = VolSurface(atm=atm, rr25=float(compiled.step("RISK_REVERSAL_25D")[row]),
                          bf25=compiled.param("SURFACE_BF25"), term_slope=float(compiled.step("TERM_SLOPE")[row]),
-                         ref_tenor=IV_TENOR, spot_vol_beta=0.0, skew_beta=compiled.param("SURFACE_SKEW_BETA"),
-                         floor=IV_FLOOR)
+                         spot_vol_beta=0.0, skew_beta=compiled.param("SURFACE_SKEW_BETA"))
     return surface.moved(r)
 
 

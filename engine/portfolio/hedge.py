@@ -48,7 +48,7 @@ import numpy as np
 from . import metrics as hedge_metrics
 from ..compile.layout import (IV_FLOOR, IV_TENOR, N_CONTROLS, N_HEDGE_OUT, N_LEGS, N_ORDER_FIELDS, N_TRACE_FIELDS,
                              SURFACE_FIELDS, Control, HedgeOut, Order)
-from .metrics import METRICS
+from .metrics import METRICS, touched
 
 __all__ = ["evaluate", "evaluate_paths", "to_vectorbt", "path_to_vectorbt", "Variant", "variants", "METRICS", "row_label"]
 
@@ -369,8 +369,6 @@ def _evaluate(prices, lows, compiled, scenario, funding_rates=None, vs=None, atm
     every row comes out as it would in one call. ``p_touch_<level>`` reads ``highs`` for a level
     above the start price (default: the highest of the start and the closes), ``lows`` otherwise."""
     import pandas as pd
-
-    from .metrics import touched
 
     n_paths = prices.shape[0]
     skipped = []

@@ -15,6 +15,7 @@ from pathlib import Path
 from .._files import check_output_dir, check_output_file
 from .._terminal import terminal_safe
 from ..errors import BaselineError, ScenarioError
+from ..scenario.problems import scenario_problem
 from .regression import (
     DEFAULT_BASELINES,
     CheckResult,
@@ -26,7 +27,6 @@ from .regression import (
     measure,
     regression_section,
     render_check,
-    scenario_problem,
     update_command,
     write_baseline,
 )
@@ -145,7 +145,6 @@ def run_check(files: list[Path], *, update: bool = False, baselines: Path | None
     """The ``cascade check`` command; returns its exit code. ``junit``: also write a JUnit XML
     report there; ``annotate`` (default: ``GITHUB_ACTIONS=true``): print a GitHub Actions error
     annotation per drifted or unreadable scenario."""
-    import os
     import time
 
     if annotate is None:

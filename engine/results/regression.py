@@ -60,6 +60,7 @@ import numpy as np
 from .._atomic import write_text
 from .._files import read_regular_bytes
 from ..errors import BaselineError, ScenarioError
+from ..scenario.problems import scenario_problem
 from .._format import five_digits
 
 __all__ = ["BOOTSTRAP_SEED", "DEFAULT_BASELINES", "FLOAT_NOISE", "RESAMPLES", "CheckResult", "Measurement", "Metric",
@@ -206,13 +207,6 @@ def scenario_sha256(scenario) -> str:
 
     plain = scenario.model_copy(update={"regression": None, "description": "", "limits": []})
     return hashlib.sha256(dump_scenario(plain).encode("utf-8")).hexdigest()
-
-
-def scenario_problem(scenario, path: tuple, message: str, hint: str | None = None):
-    from ..errors import Problem
-
-    doc = getattr(scenario, "_source", None)
-    return doc.problem(path, message, hint=hint) if doc is not None else Problem(message, path=path, hint=hint)
 
 
 # ----------------------------------------------------------------------------- tolerances

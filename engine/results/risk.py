@@ -137,7 +137,8 @@ def check_limits(result, errors: dict | None = None) -> list[dict]:
     :func:`uncertainty` object) has the metric's interval. A metric the run lacks, or one
     without a value here (``effectiveness`` of a row that pays no premium), raises
     :class:`~engine.errors.ScenarioError` naming the limit and the closest metric names."""
-    from .regression import metric_values, scenario_problem
+    from ..scenario.problems import scenario_problem
+    from .regression import metric_values
 
     scenario = result.scenario
     limits = list(getattr(scenario, "limits", None) or [])

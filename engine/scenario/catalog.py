@@ -83,23 +83,19 @@ CALIBRATION = Path("calibration") / "feb-2026.yaml"
 """The calibrated market parameters, under the scenario library (``cascade calibrate`` writes it)."""
 
 
-def uncalibrated_note(path: str | Path) -> str | None:
-    """A note when the scenario file ``path`` sets none of the market keys the shipped calibration
-    fits (itself or through ``extends``): its mechanics (impact, the book's leverage, the traders'
-    behaviour, volatility clustering) then take the schema's defaults, which no data fitted.
-    ``None`` when it sets some, or when there is no calibration file to compare with."""
-    from .loader import read_document
-
+def uncalibrated_note(scenario, path: str | Path) -> str | None:
+    """A note when ``scenario``, loaded from the file ``path``, sets none of the market keys the
+    shipped calibration fits (in its file, through ``extends`` or by ``--set``): its mechanics
+    (impact, the book's leverage, the traders' behaviour, volatility clustering) then take the
+    schema's defaults, which no data fitted. ``None`` when it sets some, or when there is no
+    calibration file to compare with (or no file the scenario was loaded from)."""
     parameters = scenarios_dir() / CALIBRATION
-    if not parameters.is_file():
+    doc = getattr(scenario, "_source", None)  # the loader's Document: which keys came from where
+    if doc is None or not parameters.is_file():
         return None
     here = Path.cwd()
     shown = parameters.relative_to(here) if parameters.is_absolute() and parameters.is_relative_to(here) else parameters
     fitted = _fitted_keys(str(parameters), parameters.stat().st_mtime_ns)
-    try:
-        doc = read_document(path)
-    except Exception:  # noqa: BLE001 - the loader has reported it already
-        return None
     if any(key in fitted for key in doc.origins):
         return None
     return (f"{path}: uses uncalibrated market mechanics: it sets none of the keys fitted in "

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from .sweep import SweepBase
 
-__all__ = ["inline_sweeps", "sweep_dimensions", "expand_grid"]
+__all__ = ["inline_sweeps", "sweep_dimensions", "combine", "expand_grid"]
 
 
 def _walk(model: BaseModel, prefix: str):
@@ -48,6 +48,18 @@ def sweep_dimensions(scenario) -> list[tuple[str, list]]:
             listing = ", ".join(f"{k} has {n}" for k, n in lengths.items())
             raise ValueError(f"mode zip needs equally long value lists: {listing}")
     return dims
+
+
+def combine(dims: list[tuple[str, list]], mode: str) -> list[dict]:
+    """Dimensions ``[(key, values), ...]`` combined into points ``{key: value}``: ``zip`` pairs
+    the value lists element-wise, any other mode (``product``) takes every combination;
+    ``[{}]`` when there is no dimension."""
+    if not dims:
+        return [{}]
+    keys = [k for k, _ in dims]
+    values = [v for _, v in dims]
+    rows = zip(*values) if mode == "zip" else itertools.product(*values)
+    return [dict(zip(keys, row)) for row in rows]
 
 
 def expand_grid(scenario) -> list[dict]:
@@ -84,12 +96,4 @@ def expand_grid(scenario) -> list[dict]:
     from .._params import check_scenario
 
     check_scenario("expand_grid", "scenario", scenario, path=False)
-    dims = sweep_dimensions(scenario)
-    if not dims:
-        return [{}]
-    keys = [k for k, _ in dims]
-    if scenario.sweep is not None and scenario.sweep.mode == "zip":
-        rows = zip(*(values for _, values in dims))
-    else:
-        rows = itertools.product(*(values for _, values in dims))
-    return [dict(zip(keys, row)) for row in rows]
+    return combine(sweep_dimensions(scenario), scenario.sweep.mode if scenario.sweep is not None else "product")

@@ -3,7 +3,8 @@
 :func:`split_path` reads one into its parts; :func:`set_path` sets a value there in a scenario's
 plain data (lists are indexed by position or by an item's ``id``, ``name``, ``rule`` or
 ``type``). The one place that walks a key path: the loader (``--set``), the semantic checks, the
-sweeps, the reverse stress test and the calibration all call these.
+sweeps, the reverse stress test and the calibration all call these. :func:`strategy_key` reads a
+sweep's ``strategies[LABEL].field`` key the way the sweeps match it to one strategy.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from ..errors import format_path
 
-__all__ = ["split_path", "set_path"]
+__all__ = ["split_path", "set_path", "strategy_key"]
 
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
@@ -83,3 +84,13 @@ def set_path(data: dict, path: tuple, value: Any, *, create: bool = True) -> tup
         else:
             node = node[key]
     return concrete
+
+
+def strategy_key(key: str) -> tuple[str, str] | None:
+    """``'strategies[put].costs.fee_rate'`` -> ``('put', 'costs.fee_rate')``: the strategy label
+    (its name, or its rule) a sweep key names and the field path inside that strategy; ``None``
+    for a key outside ``strategies[...]``. The label ends at the first ``].``."""
+    if not key.startswith("strategies["):
+        return None
+    label, _, rest = key[len("strategies["):].partition("].")
+    return label, rest

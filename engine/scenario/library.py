@@ -9,7 +9,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["scenarios_dir", "shipped_dir", "find_scenario"]
+__all__ = ["scenarios_dir", "shipped_dir", "find_scenario", "on_disk"]
 
 SHARE = Path("share") / "cascade-engine"
 """Where a wheel installs the shipped libraries, under the installation's data path
@@ -52,10 +52,15 @@ def find_scenario(name: str) -> Path | None:
         return None
     root = scenarios_dir()
     for folder in (root, root / "history", root / "ci"):
-        path = folder / f"{name}.yaml"
-        try:
-            if path.is_file():
-                return path
-        except (OSError, ValueError):  # a name the system refuses (too long, a NUL): no such scenario
-            return None
+        if on_disk(folder / f"{name}.yaml", file=True):
+            return folder / f"{name}.yaml"
     return None
+
+
+def on_disk(path: str | Path, *, file: bool = False) -> bool:
+    """Whether ``path`` names something on disk (with ``file``, a regular file); a name the
+    system refuses (too long, a NUL) names nothing."""
+    try:
+        return Path(path).is_file() if file else Path(path).exists()
+    except (OSError, ValueError):
+        return False

@@ -36,7 +36,8 @@ from pydantic import ValidationError
 
 from ..errors import Problem, ScenarioError, Source
 from .problems import Document, Origin, validation_problems
-from .strategy_files import StrategyFile, expand_uses, is_strategy_data, validate_strategy_file
+from .library import find_scenario, on_disk
+from .strategy_files import StrategyFile, expand_uses, read_strategy_document, validate_strategy_file
 from .yamlio import load_yaml, parse_yaml_text
 
 __all__ = ["Document", "read_document", "load_scenario", "load_strategy_file", "parse_override", "set_path",
@@ -105,21 +106,11 @@ def _drop(origins: dict, prefix: tuple) -> None:
         del origins[path]
 
 
-def _exists(path) -> bool:
-    """Whether ``path`` names something on disk; a name the system refuses (too long, a NUL) does not."""
-    try:
-        return Path(path).exists()
-    except (OSError, ValueError):
-        return False
-
-
 def read_document(path: str | Path, _stack: tuple = ()) -> Document:
     """Read a scenario file and everything it ``extends``, merged. A top-level ``path`` that does
     not exist and is a bare name (``feb-2026-deleveraging``) is looked up in the scenario library
     (:func:`engine.scenario.library.find_scenario`)."""
-    if not _stack and not _exists(path):
-        from .library import find_scenario
-
+    if not _stack and not on_disk(path):
         path = find_scenario(str(path)) or path
     file = str(path)
     data, marks = load_yaml(path)  # first: it refuses a name the system would not take
@@ -358,13 +349,25 @@ def load_scenario(source, overrides=(), *, check: bool = True, book=None):
 # ----------------------------------------------------------------------------- whole files
 def load_strategy_file(path: str | Path, overrides=()) -> StrategyFile:
     """Read, expand (``use:``), override (``--set``) and validate a strategy file."""
-    file = str(path)
-    data, marks = load_yaml(path)
-    origins = {p: (file, line, col) for p, (line, col) in marks.items()}
-    if not is_strategy_data(data):
-        raise ScenarioError(Problem("not a strategy file: a strategy file is a mapping with a strategies: list "
-                                    "and no market:, horizon: or extends:", file, 1, 1))
-    expand_uses(data, origins, file, (Path(path).resolve(),))
-    doc = Document(data, origins, file)
+    doc = read_strategy_document(path)
     apply_overrides(doc, overrides)
-    return validate_strategy_file(doc.data, doc.origins, file)
+    return validate_strategy_file(doc.data, doc.origins, doc.file)
+
+
+# ----------------------------------------------------------------------------- loaded again
+def source_data(scenario) -> dict:
+    """A copy of the raw data ``scenario`` was validated from (``extends`` merged, overrides
+    applied), to change and load again; for a scenario built in code, the keys it was given, not
+    its defaults (some checks, and the values the loader derives, look at which keys were set)."""
+    doc = getattr(scenario, "_source", None)
+    if doc is not None:
+        return copy.deepcopy(doc.data)
+    from .canonical import _number_keys
+
+    return _number_keys(scenario.model_dump(mode="json", exclude_unset=True), scenario.model_dump(exclude_unset=True))
+
+
+def with_overrides(scenario, overrides=()):
+    """``scenario`` (a loaded :class:`~engine.scenario.schema.Scenario`) with ``--set`` style
+    ``overrides`` applied as if given with its file, validated again; itself when there are none."""
+    return load_scenario(source_data(scenario), overrides) if overrides else scenario

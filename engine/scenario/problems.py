@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Problem
 
-__all__ = ["Document", "Origin", "validation_problems"]
+__all__ = ["Document", "Origin", "scenario_problem", "validation_problems"]
 
 Origin = tuple[str, int | None, int | None]  # file, line, column; the file a Source for a --set
 
@@ -47,6 +47,14 @@ class Document:
 
 
 # ----------------------------------------------------------------------------- validation errors
+def scenario_problem(scenario, path: tuple, message: str, **kw) -> Problem:
+    """A problem at the key ``path`` of a loaded scenario: located at its file, line and column
+    when the scenario was loaded from one (its ``_source`` :class:`Document`), else by key alone;
+    ``kw``: the :class:`Problem`'s other fields (``hint``, ``expected``, ``found``, ...)."""
+    doc = getattr(scenario, "_source", None)
+    return doc.problem(path, message, **kw) if doc is not None else Problem(message, path=tuple(path), **kw)
+
+
 def _unwrap(tp: Any, node: Any) -> Any:
     """Strip Annotated/Optional and pick the union member that ``node`` selects."""
     while True:
@@ -65,9 +73,11 @@ def _unwrap(tp: Any, node: Any) -> Any:
                             return member
                 if len(models) == 1:
                     return models[0]
-            tp = others[0] if len(others) == 1 else (models[0] if len(models) == 1 else tp)
-            if typing.get_origin(tp) in (Union, typing.Annotated):
+            picked = others[0] if len(others) == 1 else (models[0] if len(models) == 1 else tp)
+            if picked is not tp and typing.get_origin(picked) in (Union, typing.Annotated):
+                tp = picked
                 continue
+            tp = picked  # a union that the node does not decide (a dict of several sweep shapes): as it is
         return tp
 
 

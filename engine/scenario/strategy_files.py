@@ -39,7 +39,7 @@ from .types import StrictModel
 from .yamlio import load_yaml
 
 __all__ = ["StrategyFile", "expand_uses", "is_strategy_data", "is_strategy_file",
-           "library_dirs", "MAX_USE_DEPTH", "MAX_EXPANDED"]
+           "library_dirs", "read_strategy_document", "validate_strategy_file", "MAX_USE_DEPTH", "MAX_EXPANDED"]
 
 MAX_USE_DEPTH = 16  # files naming files (the extends limit)
 MAX_EXPANDED = 1000  # entries of one strategies: list after expansion
@@ -119,11 +119,9 @@ def _resolve(value, naming_file: Path, where) -> Path:
 
 
 # ----------------------------------------------------------------------------- reading
-def _read(path: Path, stack: tuple, cache: dict):
-    """A used file's validated entries as ``(items, origins by path within the file)``."""
-    resolved = path.resolve()
-    if resolved in cache:
-        return cache[resolved]
+def read_strategy_document(path: str | Path, stack: tuple = (), cache: dict | None = None) -> Document:
+    """A strategy file read, its ``use:`` items expanded (``stack``: the files naming it, to
+    refuse cycles), not yet validated: a scenario or anything else is refused."""
     file = str(path)
     data, marks = load_yaml(path)
     origins = {p: (file, line, col) for p, (line, col) in marks.items()}
@@ -131,9 +129,17 @@ def _read(path: Path, stack: tuple, cache: dict):
         what = "a scenario" if isinstance(data, dict) and any(k in data for k in _SCENARIO_KEYS) else "not a strategy file"
         raise ScenarioError(Problem(f"{what}: a strategy file is a mapping with a strategies: list and no "
                                     "market:, horizon: or extends:", file, 1, 1))
-    expand_uses(data, origins, file, stack + (resolved,), cache)
-    validate_strategy_file(data, origins, file)
-    cache[resolved] = (data["strategies"], origins)
+    expand_uses(data, origins, file, stack + (Path(path).resolve(),), cache)
+    return Document(data, origins, file)
+
+
+def _read(path: Path, stack: tuple, cache: dict):
+    """A used file's validated entries as ``(items, origins by path within the file)``."""
+    resolved = path.resolve()
+    if resolved not in cache:
+        doc = read_strategy_document(path, stack, cache)
+        validate_strategy_file(doc.data, doc.origins, doc.file)
+        cache[resolved] = (doc.data["strategies"], doc.origins)
     return cache[resolved]
 
 

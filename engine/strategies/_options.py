@@ -4,14 +4,15 @@ parameters, and how those become a leg's size and times."""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from ..scenario.types import Amount, Duration, Rate, Timestamp
 
 from ._base import Context, Rule, sweepable, years
 
-__all__ = ["OptionLeg", "leg_terms", "one_strike", "ordered_strikes", "strike_pair", "two_legs", "two_strike_rule"]
+__all__ = ["OptionLeg", "leg_terms", "one_strike", "two_legs", "two_strike_rule"]
 
 
 class OptionLeg(Rule):
@@ -48,30 +49,6 @@ def leg_terms(params: OptionLeg, ctx: Context) -> tuple[float, float, float, flo
     return size, expiry, tenor, roll
 
 
-def ordered_strikes(model, low: str, high: str, message: str) -> None:
-    """``model.<high>`` must be above ``model.<low>`` when both are single values (a sweep's values
-    are checked row by row when the grid is expanded); ``message`` says which to move."""
-    lo, hi = getattr(model, low), getattr(model, high)
-    if isinstance(lo, float) and isinstance(hi, float) and hi <= lo:
-        raise ValueError(message)
-
-
-def strike_pair(first: tuple[str, str], second: tuple[str, str], *, low: str, high: str, message: str) -> type[Rule]:
-    """The base of a two-strike rule (a put spread, a collar): its strikes ``first`` and ``second``
-    (``(key, description)``), declared before every other key so that they lead the rule's keys
-    (in ``cascade show``, and as a sweep's first dimensions: the report's heatmaps are drawn over
-    the first two), with ``high`` above ``low`` (:func:`ordered_strikes`, ``message`` if not)."""
-    from pydantic import create_model
-
-    def _ordered(self):
-        ordered_strikes(self, low, high, message)
-        return self
-
-    fields = {key: (sweepable(Amount, gt=0), Field(..., description=text)) for key, text in (first, second)}
-    return create_model("_Strikes", __base__=Rule, __validators__={"_ordered": model_validator(mode="after")(_ordered)},
-                        **fields)
-
-
 def two_legs(params: OptionLeg, ctx: Context, *legs: tuple[int, float, float]) -> list[tuple]:
     """The kernel's legs of a two-option rule: each ``(kind, sign, strike)`` (kind 0 put, 1 call;
     sign +1 bought, -1 sold) at the rule's size, expiry, tenor and roll (:func:`leg_terms`)."""
@@ -82,18 +59,27 @@ def two_legs(params: OptionLeg, ctx: Context, *legs: tuple[int, float, float]) -
 def two_strike_rule(rule: str, first: tuple[str, str], second: tuple[str, str], legs: tuple, module: str, *,
                     low: str):
     """``(Params, translate)`` of a two-strike rule named ``rule`` (a put spread, a collar), for the
-    rule's module ``module``: its strikes ``first`` and ``second`` (``(key, description)``, in
-    that order, ``low`` the key that must be below the other, :func:`strike_pair`) lead the keys,
-    then the option leg's (:class:`OptionLeg`); ``translate`` writes ``legs``, each ``(kind, sign,
-    strike key)`` (:func:`two_legs`)."""
-    from typing import Literal
+    rule's module ``module``.
 
-    from pydantic import create_model
-
+    Its strikes ``first`` and ``second`` (``(key, description)``) are declared, in that order,
+    before every other key so that they lead the rule's keys (in ``cascade show``, and as a sweep's
+    first dimensions: the report's heatmaps are drawn over the first two), then come the option
+    leg's (:class:`OptionLeg`). ``low`` names the strike that must be below the other (checked when
+    both are single values: a sweep's values are checked row by row when the grid is expanded).
+    ``translate`` writes ``legs``, each ``(kind, sign, strike key)`` (:func:`two_legs`)."""
     if low not in (first[0], second[0]):
         raise ValueError(f"{rule}: low must name one of the strikes {first[0]!r} and {second[0]!r}, got {low!r}")
     high = second[0] if low == first[0] else first[0]
-    strikes = strike_pair(first, second, low=low, high=high, message=f"{high} must be above {low}")
+
+    def _ordered(self):
+        lo, hi = getattr(self, low), getattr(self, high)
+        if isinstance(lo, float) and isinstance(hi, float) and hi <= lo:
+            raise ValueError(f"{high} must be above {low}")
+        return self
+
+    strikes = create_model("_Strikes", __base__=Rule,
+                           __validators__={"_ordered": model_validator(mode="after")(_ordered)},
+                           **{key: (sweepable(Amount, gt=0), Field(..., description=text)) for key, text in (first, second)})
     params = create_model("Params", __base__=(OptionLeg, strikes), __module__=module, rule=(Literal[rule], ...))
 
     def translate(params: OptionLeg, ctx: Context, variant) -> None:

@@ -58,13 +58,11 @@ def _market_columns(result) -> dict:
 
 def _with_values(strategy: dict, sets: list[dict]) -> dict:
     """The strategy with each swept field holding the chunk's values (evaluated in zip mode)."""
+    from ..scenario.keypaths import set_path, split_path
+
     data = copy.deepcopy(strategy)
     for key in sets[0]:
-        node = data
-        *path, last = key.split(".")
-        for part in path:
-            node = node[part]
-        node[last] = {"values": [s[key] for s in sets]}
+        set_path(data, split_path(key), {"values": [s[key] for s in sets]})
     return data
 
 

@@ -3,6 +3,7 @@ sweep resumes, and the lock that keeps two sweeps out of one folder."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -13,15 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._atomic import write_with
+from .._atomic import write_bytes, write_json
 from ..errors import RunFolderError
 from .plan import SweepPlan
-
-
-def _sha256(path: Path) -> str:
-    from ..results.store import _sha256_file
-
-    return _sha256_file(path)
 
 
 def _chunk_paths(folder: Path, k: int) -> tuple[Path, Path]:
@@ -47,7 +42,9 @@ def chunk_finished(plan: SweepPlan, folder: Path, k: int) -> bool:
         record = json.loads(meta.read_text())
     except json.JSONDecodeError:
         return False
-    return record.get("work") == plan.chunk_hash(k) and record.get("sha256") == _sha256(data)
+    with open(data, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return record.get("work") == plan.chunk_hash(k) and record.get("sha256") == digest
 
 
 def save_chunk(plan: SweepPlan, folder: Path, k: int, rows: pd.DataFrame, failures: pd.DataFrame,
@@ -58,10 +55,11 @@ def save_chunk(plan: SweepPlan, folder: Path, k: int, rows: pd.DataFrame, failur
     if not failures.empty:
         fail = failures.assign(__failed=True)
         frame = pd.concat([frame, fail], ignore_index=True)
-    write_with(data, lambda p: frame.to_parquet(p))
-    record = {"chunk": k, "work": plan.chunk_hash(k), "sha256": _sha256(data), "rows": int(len(rows)),
-              "failures": int(len(failures)), "seconds": round(seconds, 4)}
-    write_with(meta, lambda p: p.write_text(json.dumps(record) + "\n"))
+    table = frame.to_parquet()  # the file's bytes, hashed as written
+    write_bytes(data, table)
+    record = {"chunk": k, "work": plan.chunk_hash(k), "sha256": hashlib.sha256(table).hexdigest(),
+              "rows": int(len(rows)), "failures": int(len(failures)), "seconds": round(seconds, 4)}
+    write_json(meta, record, indent=None)
 
 
 def default_folder(plan: SweepPlan, root: str | Path = "results") -> Path:
@@ -161,7 +159,7 @@ def prepare_folder(plan: SweepPlan, folder: Path) -> None:
     summary = {"hash": plan.hash, "name": plan.name, "seed": plan.seed, "n_paths": plan.n_paths, "mode": plan.mode,
                "scenario_keys": plan.scenario_keys, "strategies": plan.labels, "points": len(plan.points),
                "rows": len(plan.items), "chunk_size": plan.chunk_size, "chunks": plan.n_chunks}
-    write_with(plan_file, lambda p: p.write_text(json.dumps(summary, indent=1) + "\n"))
+    write_json(plan_file, summary)
 
 
 def load_chunks(plan: SweepPlan, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

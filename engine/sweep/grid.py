@@ -57,11 +57,12 @@ def _duration(text: str) -> str:
 def _is_duration(scenario, key: str) -> bool:
     """Whether ``key`` is a strategy's duration parameter (``strategies[put].tenor``), whose
     ``--grid`` values are durations (``30m`` there is 30 minutes, not 30 million)."""
+    from ..scenario.keypaths import strategy_key
     from ..scenario.sweep import DurationSweep, field_sweep
 
-    if not key.startswith("strategies["):
+    if (named := strategy_key(key)) is None:
         return False
-    label, _, rest = key[len("strategies["):].partition("].")
+    label, rest = named
     return any(s.label == label and field_sweep(type(s), rest) is DurationSweep for s in scenario.strategies)
 
 
@@ -71,25 +72,25 @@ def apply_grid(scenario, grids: list[str]):
     if not grids:
         return scenario
     from ..scenario.canonical import to_plain
+    from ..scenario.keypaths import set_path, split_path, strategy_key
     from ..scenario.loader import load_scenario
 
     plain = to_plain(scenario)
     for text in grids:
         key, spec = parse_grid(text, durations=_is_duration(scenario, text.split("=", 1)[0].strip()))
-        if key.startswith("strategies["):
-            label, _, rest = key[len("strategies["):].partition("].")
-            for s in plain.get("strategies") or []:
-                if (s.get("name") or s.get("rule")) == label:
-                    node = s
-                    *path, last = rest.split(".")
-                    for part in path:
-                        node = node.setdefault(part, {})
-                    node[last] = spec
-                    break
-            else:
-                labels = [s.get("name") or s.get("rule") for s in plain.get("strategies") or []]
+        if (named := strategy_key(key)) is not None:
+            label, rest = named
+            labels = [s.get("name") or s.get("rule") for s in plain.get("strategies") or []]
+            if not rest:
+                raise ScenarioError(Problem(f"--grid {key}: name a field of the strategy, like "
+                                            f"strategies[{label.rstrip(']')}].strike_usd", source="--grid"))
+            if label not in labels:
                 raise ScenarioError(Problem(f"--grid {key}: no strategy {label!r}; the scenario has "
                                             f"{', '.join(labels) or 'none'}", source="--grid"))
+            try:
+                set_path(plain["strategies"][labels.index(label)], split_path(rest), spec)
+            except (ValueError, KeyError) as exc:
+                raise ScenarioError(Problem(f"--grid {key}: {exc.args[0]}", source="--grid")) from None
         else:
             sweep = plain.get("sweep") or {"mode": "product", "parameters": {}}
             sweep.setdefault("parameters", {})[key] = spec

@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from ..errors import Problem, ScenarioError
+from ..errors import ScenarioError
 
 
 UNHEDGED = -1  # the strategy index of the unhedged book's row at each point
@@ -61,28 +61,15 @@ def _strip_sweeps(strategy, data: dict) -> tuple[dict, list]:
     values)]): the specs are read off the validated ``strategy``, whose types tell a duration sweep
     (``tenor: {values: [14d, 30m]}``) from a number sweep."""
     from ..scenario.grid import _walk
+    from ..scenario.keypaths import set_path, split_path
 
     data = copy.deepcopy(data)
     dims = []
     for key, values in _walk(strategy, ""):
         path = key.lstrip(".")
-        node = data
-        *parents, last = path.split(".")
-        for part in parents:
-            node = node[part]
-        node[last] = None
+        set_path(data, split_path(path), None, create=False)
         dims.append((path, values))
     return data, dims
-
-
-def _combine(dims: list[tuple[str, list]], mode: str) -> list[dict]:
-    import itertools
-
-    if not dims:
-        return [{}]
-    keys = [k for k, _ in dims]
-    rows = zip(*(v for _, v in dims)) if mode == "zip" else itertools.product(*(v for _, v in dims))
-    return [dict(zip(keys, row)) for row in rows]
 
 
 def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None, chunk_size: int = 0) -> SweepPlan:
@@ -90,8 +77,10 @@ def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None,
     strategy sweeps and/or ``sweep.parameters``). ``chunk_size`` 0 cuts the work into about 32
     chunks (for balance and for little lost work on interruption)."""
     from ..scenario.canonical import to_plain
-    from ..scenario.grid import sweep_dimensions
-    from ..scenario.sweep import DurationSweep, field_sweep
+    from ..scenario.grid import combine, sweep_dimensions
+    from ..scenario.keypaths import strategy_key
+    from ..scenario.problems import scenario_problem
+    from ..scenario.sweep import DurationSweep, SweepBase, field_sweep, parse_value
 
     sweep_dimensions(scenario)  # raises for a zip of unequal lengths
     plain = to_plain(scenario)
@@ -101,8 +90,8 @@ def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None,
     strategies, labels, variants = [], [], []
     moved: dict[str, dict] = {}  # sweep.parameters keys that belong to a strategy
     for key in list(parameters):
-        if key.startswith("strategies["):
-            label, _, rest = key[len("strategies["):].partition("].")
+        if (named := strategy_key(key)) is not None:
+            label, rest = named
             moved.setdefault(label, {})[rest] = parameters.pop(key)
     for strategy, s in zip(scenario.strategies, plain.get("strategies") or []):
         label = strategy.label
@@ -111,19 +100,21 @@ def plan_sweep(scenario, *, n_paths: int | None = None, seed: int | None = None,
             values = spec.expand() if hasattr(spec, "expand") else list(spec)
             if field_sweep(type(strategy), rest) is DurationSweep:  # the texts an inline sweep has: 24h -> 1d
                 values = DurationSweep(values=values).expand()
-            dims.append((rest, [float(v) if isinstance(v, (int, float)) else v for v in values]))
+            else:  # numbers, as the scenario's keys below and an inline sweep have them: 52k -> 52000.0
+                values = [parse_value(v) for v in values]
+            dims.append((rest, [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+                                for v in values]))
         strategies.append(data)
         labels.append(label)
-        variants.append(_combine(dims, mode))
+        variants.append(combine(dims, mode))
     if moved:
-        raise ScenarioError(Problem(f"sweep.parameters names strategies {sorted(moved)} the scenario does not have",
-                                    "sweep.parameters"))
+        raise ScenarioError(scenario_problem(scenario, ("sweep", "parameters"),
+                                             f"sweep.parameters names strategies {sorted(moved)} the scenario does not have"))
     plain["strategies"] = []
-    from ..scenario.sweep import SweepBase, parse_value
 
     scenario_dims = [(k, v.expand() if isinstance(v, SweepBase) else [parse_value(x) for x in v])
                      for k, v in parameters.items()]
-    points = _combine(scenario_dims, mode)
+    points = combine(scenario_dims, mode)
     items: list[Item] = []
     if mode == "zip" and scenario_dims and any(len(v) > 1 for v in variants):
         for i in range(len(points)):

@@ -66,7 +66,7 @@ def _check_memory(scenario, plan: SweepPlan, backend: str, n_jobs: int, schedule
     if scheduler:
         return
     parallel = backend in ("loky", "dask") and n_jobs != 1 and len(plan.points) > 1
-    workers = min(n_jobs if n_jobs > 0 else (os.cpu_count() or 1), len(plan.points)) if parallel else 1
+    workers = min(n_jobs, len(plan.points)) if parallel else 1
     check_memory(scenario, n_paths=plan.n_paths, keep_steps=True, workers=workers)
 
 
@@ -183,8 +183,9 @@ def _run_locked(plan: SweepPlan, folder: Path, *, started: float, workers: int, 
     if progress:
         from tqdm import tqdm
 
+        pending = set(todo)
         bar = tqdm(total=len(plan.items), initial=sum(len(plan.chunks[k]) for k in range(plan.n_chunks)
-                                                      if k not in set(todo)),
+                                                      if k not in pending),
                    unit="row", desc="sweep", dynamic_ncols=True)
     executor = Executor(backend, n_jobs, scheduler, dask_local)
     base = warm = None
